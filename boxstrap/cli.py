@@ -1,0 +1,92 @@
+"""The ``boxstrap`` command line: one subcommand per module in :mod:`boxstrap.commands`.
+
+A command module defines ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``.
+It parses flags into its stage's config dataclass and calls one library function; the work
+itself lives in the stage packages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+import boxstrap
+from boxstrap import commands
+from boxstrap.environment import EnvironmentClash, check_stage_packages
+
+log = logging.getLogger("boxstrap")
+
+# The order commands are listed in ``boxstrap --help``: the order a user runs them.
+_ORDER = ["demo-data", "prepare", "train", "predict", "export", "verify", "localize",
+          "evaluate-boxes", "train-boxes", "export-boxes", "pipeline"]
+
+
+def _command_modules():
+    found = []
+    for info in pkgutil.iter_modules(commands.__path__):
+        if info.name.startswith("_"):
+            continue
+        found.append(importlib.import_module(f"boxstrap.commands.{info.name}"))
+
+    def rank(module):
+        return (_ORDER.index(module.NAME) if module.NAME in _ORDER else len(_ORDER), module.NAME)
+
+    return sorted(found, key=rank)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="boxstrap",
+        description=(
+            "Turn a folder of phone photos per class into a verified Core ML classifier, "
+            "and bootstrap the bounding boxes you never drew."
+        ),
+        epilog="Run `boxstrap COMMAND --help` for a command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"boxstrap {boxstrap.__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in _command_modules():
+        command = sub.add_parser(module.NAME, help=module.HELP, description=module.__doc__)
+        module.add_arguments(command)
+        command.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``boxstrap`` console script; returns the exit status."""
+    try:
+        check_stage_packages()
+    except EnvironmentClash as error:
+        print(f"boxstrap: {error}", file=sys.stderr)
+        return 2
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except KeyboardInterrupt:
+        print("boxstrap: interrupted; finished outputs are kept, rerun the same command to go on.",
+              file=sys.stderr)
+        return 130
+    except (FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError,
+            ValueError, TypeError) as error:
+        if args.verbose:
+            raise
+        print(f"boxstrap {args.command}: error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per ``boxstrap`` subcommand; see :mod:`boxstrap.cli` for the protocol."""

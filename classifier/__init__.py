@@ -1,0 +1,3 @@
+"""classifier: VGG16 with a fully convolutional class-map head, trained on a CPU, exported to Core ML."""
+
+__boxstrap_stage__ = "classifier"

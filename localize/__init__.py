@@ -1,0 +1,3 @@
+"""localize: class heatmaps to pseudo bounding boxes, their review and scores, and a box model."""
+
+__boxstrap_stage__ = "localize"
