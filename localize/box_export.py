@@ -1,0 +1,253 @@
+"""Export a box model to Core ML the way Apple's Vision framework reads object detectors.
+
+The exported model is a pipeline of two models::
+
+    image ──> box network (ML Program or NeuralNetwork)
+                 raw_confidence  (1, C)   class probabilities
+                 raw_coordinates (1, 4)   normalised (centre x, centre y, width, height)
+          ──> NonMaximumSuppression (Core ML's own)
+                 confidence  (0..1, C)
+                 coordinates (0..1, 4)
+
+Vision returns ``VNRecognizedObjectObservation``s only for a model that ends in Core ML's
+non-maximum suppression, with outputs named ``confidence`` and ``coordinates``; a plain network
+with those outputs gives raw feature values instead. The network predicts one box per photo,
+so suppression keeps or drops that box by ``confidenceThreshold`` (an optional input, default
+from :class:`BoxExportConfig`). Preprocessing (colour order, bias, scale) is the image input's
+own, as in the classifier export, and the labels are the suppression model's class labels.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boxstrap
+from boxstrap.config import config_to_dict, save_config
+from classifier import export_metadata as meta
+from classifier.export import INPUT_NAME, disk_size
+from classifier.export import _move_into_place as move_into_place  # noqa: PLC2701 (to be made public)
+from classifier.export import _quiet as quiet_coremltools
+from localize.box_model_dir import BoxModel, load_box_model
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("mlprogram", "neuralnetwork")
+PRECISIONS = ("float16", "float32")
+EXTENSIONS = {"mlprogram": ".mlpackage", "neuralnetwork": ".mlmodel"}
+CONFIG_FILENAME = "box_export_config.json"
+RAW_CONFIDENCE = "raw_confidence"
+RAW_COORDINATES = "raw_coordinates"
+CONFIDENCE = "confidence"
+COORDINATES = "coordinates"
+IOU_THRESHOLD = "iouThreshold"
+CONFIDENCE_THRESHOLD = "confidenceThreshold"
+
+
+@dataclass(frozen=True)
+class BoxExportConfig:
+    """How to export a box model.
+
+    Parameters
+    ----------
+    format : {"mlprogram", "neuralnetwork"}
+        Format of the box network inside the pipeline.
+    precision : {"float16", "float32"}
+        ML Program compute precision (NeuralNetwork: weight precision).
+    name : str
+        File stem of the export.
+    iou_threshold, confidence_threshold : float
+        Defaults of the suppression model's optional inputs of the same names.
+    author, license, version, short_description : str
+        Core ML metadata.
+    """
+
+    format: str = "mlprogram"
+    precision: str = "float16"
+    name: str = "BoxstrapDetector"
+    iou_threshold: float = 0.45
+    confidence_threshold: float = 0.25
+    author: str = ""
+    license: str = ""
+    version: str = ""
+    short_description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise ValueError(f"format must be one of {FORMATS}. Received: {self.format!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}. Received: {self.precision!r}")
+        for name in ("iou_threshold", "confidence_threshold"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in [0, 1]. Received: {getattr(self, name)!r}")
+        if not self.name or any(c in self.name for c in "/\\") or self.name.startswith("."):
+            raise ValueError(f"name must be a plain file stem. Received: {self.name!r}")
+
+
+def export_box_model(model: BoxModel | str | os.PathLike, out_dir: str | os.PathLike,
+                     config: BoxExportConfig = BoxExportConfig(), *, overwrite: bool = False) -> Path:
+    """Convert a box model directory to a Vision object-detector pipeline; return its path.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the box model directory or a file in it is missing.
+    FileExistsError
+        If the export exists and ``overwrite`` is false.
+    ValueError
+        If the model's outputs are not ``probabilities`` (1, C) and ``box`` (1, 4).
+    """
+    if not isinstance(config, BoxExportConfig):
+        raise TypeError(f"config must be a BoxExportConfig. Received: {type(config).__name__}")
+    box_model = model if isinstance(model, BoxModel) else load_box_model(model)
+    out_dir = Path(out_dir)
+    target = out_dir / f"{config.name}{EXTENSIONS[config.format]}"
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"{target} already exists; pass overwrite=True (--overwrite) to replace it.")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    network, keep_alive = _convert_network(box_model, config)
+    pipeline = _pipeline(network, box_model.labels, config)
+    _describe(pipeline, box_model, config)
+    with tempfile.TemporaryDirectory(prefix=f".{target.name}.", suffix=".part", dir=out_dir) as tmp:
+        staged = Path(tmp) / target.name
+        pipeline.save(str(staged))
+        move_into_place(staged, target, Path(tmp))
+    del keep_alive
+    save_config(config, out_dir / CONFIG_FILENAME)
+    log.info("wrote %s (%.1f MB) in %.1f s", target, disk_size(target) / 1e6, time.perf_counter() - start)
+    return target
+
+
+def _convert_network(box_model: BoxModel, config: BoxExportConfig) -> tuple[Any, Any]:
+    import coremltools as ct
+
+    pre = box_model.preprocessing
+    height, width = pre.input_size
+    image = ct.ImageType(name=INPUT_NAME, shape=(1, height, width, 3), scale=pre.scale, bias=list(pre.bias),
+                         color_layout=ct.colorlayout.BGR if pre.color_order == "BGR" else ct.colorlayout.RGB)
+    if config.format == "mlprogram":
+        options = {"minimum_deployment_target": ct.target.iOS15,
+                   "compute_precision": ct.precision.FLOAT16 if config.precision == "float16"
+                   else ct.precision.FLOAT32}
+    else:
+        options = {"minimum_deployment_target": ct.target.iOS13, "compute_precision": ct.precision.FLOAT32}
+    with quiet_coremltools():
+        program = ct.convert(box_model.model, inputs=[image], convert_to="milinternal", **options)
+    main = program.functions["main"]
+    shapes = [tuple(var.shape) for var in main.outputs]
+    expected = [(1, len(box_model.labels)), (1, 4)]
+    if shapes != expected:
+        raise ValueError(f"a box model must output probabilities {expected[0]} and box {expected[1]}, in that "
+                         f"order. Received: {shapes}")
+    confidence, coordinates = main.outputs
+    confidence.name, coordinates.name = RAW_CONFIDENCE, RAW_COORDINATES
+    main.set_output_types(None)
+    options.pop("compute_precision")
+    with quiet_coremltools():
+        converted = ct.convert(program, convert_to=config.format, **options)
+    if config.format == "neuralnetwork" and config.precision == "float16":
+        from coremltools.models.neural_network import quantization_utils
+
+        converted = quantization_utils.quantize_weights(converted, nbits=16)
+    return converted, converted
+
+
+def _pipeline(network: Any, labels: tuple[str, ...], config: BoxExportConfig) -> Any:
+    """The network followed by Core ML's non-maximum suppression, as one pipeline model."""
+    import coremltools as ct
+    from coremltools.models import datatypes
+    from coremltools.models.pipeline import Pipeline
+
+    net_spec = network.get_spec()
+    widths = {RAW_CONFIDENCE: len(labels), RAW_COORDINATES: 4}
+    for output in net_spec.description.output:
+        # The network gives one box: (1, C) and (1, 4); NeuralNetwork specs leave the shape out.
+        del output.type.multiArrayType.shape[:]
+        output.type.multiArrayType.shape.extend([1, widths[output.name]])
+    nms = ct.proto.Model_pb2.Model()
+    nms.specificationVersion = net_spec.specificationVersion
+    for name, out_name in ((RAW_CONFIDENCE, CONFIDENCE), (RAW_COORDINATES, COORDINATES)):
+        source = next(o for o in net_spec.description.output if o.name == name)
+        nms.description.input.add().CopyFrom(source)
+        out = nms.description.output.add()
+        out.CopyFrom(source)
+        out.name = out_name
+        for feature in (nms.description.input[-1], out):
+            array = feature.type.multiArrayType
+            del array.shape[:]
+            # Suppression takes and gives any number of boxes: (0..n, classes) / (0..n, 4).
+            array.shapeRange.sizeRanges.add(lowerBound=0, upperBound=-1)
+            array.shapeRange.sizeRanges.add(lowerBound=widths[name], upperBound=widths[name])
+            array.dataType = ct.proto.FeatureTypes_pb2.ArrayFeatureType.DOUBLE
+    for name in (IOU_THRESHOLD, CONFIDENCE_THRESHOLD):
+        threshold = nms.description.input.add()
+        threshold.name = name
+        threshold.type.doubleType.MergeFromString(b"")
+        threshold.type.isOptional = True
+    suppression = nms.nonMaximumSuppression
+    suppression.confidenceInputFeatureName = RAW_CONFIDENCE
+    suppression.coordinatesInputFeatureName = RAW_COORDINATES
+    suppression.confidenceOutputFeatureName = CONFIDENCE
+    suppression.coordinatesOutputFeatureName = COORDINATES
+    suppression.iouThresholdInputFeatureName = IOU_THRESHOLD
+    suppression.confidenceThresholdInputFeatureName = CONFIDENCE_THRESHOLD
+    suppression.iouThreshold = config.iou_threshold
+    suppression.confidenceThreshold = config.confidence_threshold
+    suppression.pickTop.perClass = False
+    suppression.stringClassLabels.vector.extend(labels)
+
+    pipeline = Pipeline(
+        input_features=[(INPUT_NAME, datatypes.Array(1)), (IOU_THRESHOLD, datatypes.Double()),
+                        (CONFIDENCE_THRESHOLD, datatypes.Double())],
+        output_features=[CONFIDENCE, COORDINATES],
+    )
+    pipeline.add_model(net_spec)
+    pipeline.add_model(nms)
+    spec = pipeline.spec
+    spec.description.input[0].CopyFrom(net_spec.description.input[0])
+    for feature in spec.description.input[1:]:
+        feature.type.isOptional = True
+    for feature, source in zip(spec.description.output, nms.description.output, strict=True):
+        feature.CopyFrom(source)
+    spec.specificationVersion = max(net_spec.specificationVersion, 4)
+    weights_dir = network.weights_dir if config.format == "mlprogram" else None
+    return ct.models.MLModel(spec, weights_dir=weights_dir, skip_model_load=True)
+
+
+def _describe(mlmodel: Any, box_model: BoxModel, config: BoxExportConfig) -> None:
+    pre = box_model.preprocessing
+    height, width = pre.input_size
+    labels = list(box_model.labels)
+    mlmodel.short_description = config.short_description or (
+        f"Finds one {' or '.join(labels)} in a photo: a box and its class (boxstrap box model, "
+        f"{width}x{height} input).")
+    mlmodel.author, mlmodel.license, mlmodel.version = config.author, config.license, config.version
+    mlmodel.input_description[INPUT_NAME] = (
+        f"Photo, scaled to {width}x{height}; Core ML applies the preprocessing ({pre.color_order}, "
+        f"scale {pre.scale:g}, bias {list(pre.bias)}).")
+    mlmodel.input_description[IOU_THRESHOLD] = f"(optional) IoU threshold of suppression, default {config.iou_threshold}"
+    mlmodel.input_description[CONFIDENCE_THRESHOLD] = (
+        f"(optional) Boxes below this confidence are dropped, default {config.confidence_threshold}")
+    mlmodel.output_description[CONFIDENCE] = "Confidence of each class for each box (boxes x classes)"
+    mlmodel.output_description[COORDINATES] = "Boxes (boxes x 4): centre x, centre y, width, height, normalised"
+    values = {
+        meta.PREPROCESSING: pre.to_dict(),
+        meta.LABELS: labels,
+        meta.INPUT_SIZE: [height, width],
+        meta.METRICS: box_model.metrics,
+        meta.OUTPUTS: {"confidence": CONFIDENCE, "coordinates": COORDINATES},
+        meta.FORMAT: config.format,
+        meta.EXPORT_CONFIG: config_to_dict(config),
+        meta.SOURCE_SHA256: box_model.model_sha256,
+        meta.VERSION: boxstrap.__version__,
+    }
+    for key, value in values.items():
+        mlmodel.user_defined_metadata[key] = value if isinstance(value, str) else json.dumps(value)
+    mlmodel.user_defined_metadata["com.apple.coreml.model.preview.type"] = "objectDetector"

@@ -1,0 +1,361 @@
+"""The box model: the trained classifier plus a head that regresses one class-agnostic box.
+
+The PSOL idea (Zhang et al., CVPR 2020): a regressor trained on noisy pseudo boxes generalises
+past them. The network reuses the classifier whole (its backbone and its class head, frozen)
+and adds a small box head on ``block5_conv3``::
+
+    image -> VGG16 ... block5_conv3 -> (classifier head) -> probabilities (N, C)
+                                    -> box_pool -> box_reduce (1x1 conv) -> box_flatten
+                                       -> box_hidden (dense) -> box_dropout -> box (N, 4)
+
+``box`` is ``(centre x, centre y, width, height)`` as fractions of the image (sigmoid), the
+layout Apple's Vision framework reads from an object detector's ``coordinates`` output.
+
+Only the box head trains, on backbone features computed once (:func:`box_features`); its
+augmentation works on those features: horizontal flips and crops of the feature grid, with the
+boxes moved to match, so the views cost no further forward passes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+FEATURE_LAYER = "block5_conv3"
+OUTPUT_NAMES = ("probabilities", "box")
+HEAD_LAYERS = ("box_pool", "box_reduce", "box_flatten", "box_hidden", "box_dropout", "box")
+
+
+@dataclass(frozen=True)
+class BoxTrainConfig:
+    """How the box head is trained; saved as ``box_train_config.json`` beside the box model.
+
+    Parameters
+    ----------
+    reduce_filters, hidden : int
+        Width of the 1x1 reduction and of the hidden dense layer.
+    dropout : float
+        Before the box output, in [0, 1).
+    epochs, batch_size : int
+    learning_rate : float
+        Adam.
+    iou_weight : float
+        Weight of the (1 - GIoU) term beside the smooth-L1 term of the loss.
+    crops : int
+        Random feature-grid crops per image and epoch view set (0 turns crops off).
+    flip : bool
+        Add horizontally flipped views.
+    seed : int
+    """
+
+    reduce_filters: int = 64
+    hidden: int = 256
+    dropout: float = 0.3
+    epochs: int = 40
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    iou_weight: float = 1.0
+    crops: int = 2
+    flip: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("reduce_filters", "hidden", "epochs", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1. Received: {value!r}")
+        if not isinstance(self.crops, int) or self.crops < 0:
+            raise ValueError(f"crops must be an int >= 0. Received: {self.crops!r}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1). Received: {self.dropout!r}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0. Received: {self.learning_rate!r}")
+        if self.iou_weight < 0:
+            raise ValueError(f"iou_weight must be >= 0. Received: {self.iou_weight!r}")
+
+
+def build_box_model(classifier, config: BoxTrainConfig = BoxTrainConfig()):
+    """Return ``(box_model, head)``: the full network and the trainable head alone.
+
+    Parameters
+    ----------
+    classifier : keras.Model
+        A trained classifier (input ``image``; outputs ``probabilities``, ``class_map``); its
+        layers are shared, not copied, and frozen.
+    config : BoxTrainConfig
+
+    Returns
+    -------
+    box_model : keras.Model
+        ``image`` -> ``[probabilities (N, C), box (N, 4)]``.
+    head : keras.Model
+        ``block5_conv3`` features -> ``box``, sharing the box model's head layers.
+
+    Raises
+    ------
+    ValueError
+        If the classifier has no ``block5_conv3`` or ``probabilities`` layer.
+    """
+    import keras
+
+    names = {layer.name for layer in classifier.layers}
+    missing = sorted({FEATURE_LAYER, "probabilities"} - names)
+    if missing:
+        raise ValueError(f"classifier must be a boxstrap classifier with layers {FEATURE_LAYER!r} and "
+                         f"'probabilities'. Missing: {missing}")
+    classifier.trainable = False
+    layers = _head_layers(config)
+    features = classifier.get_layer(FEATURE_LAYER).output
+    box = _apply(layers, features)
+    probabilities = classifier.get_layer("probabilities").output
+    box_model = keras.Model(classifier.input, [probabilities, box], name="boxstrap_box_model")
+    head_input = keras.Input(tuple(features.shape[1:]), name="features")
+    head = keras.Model(head_input, _apply(layers, head_input), name="box_head")
+    return box_model, head
+
+
+def _head_layers(config: BoxTrainConfig) -> list:
+    import keras
+
+    init = keras.initializers.GlorotUniform
+    return [
+        keras.layers.MaxPooling2D(2, strides=2, name="box_pool"),
+        keras.layers.Conv2D(config.reduce_filters, 1, activation="relu", name="box_reduce",
+                            kernel_initializer=init(seed=config.seed)),
+        keras.layers.Flatten(name="box_flatten"),
+        keras.layers.Dense(config.hidden, activation="relu", name="box_hidden",
+                           kernel_initializer=init(seed=config.seed + 1)),
+        keras.layers.Dropout(config.dropout, seed=config.seed, name="box_dropout"),
+        keras.layers.Dense(4, activation="sigmoid", name="box", kernel_initializer=init(seed=config.seed + 2)),
+    ]
+
+
+def _apply(layers, x):
+    for layer in layers:
+        x = layer(x)
+    return x
+
+
+def box_features(classifier, x: np.ndarray, *, batch_size: int = 8) -> np.ndarray:
+    """``block5_conv3`` features of preprocessed images, float16, (N, h, w, c).
+
+    This is the one forward pass the box head's training costs.
+    """
+    import keras
+
+    lower = keras.Model(classifier.input, classifier.get_layer(FEATURE_LAYER).output)
+    out = [lower(x[i:i + batch_size], training=False) for i in range(0, len(x), batch_size)]
+    return np.concatenate([np.asarray(o, np.float16) for o in out]) if out else np.zeros((0,), np.float16)
+
+
+def feature_views(features: np.ndarray, boxes: np.ndarray, config: BoxTrainConfig, *, epoch: int = 0
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Augmented views of cached features with their boxes moved to match.
+
+    Parameters
+    ----------
+    features : (N, h, w, c) ndarray
+    boxes : (N, 4) ndarray
+        Normalised ``(cx, cy, w, h)``.
+    config : BoxTrainConfig
+        ``flip`` and ``crops`` choose the views.
+    epoch : int
+        Seeds the crops together with ``config.seed``.
+
+    Returns
+    -------
+    features : (M, h, w, c) ndarray
+    boxes : (M, 4) ndarray
+        The originals first, then flips, then crops (resampled back to (h, w) by nearest grid
+        cell so the shape stays fixed).
+    """
+    features = np.asarray(features)
+    boxes = _check_boxes(boxes, len(features))
+    out_f, out_b = [features], [boxes]
+    if config.flip:
+        out_f.append(features[:, :, ::-1])
+        flipped = boxes.copy()
+        flipped[:, 0] = 1.0 - flipped[:, 0]
+        out_b.append(flipped)
+    rng = np.random.default_rng([config.seed, epoch])
+    for _ in range(config.crops):
+        f, b = zip(*(_crop_view(feat, box, rng) for feat, box in zip(features, boxes, strict=True)),
+                   strict=True)
+        out_f.append(np.stack(f))
+        out_b.append(np.stack(b))
+    return np.concatenate(out_f), np.concatenate(out_b)
+
+
+def _crop_view(features: np.ndarray, box: np.ndarray, rng: np.random.Generator):
+    """A random crop of the feature grid that keeps the whole box, stretched back to full size."""
+    h, w = features.shape[:2]
+    x0, y0, x1, y1 = cxcywh_to_xyxy(box[None])[0]
+    # Grid cells the crop may remove on each side without cutting the box.
+    left = rng.integers(0, max(1, int(np.floor(x0 * w)) + 1))
+    top = rng.integers(0, max(1, int(np.floor(y0 * h)) + 1))
+    right = w - rng.integers(0, max(1, int(np.floor((1 - x1) * w)) + 1))
+    bottom = h - rng.integers(0, max(1, int(np.floor((1 - y1) * h)) + 1))
+    crop_w, crop_h = right - left, bottom - top
+    rows = top + (np.arange(h) * crop_h) // h
+    cols = left + (np.arange(w) * crop_w) // w
+    view = features[rows][:, cols]
+    new = np.array([(x0 * w - left) / crop_w, (y0 * h - top) / crop_h,
+                    (x1 * w - left) / crop_w, (y1 * h - top) / crop_h], np.float32)
+    return view, xyxy_to_cxcywh(np.clip(new, 0, 1)[None])[0]
+
+
+def train_box_head(head, features: np.ndarray, boxes: np.ndarray, config: BoxTrainConfig, *,
+                   valid: tuple[np.ndarray, np.ndarray] | None = None, verbose: int = 1) -> dict[str, list]:
+    """Fit the box head on cached features and pseudo boxes; return the loss history.
+
+    Parameters
+    ----------
+    head : keras.Model
+        From :func:`build_box_model`.
+    features : (N, h, w, c) ndarray
+        From :func:`box_features`.
+    boxes : (N, 4) ndarray
+        Pseudo boxes, normalised ``(cx, cy, w, h)``.
+    config : BoxTrainConfig
+    valid : (features, boxes) or None
+        Scored after each epoch (``val_loss``, ``val_iou``); the best epoch's weights are kept.
+
+    Raises
+    ------
+    ValueError
+        If there are no boxes or the arrays do not match.
+    """
+    import keras
+
+    boxes = _check_boxes(boxes, len(features))
+    if len(boxes) == 0:
+        raise ValueError("No pseudo boxes to train the box model on: every image was left without a box.")
+    keras.utils.set_random_seed(config.seed)
+    head.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=box_loss(config.iou_weight),
+                 metrics=[box_iou_metric])
+    callbacks = []
+    validation = None
+    if valid is not None:
+        validation = (np.asarray(valid[0], np.float32), _check_boxes(valid[1], len(valid[0])))
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.epochs,
+                                                       restore_best_weights=True))
+    fit = head.fit(_views_dataset(features, boxes, config), epochs=config.epochs, validation_data=validation,
+                   callbacks=callbacks, verbose=verbose)
+    return {
+        "loss": [float(v) for v in fit.history["loss"]],
+        "val_loss": [float(v) for v in fit.history.get("val_loss", [])],
+        "val_iou": [float(v) for v in fit.history.get("val_box_iou_metric", [])],
+    }
+
+
+def _views_dataset(features: np.ndarray, boxes: np.ndarray, config: BoxTrainConfig):
+    """A Keras ``PyDataset`` giving new feature views (flips, crops) every epoch, shuffled."""
+    import keras
+
+    class Views(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.epoch = 0
+            self._make()
+
+        def _make(self):
+            x, y = feature_views(features, boxes, config, epoch=self.epoch)
+            order = np.random.default_rng([config.seed, self.epoch, 1]).permutation(len(x))
+            self.x, self.y = x[order].astype(np.float32), y[order]
+
+        def __len__(self):
+            return int(np.ceil(len(self.x) / config.batch_size))
+
+        def __getitem__(self, index):
+            part = slice(index * config.batch_size, (index + 1) * config.batch_size)
+            return self.x[part], self.y[part]
+
+        def on_epoch_end(self):
+            self.epoch += 1
+            self._make()
+
+    return Views()
+
+
+def box_iou_metric(y_true, y_pred):
+    """Mean IoU of normalised ``(cx, cy, w, h)`` boxes, as a Keras metric."""
+    from keras import ops
+
+    return ops.mean(_giou(y_true, y_pred, plain_iou=True))
+
+
+def box_loss(iou_weight: float = 1.0):
+    """Smooth-L1 on ``(cx, cy, w, h)`` plus ``iou_weight * (1 - GIoU)``, per sample."""
+    from keras import ops
+
+    def loss(y_true, y_pred):
+        diff = ops.abs(y_true - y_pred)
+        smooth_l1 = ops.mean(ops.where(diff < 0.1, 0.5 * diff**2 / 0.1, diff - 0.05), axis=-1)
+        return smooth_l1 + iou_weight * (1.0 - _giou(y_true, y_pred))
+
+    return loss
+
+
+def _giou(a, b, *, plain_iou: bool = False):
+    from keras import ops
+
+    def corners(box):
+        return (box[..., 0] - box[..., 2] / 2, box[..., 1] - box[..., 3] / 2,
+                box[..., 0] + box[..., 2] / 2, box[..., 1] + box[..., 3] / 2)
+
+    ax0, ay0, ax1, ay1 = corners(a)
+    bx0, by0, bx1, by1 = corners(b)
+    inter = (ops.maximum(0.0, ops.minimum(ax1, bx1) - ops.maximum(ax0, bx0))
+             * ops.maximum(0.0, ops.minimum(ay1, by1) - ops.maximum(ay0, by0)))
+    union = (ax1 - ax0) * (ay1 - ay0) + (bx1 - bx0) * (by1 - by0) - inter
+    hull = (ops.maximum(ax1, bx1) - ops.minimum(ax0, bx0)) * (ops.maximum(ay1, by1) - ops.minimum(ay0, by0))
+    iou = inter / (union + 1e-7)
+    if plain_iou:
+        return iou
+    return iou - (hull - union) / (hull + 1e-7)
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of matching rows of two (N, 4) xyxy arrays (continuous coordinates)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    iw = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
+    ih = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
+    inter = iw * ih
+    union = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+def xyxy_to_cxcywh(boxes: np.ndarray) -> np.ndarray:
+    """(N, 4) ``(x0, y0, x1, y1)`` -> ``(cx, cy, w, h)``, same units."""
+    b = np.asarray(boxes, np.float32)
+    return np.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2, b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], 1)
+
+
+def cxcywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
+    """(N, 4) ``(cx, cy, w, h)`` -> ``(x0, y0, x1, y1)``, same units."""
+    b = np.asarray(boxes, np.float32)
+    return np.stack([b[:, 0] - b[:, 2] / 2, b[:, 1] - b[:, 3] / 2, b[:, 0] + b[:, 2] / 2, b[:, 1] + b[:, 3] / 2], 1)
+
+
+def normalise_boxes(boxes_xyxy: np.ndarray, sizes: Sequence[tuple[int, int]]) -> np.ndarray:
+    """Pixel boxes (continuous ``x0, y0, x1, y1``) of images of ``(width, height)`` -> normalised cxcywh."""
+    b = np.asarray(boxes_xyxy, np.float32).reshape(-1, 4)
+    wh = np.asarray(sizes, np.float32).reshape(-1, 2)
+    if len(wh) != len(b):
+        raise ValueError(f"one image size per box is needed. Received: {len(b)} boxes, {len(wh)} sizes")
+    scale = np.concatenate([wh, wh], axis=1)
+    return xyxy_to_cxcywh(np.clip(b / scale, 0.0, 1.0))
+
+
+def _check_boxes(boxes: np.ndarray, n: int) -> np.ndarray:
+    boxes = np.asarray(boxes, np.float32)
+    if boxes.shape != (n, 4):
+        raise ValueError(f"boxes must be (N, 4) normalised (cx, cy, w, h) with N = {n}. Received shape: {boxes.shape}")
+    if not np.all(np.isfinite(boxes)) or boxes.min(initial=0) < 0 or boxes.max(initial=0) > 1:
+        raise ValueError("boxes must be finite fractions of the image in [0, 1] (cx, cy, w, h).")
+    return boxes

@@ -1,0 +1,124 @@
+import numpy as np
+import pytest
+
+from classifier.model import build_classifier
+from localize.box_model import (
+    BoxTrainConfig,
+    box_features,
+    box_iou,
+    box_loss,
+    build_box_model,
+    cxcywh_to_xyxy,
+    feature_views,
+    normalise_boxes,
+    train_box_head,
+    xyxy_to_cxcywh,
+)
+
+TINY = (4, 4, 8, 8, 8)
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    return build_classifier(2, (64, 96), filters=TINY, weights="none")
+
+
+class TestBuildBoxModel:
+    def test_outputs_and_shared_layers(self, classifier):
+        box_model, head = build_box_model(classifier, BoxTrainConfig(hidden=8, reduce_filters=4))
+        x = np.random.default_rng(0).normal(size=(2, 64, 96, 3)).astype(np.float32)
+        probabilities, box = box_model.predict(x, verbose=0)
+        assert probabilities.shape == (2, 2) and box.shape == (2, 4)
+        assert np.all((box > 0) & (box < 1))
+        np.testing.assert_allclose(probabilities, classifier.predict(x, verbose=0)[0], atol=1e-5)
+        features = box_features(classifier, x)
+        np.testing.assert_allclose(head.predict(features.astype(np.float32), verbose=0), box, atol=2e-2)
+
+    def test_needs_a_classifier(self):
+        import keras
+
+        other = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 1, name="conv")])
+        with pytest.raises(ValueError, match="Missing: \\['block5_conv3', 'probabilities'\\]"):
+            build_box_model(other)
+
+
+class TestFeatureViews:
+    def test_flip_mirrors_box(self):
+        features = np.arange(2 * 3 * 4 * 1, dtype=np.float32).reshape(2, 3, 4, 1)
+        boxes = np.array([[0.25, 0.5, 0.2, 0.4], [0.5, 0.5, 1.0, 1.0]], np.float32)
+        x, y = feature_views(features, boxes, BoxTrainConfig(crops=0, flip=True))
+        assert x.shape == (4, 3, 4, 1)
+        np.testing.assert_array_equal(x[2], features[0, :, ::-1])
+        np.testing.assert_allclose(y[2], [0.75, 0.5, 0.2, 0.4])
+
+    def test_crop_keeps_box_on_same_cells(self):
+        # A one-hot feature grid marks the box's cells; after a crop the box must still cover them.
+        rng = np.random.default_rng(0)
+        features, boxes = [], []
+        for _ in range(20):
+            grid = np.zeros((6, 8, 1), np.float32)
+            r, c = rng.integers(0, 5), rng.integers(0, 7)
+            grid[r:r + 2, c:c + 2] = 1
+            features.append(grid)
+            boxes.append(xyxy_to_cxcywh(np.array([[c / 8, r / 6, (c + 2) / 8, (r + 2) / 6]]))[0])
+        x, y = feature_views(np.stack(features), np.stack(boxes), BoxTrainConfig(crops=3, flip=False))
+        for grid, box in zip(x[20:], y[20:], strict=True):
+            x0, y0, x1, y1 = cxcywh_to_xyxy(box[None])[0]
+            rows, cols = np.nonzero(grid[..., 0])
+            assert rows.min() >= np.floor(y0 * 6 + 1e-4) - 0 and rows.max() <= np.ceil(y1 * 6 - 1e-4) - 1
+            assert cols.min() >= np.floor(x0 * 8 + 1e-4) and cols.max() <= np.ceil(x1 * 8 - 1e-4) - 1
+
+    def test_bad_boxes(self):
+        with pytest.raises(ValueError, match="Received shape: \\(1, 3\\)"):
+            feature_views(np.zeros((1, 2, 2, 1)), np.zeros((1, 3)), BoxTrainConfig())
+        with pytest.raises(ValueError, match="in \\[0, 1\\]"):
+            feature_views(np.zeros((1, 2, 2, 1)), np.array([[0.5, 0.5, 2.0, 0.1]]), BoxTrainConfig())
+
+
+class TestTrainBoxHead:
+    def test_learns_box_from_features(self, classifier):
+        # Features that mark the object's cells: the head must learn to read the box off them.
+        rng = np.random.default_rng(1)
+        _, head = build_box_model(classifier, BoxTrainConfig(hidden=32, reduce_filters=8))
+        h, w = head.input.shape[1:3]
+        features, boxes = [], []
+        for _ in range(96):
+            grid = np.zeros((h, w, 8), np.float32)
+            bw, bh = rng.integers(1, 3), rng.integers(1, 3)
+            r, c = rng.integers(0, h - bh + 1), rng.integers(0, w - bw + 1)
+            grid[r:r + bh, c:c + bw] = 4.0
+            features.append(grid)
+            boxes.append(xyxy_to_cxcywh(np.array([[c / w, r / h, (c + bw) / w, (r + bh) / h]]))[0])
+        features, boxes = np.stack(features), np.stack(boxes)
+        config = BoxTrainConfig(hidden=32, reduce_filters=8, epochs=80, crops=0, dropout=0.0, learning_rate=3e-3)
+        history = train_box_head(head, features[:80], boxes[:80], config, valid=(features[80:], boxes[80:]),
+                                 verbose=0)
+        assert history["loss"][-1] < history["loss"][0]
+        assert max(history["val_iou"]) > 0.5
+
+    def test_no_boxes(self, classifier):
+        _, head = build_box_model(classifier)
+        with pytest.raises(ValueError, match="No pseudo boxes"):
+            train_box_head(head, np.zeros((0, 4, 6, 8)), np.zeros((0, 4)), BoxTrainConfig(), verbose=0)
+
+
+class TestBoxMath:
+    def test_conversions_round_trip(self):
+        xyxy = np.array([[0.1, 0.2, 0.5, 0.9]], np.float32)
+        np.testing.assert_allclose(cxcywh_to_xyxy(xyxy_to_cxcywh(xyxy)), xyxy, atol=1e-6)
+
+    def test_iou(self):
+        a = np.array([[0, 0, 2, 2], [0, 0, 1, 1]], float)
+        b = np.array([[1, 1, 3, 3], [0, 0, 1, 1]], float)
+        np.testing.assert_allclose(box_iou(a, b), [1 / 7, 1.0])
+
+    def test_loss_is_zero_for_perfect_boxes(self):
+        y = np.array([[0.5, 0.5, 0.2, 0.3]], np.float32)
+        assert float(np.asarray(box_loss()(y, y))[0]) == pytest.approx(0.0, abs=1e-5)
+        assert float(np.asarray(box_loss()(y, y + 0.1))[0]) > 0.1
+
+    def test_normalise_boxes(self):
+        out = normalise_boxes(np.array([[0, 0, 320, 240]]), [(640, 480)])
+        np.testing.assert_allclose(out, [[0.25, 0.25, 0.5, 0.5]])
+        with pytest.raises(ValueError, match="one image size per box"):
+            normalise_boxes(np.zeros((2, 4)), [(640, 480)])
