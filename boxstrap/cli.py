@@ -10,9 +10,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import pkgutil
 import sys
 from collections.abc import Sequence
+
+# TensorFlow's C++ start-up chatter (oneDNN, CUDA probing) is noise for a command-line user.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import boxstrap
 from boxstrap import commands

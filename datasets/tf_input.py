@@ -60,8 +60,16 @@ class Augmentation:
                 raise ValueError(f"{name} must be >= 0. Received: {getattr(self, name)}")
 
 
-def read_rgb(path: str | os.PathLike, preprocessing: Preprocessing) -> np.ndarray:
-    """Read an image file (EXIF orientation applied) resized to ``preprocessing.input_size``.
+def read_rgb(path: str | os.PathLike, preprocessing: Preprocessing | None = None) -> np.ndarray:
+    """Read an image file upright (EXIF orientation applied) as RGB, resized to the network input.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        A JPEG, PNG or HEIC file.
+    preprocessing : Preprocessing or None
+        Resize to ``preprocessing.input_size`` (:meth:`Preprocessing.resize`); ``None`` keeps
+        the image's own size.
 
     Returns
     -------
@@ -69,13 +77,19 @@ def read_rgb(path: str | os.PathLike, preprocessing: Preprocessing) -> np.ndarra
 
     Raises
     ------
+    FileNotFoundError
+        If there is no such file.
     ValueError
         If the file cannot be decoded; the message names it.
     """
+    import datasets.images  # noqa: F401  (registers the HEIC opener)
+
     try:
         with Image.open(path) as image:
             image = ImageOps.exif_transpose(image)
-            return preprocessing.resize(image)
+            if preprocessing is not None:
+                return preprocessing.resize(image)
+            return np.asarray(image.convert("RGB"), dtype=np.uint8)
     except FileNotFoundError:
         raise FileNotFoundError(f"Image not found: {path}") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
