@@ -31,9 +31,7 @@ from typing import Any
 import boxstrap
 from boxstrap.config import config_to_dict, save_config
 from classifier import export_metadata as meta
-from classifier.export import INPUT_NAME, disk_size
-from classifier.export import _move_into_place as move_into_place  # noqa: PLC2701 (to be made public)
-from classifier.export import _quiet as quiet_coremltools
+from classifier.export import INPUT_NAME, disk_size, move_into_place, quiet_coremltools
 from localize.box_model_dir import BoxModel, load_box_model
 
 log = logging.getLogger(__name__)

@@ -98,3 +98,12 @@ class TestCli:
 
         assert main([]) == 2
         assert "usage: boxstrap" in capsys.readouterr().out
+
+
+def test_atomic_output_has_the_usual_mode(tmp_path):
+    mask = os.umask(0o022)
+    try:
+        path = atomic.write_text(tmp_path / "a.txt", "x")
+    finally:
+        os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o644

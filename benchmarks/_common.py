@@ -1,0 +1,41 @@
+"""What the benchmarks share: where the photos are, and the unit of time (one VGG16 forward pass)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+# The real photos beside the project (never committed): ../shared/data/blocks from the project root.
+PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "blocks"
+
+
+def forward_pass(manifest, input_size, batch_size: int = 16) -> tuple[float, int]:
+    """Seconds of one plain VGG16 conv-base forward pass over every image of a prepared dataset.
+
+    The images are decoded and resized before the clock starts; the model is built and traced on
+    one batch first, so the time is the network's alone.
+    """
+    import keras
+
+    from datasets.preprocessing import Preprocessing
+    from datasets.tf_input import load_split
+
+    preprocessing = Preprocessing.vgg16(input_size)
+    images = np.concatenate([load_split(manifest, s, preprocessing)[0] for s in ("train", "valid", "test")
+                             if manifest.split(s)])
+    model = keras.applications.VGG16(include_top=False, weights=None, input_shape=(*input_size, 3))
+    model.predict(preprocessing.apply(images[:batch_size]), verbose=0)
+    start = time.perf_counter()
+    for i in range(0, len(images), batch_size):
+        model.predict_on_batch(preprocessing.apply(images[i:i + batch_size]))
+    return time.perf_counter() - start, len(images)
+
+
+def print_table(rows: list[tuple[str, str]], header: tuple[str, str] = ("measure", "value")) -> str:
+    """Print (and return) a Markdown table of (name, value) rows."""
+    lines = [f"| {header[0]} | {header[1]} |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows]
+    text = "\n".join(lines)
+    print(text)
+    return text

@@ -1,0 +1,55 @@
+"""Bootstrap bounding boxes from the classifier's class heatmaps: one box per photo, written as
+Pascal VOC, COCO, YOLO, Create ML and boxes JSON (open them in CVAT, Label Studio, Roboflow or
+Create ML to correct them), with review overlays and contact sheets (lowest confidence first).
+With --ground-truth, also scores them (CorLoc, IoU, BoxAcc, COCO mAP)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from localize.pseudo_boxes import METHODS, LocalizeConfig
+
+NAME = "localize"
+HELP = "pseudo bounding boxes from class heatmaps, with review pictures"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = LocalizeConfig()
+    parser.add_argument("model", help="trained model directory (from `boxstrap train`)")
+    parser.add_argument("images", help="a prepared dataset, a folder per class, or an image file")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--method", choices=METHODS, default=defaults.method,
+                        help=f"how a heatmap becomes a box (default {defaults.method})")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="CAM threshold as a fraction of the map's maximum (default: the calibrated one "
+                             "saved with the model, else 0.2)")
+    parser.add_argument("--min-confidence", type=float, default=defaults.min_confidence,
+                        help="flag images whose class probability is below this (default %(default)s)")
+    parser.add_argument("--no-overlays", action="store_true", help="skip the per-image overlay PNGs")
+    parser.add_argument("--ground-truth", help="boxes to score against (any annotation format)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier result in --out")
+
+
+def run(args: argparse.Namespace) -> int:
+    from localize.localize_images import ANNOTATION_PATHS, localize_images
+
+    config = LocalizeConfig(method=args.method, threshold=args.threshold, min_confidence=args.min_confidence,
+                            overlays=not args.no_overlays)
+    start = time.perf_counter()
+    result = localize_images(args.model, args.images, args.out, config, ground_truth=args.ground_truth,
+                             overwrite=args.overwrite)
+    out = result.out_dir
+    flagged = sum(bool(n) for n in result.pseudo.notes)
+    with_box = sum(len(b) > 0 for b in result.pseudo.boxes)
+    print(f"localised {len(result.items)} images in {time.perf_counter() - start:.1f} s: {with_box} with a box, "
+          f"{flagged} flagged for review")
+    if result.scores:
+        s = result.scores
+        print(f"scores vs {args.ground_truth}: CorLoc {s['corloc']:.3f}, mean IoU {s['mean_iou']:.3f}, "
+              f"mAP@0.5 {s['map50']:.3f} (all in {out / 'scores.json'})")
+    for fmt in config.formats:
+        print(f"  {fmt:10s} {out / ANNOTATION_PATHS[fmt]}")
+    print(f"  review     {out / 'contact_sheets'}/ (lowest confidence first), {out / 'review.json'}"
+          + (f", {out / 'overlays'}/" if config.overlays else ""))
+    return 0

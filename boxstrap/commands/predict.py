@@ -1,0 +1,143 @@
+"""Classify photos with a trained model directory.
+
+Each IMAGE_OR_DIR is an image file or a folder searched recursively for .jpg/.png/.heic files.
+Images are read upright (EXIF orientation applied), resized and preprocessed exactly as in
+training (the model directory's preprocessing.json). Prints one line per image, or with --json
+one JSON object per line ({"file", "label", "probabilities"}). --overlay-dir writes, per image,
+a PNG of the predicted class's map drawn over the photo. An unreadable image is reported on
+stderr and skipped; the exit status is then 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+NAME = "predict"
+HELP = "classify photos with a trained model (optionally drawing class heatmaps)"
+BATCH = 8
+OVERLAY_MAX_SIDE = 800
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model_dir", type=Path, help="trained model directory (boxstrap train --out)")
+    parser.add_argument("images", type=Path, nargs="+", metavar="IMAGE_OR_DIR", help="image files or folders")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per image")
+    parser.add_argument("--overlay-dir", type=Path,
+                        help="write <name>_overlay.png per image: the predicted class's map over the photo")
+    parser.add_argument("--batch-size", type=int, default=BATCH, help=f"images per forward pass (default {BATCH})")
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from classifier.predict import predict
+    from classifier.trained_model import load_trained_model
+
+    files = _image_files(args.images)
+    trained = load_trained_model(args.model_dir)
+    failed = 0
+    used_names: set[str] = set()
+    written = 0
+    with tqdm(total=len(files), unit="img", desc="predict", leave=False, disable=None) as bar:
+        for first in range(0, len(files), args.batch_size):
+            batch, images = [], []
+            for path in files[first:first + args.batch_size]:
+                try:
+                    images.append(_read_rgb(path))
+                    batch.append(path)
+                except _UnreadableError as error:
+                    failed += 1
+                    bar.update(1)
+                    print(f"boxstrap predict: cannot read {path}: {error}; skipped", file=sys.stderr)
+            if not batch:
+                continue
+            result = predict(trained, images, batch_size=args.batch_size,
+                             class_maps=args.overlay_dir is not None, progress=bar.update)
+            for i, path in enumerate(batch):
+                probabilities = {label: round(float(p), 6)
+                                 for label, p in zip(result.class_labels, result.probabilities[i], strict=True)}
+                label = result.labels[i]
+                if args.json:
+                    print(json.dumps({"file": str(path), "label": label, "probabilities": probabilities}))
+                else:
+                    print(f"{path}\t{label}\t{probabilities[label]:.3f}")
+                if args.overlay_dir is not None:
+                    heatmap = result.class_maps[i, :, :, int(result.indices[i])]
+                    _write_overlay(args.overlay_dir, path, images[i], heatmap, used_names)
+                    written += 1
+            sys.stdout.flush()
+    if args.overlay_dir is not None:
+        print(f"wrote {written} heatmap overlays to {args.overlay_dir}", file=sys.stderr)
+    if failed:
+        print(f"boxstrap predict: {failed} of {len(files)} images could not be read", file=sys.stderr)
+    return 1 if failed else 0
+
+
+class _UnreadableError(Exception):
+    pass
+
+
+def _image_files(paths: list[Path]) -> list[Path]:
+    from datasets.images import IMAGE_SUFFIXES
+
+    files = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                print(f"boxstrap predict: no images ({', '.join(IMAGE_SUFFIXES)}) in {path}", file=sys.stderr)
+            files.extend(found)
+        elif path.exists():
+            files.append(path)
+        else:
+            raise FileNotFoundError(f"IMAGE_OR_DIR must be an image file or a folder. Received: {str(path)!r} "
+                                    "(does not exist)")
+    if not files:
+        raise ValueError(f"no images found in {[str(p) for p in paths]}")
+    return files
+
+
+def _read_rgb(path: Path):
+    """Read an image upright (EXIF orientation applied) as (H, W, 3) uint8 RGB."""
+    import struct
+
+    import numpy as np
+    from PIL import Image, ImageOps
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+    try:
+        with Image.open(path) as image:
+            image = ImageOps.exif_transpose(image)
+            if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+                rgba = image.convert("RGBA")
+                image = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
+            return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError, KeyError,
+            Image.DecompressionBombError) as error:
+        raise _UnreadableError(str(error) or type(error).__name__) from None
+
+
+def _write_overlay(directory: Path, path: Path, image, heatmap, used: set[str]) -> Path:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from boxstrap.atomic import write_bytes
+    from classifier.heatmap_overlay import heatmap_overlay
+
+    picture = Image.fromarray(image)
+    picture.thumbnail((OVERLAY_MAX_SIDE, OVERLAY_MAX_SIDE), Image.Resampling.BILINEAR)
+    drawn = heatmap_overlay(np.asarray(picture), heatmap)
+    name, n = f"{path.stem}_overlay.png", 1
+    while name in used:
+        n += 1
+        name = f"{path.stem}_{n}_overlay.png"
+    used.add(name)
+    buffer = io.BytesIO()
+    Image.fromarray(drawn).save(buffer, format="PNG")
+    return write_bytes(directory / name, buffer.getvalue())

@@ -1,0 +1,81 @@
+"""Train the class-map classifier on a prepared dataset (``boxstrap prepare``) and write a model folder.
+
+Phase 1 trains the head on cached backbone features (frozen VGG16); phase 2, when
+--fine-tune-from is given, fine-tunes the last convolution(s) at a low learning rate on the same
+cached features. An interrupted run resumes when the same command is run again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+NAME = "train"
+HELP = "train the classifier (VGG16 + class-map head) on a prepared dataset"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from classifier.train import HEAD_LOSSES, TrainConfig
+
+    defaults = TrainConfig()
+    parser.add_argument("manifest_dir", type=Path, help="folder holding manifest.json (from `boxstrap prepare`)")
+    parser.add_argument("--out", type=Path, required=True, help="model folder to write")
+    parser.add_argument("--config", type=Path, help="a train_config.json to start from (flags override it)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    parser.add_argument("--weights", help="backbone start: hed-vgg16 (offline default), imagenet, none, or a "
+                                          f".weights.h5/.h5 file (default {defaults.weights})")
+    parser.add_argument("--input-size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"),
+                        help=f"network input, multiples of 32 (default {defaults.input_size[0]} "
+                             f"{defaults.input_size[1]})")
+    parser.add_argument("--pooling", choices=("lse", "max", "avg"), help=f"class-map pooling (default {defaults.pooling})")
+    parser.add_argument("--sharpness", type=float, help=f"log-sum-exp sharpness r (default {defaults.sharpness})")
+    parser.add_argument("--head-loss", choices=HEAD_LOSSES, help=f"(default {defaults.head_loss})")
+    parser.add_argument("--dropout", type=float, help=f"(default {defaults.dropout})")
+    parser.add_argument("--views", type=int, help=f"cached views per training image (default {defaults.views})")
+    parser.add_argument("--head-epochs", type=int, help=f"(default {defaults.head_epochs})")
+    parser.add_argument("--head-learning-rate", type=float, help=f"(default {defaults.head_learning_rate})")
+    parser.add_argument("--head-batch-size", type=int, help=f"(default {defaults.head_batch_size})")
+    parser.add_argument("--fine-tune-from", help="first backbone layer to fine-tune, e.g. block5_conv3; "
+                                                 "'none' for no fine-tuning "
+                                                 f"(default {defaults.fine_tune_from})")
+    parser.add_argument("--fine-tune-epochs", type=int, help=f"(default {defaults.fine_tune_epochs})")
+    parser.add_argument("--fine-tune-learning-rate", type=float,
+                        help=f"(default {defaults.fine_tune_learning_rate})")
+    parser.add_argument("--batch-size", type=int, help=f"(default {defaults.batch_size})")
+    parser.add_argument("--patience", type=int, help=f"early-stopping patience (default {defaults.patience})")
+    parser.add_argument("--no-class-weights", dest="class_weights", action="store_false", default=None,
+                        help="do not weight classes by inverse frequency")
+    parser.add_argument("--seed", type=int, help=f"(default {defaults.seed})")
+    parser.add_argument("--cache-dir", help="keep the feature cache here (default: a work folder beside --out, "
+                                            "removed after success)")
+    parser.add_argument("--tensorboard", action="store_true", default=None,
+                        help="write TensorBoard logs into MODEL_DIR/logs")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def build_config(args: argparse.Namespace):
+    """Defaults, then --config, then flags (later wins)."""
+    from boxstrap.config import load_config
+    from classifier.train import TrainConfig
+
+    config = load_config(TrainConfig, args.config) if args.config else TrainConfig()
+    changes = {}
+    for field in dataclasses.fields(TrainConfig):
+        value = getattr(args, field.name, None)
+        if value is not None:
+            changes[field.name] = tuple(value) if isinstance(value, list) else value
+    if changes.get("fine_tune_from") == "none":
+        changes["fine_tune_from"] = None
+    return dataclasses.replace(config, **changes)
+
+
+def run(args: argparse.Namespace) -> int:
+    from classifier.train import train
+
+    config = build_config(args)
+    out = train(args.manifest_dir, args.out, config, overwrite=args.overwrite, verbose=0 if args.quiet else 1)
+    print(f"wrote model to {out}")
+    for name in ("model.keras", "metrics.json", "training_curves.png", "confusion_matrix.png"):
+        print(f"  {out / name}")
+    return 0

@@ -1,0 +1,32 @@
+"""Train the box model (the classifier plus a box head, PSOL-style) on pseudo boxes from
+`boxstrap localize`, or on the same file after you corrected it in an annotation tool."""
+
+from __future__ import annotations
+
+import argparse
+
+from localize.box_model import BoxTrainConfig
+
+NAME = "train-boxes"
+HELP = "train a box model on pseudo (or corrected) boxes"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = BoxTrainConfig()
+    parser.add_argument("model", help="trained classifier directory (from `boxstrap train`)")
+    parser.add_argument("boxes", help="boxes in any annotation format, e.g. LOCALIZE_OUT/pseudo_boxes.json")
+    parser.add_argument("images", help="the images the boxes name (prepared dataset or folder)")
+    parser.add_argument("--out", required=True, help="box model directory to write")
+    parser.add_argument("--epochs", type=int, default=defaults.epochs, help="(default %(default)s)")
+    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate, help="(default %(default)s)")
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="(default %(default)s)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing box model directory")
+
+
+def run(args: argparse.Namespace) -> int:
+    from localize.train_box_model import train_box_model
+
+    config = BoxTrainConfig(epochs=args.epochs, learning_rate=args.learning_rate, seed=args.seed)
+    path = train_box_model(args.model, args.boxes, args.images, args.out, config, overwrite=args.overwrite)
+    print(f"wrote the box model to {path} (box_model.keras, box_train_config.json, box_metrics.json)")
+    return 0

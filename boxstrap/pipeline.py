@@ -1,0 +1,288 @@
+"""``boxstrap pipeline``: photos in, verified Core ML classifier and detector out, in one run folder.
+
+Stages, each in its own folder of ``RUN`` with its config beside its outputs::
+
+    RUN/prepare/      manifest.json, images/            datasets.ingest.prepare
+    RUN/train/model/  the trained classifier            classifier.train.train
+    RUN/export/       BoxstrapClassifier.mlpackage/.mlmodel   classifier.export.export_coreml
+    RUN/verify/       verify_report.json/.txt           verify.verify.verify_model
+    RUN/localize/     pseudo boxes, annotations, review localize.localize_images.localize_images
+    RUN/boxes/model/  the box model                     localize.train_box_model.train_box_model
+    RUN/boxes-export/ BoxstrapDetector.mlpackage        localize.box_export.export_box_model
+    RUN/boxes-verify/ verify_report.json/.txt           verify.box_parity.verify_box_model
+    RUN/summary.md, RUN/summary.html
+
+A stage records ``stage.json`` (its fingerprint, timing and numbers) when it finishes. A rerun
+skips a stage whose fingerprint (its config, the fingerprints of the stages it reads, and for
+``prepare`` the source files' names, sizes and times) is unchanged, and reruns it and everything
+after it otherwise; an interrupted run resumes at the first unfinished stage.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import resource
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from boxstrap.atomic import write_json
+from boxstrap.config import config_to_dict, save_config
+from classifier.export import ExportConfig
+from classifier.train import TrainConfig
+from datasets.ingest import PrepareConfig
+from localize.box_export import BoxExportConfig
+from localize.box_model import BoxTrainConfig
+from localize.pseudo_boxes import LocalizeConfig
+from verify.verify_config import VerifyConfig
+
+log = logging.getLogger(__name__)
+
+STAGES = ("prepare", "train", "export", "verify", "localize", "boxes", "boxes-export", "boxes-verify")
+GROUND_TRUTH_NAMES = ("boxes.json", "valid_boxes.json")
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Every stage's config, saved as ``RUN/pipeline_config.json``.
+
+    ``prepare``'s ``src`` and ``out`` are set by the pipeline (the source folder and
+    ``RUN/prepare``). ``ground_truth`` is a boxes file to score pseudo boxes and the box model
+    against; ``"auto"`` looks for ``boxes.json`` or ``valid_boxes.json`` in the source folder.
+    """
+
+    prepare: PrepareConfig = field(default_factory=lambda: PrepareConfig(src=".", out=".", resplit=True))
+    train: TrainConfig = TrainConfig()
+    export: ExportConfig = ExportConfig(format="both")
+    verify: VerifyConfig = VerifyConfig()
+    localize: LocalizeConfig = LocalizeConfig()
+    boxes: BoxTrainConfig = BoxTrainConfig()
+    boxes_export: BoxExportConfig = BoxExportConfig()
+    ground_truth: str | None = "auto"
+
+
+@dataclass
+class StageResult:
+    """What one stage did: its numbers for the summary, seconds taken, and whether it was skipped."""
+
+    name: str
+    numbers: dict[str, Any]
+    seconds: float
+    skipped: bool = False
+
+
+def run_pipeline(src: str | os.PathLike, run_dir: str | os.PathLike, config: PipelineConfig = PipelineConfig(),
+                 *, force: tuple[str, ...] = (), on_stage: Callable[[str, str], None] | None = None
+                 ) -> dict[str, StageResult]:
+    """Run (or resume) every stage on the photos in ``src``; return each stage's result.
+
+    Parameters
+    ----------
+    src : path
+        A folder per class (or ``training/``, ``valid/`` ... with a folder per class inside).
+    run_dir : path
+        The run folder (created).
+    config : PipelineConfig
+    force : tuple of str
+        Stages to rerun even when unchanged (and everything after them).
+    on_stage : callable, optional
+        Called with ``(stage, "run" | "skip")`` as each stage starts (progress messages).
+
+    Raises
+    ------
+    ValueError
+        If ``force`` names an unknown stage, or a stage fails (its error is passed on).
+    """
+    unknown = sorted(set(force) - set(STAGES))
+    if unknown:
+        raise ValueError(f"force must name stages of {STAGES}. Received: {unknown}")
+    src, run = Path(src).resolve(), Path(run_dir).resolve()
+    if not src.is_dir():
+        raise FileNotFoundError(f"src must be a folder of photos (a folder per class). Received: {src}")
+    run.mkdir(parents=True, exist_ok=True)
+    config = replace(config, prepare=replace(config.prepare, src=src, out=run / "prepare"))
+    save_config(config, run / "pipeline_config.json")
+    ground_truth = _ground_truth(src, config.ground_truth)
+    context = {"src": src, "run": run, "config": config, "ground_truth": ground_truth}
+    results: dict[str, StageResult] = {}
+    upstream = _source_digest(src)
+    rerun = False
+    for stage in STAGES:
+        stage_dir = run / stage
+        fingerprint = _fingerprint(stage, _stage_config(config, stage), upstream, ground_truth)
+        done = _read_stage(stage_dir)
+        rerun = rerun or stage in force or done.get("fingerprint") != fingerprint
+        if not rerun:
+            if on_stage:
+                on_stage(stage, "skip")
+            results[stage] = StageResult(stage, done["numbers"], done["seconds"], skipped=True)
+        else:
+            if on_stage:
+                on_stage(stage, "run")
+            (stage_dir / "stage.json").unlink(missing_ok=True)
+            start = time.perf_counter()
+            numbers = _RUNNERS[stage](context, stage_dir)
+            seconds = round(time.perf_counter() - start, 1)
+            numbers["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+            write_json(stage_dir / "stage.json", {"fingerprint": fingerprint, "seconds": seconds, "numbers": numbers})
+            results[stage] = StageResult(stage, numbers, seconds)
+            log.info("stage %s done in %.1f s", stage, seconds)
+        upstream = fingerprint
+    from boxstrap.summary import write_summary
+
+    write_summary(run, results, config)
+    return results
+
+
+# --- the stages ---------------------------------------------------------------------------------
+def _prepare(ctx: dict, out: Path) -> dict[str, Any]:
+    from datasets.ingest import prepare
+
+    manifest = prepare(replace(ctx["config"].prepare, overwrite=True))
+    counts = {split: {label: sum(r.split == split and r.label == label for r in manifest.records)
+                      for label in manifest.labels} for split in ("train", "valid", "test")}
+    return {"images": len(manifest.records), "skipped": len(manifest.skipped), "labels": list(manifest.labels),
+            "groups": manifest.groups.get("count"), "counts": counts}
+
+
+def _train(ctx: dict, out: Path) -> dict[str, Any]:
+    from classifier.train import train
+
+    model_dir = train(ctx["run"] / "prepare", out / "model", ctx["config"].train, overwrite=True)
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    return {split: {"accuracy": metrics[split]["accuracy"]} for split in ("valid", "test") if split in metrics} | {
+        "model_dir": str(model_dir)}
+
+
+def _export(ctx: dict, out: Path) -> dict[str, Any]:
+    from classifier.export import export_coreml
+
+    _empty(out)
+    result = export_coreml(ctx["run"] / "train" / "model", out, ctx["config"].export, overwrite=True)
+    return {"files": {fmt: str(p) for fmt, p in result.paths.items()},
+            "sizes_mb": {fmt: round(size / 1e6, 1) for fmt, size in result.sizes.items()}}
+
+
+def _verify(ctx: dict, out: Path) -> dict[str, Any]:
+    from verify.verify import find_exports, verify_model
+
+    report = verify_model(ctx["run"] / "train" / "model", find_exports(ctx["run"] / "export"),
+                          images=ctx["run"] / "prepare", config=ctx["config"].verify, output_dir=out)
+    if not report.passed:
+        raise ValueError(f"Core ML parity check failed; see {report.table_path}:\n{report.table}")
+    return {"passed": report.passed, "exports": [_parity_numbers(e) for e in report.report["exports"]]}
+
+
+def _localize(ctx: dict, out: Path) -> dict[str, Any]:
+    from localize.localize_images import localize_images
+
+    result = localize_images(ctx["run"] / "train" / "model", ctx["run"] / "prepare", out, ctx["config"].localize,
+                             ground_truth=ctx["ground_truth"], overwrite=True)
+    return {"images": len(result.items), "with_box": sum(len(b) > 0 for b in result.pseudo.boxes),
+            "flagged": sum(bool(n) for n in result.pseudo.notes), "scores": result.scores}
+
+
+def _boxes(ctx: dict, out: Path) -> dict[str, Any]:
+    from localize.train_box_model import train_box_model
+
+    model_dir = train_box_model(ctx["run"] / "train" / "model", ctx["run"] / "localize" / "pseudo_boxes.json",
+                                ctx["run"] / "prepare", out / "model", ctx["config"].boxes, overwrite=True)
+    metrics = json.loads((model_dir / "box_metrics.json").read_text())
+    numbers = {"images": metrics["images"], "agreement_with_pseudo_boxes": metrics["agreement_with_boxes"]}
+    if ctx["ground_truth"] is not None:
+        from localize.box_predictions import predict_box_annotations
+
+        scores = predict_box_annotations(model_dir, ctx["run"] / "prepare", out / "predictions",
+                                         ground_truth=ctx["ground_truth"])
+        numbers["scores"] = scores
+    return numbers
+
+
+def _boxes_export(ctx: dict, out: Path) -> dict[str, Any]:
+    from classifier.export import disk_size
+    from localize.box_export import export_box_model
+
+    _empty(out)
+    path = export_box_model(ctx["run"] / "boxes" / "model", out, ctx["config"].boxes_export, overwrite=True)
+    return {"file": str(path), "size_mb": round(disk_size(path) / 1e6, 1)}
+
+
+def _boxes_verify(ctx: dict, out: Path) -> dict[str, Any]:
+    from verify.box_parity import verify_box_model
+
+    export = next(p for p in (ctx["run"] / "boxes-export").iterdir() if p.suffix in (".mlpackage", ".mlmodel"))
+    report = verify_box_model(ctx["run"] / "boxes" / "model", export, images=ctx["run"] / "prepare",
+                              config=ctx["config"].verify, output_dir=out)
+    if not report.passed:
+        raise ValueError(f"Core ML parity check of the box model failed; see {report.table_path}:\n{report.table}")
+    return {"passed": report.passed, "exports": [_parity_numbers(e) for e in report.report["exports"]]}
+
+
+_RUNNERS = {"prepare": _prepare, "train": _train, "export": _export, "verify": _verify, "localize": _localize,
+            "boxes": _boxes, "boxes-export": _boxes_export, "boxes-verify": _boxes_verify}
+
+
+# --- helpers ------------------------------------------------------------------------------------
+def _parity_numbers(export: dict[str, Any]) -> dict[str, Any]:
+    keep = ("path", "precision", "passed", "top1_agreement", "max_abs_diff", "mean_abs_diff", "min_box_iou",
+            "mean_box_iou", "heatmap_max_diff")
+    parity = export.get("parity", {})
+    return {k: export.get(k, parity.get(k)) for k in keep if k in export or k in parity}
+
+
+def _stage_config(config: PipelineConfig, stage: str) -> Any:
+    attribute = {"prepare": "prepare", "train": "train", "export": "export", "verify": "verify",
+                 "localize": "localize", "boxes": "boxes", "boxes-export": "boxes_export",
+                 "boxes-verify": "verify"}[stage]
+    value = getattr(config, attribute)
+    return config_to_dict(value) if dataclasses.is_dataclass(value) else value
+
+
+def _fingerprint(stage: str, stage_config: Any, upstream: str, ground_truth: Path | None) -> str:
+    gt = None
+    if ground_truth is not None and stage in ("localize", "boxes"):
+        gt = hashlib.sha256(ground_truth.read_bytes()).hexdigest()
+    text = json.dumps({"stage": stage, "config": stage_config, "upstream": upstream, "ground_truth": gt},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def _source_digest(src: Path) -> str:
+    """Names, sizes and modification times of every file under ``src`` (cheap: no file is read)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in src.rglob("*") if p.is_file()):
+        stat = path.stat()
+        digest.update(f"{path.relative_to(src).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:24]
+
+
+def _read_stage(stage_dir: Path) -> dict[str, Any]:
+    try:
+        return json.loads((stage_dir / "stage.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def _ground_truth(src: Path, setting: str | None) -> Path | None:
+    if setting is None:
+        return None
+    if setting != "auto":
+        path = Path(setting)
+        if not path.is_file():
+            raise FileNotFoundError(f"ground_truth: no boxes file at {path}.")
+        return path.resolve()
+    return next((src / name for name in GROUND_TRUTH_NAMES if (src / name).is_file()), None)
+
+
+def _empty(folder: Path) -> None:
+    """Remove an earlier stage output so only this run's files are left."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)

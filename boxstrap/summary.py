@@ -1,0 +1,142 @@
+"""The run summary: ``RUN/summary.md`` and a self-contained ``RUN/summary.html``.
+
+Both are rendered from one list of blocks (headings, paragraphs, tables, pictures), so they
+always say the same thing; the HTML embeds the pictures, so it can be mailed or archived alone.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import boxstrap
+from boxstrap.atomic import write_text
+
+Block = tuple[str, Any]
+
+
+def write_summary(run: Path, results: dict, config: Any) -> tuple[Path, Path]:
+    """Write ``summary.md`` and ``summary.html`` into ``run``; return their paths."""
+    blocks = summary_blocks(run, results)
+    md = write_text(run / "summary.md", render_markdown(blocks, run))
+    page = write_text(run / "summary.html", render_html(blocks, run))
+    return md, page
+
+
+def summary_blocks(run: Path, results: dict) -> list[Block]:
+    """The summary's content, in order."""
+    get = {name: r.numbers for name, r in results.items()}
+    blocks: list[Block] = [("h1", "boxstrap run summary"),
+                           ("p", f"Run folder `{run}`, boxstrap {boxstrap.__version__}, "
+                                 f"{time.strftime('%Y-%m-%d %H:%M')}.")]
+    files = [[fmt, f"`{path}`", f"{get['export']['sizes_mb'][fmt]} MB"]
+             for fmt, path in get.get("export", {}).get("files", {}).items()]
+    if "boxes-export" in get:
+        files.append(["detector (ML Program + NMS)", f"`{get['boxes-export']['file']}`",
+                      f"{get['boxes-export']['size_mb']} MB"])
+    blocks += [("h2", "Core ML models to drag into Xcode"), ("table", (["model", "path", "size"], files))]
+
+    prepare = get.get("prepare", {})
+    if prepare:
+        rows = [[split, *[str(prepare["counts"][split][label]) for label in prepare["labels"]]]
+                for split in ("train", "valid", "test")]
+        blocks += [("h2", "Data"),
+                   ("p", f"{prepare['images']} photos, {prepare['skipped']} skipped as unreadable, "
+                         f"{prepare['groups']} capture groups (no group spans two splits)."),
+                   ("table", (["split", *prepare["labels"]], rows))]
+    train = get.get("train", {})
+    if train:
+        rows = [[split, f"{train[split]['accuracy']:.3f}"] for split in ("valid", "test") if split in train]
+        blocks += [("h2", "Classifier"), ("table", (["split", "accuracy"], rows))]
+        model_dir = run / "train" / "model"
+        blocks += [("img", model_dir / name) for name in ("training_curves.png", "confusion_matrix.png")
+                   if (model_dir / name).is_file()]
+    for stage, title in (("verify", "Parity: Core ML classifier vs Keras"),
+                         ("boxes-verify", "Parity: Core ML detector vs Keras")):
+        exports = get.get(stage, {}).get("exports", [])
+        if exports:
+            keys = [k for k in ("precision", "top1_agreement", "max_abs_diff", "mean_abs_diff", "min_box_iou",
+                                "mean_box_iou") if any(k in e for e in exports)]
+            rows = [[Path(str(e.get("path", ""))).name, *[_fmt(e.get(k)) for k in keys],
+                     "pass" if e.get("passed") else "FAIL"] for e in exports]
+            blocks += [("h2", title), ("table", (["export", *keys, "result"], rows))]
+    box_rows = []
+    for stage, name in (("localize", "pseudo boxes"), ("boxes", "box model")):
+        scores = get.get(stage, {}).get("scores")
+        if scores:
+            box_rows.append([name, _fmt(scores["corloc"]), _fmt(scores["mean_iou"]), _fmt(scores["map50"]),
+                             _fmt(scores["map50_95"]), str(scores["n_scored"])])
+    if box_rows or "localize" in get:
+        loc = get.get("localize", {})
+        blocks += [("h2", "Boxes"),
+                   ("p", f"{loc.get('with_box', 0)} of {loc.get('images', 0)} photos got a pseudo box; "
+                         f"{loc.get('flagged', 0)} are flagged for review (`localize/review.json`).")]
+        if box_rows:
+            blocks.append(("table", (["boxes", "CorLoc", "mean IoU", "mAP@0.5", "mAP@[.5:.95]", "photos scored"],
+                                     box_rows)))
+        sheet = run / "localize" / "contact_sheets" / "sheet_001.png"
+        if sheet.is_file():
+            blocks += [("p", "Lowest-confidence pseudo boxes first:"), ("img", sheet)]
+    rows = [[name, "skipped (unchanged)" if r.skipped else f"{r.seconds:.1f}",
+             _fmt(r.numbers.get("peak_rss_mb"))] for name, r in results.items()]
+    blocks += [("h2", "Stages"), ("table", (["stage", "seconds", "peak memory (MB)"], rows))]
+    return blocks
+
+
+def render_markdown(blocks: list[Block], run: Path) -> str:
+    lines: list[str] = []
+    for kind, value in blocks:
+        if kind == "h1":
+            lines += [f"# {value}", ""]
+        elif kind == "h2":
+            lines += [f"## {value}", ""]
+        elif kind == "p":
+            lines += [value, ""]
+        elif kind == "table":
+            header, rows = value
+            lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+            lines += ["| " + " | ".join(row) + " |" for row in rows] + [""]
+        elif kind == "img":
+            lines += [f"![{value.stem}]({value.relative_to(run).as_posix()})", ""]
+    return "\n".join(lines)
+
+
+def render_html(blocks: list[Block], run: Path) -> str:
+    body: list[str] = []
+    for kind, value in blocks:
+        if kind in ("h1", "h2"):
+            body.append(f"<{kind}>{html.escape(value)}</{kind}>")
+        elif kind == "p":
+            body.append(f"<p>{_inline_code(value)}</p>")
+        elif kind == "table":
+            header, rows = value
+            head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+            cells = "".join("<tr>" + "".join(f"<td>{_inline_code(c)}</td>" for c in row) + "</tr>" for row in rows)
+            body.append(f"<table><tr>{head}</tr>{cells}</table>")
+        elif kind == "img":
+            data = base64.b64encode(value.read_bytes()).decode()
+            body.append(f'<p><img alt="{html.escape(value.stem)}" src="data:image/png;base64,{data}"></p>')
+    style = ("body{font-family:-apple-system,Helvetica,sans-serif;max-width:60em;margin:2em auto;padding:0 1em}"
+             "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}"
+             "img{max-width:100%}code{background:#f3f3f3;padding:0 .2em}")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>boxstrap run summary</title>"
+            f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
+
+
+def _inline_code(text: str) -> str:
+    parts = html.escape(str(text)).split("`")
+    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "-"
+        return f"{value:.3g}" if abs(value) < 1e-2 and value != 0 else f"{value:.3f}"
+    return str(value)

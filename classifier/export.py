@@ -1,0 +1,388 @@
+"""Export a trained model directory to Core ML: an ML Program ``.mlpackage`` and/or a NeuralNetwork ``.mlmodel``.
+
+What the exported model looks like (both formats)::
+
+    input   image            ct.ImageType, (H, W) and colour order, bias and scale from the saved
+                             Preprocessing: Core ML does the preprocessing, an app passes a photo
+    output  classLabel       the most probable class (string)
+    output  classLabelProbs  {label: probability}, labels in the saved order
+    output  class_map        (1, h, w, C) float32, only with ``heatmap=True``: one map per class
+                             that an app can draw over the photo
+
+How the classifier is made (and why): coremltools 9.0 cannot convert a two-output Keras model
+with a ``ClassifierConfig`` (its ``classify`` op sees the wrong tensor, or an ``IndexError`` from
+the unused TensorFlow output types), and for NeuralNetwork it turns the *first* output into
+the probability dictionary whatever it is. So the Keras model is converted without a classifier
+to a MIL program (``convert_to="milinternal"``); there its outputs are found by rank
+(probabilities (1, C), class map (1, h, w, C)), renamed, reordered (probabilities first,
+class map dropped unless ``heatmap``), and the program is converted again with the
+``ClassifierConfig``, which then adds the ``classify`` op (ML Program) or the
+``neuralNetworkClassifier`` fields (NeuralNetwork) on the right tensor. One path serves both
+formats, with and without the heatmap.
+
+Precision: ML Program computes in FP16 (``precision="float16"``, weights stored FP16) or FP32.
+A NeuralNetwork stores FP32 weights, or FP16 weights with ``precision="float16"``
+(coremltools' ``quantize_weights(nbits=16)``); the device picks its compute precision.
+``quantize="int8"`` stores 8-bit linear weights (``linear_quantize_weights`` for ML Program,
+``quantize_weights(nbits=8)`` for NeuralNetwork; both edit the spec in Python and run on Linux).
+An int8 ML Program needs iOS 16 (its ``constexpr_affine_dequantize`` ops; spec version 7); the
+NeuralNetwork stays iOS 13. Measured sizes: ``benchmarks/export_sizes.py``.
+
+Every output is written to a temporary path in the output folder and renamed into place; the
+:class:`ExportConfig` is saved beside it as ``export_config.json`` and also stored in the model's
+metadata (see :mod:`classifier.export_metadata`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import boxstrap
+from boxstrap.config import config_to_dict, save_config
+from classifier import export_metadata as meta
+from classifier.trained_model import TrainedModel, load_trained_model, output_shapes
+from datasets.preprocessing import Preprocessing
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("mlprogram", "neuralnetwork", "both")
+PRECISIONS = ("float16", "float32")
+QUANTIZATIONS = (None, "int8")
+EXTENSIONS = {"mlprogram": ".mlpackage", "neuralnetwork": ".mlmodel"}
+CONFIG_FILENAME = "export_config.json"
+INPUT_NAME = "image"
+LABEL_OUTPUT = "classLabel"
+PROBABILITIES_OUTPUT = "classLabelProbs"
+CLASS_MAP_OUTPUT = "class_map"
+# Weights with fewer elements than this stay float under int8 quantization (coremltools' default).
+QUANTIZE_MIN_ELEMENTS = 2048
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """How to export a trained model to Core ML.
+
+    Parameters
+    ----------
+    format : {"mlprogram", "neuralnetwork", "both"}
+        ML Program ``.mlpackage`` (iOS 15+), NeuralNetwork ``.mlmodel`` (iOS 13+), or both.
+    precision : {"float16", "float32"}
+        Weight (and ML Program compute) precision.
+    quantize : {None, "int8"}
+        8-bit linear weight quantization.
+    heatmap : bool
+        Add the ``class_map`` output.
+    name : str
+        File stem of the exports (Xcode names the generated Swift class after it).
+    input_size : (height, width) or None
+        Export at another input size than the saved preprocessing's (the network is fully
+        convolutional); None keeps the trained size.
+    author, license, version, short_description : str
+        Core ML metadata; an empty ``short_description`` is generated from the labels.
+    """
+
+    format: str = "mlprogram"
+    precision: str = "float16"
+    quantize: str | None = None
+    heatmap: bool = False
+    name: str = "BoxstrapClassifier"
+    input_size: tuple[int, int] | None = None
+    author: str = ""
+    license: str = ""
+    version: str = ""
+    short_description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise ValueError(f"format must be one of {FORMATS}. Received: {self.format!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}. Received: {self.precision!r}")
+        if self.quantize not in QUANTIZATIONS:
+            raise ValueError(f"quantize must be one of {QUANTIZATIONS}. Received: {self.quantize!r}")
+        if not self.name or any(c in self.name for c in "/\\") or self.name.startswith("."):
+            raise ValueError(f"name must be a plain file stem. Received: {self.name!r}")
+        if self.input_size is not None:
+            size = tuple(int(v) for v in self.input_size)
+            if len(size) != 2 or min(size) < 1:
+                raise ValueError(f"input_size must be (height, width) of positive ints or None. "
+                                 f"Received: {self.input_size!r}")
+            object.__setattr__(self, "input_size", size)
+
+    @property
+    def formats(self) -> tuple[str, ...]:
+        """The single formats to write, in order."""
+        return ("mlprogram", "neuralnetwork") if self.format == "both" else (self.format,)
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What :func:`export_coreml` wrote.
+
+    Attributes
+    ----------
+    paths : {format: Path}
+        Each export (``.mlpackage`` folder or ``.mlmodel`` file).
+    sizes : {format: int}
+        Bytes on disk of each export (a package's total).
+    unquantized_sizes : {format: int}
+        With ``quantize``: bytes the same export took before quantization; else empty.
+    config_path : Path
+        The saved ``export_config.json``.
+    """
+
+    paths: dict[str, Path]
+    sizes: dict[str, int]
+    unquantized_sizes: dict[str, int] = field(default_factory=dict)
+    config_path: Path | None = None
+
+
+def export_coreml(
+    model: TrainedModel | str | os.PathLike,
+    out_dir: str | os.PathLike,
+    config: ExportConfig = ExportConfig(),
+    *,
+    overwrite: bool = False,
+) -> ExportResult:
+    """Convert a trained model to Core ML and write it into ``out_dir``.
+
+    Parameters
+    ----------
+    model : TrainedModel or path of a model directory
+    out_dir : str or PathLike
+        Folder for ``{config.name}.mlpackage`` / ``{config.name}.mlmodel`` and
+        ``export_config.json``; created if needed.
+    config : ExportConfig
+    overwrite : bool
+        Replace existing exports; without it an existing one is an error.
+
+    Returns
+    -------
+    ExportResult
+
+    Raises
+    ------
+    FileNotFoundError
+        If the model directory or its ``preprocessing.json`` / ``labels.json`` is missing.
+    FileExistsError
+        If an output exists and ``overwrite`` is false.
+    ValueError
+        If the labels do not match the model's outputs, the model has a Lambda layer, or the
+        input size is one the network cannot take.
+    TypeError
+        If ``config`` is not an ExportConfig.
+    """
+    if not isinstance(config, ExportConfig):
+        raise TypeError(f"config must be an ExportConfig. Received: {type(config).__name__}")
+    trained = model if isinstance(model, TrainedModel) else load_trained_model(model)
+    out_dir = Path(out_dir)
+    targets = {fmt: out_dir / f"{config.name}{EXTENSIONS[fmt]}" for fmt in config.formats}
+    existing = [str(p) for p in targets.values() if p.exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"{', '.join(existing)} already exist(s); pass overwrite=True (--overwrite) to "
+                              "replace, or choose another output folder or name.")
+    preprocessing, keras_model = _at_input_size(trained, config.input_size)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths, sizes, before = {}, {}, {}
+    for fmt, target in targets.items():
+        start = time.perf_counter()
+        mlmodel, keep_alive = _convert(keras_model, preprocessing, trained.labels, fmt, config)
+        with tempfile.TemporaryDirectory(prefix=f".{target.name}.", suffix=".part", dir=out_dir) as tmp:
+            if config.quantize:
+                plain = Path(tmp) / f"plain{EXTENSIONS[fmt]}"
+                mlmodel.save(str(plain))
+                before[fmt] = disk_size(plain)
+                mlmodel = _quantize_int8(mlmodel, fmt)
+            _describe(mlmodel, trained, preprocessing, fmt, config)
+            staged = Path(tmp) / target.name
+            mlmodel.save(str(staged))
+            move_into_place(staged, target, Path(tmp))
+        del keep_alive
+        paths[fmt], sizes[fmt] = target, disk_size(target)
+        log.info("wrote %s (%.1f MB%s) in %.1f s", target, sizes[fmt] / 1e6,
+                 f", {before[fmt] / 1e6:.1f} MB before int8" if fmt in before else "",
+                 time.perf_counter() - start)
+    config_path = save_config(config, out_dir / CONFIG_FILENAME)
+    return ExportResult(paths=paths, sizes=sizes, unquantized_sizes=before, config_path=config_path)
+
+
+def disk_size(path: str | os.PathLike) -> int:
+    """Bytes on disk of a file, or of all files under a folder (an ``.mlpackage``)."""
+    path = Path(path)
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+# --- the model at the export input size --------------------------------------------------------
+def _at_input_size(trained: TrainedModel, size: tuple[int, int] | None) -> tuple[Preprocessing, Any]:
+    """Return the preprocessing and Keras model for the export size, checking the network takes it."""
+    model, pre = trained.model, trained.preprocessing
+    if size is None or tuple(size) == pre.input_size:
+        return pre, model
+    import keras
+
+    if any(layer.name == "block1_conv1" for layer in model.layers):
+        from classifier.backbone import check_input_size
+
+        check_input_size(size)  # VGG16: multiples of 32
+    trained_h = pre.input_size[0]
+    stride = trained_h // output_shapes(model)["class_map"][1]
+    height, width = size
+    if height % stride or width % stride:
+        raise ValueError(f"input_size must be a multiple of the network's stride {stride} (class-map cells of "
+                         f"{stride}x{stride} pixels). Received: {tuple(size)}")
+    image = keras.Input((height, width, 3), name=INPUT_NAME)
+    try:
+        resized = keras.models.clone_model(model, input_tensors=image)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"input_size {tuple(size)}: the network cannot be rebuilt at this size: {error}") from None
+    resized.set_weights(model.get_weights())
+    class_map = output_shapes(resized)["class_map"]
+    if (class_map[1] * stride, class_map[2] * stride) != (height, width):
+        raise ValueError(f"input_size {tuple(size)} gives a {class_map[1]}x{class_map[2]} class map that does not "
+                         f"tile the image in {stride}-pixel cells; choose a size the network divides evenly.")
+    log.info("exporting at input size %s (trained at %s)", tuple(size), pre.input_size)
+    return replace(pre, input_size=(height, width)), resized
+
+
+# --- conversion --------------------------------------------------------------------------------
+def _convert(keras_model: Any, pre: Preprocessing, labels: tuple[str, ...], fmt: str,
+             config: ExportConfig) -> tuple[Any, Any]:
+    """Convert to one Core ML format; return (MLModel, object to keep alive until saved)."""
+    with quiet_coremltools():  # on Linux, importing coremltools logs "Failed to load _MLModelProxy" (no Core ML here)
+        import coremltools as ct
+
+    height, width = pre.input_size
+    image = ct.ImageType(name=INPUT_NAME, shape=(1, height, width, 3), scale=pre.scale, bias=list(pre.bias),
+                         color_layout=ct.colorlayout.BGR if pre.color_order == "BGR" else ct.colorlayout.RGB)
+    if fmt == "mlprogram":
+        precision = ct.precision.FLOAT16 if config.precision == "float16" else ct.precision.FLOAT32
+        # Both conversions need the precision: the second one would add FP16 casts by default.
+        options = {"minimum_deployment_target": ct.target.iOS15, "compute_precision": precision}
+        first = options
+    else:
+        options = {"minimum_deployment_target": ct.target.iOS13}
+        first = {**options, "compute_precision": ct.precision.FLOAT32}
+    with quiet_coremltools():
+        program = ct.convert(keras_model, inputs=[image], convert_to="milinternal", **first)
+    main = program.functions["main"]
+    by_rank = {var.rank: var for var in main.outputs}
+    if set(by_rank) != {2, 4}:
+        raise ValueError(f"expected the converted program to output probabilities (rank 2) and a class map "
+                         f"(rank 4). Received ranks: {[v.rank for v in main.outputs]}")
+    probabilities, class_map = by_rank[2], by_rank[4]
+    # NeuralNetwork: the probability dictionary is named after the probabilities blob.
+    probabilities.name = PROBABILITIES_OUTPUT if fmt == "neuralnetwork" else "probabilities"
+    class_map.name = CLASS_MAP_OUTPUT
+    main.set_outputs([probabilities, class_map] if config.heatmap else [probabilities])
+    main.set_output_types(None)
+    classifier = ct.ClassifierConfig(list(labels), predicted_feature_name=LABEL_OUTPUT,
+                                     predicted_probabilities_output=probabilities.name)
+    with quiet_coremltools():
+        converted = ct.convert(program, convert_to=fmt, classifier_config=classifier, **options)
+    if fmt == "neuralnetwork":
+        if config.precision == "float16" and not config.quantize:
+            converted = _nn_quantize(converted, 16)
+        return converted, None
+    spec = converted.get_spec()
+    ct.utils.rename_feature(spec, f"{LABEL_OUTPUT}_probs", PROBABILITIES_OUTPUT)
+    renamed = ct.models.MLModel(spec, weights_dir=converted.weights_dir, skip_model_load=True)
+    return renamed, converted  # ``converted`` owns the weights folder ``renamed`` reads
+
+
+def _quantize_int8(mlmodel: Any, fmt: str) -> Any:
+    import coremltools as ct
+
+    if fmt == "neuralnetwork":
+        return _nn_quantize(mlmodel, 8)
+    op_config = ct.optimize.coreml.OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int8",
+                                                          weight_threshold=QUANTIZE_MIN_ELEMENTS)
+    with quiet_coremltools():
+        return ct.optimize.coreml.linear_quantize_weights(
+            mlmodel, config=ct.optimize.coreml.OptimizationConfig(global_config=op_config))
+
+
+def _nn_quantize(mlmodel: Any, nbits: int) -> Any:
+    from coremltools.models.neural_network import quantization_utils
+
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints "Quantizing using ..."
+        return quantization_utils.quantize_weights(mlmodel, nbits=nbits)
+
+
+def _describe(mlmodel: Any, trained: TrainedModel, pre: Preprocessing, fmt: str, config: ExportConfig) -> None:
+    """Fill in descriptions and boxstrap's metadata (readable with read_export_metadata)."""
+    labels = list(trained.labels)
+    height, width = pre.input_size
+    mlmodel.short_description = config.short_description or (
+        f"Classifies a photo as one of {', '.join(labels)} (boxstrap class-map classifier, "
+        f"{width}x{height} input{', with class heatmaps' if config.heatmap else ''}).")
+    mlmodel.author = config.author
+    mlmodel.license = config.license
+    mlmodel.version = config.version
+    mlmodel.input_description[INPUT_NAME] = (
+        f"Photo, scaled to {width}x{height}; Core ML applies the preprocessing ({pre.color_order}, "
+        f"scale {pre.scale:g}, bias {list(pre.bias)}).")
+    mlmodel.output_description[LABEL_OUTPUT] = "Most probable class"
+    mlmodel.output_description[PROBABILITIES_OUTPUT] = "Probability of each class"
+    if config.heatmap:
+        mlmodel.output_description[CLASS_MAP_OUTPUT] = (
+            "Class maps (1, h, w, classes): the class convolution's output before pooling; upsample one "
+            "class's map to the photo to draw where that class is.")
+    outputs = {"label": LABEL_OUTPUT, "probabilities": PROBABILITIES_OUTPUT,
+               "class_map": CLASS_MAP_OUTPUT if config.heatmap else None}
+    values = {
+        meta.PREPROCESSING: pre.to_dict(),
+        meta.LABELS: labels,
+        meta.INPUT_SIZE: [height, width],
+        meta.METRICS: trained.metrics,
+        meta.OUTPUTS: outputs,
+        meta.FORMAT: fmt,
+        meta.EXPORT_CONFIG: config_to_dict(config),
+        meta.SOURCE_SHA256: trained.model_sha256,
+        meta.VERSION: boxstrap.__version__,
+    }
+    for key, value in values.items():
+        mlmodel.user_defined_metadata[key] = value if isinstance(value, str) else json.dumps(value)
+    mlmodel.user_defined_metadata["com.apple.coreml.model.preview.type"] = "imageClassifier"
+
+
+# --- files -------------------------------------------------------------------------------------
+def move_into_place(staged: Path, target: Path, tmp: Path) -> None:
+    """Rename ``staged`` to ``target``; an existing target is moved aside first and removed after."""
+    if staged.is_dir() and target.exists():
+        aside = tmp / f"old-{target.name}"
+        os.replace(target, aside)
+        os.replace(staged, target)
+        shutil.rmtree(aside, ignore_errors=True)
+    else:
+        if target.is_dir():
+            shutil.rmtree(target)
+        os.replace(staged, target)
+
+
+@contextlib.contextmanager
+def quiet_coremltools():
+    """Hold back coremltools' progress bars and warnings (shown if the conversion fails)."""
+    ct_log = logging.getLogger("coremltools")
+    level = ct_log.level
+    ct_log.setLevel(logging.ERROR)
+    held = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(held):
+            yield
+    except BaseException:
+        sys.stderr.write(held.getvalue())
+        raise
+    finally:
+        ct_log.setLevel(level)

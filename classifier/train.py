@@ -1,0 +1,482 @@
+"""``boxstrap train``: the class-map classifier trained in two phases on a 2-core CPU.
+
+1. The backbone is frozen. Its features at the *boundary* (the layer before the first trainable
+   one) are computed once for a few views of every training image and once for the valid and
+   test images, and cached on disk (:mod:`classifier.features`). The head trains on them in
+   seconds.
+2. Optionally the last convolution(s) (``fine_tune_from`` onwards) train with the head at a low
+   learning rate on the same cached boundary features.
+
+Each phase stops early on the valid loss and keeps its best weights. The run's state (cached
+features, best and last weights per phase, epoch, history) lives in a work folder beside the
+output (``.MODEL_DIR.partial``); rerunning the same command resumes there. The model folder is
+assembled in a temporary folder and renamed into place, so it appears whole or not at all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from boxstrap.atomic import atomic_open, write_json
+from boxstrap.config import config_to_dict, save_config
+from classifier.backbone import LAST_LAYER, VGG16_FILTERS, check_input_size, vgg16_layer_names
+from classifier.model import POOLINGS, build_classifier, chain_layers, split_model
+
+log = logging.getLogger(__name__)
+
+HEAD_LOSSES = ("softmax", "sigmoid", "softmax+sigmoid")
+WEIGHTS_CHOICES = "'hed-vgg16', 'imagenet', 'none' or a path"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How ``boxstrap train`` trains; saved as ``train_config.json`` beside the model.
+
+    Parameters
+    ----------
+    weights : str
+        Backbone starting weights: ``"hed-vgg16"``, ``"imagenet"``, ``"none"`` or a file path.
+    input_size : (height, width)
+        Network input, multiples of 32 (photos are resized to it, aspect ratio not kept).
+    pooling : {"lse", "max", "avg"}
+        How each class map is pooled into its score (see :mod:`classifier.pooling`).
+    sharpness : float
+        ``r`` of log-sum-exp pooling.
+    head_loss : {"softmax", "sigmoid", "softmax+sigmoid"}
+        Training loss on the pooled scores: cross-entropy of their softmax, one-vs-rest
+        sigmoid cross-entropy (each class map must fire on its own class and stay low on the
+        others), or the sum. The saved model outputs the softmax either way.
+    dropout : float
+        Dropout before the class convolution.
+    views : int
+        Views per training image in the feature cache: the image itself plus ``views - 1``
+        augmented ones.
+    head_epochs, head_learning_rate, head_batch_size
+        Phase 1 (backbone frozen), Adam; the head is small, so large batches keep epochs short.
+    fine_tune_from : str or None
+        First backbone layer trained in phase 2 (``"block5_conv3"``, ``"block5_conv1"``...);
+        ``None`` skips phase 2.
+    fine_tune_epochs, fine_tune_learning_rate
+        Phase 2, Adam.
+    batch_size, patience : int
+        Batch size of feature extraction and phase 2; epochs without a better valid loss before
+        a phase stops.
+    class_weights : bool
+        Weight classes by inverse frequency in the training split.
+    seed : int
+        Seeds initialisation, dropout, augmentation and shuffling.
+    cache_dir : str or None
+        Feature cache folder; ``None`` puts it in the work folder beside the output.
+    filters : 5 ints
+        Backbone widths (the real VGG16 unless a test asks for a tiny one).
+    tensorboard : bool
+        Write TensorBoard logs into ``MODEL_DIR/logs``.
+    """
+
+    weights: str = "hed-vgg16"
+    input_size: tuple[int, int] = (224, 288)
+    pooling: str = "lse"
+    sharpness: float = 5.0
+    head_loss: str = "sigmoid"
+    dropout: float = 0.2
+    views: int = 2
+    head_epochs: int = 60
+    head_learning_rate: float = 1e-3
+    head_batch_size: int = 64
+    fine_tune_from: str | None = None
+    fine_tune_epochs: int = 4
+    fine_tune_learning_rate: float = 1e-5
+    batch_size: int = 16
+    patience: int = 8
+    class_weights: bool = True
+    seed: int = 0
+    cache_dir: str | None = None
+    filters: tuple[int, ...] = VGG16_FILTERS
+    tensorboard: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "input_size", check_input_size(self.input_size))
+        object.__setattr__(self, "filters", tuple(int(f) for f in self.filters))
+        if not isinstance(self.weights, str) or not self.weights:
+            raise ValueError(f"weights must be {WEIGHTS_CHOICES}. Received: {self.weights!r}")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}. Received: {self.pooling!r}")
+        if self.head_loss not in HEAD_LOSSES:
+            raise ValueError(f"head_loss must be one of {HEAD_LOSSES}. Received: {self.head_loss!r}")
+        convs = [n for n in vgg16_layer_names() if "_conv" in n]
+        if self.fine_tune_from is not None and self.fine_tune_from not in convs:
+            raise ValueError(f"fine_tune_from must be None or a VGG16 convolution {convs}. "
+                             f"Received: {self.fine_tune_from!r}")
+        for name in ("views", "head_epochs", "head_batch_size", "batch_size", "patience"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be an int >= 1. Received: {getattr(self, name)!r}")
+        if not isinstance(self.fine_tune_epochs, int) or self.fine_tune_epochs < 0:
+            raise ValueError(f"fine_tune_epochs must be an int >= 0. Received: {self.fine_tune_epochs!r}")
+        for name in ("head_learning_rate", "fine_tune_learning_rate", "sharpness"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0. Received: {getattr(self, name)!r}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1). Received: {self.dropout!r}")
+
+    @property
+    def boundary(self) -> str:
+        """The last frozen layer: features are cached at its output."""
+        if self.fine_tune_from is None:
+            return LAST_LAYER
+        names = vgg16_layer_names()
+        return names[names.index(self.fine_tune_from) - 1]
+
+
+def train(manifest_dir: str | os.PathLike, out_dir: str | os.PathLike, config: TrainConfig = TrainConfig(),
+          *, overwrite: bool = False, verbose: int = 1) -> Path:
+    """Train a classifier on a prepared dataset and write the model folder.
+
+    Parameters
+    ----------
+    manifest_dir : path
+        Folder holding ``manifest.json`` (``boxstrap prepare``), with train and valid splits.
+    out_dir : path
+        The model folder to write (docs/ARCHITECTURE.md).
+    config : TrainConfig
+    overwrite : bool
+        Replace an existing ``out_dir``.
+    verbose : int
+        Keras progress bars (1) or none (0); feature extraction shows a tqdm bar when 1.
+
+    Returns
+    -------
+    Path
+        ``out_dir``.
+
+    Raises
+    ------
+    FileNotFoundError
+        No manifest, or missing weights file.
+    FileExistsError
+        ``out_dir`` exists and ``overwrite`` is false.
+    ValueError
+        An empty train or valid split, or a bad weights file.
+    """
+    import keras
+
+    from classifier.metrics import classification_metrics
+    from datasets.manifest import load_manifest
+    from datasets.preprocessing import Preprocessing
+
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig. Received: {type(config).__name__}")
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not overwrite:
+        raise FileExistsError(f"{out_dir} exists. Choose another --out or pass --overwrite.")
+    manifest = load_manifest(manifest_dir)
+    for split in ("train", "valid"):
+        if not manifest.split(split):
+            raise ValueError(f"The '{split}' split of {manifest.root} is empty; `boxstrap prepare` "
+                             "with --resplit assigns train/valid/test.")
+    started = time.perf_counter()
+    work = out_dir.parent / f".{out_dir.name}.partial"
+    work.mkdir(parents=True, exist_ok=True)
+    _check_work_config(work, config)
+    keras.utils.set_random_seed(config.seed)
+    labels = list(manifest.labels)
+    preprocessing = Preprocessing.vgg16(config.input_size)
+    model = build_classifier(len(labels), config.input_size, pooling=config.pooling, sharpness=config.sharpness,
+                             dropout=config.dropout, filters=config.filters, weights=config.weights,
+                             seed=config.seed)
+    data = _features(manifest, model, preprocessing, config, work, verbose)
+    weights = _class_weights(data["train"][1], len(labels)) if config.class_weights else None
+    history: dict[str, list] = {}
+
+    # Phase 1: the head on block5_conv3 features (computed from the cached boundary features).
+    _freeze(model, trainable_from="class_map")
+    middle = _segment(model, config.boundary, LAST_LAYER)
+    head_data = {s: (_run(middle, x, config.batch_size), y) for s, (x, y) in data.items()} if middle else data
+    _, head = split_model(model, LAST_LAYER, scores=True)
+    _fit_phase(1, head, head_data, config, config.head_epochs, config.head_learning_rate, config.head_batch_size,
+               weights, work, history, verbose)
+    del head_data
+    # Phase 2: fine-tune from config.fine_tune_from on the cached boundary features.
+    if config.fine_tune_from is not None and config.fine_tune_epochs > 0:
+        _freeze(model, trainable_from=config.fine_tune_from)
+        _, upper = split_model(model, config.boundary, scores=True)
+        _fit_phase(2, upper, data, config, config.fine_tune_epochs, config.fine_tune_learning_rate,
+                   config.batch_size, weights, work, history, verbose)
+    _freeze(model, trainable_from=None)
+
+    _, upper = split_model(model, config.boundary)
+    metrics = {"labels": labels, "train_seconds": None}
+    for split in ("valid", "test"):
+        if split in data:
+            x, y = data[split]
+            probabilities = upper.predict(x.astype(np.float32), batch_size=config.batch_size, verbose=0)[0]
+            metrics[split] = classification_metrics(y, probabilities, labels)
+    metrics["epochs"] = {"head": history.get("phase", []).count(1), "fine_tune": history.get("phase", []).count(2)}
+    metrics["train_seconds"] = round(time.perf_counter() - started, 1)
+    _write_model_dir(model, out_dir, preprocessing, labels, config, metrics, history, overwrite, work / "logs")
+    shutil.rmtree(work / "weights", ignore_errors=True)
+    if config.cache_dir is None:
+        shutil.rmtree(work, ignore_errors=True)
+    log.info("Trained in %.0f s; valid accuracy %s, test accuracy %s", metrics["train_seconds"],
+             metrics.get("valid", {}).get("accuracy"), metrics.get("test", {}).get("accuracy"))
+    return out_dir
+
+
+# --- features ---------------------------------------------------------------------------------
+def _features(manifest, model, preprocessing, config, work, verbose) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{split: (features (V*N, ...) float16, labels (V*N,))} at the boundary, from the cache."""
+    from tqdm import tqdm
+
+    from classifier.features import FeatureCache, cache_key, extract_features
+    from classifier.weights import resolve_weights
+    from datasets.tf_input import Augmentation, load_split
+
+    weights_path = resolve_weights(config.weights)
+    weights_id = (None if weights_path is None else
+                  {"file": str(weights_path), "size": weights_path.stat().st_size,
+                   "mtime": int(weights_path.stat().st_mtime)})
+    augmentation = Augmentation()
+    splits = [s for s in ("train", "valid", "test") if manifest.split(s)]
+    description = {
+        "boundary": config.boundary, "filters": list(config.filters), "weights": weights_id,
+        "weights_seed": config.seed if weights_path is None else None,
+        "preprocessing": preprocessing.to_dict(), "views": config.views, "seed": config.seed,
+        "augmentation": dataclasses.asdict(augmentation),
+        "records": {s: [r.sha256 for r in manifest.split(s)] for s in splits},
+    }
+    cache = FeatureCache(config.cache_dir or work / "features", cache_key(description), description)
+    lower, _ = split_model(model, config.boundary)
+    data = {}
+    for split in splits:
+        views = config.views if split == "train" else 1
+        names = [f"{split}_v{v}" for v in range(views)]
+        arrays = [cache.get(n) for n in names]
+        labels = np.asarray([manifest.label_index(r) for r in manifest.split(split)], np.int64)
+        if any(a is None for a in arrays):
+            images, labels, _ = load_split(manifest, split, preprocessing)
+            for v, name in enumerate(names):
+                if arrays[v] is not None:
+                    continue
+                with tqdm(total=len(images), desc=f"features {name}", unit="img", disable=not verbose) as bar:
+                    arrays[v] = extract_features(
+                        lower, images, preprocessing.apply, augmentation=augmentation if v else None,
+                        seed=config.seed, view=v, batch_size=config.batch_size,
+                        chunk_dir=cache.chunk_dir(name), progress=bar.update)
+                cache.put(name, arrays[v])
+            del images
+        data[split] = (np.concatenate(arrays), np.tile(labels, views))
+    log.info("Features at %s: %s", config.boundary, {s: d[0].shape for s, d in data.items()})
+    return data
+
+
+def _segment(model, after: str, last: str):
+    """The chain from the layer after ``after`` to ``last`` as a model, or None if empty."""
+    import keras
+
+    layers = chain_layers(model)
+    names = [layer.name for layer in layers]
+    start, stop = names.index(after) + 1, names.index(last) + 1
+    if start >= stop:
+        return None
+    x = inputs = keras.Input(tuple(model.get_layer(after).output.shape[1:]))
+    for layer in layers[start:stop]:
+        x = layer(x)
+    return keras.Model(inputs, x)
+
+
+def _run(model, x: np.ndarray, batch_size: int) -> np.ndarray:
+    out = [np.asarray(model(x[i:i + batch_size].astype(np.float32), training=False)).astype(np.float16)
+           for i in range(0, len(x), batch_size)]
+    return np.concatenate(out)
+
+
+def _class_weights(y: np.ndarray, num_classes: int) -> dict[int, float]:
+    counts = np.bincount(y, minlength=num_classes).astype(float)
+    return {c: float(len(y) / (num_classes * n)) if n else 0.0 for c, n in enumerate(counts)}
+
+
+def _freeze(model, *, trainable_from: str | None) -> None:
+    """Make layers from ``trainable_from`` on trainable, the rest frozen (None: all trainable)."""
+    names = [layer.name for layer in chain_layers(model)]
+    first = names.index(trainable_from) if trainable_from else 0
+    for i, layer in enumerate(chain_layers(model)):
+        layer.trainable = i >= first
+
+
+# --- fitting with resumable state ------------------------------------------------------------
+def _loss(kind: str):
+    import keras
+    from keras import ops
+
+    softmax = keras.losses.CategoricalCrossentropy(from_logits=True)
+    sigmoid = keras.losses.BinaryCrossentropy(from_logits=True)
+
+    def loss(y_true, logits):
+        if kind == "softmax":
+            return softmax(y_true, logits)
+        if kind == "sigmoid":
+            return sigmoid(y_true, logits) * ops.cast(ops.shape(y_true)[-1], logits.dtype)
+        return softmax(y_true, logits) + sigmoid(y_true, logits) * ops.cast(ops.shape(y_true)[-1], logits.dtype)
+
+    return loss
+
+
+def _fit_phase(phase, net, data, config, epochs, learning_rate, batch_size, class_weights, work, history, verbose):
+    import keras
+
+    state_path = work / "state.json"
+    state = json.loads(state_path.read_text()) if state_path.is_file() else {}
+    phase_state = state.get(f"phase{phase}", {})
+    weights_dir = work / "weights"
+    weights_dir.mkdir(exist_ok=True)
+    trainable = [layer for layer in net.layers if layer.trainable and layer.weights]
+    if phase_state.get("done"):
+        _load_layers(trainable, weights_dir / f"phase{phase}_best.npz")
+        _merge(history, phase_state["history"])
+        log.info("Phase %d already done (resumed from %s)", phase, work)
+        return
+    initial_epoch = 0
+    if phase_state.get("epoch"):
+        _load_layers(trainable, weights_dir / f"phase{phase}_last.npz")
+        initial_epoch = phase_state["epoch"]
+        log.info("Resuming phase %d at epoch %d", phase, initial_epoch + 1)
+    net.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=_loss(config.head_loss),
+                metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
+    (x, y), (xv, yv) = data["train"], data["valid"]
+    num_classes = int(net.output.shape[-1])
+    callback = _PhaseCheckpoint(phase, trainable, work, state, phase_state, config.patience)
+    callbacks = [callback]
+    if config.tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(work / "logs" / f"phase{phase}")))
+    if initial_epoch < epochs and not phase_state.get("stopped"):
+        net.fit(x.astype(np.float32), np.eye(num_classes, dtype=np.float32)[y],
+                validation_data=(xv.astype(np.float32), np.eye(num_classes, dtype=np.float32)[yv]),
+                batch_size=batch_size, epochs=epochs, initial_epoch=initial_epoch, shuffle=True,
+                class_weight=class_weights, callbacks=callbacks, verbose=verbose)
+    callback.finish()
+    _merge(history, callback.phase_state["history"])
+
+
+def _merge(history: dict, phase_history: dict) -> None:
+    for key, values in phase_history.items():
+        history.setdefault(key, []).extend(values)
+
+
+def _make_checkpoint_class():
+    import keras
+
+    class PhaseCheckpoint(keras.callbacks.Callback):
+        """Best weights by val_loss, last weights + epoch + history after every epoch; early stop."""
+
+        def __init__(self, phase, layers, work, state, phase_state, patience):
+            super().__init__()
+            self.phase, self.layers, self.work, self.state = phase, layers, Path(work), state
+            self.phase_state = {"epoch": 0, "best": None, "best_epoch": None, "history": {}, **phase_state}
+            self.patience = patience
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            ps = self.phase_state
+            for key, value in logs.items():
+                ps["history"].setdefault(key, []).append(float(value))
+            ps["history"].setdefault("phase", []).append(self.phase)
+            value = float(logs.get("val_loss", np.inf))
+            if ps["best"] is None or value < ps["best"]:
+                ps["best"], ps["best_epoch"] = value, epoch + 1
+                _save_layers(self.layers, self.work / "weights" / f"phase{self.phase}_best.npz")
+            _save_layers(self.layers, self.work / "weights" / f"phase{self.phase}_last.npz")
+            ps["epoch"] = epoch + 1
+            if epoch + 1 - ps["best_epoch"] >= self.patience:
+                ps["stopped"] = True
+                self.model.stop_training = True
+            self._write()
+
+        def finish(self):
+            best = self.work / "weights" / f"phase{self.phase}_best.npz"
+            if best.is_file():
+                _load_layers(self.layers, best)
+            self.phase_state["done"] = True
+            self._write()
+            log.info("Phase %d: best val_loss %s at epoch %s", self.phase, self.phase_state["best"],
+                     self.phase_state["best_epoch"])
+
+        def _write(self):
+            self.state[f"phase{self.phase}"] = self.phase_state
+            write_json(self.work / "state.json", self.state)
+
+    return PhaseCheckpoint
+
+
+def _PhaseCheckpoint(*args):  # noqa: N802 - a factory standing in for the class (keras imported lazily)
+    return _make_checkpoint_class()(*args)
+
+
+def _save_layers(layers, path: Path) -> None:
+    arrays = {f"{layer.name}/{i}": w for layer in layers for i, w in enumerate(layer.get_weights())}
+    with atomic_open(path) as handle:
+        np.savez(handle, **arrays)
+
+
+def _load_layers(layers, path: Path) -> None:
+    with np.load(path) as saved:
+        for layer in layers:
+            count = len(layer.get_weights())
+            layer.set_weights([saved[f"{layer.name}/{i}"] for i in range(count)])
+
+
+def _check_work_config(work: Path, config: TrainConfig) -> None:
+    """A work folder left by a run with another config is started afresh (its features kept)."""
+    path = work / "train_config.json"
+    current = config_to_dict(config)
+    if path.is_file():
+        previous = json.loads(path.read_text())
+        previous.pop("config", None)
+        if previous != json.loads(json.dumps(current)):
+            log.info("%s holds a run with another config; starting afresh", work)
+            (work / "state.json").unlink(missing_ok=True)
+            shutil.rmtree(work / "weights", ignore_errors=True)
+    save_config(config, path)
+
+
+# --- the model folder ---------------------------------------------------------------------------
+def _write_model_dir(model, out_dir: Path, preprocessing, labels, config, metrics, history, overwrite,
+                     logs: Path) -> None:
+    from classifier.metrics import plot_confusion_matrix, plot_training_curves
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    try:
+        model.save(tmp / "model.keras")
+        preprocessing.save(tmp)
+        write_json(tmp / "labels.json", labels)
+        save_config(config, tmp / "train_config.json")
+        write_json(tmp / "metrics.json", {**metrics, "history": history})
+        plot_training_curves(history, tmp / "training_curves.png")
+        for split in ("test", "valid"):
+            if split in metrics:
+                plot_confusion_matrix(np.asarray(metrics[split]["confusion_matrix"]), labels,
+                                      tmp / "confusion_matrix.png", title=f"confusion matrix ({split})")
+                break
+        if logs.is_dir():
+            shutil.copytree(logs, tmp / "logs")
+        if out_dir.exists() and overwrite:
+            old = out_dir.parent / f".{out_dir.name}.old"
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(out_dir, old)
+            os.replace(tmp, out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("Wrote %s (%.1f MB)", out_dir, sum(p.stat().st_size for p in out_dir.iterdir()) / 1e6)

@@ -1,0 +1,232 @@
+"""A trained model directory read back: the Keras model and everything saved beside it.
+
+:func:`load_trained_model` reads the directory ``boxstrap train`` writes (docs/ARCHITECTURE.md)::
+
+    MODEL_DIR/model.keras          loaded with safe_mode=True (no Lambda layers, no pickled code)
+    MODEL_DIR/preprocessing.json   datasets.preprocessing.Preprocessing (required)
+    MODEL_DIR/labels.json          class labels in output order (required)
+    MODEL_DIR/train_config.json    TrainConfig as a dict (optional, {} when absent)
+    MODEL_DIR/metrics.json         training metrics (optional, {} when absent)
+
+and checks that they fit together: the model's input is ``image`` (H, W, 3), its outputs are
+``probabilities`` (N, C) and ``class_map`` (N, h, w, C), and there is one label per class.
+Prediction, export and verification all start from the :class:`TrainedModel` it returns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from datasets.preprocessing import Preprocessing
+
+log = logging.getLogger(__name__)
+
+MODEL_FILENAME = "model.keras"
+LABELS_FILENAME = "labels.json"
+TRAIN_CONFIG_FILENAME = "train_config.json"
+METRICS_FILENAME = "metrics.json"
+INPUT_NAME = "image"
+OUTPUT_NAMES = ("probabilities", "class_map")
+# Modules whose import registers the custom (serializable) Keras layers boxstrap models use.
+_CUSTOM_LAYER_MODULES = ("classifier.pooling",)
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A loaded model directory.
+
+    Attributes
+    ----------
+    directory : Path
+        The model directory.
+    model : keras.Model
+        Input ``image`` (N, H, W, 3) float32, already preprocessed; outputs ``probabilities``
+        (N, C) and ``class_map`` (N, h, w, C).
+    preprocessing : Preprocessing
+        How an RGB image becomes the model's input.
+    labels : tuple of str
+        Class labels in output order (C of them).
+    config : dict
+        The training config as saved (``train_config.json``), ``{}`` if there is none.
+    metrics : dict
+        Training metrics (``metrics.json``), ``{}`` if there are none.
+    model_sha256 : str
+        Hex SHA-256 of ``model.keras`` (identifies the exact weights an export came from).
+    """
+
+    directory: Path
+    model: Any = field(repr=False)
+    preprocessing: Preprocessing
+    labels: tuple[str, ...]
+    config: dict[str, Any] = field(default_factory=dict, repr=False)
+    metrics: dict[str, Any] = field(default_factory=dict, repr=False)
+    model_sha256: str = ""
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes C."""
+        return len(self.labels)
+
+    @property
+    def model_path(self) -> Path:
+        """Path of ``model.keras``."""
+        return self.directory / MODEL_FILENAME
+
+
+def load_trained_model(directory: str | os.PathLike) -> TrainedModel:
+    """Load a trained model directory and check that its parts agree.
+
+    Parameters
+    ----------
+    directory : str or PathLike
+        A directory written by ``boxstrap train``.
+
+    Returns
+    -------
+    TrainedModel
+
+    Raises
+    ------
+    FileNotFoundError
+        If the directory, ``model.keras``, ``preprocessing.json`` or ``labels.json`` is missing.
+    ValueError
+        If a file is not valid, the model has a Lambda layer (or other code safe mode refuses),
+        its inputs/outputs do not follow the contract, the labels do not match the number of
+        classes, or the saved input size does not match a fixed-size model input.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"directory must be a trained model directory. Received: {str(directory)!r} "
+                                "(not a directory)")
+    model_path = directory / MODEL_FILENAME
+    if not model_path.is_file():
+        raise FileNotFoundError(f"{model_path} not found: is {str(directory)!r} a model directory written by "
+                                "`boxstrap train`?")
+    preprocessing = Preprocessing.load(directory)
+    labels = _read_labels(directory / LABELS_FILENAME)
+    config = _read_optional_json(directory / TRAIN_CONFIG_FILENAME)
+    metrics = _read_optional_json(directory / METRICS_FILENAME)
+    start = time.perf_counter()
+    model = _load_keras(model_path)
+    log.info("loaded %s (%d parameters) in %.1f s", model_path, model.count_params(),
+             time.perf_counter() - start)
+    check_model_contract(model, labels, preprocessing, source=str(model_path))
+    return TrainedModel(directory=directory, model=model, preprocessing=preprocessing, labels=labels,
+                        config=config, metrics=metrics, model_sha256=file_sha256(model_path))
+
+
+def check_model_contract(model: Any, labels: tuple[str, ...], preprocessing: Preprocessing,
+                         *, source: str = "model") -> None:
+    """Check a Keras model against the model-directory contract (see module docstring).
+
+    Raises
+    ------
+    ValueError
+        Naming what does not match and the values found.
+    """
+    lambdas = [layer.name for layer in _all_layers(model) if type(layer).__name__ == "Lambda"]
+    if lambdas:
+        raise ValueError(f"{source}: has Lambda layers {lambdas}; boxstrap models must not (they hold "
+                         "arbitrary Python code, cannot be loaded safely, and do not convert to Core ML).")
+    input_names = [t.name for t in model.inputs]
+    if len(model.inputs) != 1:
+        raise ValueError(f"{source}: must have exactly one input named {INPUT_NAME!r}. Received inputs: "
+                         f"{input_names}")
+    shape = tuple(model.inputs[0].shape)
+    if len(shape) != 4 or shape[-1] != 3:
+        raise ValueError(f"{source}: the input must be (N, H, W, 3). Received shape: {shape}")
+    if shape[1] is not None and shape[2] is not None and tuple(shape[1:3]) != preprocessing.input_size:
+        raise ValueError(f"{source}: the model's input size {tuple(shape[1:3])} does not match the saved "
+                         f"preprocessing input_size {preprocessing.input_size}.")
+    outputs = output_shapes(model)
+    missing = [name for name in OUTPUT_NAMES if name not in outputs]
+    if missing:
+        raise ValueError(f"{source}: outputs must be named {list(OUTPUT_NAMES)}. Received: {list(outputs)}")
+    probs, class_map = outputs["probabilities"], outputs["class_map"]
+    if len(probs) != 2 or len(class_map) != 4 or probs[-1] != class_map[-1]:
+        raise ValueError(f"{source}: expected probabilities (N, C) and class_map (N, h, w, C). "
+                         f"Received: probabilities {probs}, class_map {class_map}")
+    if probs[-1] != len(labels):
+        raise ValueError(f"labels must have one entry per model output: the model has {probs[-1]} classes, "
+                         f"labels.json has {len(labels)}: {list(labels)}")
+
+
+def output_shapes(model: Any) -> dict[str, tuple]:
+    """Map each output name of a Keras model to its shape (batch dimension ``None``)."""
+    names = list(getattr(model, "output_names", None) or [t.name for t in model.outputs])
+    return {name: tuple(t.shape) for name, t in zip(names, model.outputs, strict=True)}
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _load_keras(path: Path) -> Any:
+    import keras
+
+    for module in _CUSTOM_LAYER_MODULES:
+        try:
+            importlib.import_module(module)
+        except ImportError:  # pragma: no cover - the module is part of boxstrap
+            log.debug("custom layer module %s not importable", module)
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except ValueError as error:
+        text = str(error)
+        if "Lambda" in text or "safe_mode" in text or "unsafe" in text.lower():
+            raise ValueError(f"{path}: refused to load with safe_mode=True: the model has a Lambda layer (or "
+                             "other serialized Python code). boxstrap models do their preprocessing outside "
+                             f"the network and must not contain Lambda layers. Keras said: {text}") from None
+        raise ValueError(f"{path}: not a loadable Keras model: {text}") from None
+    except (OSError, KeyError, TypeError) as error:
+        raise ValueError(f"{path}: not a loadable Keras model: {error}") from None
+
+
+def _all_layers(model: Any) -> list:
+    found = []
+    for layer in getattr(model, "layers", []):
+        found.append(layer)
+        if hasattr(layer, "layers"):
+            found.extend(_all_layers(layer))
+    return found
+
+
+def _read_labels(path: Path) -> tuple[str, ...]:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: a model directory keeps its class labels (in output order) "
+                                "there.")
+    try:
+        labels = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON: {error}") from None
+    if (not isinstance(labels, list) or len(labels) < 2
+            or not all(isinstance(v, str) and v for v in labels) or len(set(labels)) != len(labels)):
+        raise ValueError(f"{path}: labels must be a list of at least 2 distinct non-empty strings. "
+                         f"Received: {labels!r}")
+    return tuple(labels)
+
+
+def _read_optional_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        log.warning("%s not found; continuing without it", path)
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must hold a JSON object. Received: {type(data).__name__}")
+    return data

@@ -1,0 +1,83 @@
+"""Run a box model on photos: one box and class per photo, as annotations, scored when boxes are known."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from boxstrap.atomic import write_json
+from datasets.annotations import Box, ImageAnnotation, read_annotations, write_annotations
+from datasets.tf_input import read_rgb
+from localize.box_model import cxcywh_to_xyxy
+from localize.box_model_dir import BoxModel, load_box_model
+
+log = logging.getLogger(__name__)
+
+
+def predict_boxes(box_model: BoxModel, images: Sequence[np.ndarray], *, batch_size: int = 8
+                  ) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Class probabilities and one box per image.
+
+    Parameters
+    ----------
+    box_model : BoxModel
+    images : sequence of (H_i, W_i, 3) uint8 ndarrays
+        Upright RGB photos at any size.
+
+    Returns
+    -------
+    probabilities : (N, C) float32 ndarray
+    boxes : list of (1, 4) float64 ndarrays
+        ``xmin, ymin, xmax, ymax`` in each image's own pixels (continuous edges), clipped.
+    """
+    pre = box_model.preprocessing
+    probabilities, normalised = [], []
+    for start in range(0, len(images), batch_size):
+        x = np.stack([pre.apply(pre.resize(image)) for image in images[start:start + batch_size]])
+        p, b = box_model.model.predict_on_batch(x)
+        probabilities.append(np.asarray(p, np.float32))
+        normalised.append(np.asarray(b, np.float64))
+    probs = np.concatenate(probabilities) if probabilities else np.zeros((0, len(box_model.labels)), np.float32)
+    norm = np.concatenate(normalised) if normalised else np.zeros((0, 4))
+    boxes = []
+    for image, box in zip(images, norm, strict=True):
+        height, width = image.shape[:2]
+        xyxy = np.clip(cxcywh_to_xyxy(box[None]).astype(np.float64), 0, 1) * [width, height, width, height]
+        boxes.append(xyxy)
+    return probs, boxes
+
+
+def predict_box_annotations(model: BoxModel | str | os.PathLike, source: str | os.PathLike,
+                            out_dir: str | os.PathLike, *, ground_truth: str | os.PathLike | None = None
+                            ) -> dict | None:
+    """Predict boxes for the images under ``source``, write ``OUT/box_predictions.json`` (boxes JSON),
+    and with ``ground_truth`` score them (``OUT/scores.json``, returned)."""
+    from localize.evaluate import evaluate_annotations
+    from localize.localize_images import find_images
+
+    box_model = model if isinstance(model, BoxModel) else load_box_model(model)
+    root, items = find_images(source, box_model.labels)
+    images = [read_rgb(item.path) for item in items]
+    probabilities, boxes = predict_boxes(box_model, images)
+    annotations = []
+    for item, image, p, b in zip(items, images, probabilities, boxes, strict=True):
+        height, width = image.shape[:2]
+        out_w, out_h = item.size or (width, height)
+        scaled = b[0] * [out_w / width, out_h / height] * 2
+        label = box_model.labels[int(np.argmax(p))]
+        annotations.append(ImageAnnotation(item.name, int(out_w), int(out_h),
+                                           (Box(label, *map(float, scaled), score=float(p.max())),), label=label))
+    out_dir = Path(out_dir)
+    write_annotations(annotations, out_dir / "box_predictions.json", "boxes-json", labels=box_model.labels)
+    if ground_truth is None:
+        return None
+    gt_path = Path(ground_truth)
+    gt = read_annotations(gt_path, labels=box_model.labels)
+    scores = evaluate_annotations(annotations, gt, pred_root=root, gt_root=gt_path.parent,
+                                  labels=box_model.labels).to_dict()
+    write_json(out_dir / "scores.json", scores)
+    return scores

@@ -1,0 +1,198 @@
+"""Class activation maps: from the classifier's class-map output, or by Grad-CAM.
+
+A boxstrap classifier's ``class_map`` output ``(N, h, w, C)`` is the 1x1 class convolution the
+class scores pool over (Zhou et al., CVPR 2016): its channel ``c`` *is* the CAM of class ``c``.
+:func:`class_activation_map` picks a class, upsamples that channel bilinearly to the image size
+and min-max normalises it. For a Keras model without such a head, :func:`grad_cam`
+(Selvaraju et al., ICCV 2017) weights a convolutional layer's channels by the mean gradient of
+the class score.
+"""
+
+from __future__ import annotations
+
+import logging
+import numbers
+from typing import Any
+
+import cv2
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+def class_activation_map(
+    class_map: np.ndarray,
+    *,
+    image_size: tuple[int, int],
+    class_index: int | None = None,
+    probabilities: np.ndarray | None = None,
+) -> tuple[np.ndarray, int]:
+    """One class's activation map at image size, normalised to [0, 1].
+
+    Parameters
+    ----------
+    class_map : (h, w, C) array_like of real numbers
+        The classifier's ``class_map`` output for one image.
+    image_size : (height, width)
+        Size to upsample to (bilinear, pixel centres aligned as in ``cv2.resize``).
+    class_index : int, optional
+        The class to map. Default: argmax of ``probabilities`` if given, else the class whose
+        map has the highest mean (the class a global-average-pooling head predicts).
+    probabilities : (C,) array_like, optional
+        The classifier's ``probabilities`` output for the image.
+
+    Returns
+    -------
+    heatmap : (height, width) float32 ndarray
+        Min-max normalised to [0, 1]; all zeros if the map is flat (it holds no location).
+    class_index : int
+        The class mapped.
+
+    Raises
+    ------
+    TypeError
+        If ``class_map`` is not a real-valued array or ``class_index`` not an int.
+    ValueError
+        If ``class_map`` is not 3-D with at least one class, holds NaN/inf, ``class_index`` is out
+        of range, ``probabilities`` does not have ``C`` values, or ``image_size`` is invalid.
+
+    Examples
+    --------
+    >>> cm = np.zeros((2, 2, 2), np.float32); cm[0, 0, 1] = 4.0
+    >>> heat, c = class_activation_map(cm, image_size=(4, 4))
+    >>> c, heat.shape, float(heat.max()), float(heat[3, 3])
+    (1, (4, 4), 1.0, 0.0)
+    """
+    cm = np.asarray(class_map)
+    if cm.dtype == bool or cm.dtype.kind not in "iuf":
+        raise TypeError(f"class_map must be a real-valued array. Received dtype: {cm.dtype}")
+    if cm.ndim != 3 or min(cm.shape) < 1:
+        raise ValueError(f"class_map must be (h, w, C) for one image. Received shape: {cm.shape}")
+    cm = cm.astype(np.float32)
+    if not np.isfinite(cm).all():
+        raise ValueError("class_map holds NaN or inf: the model's output is broken "
+                         f"({int((~np.isfinite(cm)).sum())} of {cm.size} values).")
+    size = _check_size(image_size)
+    n_classes = cm.shape[-1]
+    if class_index is None:
+        if probabilities is not None:
+            probs = np.asarray(probabilities, np.float64).reshape(-1)
+            if probs.shape != (n_classes,):
+                raise ValueError(f"probabilities must have one value per class ({n_classes}). "
+                                 f"Received shape: {np.shape(probabilities)}")
+            class_index = int(np.argmax(probs))
+        else:
+            class_index = int(np.argmax(cm.mean(axis=(0, 1))))
+    elif isinstance(class_index, bool) or not isinstance(class_index, numbers.Integral):
+        raise TypeError(f"class_index must be an int. Received: class_index={class_index!r}")
+    elif not 0 <= class_index < n_classes:
+        raise ValueError(f"class_index must be in [0, {n_classes - 1}]. Received: class_index={class_index}")
+    return upsample_normalize(cm[..., int(class_index)], size), int(class_index)
+
+
+def upsample_normalize(heatmap: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
+    """Bilinearly resize a finite 2-D map to ``(height, width)`` and min-max normalise it to
+    float32 [0, 1] (zeros if flat)."""
+    height, width = _check_size(image_size)
+    small = np.asarray(heatmap, np.float32)
+    if small.shape != (height, width):
+        small = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
+    lo, hi = float(small.min()), float(small.max())
+    if not hi > lo:
+        log.debug("class map is flat: returning an all-zero heatmap")
+        return np.zeros((height, width), np.float32)
+    return ((small - lo) / (hi - lo)).astype(np.float32)
+
+
+def grad_cam(
+    model: Any,
+    image: np.ndarray,
+    *,
+    layer_name: str,
+    class_index: int | None = None,
+    output_name: str | None = "probabilities",
+    image_size: tuple[int, int] | None = None,
+) -> tuple[np.ndarray, int]:
+    """Grad-CAM of a Keras functional model for one preprocessed image.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A functional model whose (first, or ``output_name``) output is ``(N, C)`` class scores.
+    image : (H, W, 3) or (1, H, W, 3) float array
+        Network input, already preprocessed.
+    layer_name : str
+        A convolutional layer with a ``(N, h, w, K)`` output (typically the last one).
+    class_index : int, optional
+        The class to explain; default the highest-scoring one.
+    output_name : str or None
+        The model output holding class scores when it has several (``"probabilities"`` for a
+        boxstrap classifier); ignored for single-output models. Gradients of softmax
+        probabilities saturate when the model is very sure; prefer a logits output if one exists.
+    image_size : (height, width), optional
+        Size of the returned map; default the image's own.
+
+    Returns
+    -------
+    heatmap : (height, width) float32 ndarray
+        ReLU of the gradient-weighted channel sum, upsampled and min-max normalised (zeros if flat).
+    class_index : int
+
+    Raises
+    ------
+    ValueError
+        If ``layer_name`` or ``output_name`` is not in the model, the layer output is not 4-D,
+        ``image`` has the wrong shape, or ``class_index`` is out of range.
+    """
+    import keras
+    import tensorflow as tf
+
+    x = np.asarray(image, np.float32)
+    if x.ndim == 3:
+        x = x[None]
+    if x.ndim != 4 or x.shape[0] != 1 or x.shape[-1] != 3:
+        raise ValueError(f"image must be (H, W, 3) or (1, H, W, 3). Received shape: {np.shape(image)}")
+    try:
+        layer = model.get_layer(layer_name)
+    except ValueError:
+        names = [lay.name for lay in model.layers]
+        raise ValueError(f"layer_name {layer_name!r} is not a layer of the model. Layers: {names}") from None
+    if len(layer.output.shape) != 4:
+        raise ValueError(f"layer_name {layer_name!r} must output (N, h, w, K). Its shape: {layer.output.shape}")
+    outputs = model.outputs
+    scores_out = outputs[0]
+    if len(outputs) > 1:
+        names = list(getattr(model, "output_names", []) or [])
+        if output_name not in names:
+            raise ValueError(f"output_name must be one of the model's outputs {names}. "
+                             f"Received: output_name={output_name!r}")
+        scores_out = outputs[names.index(output_name)]
+    grad_model = keras.Model(model.inputs, [layer.output, scores_out])
+    tensor = tf.convert_to_tensor(x)
+    with tf.GradientTape() as tape:
+        features, scores = grad_model(tensor, training=False)
+        n_classes = int(scores.shape[-1])
+        if class_index is None:
+            class_index = int(tf.argmax(scores[0]))
+        elif isinstance(class_index, bool) or not isinstance(class_index, numbers.Integral) \
+                or not 0 <= class_index < n_classes:
+            raise ValueError(f"class_index must be an int in [0, {n_classes - 1}]. Received: {class_index!r}")
+        target = scores[:, int(class_index)]
+    grads = tape.gradient(target, features)
+    weights = tf.reduce_mean(grads, axis=(1, 2))  # (1, K)
+    cam = tf.nn.relu(tf.reduce_sum(features * weights[:, None, None, :], axis=-1))[0].numpy()
+    if not np.isfinite(cam).all():
+        raise ValueError("Grad-CAM produced NaN or inf: the model's output or gradients are broken.")
+    size = _check_size(image_size) if image_size is not None else (x.shape[1], x.shape[2])
+    return upsample_normalize(cam, size), int(class_index)
+
+
+def _check_size(image_size: object) -> tuple[int, int]:
+    try:
+        size = tuple(image_size)  # type: ignore[arg-type]
+    except TypeError:
+        size = ()
+    if (len(size) != 2 or any(isinstance(v, bool) or not isinstance(v, numbers.Integral) for v in size)
+            or min(size) < 1):
+        raise ValueError(f"image_size must be (height, width), two positive ints. Received: {image_size!r}")
+    return int(size[0]), int(size[1])

@@ -1,0 +1,254 @@
+"""``boxstrap localize``: pseudo boxes for a folder of photos, written for review and correction.
+
+:func:`localize_images` is the stage's I/O edge: it finds the images (a prepared dataset, a folder
+per class, or plain files), runs :func:`localize.pseudo_boxes.forward` and
+:func:`localize.pseudo_boxes.pseudo_boxes`, and writes into ``OUT``::
+
+    OUT/localize_config.json       LocalizeConfig
+    OUT/pseudo_boxes.json          boxes JSON (with scores): the boxes every later step reads
+    OUT/annotations/voc/ ...       the same boxes for CVAT, Label Studio, Roboflow, Create ML
+    OUT/annotations/coco.json, annotations/yolo/, annotations/createml.json
+    OUT/review.json                per image: class, confidence, box, note; lowest confidence first
+    OUT/contact_sheets/sheet_NNN.png   many images per page, lowest confidence first
+    OUT/overlays/<image>.png       heatmap plus box per image (with ``overlays``)
+    OUT/scores.json                CorLoc, IoU, MaxBoxAcc, COCO mAP when ground truth is given
+    OUT/features.npy, features.json  block5_conv3 descriptors for the box model (a cache: which
+                                   images, in which order, from which model)
+
+Image paths inside the annotation files are relative to the source folder, so they open next to
+the photos; a corrected file is read back by ``boxstrap train-boxes`` for the next round.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from boxstrap.atomic import write_json
+from boxstrap.config import save_config
+from classifier.trained_model import TrainedModel, load_trained_model
+from datasets.annotations import Box, ImageAnnotation, read_annotations, write_annotations
+from datasets.images import IMAGE_SUFFIXES
+from datasets.manifest import FILENAME as MANIFEST
+from datasets.manifest import load_manifest
+from datasets.tf_input import read_rgb
+from localize.pseudo_boxes import LocalizeConfig, PseudoBoxes, forward, pseudo_boxes
+from localize.review import ReviewItem, render_contact_sheets, render_overlay, write_png
+
+log = logging.getLogger(__name__)
+
+ANNOTATION_PATHS = {"voc": "annotations/voc", "coco": "annotations/coco.json", "yolo": "annotations/yolo",
+                    "createml": "annotations/createml.json", "boxes-json": "pseudo_boxes.json"}
+
+
+@dataclass(frozen=True)
+class ImageItem:
+    """One image to localise.
+
+    ``path`` is the file read; ``name`` the image as annotation files name it (relative to the
+    source folder); ``label`` its known class or None; ``size`` the ``(width, height)`` the
+    annotations are in when it differs from the file read (a prepared image stands in for the
+    user's original photo: boxes are scaled back to the original), else None.
+    """
+
+    path: Path
+    name: str
+    label: str | None
+    size: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True)
+class LocalizeResult:
+    """What :func:`localize_images` wrote and found."""
+
+    out_dir: Path
+    annotations: list[ImageAnnotation]
+    pseudo: PseudoBoxes
+    items: list[ImageItem]
+    scores: dict | None
+
+
+def find_images(source: str | os.PathLike, labels: Sequence[str]) -> tuple[Path, list[ImageItem]]:
+    """The images under ``source`` and their known classes.
+
+    ``source`` is a prepared dataset (its manifest gives classes; the images are named and sized
+    as the user's original photos when those are under the manifest's source folder), a folder whose
+    sub-folders are named after classes (``one/``, ``training/one/``...: the nearest folder named
+    like a class gives the label), or a single image file.
+
+    Returns
+    -------
+    root : Path
+        The folder image names are relative to.
+    items : list of ImageItem
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``source`` does not exist or holds no image.
+    """
+    source = Path(source)
+    if not source.exists():
+        raise FileNotFoundError(f"images: {source} does not exist.")
+    if source.is_file():
+        return source.parent, [ImageItem(source, source.name, None)]
+    if (source / MANIFEST).is_file():
+        manifest = load_manifest(source)
+        original = Path(manifest.settings.get("src", source))
+        items = [_manifest_item(manifest, r, original) for r in manifest.records]
+        if all(it.size is not None for it in items):
+            source = original
+    else:
+        items = []
+        for path in sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES):
+            rel = path.relative_to(source)
+            label = next((part for part in reversed(rel.parts[:-1]) if part in labels), None)
+            items.append(ImageItem(path, rel.as_posix(), label))
+    if not items:
+        raise FileNotFoundError(f"images: no image ({', '.join(IMAGE_SUFFIXES)}) found under {source}.")
+    return source, items
+
+
+def _manifest_item(manifest, record, original: Path) -> ImageItem:
+    source = Path(record.source)
+    try:
+        name = source.relative_to(original).as_posix()
+    except ValueError:
+        return ImageItem(manifest.image_path(record), record.path, record.label)
+    (sw, sh), (w, h) = record.source_size, record.size
+    # source_size is as stored; the photo is seen upright (EXIF), like the prepared image.
+    upright = (sw, sh) if (sw >= sh) == (w >= h) else (sh, sw)
+    return ImageItem(manifest.image_path(record), name, record.label, upright)
+
+
+def localize_images(
+    model: TrainedModel | str | os.PathLike,
+    source: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    config: LocalizeConfig = LocalizeConfig(),
+    *,
+    ground_truth: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> LocalizeResult:
+    """Make, write and (with ``ground_truth``) score pseudo boxes for the images under ``source``.
+
+    Raises
+    ------
+    FileExistsError
+        If ``out_dir`` holds an earlier result and ``overwrite`` is false.
+    FileNotFoundError, ValueError
+        For a missing model or images, an unreadable image (named), or a broken ground truth.
+    """
+    from tqdm import tqdm
+
+    from localize.calibration import load_calibration
+
+    trained = model if isinstance(model, TrainedModel) else load_trained_model(model)
+    out_dir = Path(out_dir)
+    if (out_dir / ANNOTATION_PATHS["boxes-json"]).exists() and not overwrite:
+        raise FileExistsError(f"{out_dir} already holds pseudo boxes; pass overwrite=True (--overwrite) to "
+                              "replace them, or choose another folder.")
+    root, items = find_images(source, trained.labels)
+    pre = trained.preprocessing
+    images, x = [], np.empty((len(items), *pre.input_size, 3), np.float32)
+    for i, item in enumerate(tqdm(items, desc="reading", unit="img", disable=not progress)):
+        image = read_rgb(item.path)
+        images.append(image)
+        x[i] = pre.apply(pre.resize(image))
+    with tqdm(total=len(items), desc="classifier pass", unit="img", disable=not progress) as bar:
+        probabilities, class_maps, features = forward(trained.model, x, batch_size=config.batch_size,
+                                                      progress=bar.update)
+    del x
+    calibration = load_calibration(trained.directory)
+    known = [trained.labels.index(it.label) if it.label in trained.labels else None for it in items]
+    pseudo = pseudo_boxes(images, probabilities, class_maps, features, known=known, input_size=pre.input_size,
+                          config=config, calibrated_threshold=calibration.threshold)
+    annotations = [_annotation(item, image, pseudo, i, trained.labels)
+                   for i, (item, image) in enumerate(zip(items, images, strict=True))]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_config(config, out_dir / "localize_config.json")
+    for fmt in config.formats:
+        write_annotations(annotations, out_dir / ANNOTATION_PATHS[fmt], fmt, labels=trained.labels)
+    _write_review(out_dir, items, images, pseudo, trained.labels, overlays=config.overlays, progress=progress)
+    save_features(out_dir, features, [item.name for item in items], trained.model_sha256)
+    scores = None
+    if ground_truth is not None:
+        from localize.evaluate import evaluate_annotations
+
+        gt_path = Path(ground_truth)
+        gt = read_annotations(gt_path, labels=trained.labels)
+        scores = evaluate_annotations(annotations, gt, pred_root=root, gt_root=gt_path.parent,
+                                      labels=trained.labels).to_dict()
+        write_json(out_dir / "scores.json", scores)
+    log.info("localised %d images into %s", len(items), out_dir)
+    return LocalizeResult(out_dir=out_dir, annotations=annotations, pseudo=pseudo, items=items, scores=scores)
+
+
+def _annotation(item: ImageItem, image: np.ndarray, pseudo: PseudoBoxes, i: int, labels) -> ImageAnnotation:
+    """Image ``i``'s boxes as an annotation of the original photo (scaled when it was resized)."""
+    height, width = image.shape[:2]
+    out_w, out_h = item.size or (width, height)
+    scale = np.array([out_w / width, out_h / height] * 2)
+    label = labels[pseudo.classes[i]]
+    boxes = tuple(Box(label, *map(float, np.clip(b * scale, 0, [out_w, out_h] * 2)), score=float(s))
+                  for b, s in zip(pseudo.boxes[i], pseudo.scores[i], strict=True))
+    return ImageAnnotation(item.name, int(out_w), int(out_h), boxes, label=label)
+
+
+def _write_review(out_dir: Path, items, images, pseudo: PseudoBoxes, labels, *, overlays: bool,
+                  progress: bool) -> None:
+    from tqdm import tqdm
+
+    confidence = pseudo.probabilities[np.arange(len(items)), pseudo.classes]
+    order = np.argsort(confidence, kind="stable")
+    write_json(out_dir / "review.json", [
+        {"image": items[i].name, "class": labels[pseudo.classes[i]], "confidence": float(confidence[i]),
+         "box": pseudo.boxes[i][0].tolist() if len(pseudo.boxes[i]) else None, "note": pseudo.notes[i]}
+        for i in order])
+    review = [
+        ReviewItem(images[i], pseudo.boxes[i], pseudo.scores[i], caption=Path(items[i].name).name,
+                   labels=(labels[pseudo.classes[i]],) * len(pseudo.boxes[i]),
+                   confidence=float(confidence[i])).shrunk(200)
+        for i in range(len(items))
+    ]
+    sheets_dir = out_dir / "contact_sheets"
+    shutil.rmtree(sheets_dir, ignore_errors=True)
+    for k, sheet in enumerate(render_contact_sheets(review), start=1):
+        write_png(sheets_dir / f"sheet_{k:03d}.png", sheet)
+    if overlays:
+        for i in tqdm(range(len(items)), desc="overlays", unit="img", disable=not progress):
+            overlay = render_overlay(images[i], heatmap=pseudo.heatmaps[i], boxes=pseudo.boxes[i],
+                                     scores=pseudo.scores[i], labels=[labels[pseudo.classes[i]]] * len(pseudo.boxes[i]))
+            write_png(out_dir / "overlays" / Path(items[i].name).with_suffix(".png"), overlay)
+
+
+def save_features(out_dir: Path, features: np.ndarray, names: Sequence[str], model_sha256: str) -> None:
+    """Keep the descriptors of one classifier pass, with the image names and model they belong to."""
+    from boxstrap.atomic import atomic_open
+
+    with atomic_open(out_dir / "features.npy") as handle:
+        np.save(handle, features)
+    write_json(out_dir / "features.json", {"model_sha256": model_sha256, "images": list(names)})
+
+
+def load_features(out_dir: str | os.PathLike, names: Sequence[str], model_sha256: str) -> np.ndarray | None:
+    """Descriptors saved by :func:`save_features` for exactly these images and model, else None."""
+    import json
+
+    out_dir = Path(out_dir)
+    try:
+        index = json.loads((out_dir / "features.json").read_text(encoding="utf-8"))
+        if index["model_sha256"] != model_sha256:
+            return None
+        position = {name: i for i, name in enumerate(index["images"])}
+        rows = [position[name] for name in names]
+        return np.load(out_dir / "features.npy", mmap_mode="r")[rows]
+    except (FileNotFoundError, KeyError, ValueError, json.JSONDecodeError):
+        return None

@@ -1,0 +1,226 @@
+"""Pseudo boxes for photos that only have class labels: the localize stage's core.
+
+One forward pass of the trained classifier per image gives its class probabilities, its class
+maps and the ``block5_conv3`` descriptors. From them, per image, :func:`pseudo_boxes` makes a
+box with one of three methods (``LocalizeConfig.method``):
+
+- ``"cam"``: the class map of the image's class, upsampled, thresholded (the calibrated
+  threshold saved with the model, else the CAM paper's 0.2), largest component's box;
+- ``"grabcut"``: that class map as the seeds of OpenCV's GrabCut on the photo, which grows the
+  region to the object's edges (:func:`localize.refine.grabcut_refine`);
+- ``"ddt"``: co-localisation of the descriptors of all images of the class (DDT), oriented by
+  the class maps (:func:`localize.ddt.ddt_maps`).
+
+The image's class is its known label when there is one (the folder it came from), else the
+predicted class; an image whose known label the classifier doubts (probability below
+``min_confidence``) is flagged for review rather than dropped. The descriptors are returned
+too: they are what the box model trains on, so the box model costs no further forward pass.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from localize.boxes import DEFAULT_THRESHOLD, heatmap_to_boxes
+from localize.cam import upsample_normalize
+from localize.ddt import ddt_maps
+from localize.refine import grabcut_refine
+
+log = logging.getLogger(__name__)
+
+METHODS = ("cam", "grabcut", "ddt")
+FEATURE_LAYER = "block5_conv3"
+
+
+@dataclass(frozen=True)
+class LocalizeConfig:
+    """How pseudo boxes are made; saved as ``localize_config.json`` beside them.
+
+    Parameters
+    ----------
+    method : {"cam", "grabcut", "ddt"}
+        See the module docstring.
+    threshold : float in [0, 1] or None
+        CAM threshold (fraction of the normalised map); ``None`` uses the threshold calibrated
+        and saved with the model, else 0.2.
+    min_confidence : float in [0, 1]
+        Images whose class probability is below it are flagged ``"low confidence"``.
+    batch_size : int
+        Images per forward pass.
+    formats : tuple of str
+        Annotation formats to write (see :mod:`datasets.annotations`).
+    overlays : bool
+        Write an overlay PNG per image (heatmap plus box) beside the contact sheets.
+    """
+
+    method: str = "cam"
+    threshold: float | None = None
+    min_confidence: float = 0.5
+    batch_size: int = 8
+    formats: tuple[str, ...] = ("voc", "coco", "yolo", "createml", "boxes-json")
+    overlays: bool = True
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}. Received: {self.method!r}")
+        if self.threshold is not None and not 0 <= self.threshold <= 1:
+            raise ValueError(f"threshold must be in [0, 1] or None. Received: {self.threshold!r}")
+        if not 0 <= self.min_confidence <= 1:
+            raise ValueError(f"min_confidence must be in [0, 1]. Received: {self.min_confidence!r}")
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ValueError(f"batch_size must be an int >= 1. Received: {self.batch_size!r}")
+        object.__setattr__(self, "formats", tuple(self.formats))
+
+
+@dataclass(frozen=True)
+class PseudoBoxes:
+    """Pseudo boxes of N images and what they were made from.
+
+    Attributes
+    ----------
+    boxes : list of (k_i, 4) float64 ndarrays
+        Per image, 0 or 1 box in the image's own pixels (continuous edges, 0-based).
+    scores : list of (k_i,) float64 ndarrays
+        Mean normalised heat inside each box.
+    classes : (N,) int ndarray
+        The class each image was localised as (known label, else predicted).
+    probabilities : (N, C) float32 ndarray
+    heatmaps : list of 2-D float32 ndarrays
+        The map each box came from, normalised to [0, 1]: the class map at the network input
+        size (``"cam"``, ``"grabcut"``) or the positive DDT projection (``"ddt"``).
+    features : (N, h, w, D) float16 ndarray
+        ``block5_conv3`` descriptors at the network input size (for the box model).
+    notes : list of str
+        Per image: "" or why it needs a look ("low confidence", "no box: empty heatmap").
+    """
+
+    boxes: list[np.ndarray]
+    scores: list[np.ndarray]
+    classes: np.ndarray
+    probabilities: np.ndarray = field(repr=False)
+    heatmaps: list[np.ndarray] = field(repr=False)
+    features: np.ndarray = field(repr=False)
+    notes: list[str] = field(default_factory=list)
+
+
+def forward(classifier, x: np.ndarray, *, batch_size: int = 8,
+            progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One pass of the classifier giving probabilities, class maps and descriptors.
+
+    Parameters
+    ----------
+    classifier : keras.Model
+        A boxstrap classifier (outputs ``probabilities``, ``class_map``; a ``block5_conv3`` layer).
+    x : (N, H, W, 3) float32 ndarray
+        Preprocessed images.
+
+    Returns
+    -------
+    probabilities : (N, C) float32
+    class_maps : (N, h, w, C) float32
+    features : (N, h, w, D) float16
+    """
+    import keras
+
+    model = keras.Model(classifier.input, [*classifier.outputs, classifier.get_layer(FEATURE_LAYER).output])
+    probabilities, class_maps, features = [], [], []
+    for start in range(0, len(x), batch_size):
+        p, m, f = model.predict_on_batch(x[start:start + batch_size])
+        probabilities.append(np.asarray(p, np.float32))
+        class_maps.append(np.asarray(m, np.float32))
+        features.append(np.asarray(f, np.float16))
+        if progress is not None:
+            progress(min(batch_size, len(x) - start))
+    return np.concatenate(probabilities), np.concatenate(class_maps), np.concatenate(features)
+
+
+def pseudo_boxes(
+    images: Sequence[np.ndarray],
+    probabilities: np.ndarray,
+    class_maps: np.ndarray,
+    features: np.ndarray,
+    *,
+    known: Sequence[int | None] | None = None,
+    input_size: tuple[int, int] | None = None,
+    config: LocalizeConfig = LocalizeConfig(),
+    calibrated_threshold: float | None = None,
+) -> PseudoBoxes:
+    """Boxes for N images from the classifier's outputs (pure: arrays in, arrays out).
+
+    Parameters
+    ----------
+    images : sequence of N (H_i, W_i, 3) uint8 ndarrays
+        The photos at their own size (boxes are in their pixels; GrabCut reads their colours).
+    probabilities, class_maps, features
+        From :func:`forward` for the same images.
+    known : sequence of N int or None, optional
+        Known class index per image (``None`` where unknown).
+    input_size : (height, width), optional
+        The network input size: class maps are upsampled to it (bilinear) before thresholding,
+        so box edges fall between map cells. Default: the class maps' own size.
+    config : LocalizeConfig
+    calibrated_threshold : float, optional
+        Used when ``config.threshold`` is None.
+
+    Raises
+    ------
+    ValueError
+        If the lengths disagree or a known class is out of range.
+    """
+    n = len(images)
+    if not (len(probabilities) == len(class_maps) == len(features) == n):
+        raise ValueError(f"images, probabilities, class_maps and features must have one entry per image. "
+                         f"Received: {n}, {len(probabilities)}, {len(class_maps)}, {len(features)}")
+    num_classes = class_maps.shape[-1]
+    known = list(known) if known is not None else [None] * n
+    if len(known) != n:
+        raise ValueError(f"known must have one entry per image ({n}). Received: {len(known)}")
+    predicted = np.argmax(probabilities, axis=1)
+    classes = np.array([p if k is None else k for k, p in zip(known, predicted, strict=True)], np.int64)
+    if classes.size and (classes.min() < 0 or classes.max() >= num_classes):
+        raise ValueError(f"known class indices must be in [0, {num_classes - 1}]. Received: {sorted(set(known))}")
+    threshold = config.threshold if config.threshold is not None else (
+        calibrated_threshold if calibrated_threshold is not None else DEFAULT_THRESHOLD)
+    size = tuple(input_size) if input_size is not None else class_maps.shape[1:3]
+    heatmaps = [upsample_normalize(class_maps[i, ..., classes[i]], size) for i in range(n)]
+    if config.method == "ddt":
+        maps = _ddt_heatmaps(features, heatmaps, classes)
+    else:
+        maps = heatmaps
+    boxes, scores, notes = [], [], []
+    for i, image in enumerate(images):
+        size = image.shape[:2]
+        if config.method == "grabcut":
+            b, s = grabcut_refine(image, maps[i])
+        elif config.method == "ddt":
+            b, s = heatmap_to_boxes(maps[i], threshold=1e-6, image_size=size)
+        else:
+            b, s = heatmap_to_boxes(maps[i], threshold=threshold, image_size=size)
+        confidence = float(probabilities[i, classes[i]])
+        note = "no box: empty heatmap" if len(b) == 0 else ""
+        if confidence < config.min_confidence:
+            note = "; ".join(filter(None, [note, f"low confidence ({confidence:.2f})"]))
+        boxes.append(b)
+        scores.append(s)
+        notes.append(note)
+    flagged = sum(bool(note) for note in notes)
+    if flagged:
+        log.info("%d of %d images flagged for review (no box or low confidence)", flagged, n)
+    return PseudoBoxes(boxes=boxes, scores=scores, classes=classes, probabilities=probabilities,
+                       heatmaps=maps, features=features, notes=notes)
+
+
+def _ddt_heatmaps(features: np.ndarray, heatmaps: list[np.ndarray], classes: np.ndarray) -> list[np.ndarray]:
+    """DDT per class: project each class's descriptors on their first component, keep the positive part."""
+    out: list[np.ndarray | None] = [None] * len(features)
+    for c in np.unique(classes):
+        members = np.flatnonzero(classes == c)
+        maps = ddt_maps([features[i].astype(np.float32) for i in members],
+                        reference=[heatmaps[i] for i in members])
+        for i, m in zip(members, maps, strict=True):
+            out[i] = np.maximum(m, 0.0)
+    return out

@@ -1,0 +1,395 @@
+"""Scores of pseudo boxes against ground truth: IoU, CorLoc, MaxBoxAcc(V2), COCO mAP.
+
+All boxes are ``(N, 4)`` arrays ``xmin, ymin, xmax, ymax`` in continuous pixel edges (see
+:mod:`localize.boxes`), so a box's area is ``(xmax - xmin) * (ymax - ymin)`` with no ``+ 1``.
+(Choe et al.'s reference code works on inclusive indices and adds 1; on boxes tens of pixels
+wide the two differ in the third decimal of IoU.)
+
+Metrics
+-------
+- **CorLoc**: share of images whose top box (the first one) has IoU >= 0.5 with a ground-truth
+  box of that image. An image without a predicted box counts as a miss.
+- **BoxAcc(tau, delta)** (Choe et al., "Evaluating Weakly Supervised Object Localization
+  Methods Right", CVPR 2020): share of images where, with the heatmap thresholded at ``tau``,
+  the best IoU between predicted and ground-truth boxes is >= ``delta``.
+  **MaxBoxAcc** = max over tau of BoxAcc(tau, 0.5) with the largest component's box only;
+  **MaxBoxAccV2** = mean over delta in (0.3, 0.5, 0.7) of max over tau of BoxAcc(tau, delta),
+  with boxes from all components (the best tau is picked per delta).
+- **COCO mAP** at IoU 0.5 and averaged over IoU 0.5:0.95, computed by pycocotools on COCO
+  objects built in memory (its prints silenced).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from localize.boxes import check_heatmap, heatmap_to_boxes
+
+log = logging.getLogger(__name__)
+
+#: Choe et al.'s CAM thresholds: 0.00, 0.01, ..., 0.99.
+CAM_THRESHOLDS = tuple(round(0.01 * i, 2) for i in range(100))
+#: MaxBoxAccV2's IoU thresholds.
+V2_IOU_THRESHOLDS = (0.3, 0.5, 0.7)
+
+
+def check_boxes(boxes: object, name: str = "boxes") -> np.ndarray:
+    """Return ``boxes`` as a float64 ``(N, 4)`` array, or raise naming ``name``.
+
+    Raises
+    ------
+    TypeError
+        If the values are not real numbers.
+    ValueError
+        If the shape is not ``(N, 4)``, a value is not finite, or a box has ``xmax < xmin`` or
+        ``ymax < ymin``.
+    """
+    arr = np.asarray(boxes)
+    if arr.size == 0:
+        return np.zeros((0, 4), np.float64)
+    if arr.dtype == bool or arr.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must hold real numbers. Received dtype: {arr.dtype}")
+    if arr.ndim != 2 or arr.shape[1] != 4:
+        raise ValueError(f"{name} must be an (N, 4) xyxy array. Received shape: {arr.shape}")
+    arr = arr.astype(np.float64)
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} must be finite. Received: {arr[~np.isfinite(arr).all(axis=1)][:3].tolist()}")
+    bad = (arr[:, 2] < arr[:, 0]) | (arr[:, 3] < arr[:, 1])
+    if bad.any():
+        raise ValueError(f"{name} must have xmax >= xmin and ymax >= ymin. Received: {arr[bad][:3].tolist()}")
+    return arr
+
+
+def box_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
+    """Pairwise intersection over union of two sets of edge boxes.
+
+    Parameters
+    ----------
+    boxes_a : (N, 4) array_like
+    boxes_b : (M, 4) array_like
+
+    Returns
+    -------
+    (N, M) float64 ndarray
+        IoU in [0, 1]; 0 where both boxes have no area.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If either input is not a valid box array (see :func:`check_boxes`).
+
+    Examples
+    --------
+    >>> box_iou([[0, 0, 10, 10]], [[5, 0, 15, 10], [0, 0, 10, 10]])
+    array([[0.33333333, 1.        ]])
+    """
+    a = check_boxes(boxes_a, "boxes_a")
+    b = check_boxes(boxes_b, "boxes_b")
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    iw = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
+    ih = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
+    inter = iw.clip(0) * ih.clip(0)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def top_box_iou(pred_boxes: Sequence[np.ndarray], gt_boxes: Sequence[np.ndarray]) -> np.ndarray:
+    """Per image, the best IoU of the *first* predicted box with any ground-truth box (0 if none).
+
+    Parameters
+    ----------
+    pred_boxes : sequence of (N_i, 4) arrays
+        Predicted boxes per image, best first.
+    gt_boxes : sequence of (M_i, 4) arrays
+        Ground-truth boxes per image, same length.
+
+    Returns
+    -------
+    (n_images,) float64 ndarray
+
+    Raises
+    ------
+    ValueError
+        If the two sequences differ in length or are empty, or a box array is invalid.
+    """
+    _check_lengths(pred_boxes, gt_boxes)
+    out = np.zeros(len(gt_boxes), np.float64)
+    for i, (pred, gt) in enumerate(zip(pred_boxes, gt_boxes, strict=True)):
+        p = check_boxes(pred, f"pred_boxes[{i}]")
+        g = check_boxes(gt, f"gt_boxes[{i}]")
+        if len(p) and len(g):
+            out[i] = box_iou(p[:1], g).max()
+    return out
+
+
+def corloc(pred_boxes: Sequence[np.ndarray], gt_boxes: Sequence[np.ndarray], iou_threshold: float = 0.5) -> float:
+    """Share of images whose first predicted box has IoU >= ``iou_threshold`` with a gt box.
+
+    Examples
+    --------
+    >>> corloc([np.array([[0, 0, 10, 10]]), np.zeros((0, 4))],
+    ...        [np.array([[1, 1, 10, 10]]), np.array([[0, 0, 5, 5]])])
+    0.5
+    """
+    _check_fraction(iou_threshold, "iou_threshold")
+    return float(np.mean(top_box_iou(pred_boxes, gt_boxes) >= iou_threshold))
+
+
+@dataclass(frozen=True)
+class BoxAccuracy:
+    """BoxAcc over CAM thresholds (rows) and IoU thresholds (columns), Choe et al.'s protocol.
+
+    Attributes
+    ----------
+    thresholds : tuple of float
+        CAM thresholds tau (fractions of the normalised map).
+    iou_thresholds : tuple of float
+        IoU thresholds delta.
+    accuracy : (len(thresholds), len(iou_thresholds)) ndarray
+        BoxAcc(tau, delta).
+    multi_contour : bool
+        Whether all components' boxes counted (V2) or only the largest's.
+    """
+
+    thresholds: tuple[float, ...]
+    iou_thresholds: tuple[float, ...]
+    accuracy: np.ndarray
+    multi_contour: bool
+
+    @property
+    def best_thresholds(self) -> tuple[float, ...]:
+        """Per IoU threshold, the CAM threshold with the highest BoxAcc (the lowest on ties)."""
+        return tuple(self.thresholds[int(i)] for i in np.argmax(self.accuracy, axis=0))
+
+    @property
+    def max_accuracy(self) -> tuple[float, ...]:
+        """Per IoU threshold, max over CAM thresholds of BoxAcc."""
+        return tuple(float(v) for v in self.accuracy.max(axis=0))
+
+    @property
+    def mean_max_accuracy(self) -> float:
+        """Mean over IoU thresholds of :attr:`max_accuracy` (MaxBoxAccV2 for (0.3, 0.5, 0.7))."""
+        return float(np.mean(self.max_accuracy))
+
+
+def box_accuracy(
+    heatmaps: Sequence[np.ndarray],
+    gt_boxes: Sequence[np.ndarray],
+    *,
+    thresholds: Sequence[float] = CAM_THRESHOLDS,
+    iou_thresholds: Sequence[float] = V2_IOU_THRESHOLDS,
+    multi_contour: bool = True,
+    image_sizes: Sequence[tuple[int, int]] | None = None,
+) -> BoxAccuracy:
+    """BoxAcc of heatmaps against ground-truth boxes at every CAM and IoU threshold.
+
+    Parameters
+    ----------
+    heatmaps : sequence of (H_i, W_i) arrays
+        One class map per image. A flat or NaN map gives no box (a miss at every threshold).
+    gt_boxes : sequence of (M_i, 4) arrays
+        Ground-truth edge boxes per image, in image pixels; at least one per image.
+    thresholds : sequence of float in [0, 1]
+        CAM thresholds tau.
+    iou_thresholds : sequence of float in (0, 1]
+        IoU thresholds delta.
+    multi_contour : bool
+        True: every component's box counts (MaxBoxAccV2); False: the largest only (MaxBoxAcc).
+    image_sizes : sequence of (height, width), optional
+        Image size per image if it differs from the heatmap's; boxes are scaled to it.
+
+    Returns
+    -------
+    BoxAccuracy
+
+    Raises
+    ------
+    ValueError
+        If lengths differ or are zero, a threshold is outside its range, an image has no gt box,
+        or a gt box lies outside its image (by more than 1 px).
+    TypeError
+        If a heatmap is not a real-valued array.
+    """
+    _check_lengths(heatmaps, gt_boxes, "heatmaps")
+    taus = tuple(float(t) for t in thresholds)
+    deltas = tuple(float(d) for d in iou_thresholds)
+    if not taus or not deltas:
+        raise ValueError(f"thresholds and iou_thresholds must not be empty. Received: {taus}, {deltas}")
+    for t in taus:
+        _check_fraction(t, "thresholds")
+    for d in deltas:
+        _check_fraction(d, "iou_thresholds", open_low=True)
+    if image_sizes is not None and len(image_sizes) != len(heatmaps):
+        raise ValueError(f"image_sizes must have one entry per heatmap ({len(heatmaps)}). "
+                         f"Received {len(image_sizes)}")
+    mode = "all" if multi_contour else "largest"
+    correct = np.zeros((len(taus), len(deltas)), np.int64)
+    for i, (heatmap, gt) in enumerate(zip(heatmaps, gt_boxes, strict=True)):
+        h = check_heatmap(heatmap, f"heatmaps[{i}]")
+        size = tuple(image_sizes[i]) if image_sizes is not None else h.shape
+        g = check_gt_boxes(gt, size, f"gt_boxes[{i}]")
+        for t, tau in enumerate(taus):
+            boxes, _ = heatmap_to_boxes(h, threshold=tau, mode=mode, image_size=size)
+            if len(boxes):
+                correct[t] += box_iou(boxes, g).max() >= np.asarray(deltas)
+    return BoxAccuracy(taus, deltas, correct / len(heatmaps), bool(multi_contour))
+
+
+def max_box_acc(heatmaps: Sequence[np.ndarray], gt_boxes: Sequence[np.ndarray], **kwargs) -> float:
+    """MaxBoxAcc: best-threshold BoxAcc at IoU 0.5, largest component only.
+
+    Keyword arguments ``thresholds`` and ``image_sizes`` go to :func:`box_accuracy`.
+    """
+    result = box_accuracy(heatmaps, gt_boxes, iou_thresholds=(0.5,), multi_contour=False, **kwargs)
+    return result.max_accuracy[0]
+
+
+def max_box_acc_v2(heatmaps: Sequence[np.ndarray], gt_boxes: Sequence[np.ndarray], **kwargs) -> float:
+    """MaxBoxAccV2: mean over IoU 0.3/0.5/0.7 of best-threshold BoxAcc, all components' boxes.
+
+    Keyword arguments ``thresholds`` and ``image_sizes`` go to :func:`box_accuracy`.
+    """
+    result = box_accuracy(heatmaps, gt_boxes, iou_thresholds=V2_IOU_THRESHOLDS, multi_contour=True, **kwargs)
+    return result.mean_max_accuracy
+
+
+def check_gt_boxes(gt: object, image_size: tuple[int, int], name: str = "gt_boxes",
+                   tolerance: float = 1.0) -> np.ndarray:
+    """Validate ground-truth boxes of one image of ``(height, width)``: at least one box, each
+    with positive area and inside the image up to ``tolerance`` pixels.
+
+    Raises
+    ------
+    ValueError
+        Naming ``name``, the box and the image size.
+    """
+    g = check_boxes(gt, name)
+    if len(g) == 0:
+        raise ValueError(f"{name} is empty: every scored image needs at least one ground-truth box.")
+    height, width = image_size
+    outside = ((g[:, 0] < -tolerance) | (g[:, 1] < -tolerance)
+               | (g[:, 2] > width + tolerance) | (g[:, 3] > height + tolerance))
+    if outside.any():
+        raise ValueError(f"{name} has boxes outside the {width}x{height} image: {g[outside].tolist()}")
+    flat = (g[:, 2] <= g[:, 0]) | (g[:, 3] <= g[:, 1])
+    if flat.any():
+        raise ValueError(f"{name} has boxes without area: {g[flat].tolist()}")
+    return g
+
+
+def coco_map(
+    predictions: Sequence[tuple[np.ndarray, np.ndarray, Sequence[str]]],
+    ground_truth: Sequence[tuple[np.ndarray, Sequence[str]]],
+    *,
+    labels: Sequence[str] | None = None,
+) -> dict[str, float]:
+    """COCO box mAP via pycocotools, built in memory.
+
+    Parameters
+    ----------
+    predictions : sequence of (boxes (N, 4), scores (N,), labels (N,))
+        Per image, predicted edge boxes, their confidences and class names.
+    ground_truth : sequence of (boxes (M, 4), labels (M,))
+        Per image (same order), ground-truth edge boxes and class names.
+    labels : sequence of str, optional
+        The categories; default: the sorted union of all labels. A label outside it is an error.
+
+    Returns
+    -------
+    dict
+        ``{"mAP@0.5": float, "mAP@[.5:.95]": float}``; NaN if there are no ground-truth boxes.
+        An image or category without predictions scores 0 for its ground truth.
+
+    Raises
+    ------
+    ValueError
+        If lengths differ or are zero, a per-image array has the wrong length, or a label is unknown.
+
+    Examples
+    --------
+    >>> gt = [(np.array([[0, 0, 10, 10]]), ["cube"])]
+    >>> round(coco_map([(np.array([[0, 0, 10, 10]]), np.array([0.9]), ["cube"])], gt)["mAP@0.5"], 6)
+    1.0
+    """
+    _check_lengths(predictions, ground_truth, "predictions", "ground_truth")
+    preds, gts, found = [], [], set()
+    for i, (item, gt) in enumerate(zip(predictions, ground_truth, strict=True)):
+        if len(item) != 3:
+            raise ValueError(f"predictions[{i}] must be (boxes, scores, labels). Received {len(item)} items")
+        if len(gt) != 2:
+            raise ValueError(f"ground_truth[{i}] must be (boxes, labels). Received {len(gt)} items")
+        boxes = check_boxes(item[0], f"predictions[{i}] boxes")
+        scores = np.asarray(item[1], np.float64).reshape(-1)
+        plabels = [str(v) for v in item[2]]
+        if len(scores) != len(boxes) or len(plabels) != len(boxes):
+            raise ValueError(f"predictions[{i}] must have one score and label per box ({len(boxes)}). "
+                             f"Received {len(scores)} scores, {len(plabels)} labels")
+        gboxes = check_boxes(gt[0], f"ground_truth[{i}] boxes")
+        glabels = [str(v) for v in gt[1]]
+        if len(glabels) != len(gboxes):
+            raise ValueError(f"ground_truth[{i}] must have one label per box ({len(gboxes)}). "
+                             f"Received {len(glabels)}")
+        preds.append((boxes, scores, plabels))
+        gts.append((gboxes, glabels))
+        found.update(plabels, glabels)
+    categories = sorted(found) if labels is None else [str(v) for v in labels]
+    unknown = sorted(found - set(categories))
+    if unknown:
+        raise ValueError(f"labels {unknown} are not among the categories {categories}")
+    if not any(len(g[0]) for g in gts):
+        log.warning("no ground-truth boxes: COCO mAP is undefined (NaN)")
+        return {"mAP@0.5": float("nan"), "mAP@[.5:.95]": float("nan")}
+    cat_id = {name: k + 1 for k, name in enumerate(categories)}
+
+    def dataset(rows, with_scores):
+        anns = []
+        for image_id, row in enumerate(rows, start=1):
+            boxes, names = row[0], row[-1]
+            for j, (box, name) in enumerate(zip(boxes, names, strict=True)):
+                w, h = float(box[2] - box[0]), float(box[3] - box[1])
+                ann = {"id": len(anns) + 1, "image_id": image_id, "category_id": cat_id[name],
+                       "bbox": [float(box[0]), float(box[1]), w, h], "area": w * h, "iscrowd": 0}
+                if with_scores:
+                    ann["score"] = float(row[1][j])
+                anns.append(ann)
+        return {"images": [{"id": k} for k in range(1, len(rows) + 1)],
+                "categories": [{"id": v, "name": k} for k, v in cat_id.items()],
+                "annotations": anns}
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt, coco_dt = COCO(), COCO()
+        coco_gt.dataset = dataset(gts, with_scores=False)
+        coco_dt.dataset = dataset(preds, with_scores=True)
+        coco_gt.createIndex()
+        coco_dt.createIndex()
+        evaluator = COCOeval(coco_gt, coco_dt, iouType="bbox")
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    stats = evaluator.stats
+    return {"mAP@0.5": max(float(stats[1]), 0.0), "mAP@[.5:.95]": max(float(stats[0]), 0.0)}
+
+
+def _check_lengths(a: Sequence, b: Sequence, name_a: str = "pred_boxes", name_b: str = "gt_boxes") -> None:
+    if len(a) != len(b):
+        raise ValueError(f"{name_a} and {name_b} must have the same length (one entry per image). "
+                         f"Received {len(a)} and {len(b)}")
+    if len(a) == 0:
+        raise ValueError(f"{name_a} and {name_b} are empty: nothing to score.")
+
+
+def _check_fraction(value: float, name: str, open_low: bool = False) -> None:
+    ok = 0.0 < value <= 1.0 if open_low else 0.0 <= value <= 1.0
+    if not ok:
+        interval = "(0, 1]" if open_low else "[0, 1]"
+        raise ValueError(f"{name} must be in {interval}. Received: {value!r}")

@@ -1,0 +1,61 @@
+import json
+from dataclasses import replace
+
+import pytest
+
+from boxstrap.pipeline import STAGES, PipelineConfig, run_pipeline
+from classifier.train import TrainConfig
+from datasets.synthetic import DemoDataConfig, write_demo_data
+from localize.box_model import BoxTrainConfig
+
+TINY = (4, 8, 8, 16, 16)
+
+
+def _tiny_config() -> PipelineConfig:
+    config = PipelineConfig()
+    return replace(
+        config,
+        prepare=replace(config.prepare, max_side=96),
+        train=TrainConfig(weights="none", filters=TINY, input_size=(64, 96), head_epochs=3, views=1, patience=2,
+                          fine_tune_from=None),
+        boxes=BoxTrainConfig(epochs=2, hidden=16, reduce_filters=8),
+    )
+
+
+@pytest.mark.slow
+class TestPipeline:
+    def test_runs_every_stage_then_resumes(self, tmp_path):
+        src = tmp_path / "photos"
+        write_demo_data(src, DemoDataConfig(per_class=10, size=(96, 128)), progress=False)
+        run = tmp_path / "run"
+        seen = []
+        results = run_pipeline(src, run, _tiny_config(), on_stage=lambda stage, what: seen.append((stage, what)))
+        assert seen == [(stage, "run") for stage in STAGES]
+        assert results["verify"].numbers["passed"] and results["boxes-verify"].numbers["passed"]
+        assert results["localize"].numbers["scores"]["n_images"] == 20  # demo boxes.json found and used
+        assert (run / "export" / "BoxstrapClassifier.mlpackage").is_dir()
+        assert (run / "export" / "BoxstrapClassifier.mlmodel").is_file()
+        assert (run / "boxes-export" / "BoxstrapDetector.mlpackage").is_dir()
+        summary = (run / "summary.md").read_text()
+        assert "CorLoc" in summary and "BoxstrapDetector.mlpackage" in summary
+        assert "data:image/png;base64," in (run / "summary.html").read_text()
+        assert json.loads((run / "pipeline_config.json").read_text())["config"] == "PipelineConfig"
+
+        # Unchanged: everything is skipped. A changed stage config reruns it and what follows.
+        seen.clear()
+        run_pipeline(src, run, _tiny_config(), on_stage=lambda stage, what: seen.append((stage, what)))
+        assert {what for _, what in seen} == {"skip"}
+        seen.clear()
+        changed = replace(_tiny_config(), boxes=BoxTrainConfig(epochs=3, hidden=16, reduce_filters=8))
+        run_pipeline(src, run, changed, on_stage=lambda stage, what: seen.append((stage, what)))
+        assert [s for s, what in seen if what == "run"] == ["boxes", "boxes-export", "boxes-verify"]
+
+
+class TestPipelineErrors:
+    def test_unknown_stage(self, tmp_path):
+        with pytest.raises(ValueError, match="force must name stages"):
+            run_pipeline(tmp_path, tmp_path / "run", force=("deploy",))
+
+    def test_missing_source(self, tmp_path):
+        with pytest.raises(FileNotFoundError, match="src must be a folder"):
+            run_pipeline(tmp_path / "nope", tmp_path / "run")

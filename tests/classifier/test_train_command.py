@@ -1,0 +1,59 @@
+"""Tests of the ``boxstrap train`` command (boxstrap/commands/train.py)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from boxstrap.cli import build_parser, main
+from boxstrap.config import save_config
+from classifier.train import TrainConfig
+
+from ._tiny_data import TINY_FILTERS, make_manifest
+
+
+def parse(*argv):
+    return build_parser().parse_args(["train", *argv])
+
+
+class TestBuildConfig:
+    def test_defaults(self, tmp_path):
+        from boxstrap.commands.train import build_config
+
+        assert build_config(parse("data", "--out", str(tmp_path))) == TrainConfig()
+
+    def test_flags_override_the_config_file(self, tmp_path):
+        from boxstrap.commands.train import build_config
+
+        save_config(TrainConfig(dropout=0.6, views=3), tmp_path / "c.json")
+        config = build_config(parse("data", "--out", "m", "--config", str(tmp_path / "c.json"), "--views", "4",
+                                    "--input-size", "288", "384", "--fine-tune-from", "block5_conv3"))
+        assert (config.dropout, config.views, config.input_size) == (0.6, 4, (288, 384))
+        assert config.fine_tune_from == "block5_conv3"
+        config = build_config(parse("data", "--out", "m", "--fine-tune-from", "none", "--no-class-weights"))
+        assert config.fine_tune_from is None and config.class_weights is False
+
+    def test_bad_flag_value_is_a_clear_error(self, tmp_path, capsys):
+        assert main(["train", str(tmp_path), "--out", str(tmp_path / "m"), "--input-size", "100", "100"]) == 1
+        assert "multiple of 32" in capsys.readouterr().err
+
+
+def test_train_command_end_to_end(tmp_path, capsys):
+    manifest = make_manifest(tmp_path / "data")
+    save_config(TrainConfig(weights="none", input_size=(32, 32), filters=TINY_FILTERS, head_epochs=2),
+                tmp_path / "tiny.json")
+    out = tmp_path / "model"
+    assert main(["train", str(manifest.root), "--out", str(out), "--config", str(tmp_path / "tiny.json"),
+                 "--quiet"]) == 0
+    assert f"wrote model to {out}" in capsys.readouterr().out
+    assert json.loads((out / "train_config.json").read_text())["filters"] == list(TINY_FILTERS)
+    assert main(["train", str(manifest.root), "--out", str(out), "--config", str(tmp_path / "tiny.json")]) == 1
+    assert "--overwrite" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag", ["--weights", "--pooling", "--head-loss", "--fine-tune-from"])
+def test_help_mentions_the_defaults(flag, capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--help"])
+    assert flag in capsys.readouterr().out

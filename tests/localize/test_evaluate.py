@@ -1,0 +1,93 @@
+import json
+
+import pytest
+
+from boxstrap.cli import main
+from localize.evaluate import evaluate_box_files
+
+
+def record(file, boxes, label="one", scores=None, **extra):
+    rec = {"file": file, "width": 64, "height": 48, "label": label, "boxes": boxes, **extra}
+    if scores is not None:
+        rec["scores"] = scores
+    return rec
+
+
+def write(path, records):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(records))
+    return path
+
+
+@pytest.fixture
+def gt(tmp_path):
+    return write(tmp_path / "gt" / "boxes.json", [
+        record("one/a.jpg", [[10, 10, 29, 29]], note="extra fields are fine"),
+        record("ten/b.jpg", [[0, 0, 19, 9]], label="ten"),
+    ])
+
+
+class TestEvaluateBoxFiles:
+    def test_perfect(self, tmp_path, gt):
+        result = evaluate_box_files(gt, gt)
+        assert result.corloc == 1.0 and result.mean_iou == 1.0
+        assert result.map50 == pytest.approx(1.0) and result.map50_95 == pytest.approx(1.0)
+        assert dict(result.box_acc) == {0.3: 1.0, 0.5: 1.0, 0.7: 1.0}
+
+    def test_top_box_by_score_and_missing_image(self, tmp_path, gt):
+        pred = write(tmp_path / "gt" / "pred.json", [
+            record("one/a.jpg", [[40, 30, 50, 40], [10, 10, 29, 29]], scores=[0.2, 0.9]),
+        ])
+        result = evaluate_box_files(pred, gt)
+        assert result.corloc == 0.5          # b.jpg has no prediction: a miss
+        assert dict(result.box_acc)[0.5] == 0.5
+        assert result.n_pred_boxes == 2 and result.n_images == 2
+
+    def test_matches_images_across_folders(self, tmp_path, gt):
+        # the prediction file sits elsewhere and names the images relative to itself
+        pred = write(tmp_path / "pred.json", [
+            record("gt/one/a.jpg", [[10, 10, 29, 29]]), record("gt/ten/b.jpg", [[0, 0, 19, 9]], label="ten"),
+        ])
+        assert evaluate_box_files(pred, gt).corloc == 1.0
+
+    def test_shifted_boxes_score_lower(self, tmp_path, gt):
+        pred = write(tmp_path / "gt" / "pred.json", [
+            record("one/a.jpg", [[14, 10, 33, 29]], scores=[0.9]),
+            record("ten/b.jpg", [[4, 0, 23, 9]], label="ten", scores=[0.8]),
+        ])
+        result = evaluate_box_files(pred, gt)
+        assert result.corloc == 1.0 and result.mean_iou < 1.0
+        assert result.map50_95 < 1.0
+
+    def test_unknown_label(self, tmp_path, gt):
+        pred = write(tmp_path / "gt" / "pred.json", [record("one/a.jpg", [[10, 10, 29, 29]], label="One")])
+        with pytest.raises(ValueError, match=r"unknown label 'One'(.|\n)*knows the labels \['one', 'ten'\]"):
+            evaluate_box_files(pred, gt)
+
+    def test_gt_box_outside_image(self, tmp_path):
+        bad = write(tmp_path / "bad.json", [record("a.jpg", [[10, 10, 90, 20]])])
+        with pytest.raises(ValueError, match="a.jpg"):
+            evaluate_box_files(bad, bad)
+
+    def test_no_matching_image(self, tmp_path, gt):
+        pred = write(tmp_path / "gt" / "pred.json", [record("one/zzz.jpg", [[10, 10, 29, 29]])])
+        with pytest.raises(ValueError, match="no predicted image matches"):
+            evaluate_box_files(pred, gt)
+
+    def test_missing_file(self, tmp_path, gt):
+        with pytest.raises(FileNotFoundError):
+            evaluate_box_files(tmp_path / "nope.json", gt)
+
+
+class TestCommand:
+    def test_prints_table_and_writes_json(self, tmp_path, gt, capsys):
+        out = tmp_path / "metrics.json"
+        assert main(["evaluate-boxes", str(gt), str(gt), "--output", str(out)]) == 0
+        text = capsys.readouterr().out
+        assert "CorLoc (top box IoU >= 0.5)" in text and "COCO mAP@[.5:.95]" in text
+        assert f"wrote metrics to {out}" in text
+        assert json.loads(out.read_text())["corloc"] == 1.0
+
+    def test_error_is_a_message(self, tmp_path, gt, capsys):
+        assert main(["evaluate-boxes", str(tmp_path / "nope.json"), str(gt)]) == 1
+        assert "evaluate-boxes: error" in capsys.readouterr().err

@@ -1,0 +1,121 @@
+import json
+
+import numpy as np
+import pytest
+
+from datasets.annotations import read_annotations
+from datasets.synthetic import DemoDataConfig, write_demo_data
+from localize.localize_images import find_images, localize_images
+from localize.pseudo_boxes import LocalizeConfig
+from tests.classifier._model_dirs import write_model_dir
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    write_demo_data(out, DemoDataConfig(per_class=3, size=(64, 80)), progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return write_model_dir(tmp_path_factory.mktemp("model") / "m", input_size=(64, 64))
+
+
+class TestFindImages:
+    def test_class_folders_give_labels(self, demo):
+        root, items = find_images(demo, ("one", "ten"))
+        assert root == demo and len(items) == 6
+        assert {it.label for it in items} == {"one", "ten"}
+        assert all(not it.name.startswith("/") for it in items)
+
+    def test_unknown_folders_give_no_label(self, demo):
+        _, items = find_images(demo, ("cat", "dog"))
+        assert {it.label for it in items} == {None}
+
+    def test_missing_source(self, tmp_path):
+        with pytest.raises(FileNotFoundError, match="does not exist"):
+            find_images(tmp_path / "nope", ("one",))
+
+    def test_no_images(self, tmp_path):
+        (tmp_path / "notes.txt").write_text("x")
+        with pytest.raises(FileNotFoundError, match="no image"):
+            find_images(tmp_path, ("one",))
+
+
+class TestLocalizeImages:
+    def test_writes_every_format_and_scores(self, demo, model_dir, tmp_path):
+        out = tmp_path / "loc"
+        result = localize_images(model_dir, demo, out, LocalizeConfig(overlays=True),
+                                 ground_truth=demo / "boxes.json", progress=False)
+        for path in ("pseudo_boxes.json", "annotations/coco.json", "annotations/createml.json",
+                     "annotations/yolo/data.yaml", "review.json", "contact_sheets/sheet_001.png",
+                     "localize_config.json", "scores.json", "features.npy", "features.json"):
+            assert (out / path).exists(), path
+        assert len(list((out / "annotations" / "voc").rglob("*.xml"))) == 6
+        assert len(list((out / "overlays").rglob("*.png"))) == 6
+        # The written boxes read back through every format as the same boxes.
+        boxes = read_annotations(out / "pseudo_boxes.json")
+        coco = read_annotations(out / "annotations" / "coco.json")
+        assert [a.image for a in boxes] == [a.image for a in coco]
+        for a, b in zip(boxes, coco, strict=True):
+            np.testing.assert_allclose(a.xyxy(), b.xyxy(), atol=1e-3)
+        scores = json.loads((out / "scores.json").read_text())
+        assert 0.0 <= scores["corloc"] <= 1.0 and scores["n_images"] == 6
+        assert result.pseudo.features.shape[0] == 6
+        review = json.loads((out / "review.json").read_text())
+        assert [r["confidence"] for r in review] == sorted(r["confidence"] for r in review)
+
+    def test_refuses_to_overwrite(self, demo, model_dir, tmp_path):
+        localize_images(model_dir, demo, tmp_path, LocalizeConfig(overlays=False, formats=("boxes-json",)),
+                        progress=False)
+        with pytest.raises(FileExistsError, match="already holds pseudo boxes"):
+            localize_images(model_dir, demo, tmp_path, progress=False)
+
+
+class TestTrainBoxModel:
+    def test_trains_on_pseudo_boxes_reusing_features(self, demo, model_dir, tmp_path, caplog):
+        import logging
+
+        from localize.box_model import BoxTrainConfig
+        from localize.box_model_dir import load_box_model
+        from localize.train_box_model import train_box_model
+
+        loc = tmp_path / "loc"
+        localize_images(model_dir, demo, loc, LocalizeConfig(overlays=False), progress=False)
+        with caplog.at_level(logging.INFO, logger="localize.train_box_model"):
+            path = train_box_model(model_dir, loc / "pseudo_boxes.json", demo, tmp_path / "boxes",
+                                   BoxTrainConfig(epochs=2, hidden=8, reduce_filters=4), verbose=0)
+        assert "reusing the descriptors" in caplog.text
+        box = load_box_model(path)
+        assert box.labels == ("one", "ten")
+        assert box.metrics["images"] > 0
+
+    def test_no_matching_images(self, demo, model_dir, tmp_path):
+        from localize.train_box_model import train_box_model
+
+        loc = tmp_path / "loc"
+        localize_images(model_dir, demo, loc, LocalizeConfig(overlays=False), progress=False)
+        other = tmp_path / "other"
+        other.mkdir()
+        from PIL import Image
+
+        Image.new("RGB", (8, 8)).save(other / "x.png")
+        with pytest.raises(ValueError, match="nothing to train on"):
+            train_box_model(model_dir, loc / "pseudo_boxes.json", other, tmp_path / "boxes")
+
+
+class TestPreparedSource:
+    def test_boxes_name_and_fit_the_original_photos(self, demo, model_dir, tmp_path):
+        from datasets.ingest import PrepareConfig, prepare
+
+        prepared = tmp_path / "prepared"
+        prepare(PrepareConfig(src=str(demo), out=str(prepared), max_side=40, valid=0.2, test=0.2))
+        root, items = find_images(prepared, ("one", "ten"))
+        assert root == demo
+        assert {it.name for it in items} == {it.name for it in find_images(demo, ("one", "ten"))[1]}
+        assert all(it.size == (80, 64) for it in items)
+        result = localize_images(model_dir, prepared, tmp_path / "loc", LocalizeConfig(overlays=False),
+                                 ground_truth=demo / "boxes.json", progress=False)
+        assert all((a.width, a.height) == (80, 64) for a in result.annotations)
+        assert result.scores["n_unmatched_pred"] == 0

@@ -1,0 +1,88 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from classifier.model import build_classifier
+from datasets.preprocessing import Preprocessing
+from localize.box_export import BoxExportConfig, export_box_model
+from localize.box_model import BoxTrainConfig, build_box_model
+from localize.box_model_dir import save_box_model
+from verify.box_parity import non_max_suppression, verify_box_model
+from verify.verify_config import VerifyConfig
+
+SIZE = (64, 64)
+
+
+@pytest.fixture(scope="module")
+def box_dir(tmp_path_factory):
+    classifier = build_classifier(2, SIZE, filters=(4, 4, 8, 8, 8), weights="none", pooling="max", seed=3)
+    config = BoxTrainConfig(hidden=8, reduce_filters=4)
+    box_model, _ = build_box_model(classifier, config)
+    directory = tmp_path_factory.mktemp("box") / "model"
+    save_box_model(box_model, directory, preprocessing=Preprocessing.vgg16(SIZE), labels=("one", "ten"),
+                   config=config, metrics={})
+    return directory
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 256, (*SIZE, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    return folder
+
+
+class TestNonMaxSuppression:
+    def test_keeps_confident_non_overlapping_boxes(self):
+        confidence = np.array([[0.9, 0.1], [0.8, 0.2], [0.1, 0.15], [0.3, 0.7]])
+        coordinates = np.array([[0.5, 0.5, 0.2, 0.2], [0.51, 0.5, 0.2, 0.2], [0.1, 0.1, 0.1, 0.1],
+                                [0.2, 0.2, 0.1, 0.1]])
+        conf, coords = non_max_suppression(confidence, coordinates, iou_threshold=0.45, confidence_threshold=0.25)
+        np.testing.assert_allclose(conf, confidence[[0, 3]])
+        np.testing.assert_allclose(coords, coordinates[[0, 3]])
+
+
+class TestVerifyBoxModel:
+    @pytest.mark.parametrize("fmt, precision", [("mlprogram", "float32"), ("neuralnetwork", "float32"),
+                                                ("mlprogram", "float16")])
+    def test_export_passes(self, box_dir, images, tmp_path, fmt, precision):
+        export = export_box_model(box_dir, tmp_path, BoxExportConfig(format=fmt, precision=precision,
+                                                                     confidence_threshold=0.0))
+        report = verify_box_model(box_dir, export, images, VerifyConfig(backend="reference"), output_dir=tmp_path)
+        assert report.passed, report.table
+        parity = report.report["exports"][0]["parity"]
+        assert parity["images"] == 4 and parity["top1_agreement"] == 1.0
+        assert parity["min_box_iou"] > (0.999 if precision == "float32" else 0.95)
+
+    def test_swapped_colour_order_fails(self, box_dir, images, tmp_path):
+        import coremltools as ct
+
+        export = export_box_model(box_dir, tmp_path, BoxExportConfig(format="neuralnetwork", precision="float32"))
+        spec = ct.utils.load_spec(str(export))
+        for feature in (spec.description.input[0], spec.pipeline.models[0].description.input[0]):
+            feature.type.imageType.colorSpace = ct.proto.FeatureTypes_pb2.ImageFeatureType.RGB
+        ct.utils.save_spec(spec, str(export))
+        report = verify_box_model(box_dir, export, images, VerifyConfig(backend="reference"), output_dir=tmp_path)
+        assert not report.passed
+        failures = report.report["exports"][0]["failures"]
+        assert any("color_layout" in f for f in failures)
+        assert any("max abs diff" in f for f in failures)
+
+    def test_reversed_labels_fail(self, box_dir, images, tmp_path):
+        import coremltools as ct
+
+        export = export_box_model(box_dir, tmp_path, BoxExportConfig(format="neuralnetwork", precision="float32"))
+        spec = ct.utils.load_spec(str(export))
+        labels = spec.pipeline.models[1].nonMaximumSuppression.stringClassLabels.vector
+        reversed_labels = list(labels)[::-1]
+        del labels[:]
+        labels.extend(reversed_labels)
+        ct.utils.save_spec(spec, str(export))
+        report = verify_box_model(box_dir, export, images, VerifyConfig(backend="reference"), output_dir=tmp_path)
+        assert not report.passed
+        assert any("class_labels" in f for f in report.report["exports"][0]["failures"])
+
+    def test_not_a_detector(self, box_dir, images, tmp_path):
+        with pytest.raises(FileNotFoundError, match="no Core ML model"):
+            verify_box_model(box_dir, tmp_path / "nope.mlpackage", images)

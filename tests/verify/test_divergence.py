@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+
+from datasets.preprocessing import Preprocessing
+from verify.divergence import INPUT_NAME, locate_divergence, suspect_preprocessing
+from verify.runtime_result import Intermediate
+
+
+def _keras_like(values):
+    return [(name, "Layer", value) for name, value in values]
+
+
+class TestLocateDivergence:
+    def setup_method(self):
+        rng = np.random.default_rng(0)
+        self.x = rng.normal(size=(1, 4, 4, 3)).astype(np.float32)
+        self.conv = rng.normal(size=(1, 4, 4, 5)).astype(np.float32)
+        self.probs = np.array([[0.3, 0.7]], np.float32)
+
+    def _runtime(self, conv):
+        return [Intermediate("image", "input", self.x.transpose(0, 3, 1, 2) * 2),  # raw, not the match
+                Intermediate("biased", "add", self.x.transpose(0, 3, 1, 2)),
+                Intermediate("conv", "conv", conv.transpose(0, 3, 1, 2)),
+                Intermediate("softmax", "softmax", self.probs)]
+
+    def test_everything_matches(self):
+        keras = _keras_like([(INPUT_NAME, self.x), ("conv1", self.conv), ("probs", self.probs)])
+        assert locate_divergence(keras, self._runtime(self.conv), rtol=1e-3) is None
+
+    def test_names_the_first_diverging_layer(self):
+        keras = _keras_like([(INPUT_NAME, self.x), ("conv1", self.conv), ("probs", self.probs)])
+        found = locate_divergence(keras, self._runtime(self.conv + 1.0), rtol=1e-3)
+        assert found["keras_layer"] == "conv1" and found["coreml_op"] == "conv"
+        assert found["last_matching_layer"]["coreml_op"] == "biased"
+        assert found["max_abs_diff"] == pytest.approx(1.0, abs=1e-5)
+
+    def test_layers_without_counterpart_are_skipped(self):
+        keras = _keras_like([(INPUT_NAME, self.x), ("odd", np.zeros((1, 9))), ("probs", self.probs)])
+        assert locate_divergence(keras, self._runtime(self.conv), rtol=1e-3) is None
+
+
+class TestSuspectPreprocessing:
+    def test_names_the_mistake_that_reproduces_the_outputs(self):
+        pre = Preprocessing.vgg16((2, 2))
+        pixels = np.random.default_rng(0).integers(0, 256, (3, 2, 2, 3), dtype=np.uint8)
+
+        def predict(x):  # a "model" whose output depends on every input value
+            s = x.reshape(len(x), -1).sum(axis=1, keepdims=True) / 1000.0
+            e = np.exp(np.concatenate([s, -s], axis=1))
+            return e / e.sum(axis=1, keepdims=True)
+
+        keras = predict(pre.apply(pixels))
+        bias = np.asarray(pre.bias, np.float32)
+        cases = {"bias applied twice": predict(pre.apply(pixels) + bias),
+                 "bias missing (not applied)": predict(pre.apply(pixels) - bias),
+                 "class labels reversed": keras[:, ::-1]}
+        for cause, coreml in cases.items():
+            assert suspect_preprocessing(predict, pixels, pre, keras, coreml, atol=1e-6)["cause"] == cause
+        assert suspect_preprocessing(predict, pixels, pre, keras, keras * 0.5, atol=1e-6) is None

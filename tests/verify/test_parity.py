@@ -1,0 +1,54 @@
+import numpy as np
+import pytest
+
+from verify.parity import box_iou, compare_outputs
+
+
+class TestCompareOutputs:
+    def test_identical_outputs(self):
+        a = np.array([[0.2, 0.8], [0.9, 0.1]])
+        c = compare_outputs(a, a.copy())
+        assert (c.max_abs_diff, c.mean_abs_diff, c.top1_agreement, c.disagreements) == (0.0, 0.0, 1.0, ())
+
+    def test_differences_and_disagreements(self):
+        a = np.array([[0.9, 0.1], [0.4, 0.6], [0.5, 0.5]])
+        b = np.array([[0.8, 0.2], [0.6, 0.4], [0.5, 0.5]])
+        c = compare_outputs(a, b)
+        assert c.max_abs_diff == pytest.approx(0.2)
+        assert c.mean_abs_diff == pytest.approx((0.1 + 0.1 + 0.2 + 0.2) / 6)
+        np.testing.assert_allclose(c.per_sample_max_abs_diff, [0.1, 0.2, 0.0])
+        assert c.top1_agreement == pytest.approx(2 / 3)
+        assert c.disagreements == (1,)
+
+    def test_maps_have_no_top1(self):
+        c = compare_outputs(np.zeros((2, 3, 3, 2)), np.ones((2, 3, 3, 2)))
+        assert c.top1_agreement is None and c.max_abs_diff == 1.0
+
+    def test_boxes(self):
+        c = compare_outputs(np.zeros((1, 2)), np.zeros((1, 2)), reference_boxes=np.array([[0, 0, 9, 9]]),
+                            candidate_boxes=np.array([[0, 0, 9, 4]]))
+        np.testing.assert_allclose(c.box_iou, [0.5])
+        assert c.min_box_iou == pytest.approx(0.5)
+
+    def test_shape_mismatch_is_an_error(self):
+        with pytest.raises(ValueError, match="same shape"):
+            compare_outputs(np.zeros((2, 2)), np.zeros((2, 3)))
+
+    def test_empty_batch_is_an_error(self):
+        with pytest.raises(ValueError, match="non-empty batch"):
+            compare_outputs(np.zeros((0, 2)), np.zeros((0, 2)))
+
+    def test_one_set_of_boxes_is_an_error(self):
+        with pytest.raises(ValueError, match="given together"):
+            compare_outputs(np.zeros((1, 2)), np.zeros((1, 2)), reference_boxes=np.zeros((1, 4)))
+
+
+class TestBoxIou:
+    def test_values(self):
+        a = np.array([[0, 0, 9, 9], [0, 0, 9, 9], [0, 0, 9, 9]])
+        b = np.array([[0, 0, 9, 9], [5, 0, 14, 9], [20, 20, 29, 29]])
+        np.testing.assert_allclose(box_iou(a, b), [1.0, 1 / 3, 0.0])
+
+    def test_bad_shape_is_an_error(self):
+        with pytest.raises(ValueError, match=r"boxes must both be \(N, 4\)"):
+            box_iou(np.zeros((2, 3)), np.zeros((2, 3)))

@@ -1,0 +1,47 @@
+"""verify_model on what ``classifier.export`` writes: the boxstrap classifier (log-sum-exp pooling,
+class-map heatmap output), ML Program and NeuralNetwork, FP32 and FP16."""
+
+import json
+
+import numpy as np
+import pytest
+
+from datasets.preprocessing import Preprocessing
+from tests.verify.conftest import LABELS, SIZE
+from verify.verify import _near_ties, verify_model
+
+
+@pytest.fixture(scope="module")
+def classifier_dir(tmp_path_factory):
+    from classifier.export import ExportConfig, export_coreml
+    from classifier.model import build_classifier
+
+    directory = tmp_path_factory.mktemp("classifier")
+    model = build_classifier(len(LABELS), SIZE, pooling="lse", filters=(4, 4, 8, 8, 8))
+    model.save(directory / "model.keras")
+    Preprocessing.vgg16(SIZE).save(directory)
+    (directory / "labels.json").write_text(json.dumps(list(LABELS)))
+    for precision in ("float32", "float16"):
+        export_coreml(directory, directory / "coreml",
+                      ExportConfig(format="both", precision=precision, heatmap=True, name=precision))
+    return directory
+
+
+class TestRealExports:
+    def test_all_exports_pass_with_the_heatmap_compared(self, classifier_dir, images_dir, tmp_path):
+        result = verify_model(classifier_dir, None, images_dir, output_dir=tmp_path)
+        exports = result.report["exports"]
+        assert len(exports) == 4
+        assert result.passed, result.table
+        for entry in exports:
+            heatmap = entry["parity"]["heatmap"]
+            assert heatmap is not None and heatmap["relative_max_diff"] <= heatmap["rtol"]
+            assert entry["parity"]["top1_agreement_raw"] <= entry["parity"]["top1_agreement"]
+        assert sorted(e["precision"] for e in exports) == ["FP16", "FP16", "FP32", "FP32"]
+
+
+class TestNearTies:
+    def test_only_flips_within_twice_the_tolerance_are_ties(self):
+        keras = np.array([[0.5004, 0.4996], [0.6, 0.4], [0.9, 0.1]])
+        coreml = np.array([[0.4996, 0.5004], [0.4, 0.6], [0.9, 0.1]])
+        assert _near_ties(keras, coreml, [0, 1], tolerance=1e-3) == [0]

@@ -1,0 +1,137 @@
+"""Parity in numbers: the one helper that compares two sets of model outputs.
+
+Used by the tests and by ``boxstrap verify`` alike, so "the export matches" always means the
+same thing: max and mean absolute difference, top-1 agreement, and (for boxes) IoU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class OutputComparison:
+    """How far ``candidate`` outputs are from ``reference`` outputs.
+
+    Attributes
+    ----------
+    max_abs_diff, mean_abs_diff : float
+        Over all values.
+    per_sample_max_abs_diff : (N,) ndarray
+    top1_agreement : float or None
+        Share of samples whose arg-max agree (None unless the outputs are ``(N, C)`` scores).
+    disagreements : tuple of int
+        Indices of the samples whose arg-max differ.
+    box_iou : (N,) ndarray or None
+        IoU of each pair of boxes, when boxes were given.
+    """
+
+    max_abs_diff: float
+    mean_abs_diff: float
+    per_sample_max_abs_diff: np.ndarray
+    top1_agreement: float | None
+    disagreements: tuple[int, ...]
+    box_iou: np.ndarray | None = None
+
+    @property
+    def min_box_iou(self) -> float | None:
+        """The smallest box IoU (None without boxes)."""
+        return None if self.box_iou is None or self.box_iou.size == 0 else float(np.min(self.box_iou))
+
+
+def compare_outputs(
+    reference: np.ndarray,
+    candidate: np.ndarray,
+    *,
+    reference_boxes: np.ndarray | None = None,
+    candidate_boxes: np.ndarray | None = None,
+) -> OutputComparison:
+    """Compare two batches of outputs of the same shape.
+
+    Parameters
+    ----------
+    reference, candidate : (N, ...) ndarray
+        Outputs for the same N samples (e.g. ``(N, C)`` probabilities, ``(N, h, w, C)`` maps).
+    reference_boxes, candidate_boxes : (N, 4) ndarray, optional
+        One ``(xmin, ymin, xmax, ymax)`` box per sample; both or neither.
+
+    Returns
+    -------
+    OutputComparison
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ, the batch is empty, or only one set of boxes is given.
+
+    Examples
+    --------
+    >>> c = compare_outputs(np.array([[0.9, 0.1], [0.4, 0.6]]), np.array([[0.8, 0.2], [0.6, 0.4]]))
+    >>> round(c.max_abs_diff, 6), c.top1_agreement, c.disagreements
+    (0.2, 0.5, (1,))
+    """
+    reference = np.asarray(reference, np.float64)
+    candidate = np.asarray(candidate, np.float64)
+    if reference.shape != candidate.shape:
+        raise ValueError(
+            f"reference and candidate must have the same shape. Received: {reference.shape} and {candidate.shape}"
+        )
+    if reference.ndim == 0 or reference.shape[0] == 0:
+        raise ValueError(f"outputs must be a non-empty batch (N, ...). Received shape: {reference.shape}")
+    diff = np.abs(reference - candidate).reshape(reference.shape[0], -1)
+    top1 = None
+    disagreements: tuple[int, ...] = ()
+    if reference.ndim == 2:
+        agree = np.argmax(reference, axis=1) == np.argmax(candidate, axis=1)
+        top1 = float(np.mean(agree))
+        disagreements = tuple(int(i) for i in np.flatnonzero(~agree))
+    iou = None
+    if (reference_boxes is None) != (candidate_boxes is None):
+        raise ValueError("reference_boxes and candidate_boxes must be given together.")
+    if reference_boxes is not None:
+        iou = box_iou(reference_boxes, candidate_boxes)
+        if iou.shape[0] != reference.shape[0]:
+            raise ValueError(f"expected one box per sample ({reference.shape[0]}). Received: {iou.shape[0]}")
+    return OutputComparison(
+        max_abs_diff=float(diff.max()) if diff.size else 0.0,
+        mean_abs_diff=float(diff.mean()) if diff.size else 0.0,
+        per_sample_max_abs_diff=diff.max(axis=1) if diff.size else np.zeros(reference.shape[0]),
+        top1_agreement=top1,
+        disagreements=disagreements,
+        box_iou=iou,
+    )
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over union of paired boxes.
+
+    Parameters
+    ----------
+    a, b : (N, 4) ndarray
+        ``(xmin, ymin, xmax, ymax)``, inclusive pixel coordinates (as in ``boxes.json``).
+
+    Returns
+    -------
+    (N,) float64 ndarray
+
+    Raises
+    ------
+    ValueError
+        If the shapes are not both ``(N, 4)``.
+
+    >>> box_iou(np.array([[0, 0, 9, 9]]), np.array([[5, 0, 14, 9]]))
+    array([0.33333333])
+    """
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    if a.ndim != 2 or a.shape[1:] != (4,) or a.shape != b.shape:
+        raise ValueError(f"boxes must both be (N, 4). Received: {a.shape} and {b.shape}")
+    width = np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]) + 1
+    height = np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]) + 1
+    inter = np.clip(width, 0, None) * np.clip(height, 0, None)
+    area_a = (a[:, 2] - a[:, 0] + 1) * (a[:, 3] - a[:, 1] + 1)
+    area_b = (b[:, 2] - b[:, 0] + 1) * (b[:, 3] - b[:, 1] + 1)
+    union = area_a + area_b - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)

@@ -1,0 +1,323 @@
+"""``verify_model``: check exported Core ML models against the Keras model they came from.
+
+One call does the whole parity check of ``boxstrap verify``: static checks of each export's
+spec against the model directory's preprocessing and labels, then Keras and Core ML on the
+same decoded pixels, compared by :func:`verify.parity.compare_outputs` against the tolerances
+of the export's precision. On a failure the report says where: the static check that failed,
+the first layer that diverges (reference backend) and a suspected cause.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from boxstrap.atomic import write_json, write_text
+from boxstrap.config import config_to_dict, save_config
+from classifier.trained_model import TrainedModel, load_trained_model
+from verify.backends import make_backend, resolve_backend
+from verify.divergence import keras_layer_outputs, locate_divergence, suspect_preprocessing
+from verify.model_info import ModelInfo, read_model_info
+from verify.parity import compare_outputs
+from verify.report_table import report_table
+from verify.static_checks import static_checks
+from verify.verify_config import VerifyConfig
+from verify.verify_images import VerifyImages, load_verify_images
+
+log = logging.getLogger(__name__)
+
+REPORT_FILENAME = "verify_report.json"
+TABLE_FILENAME = "verify_report.txt"
+CONFIG_FILENAME = "verify_config.json"
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """Result of :func:`verify_model`: ``passed`` (all exports), the report dict and where it was written."""
+
+    passed: bool
+    report: dict[str, Any]
+    table: str
+    report_path: Path
+    table_path: Path
+
+
+def find_exports(model_dir: str | os.PathLike) -> list[Path]:
+    """``.mlpackage`` and ``.mlmodel`` files in ``model_dir`` and its direct subfolders, sorted."""
+    root = Path(model_dir)
+    found = [p for pattern in ("*.mlpackage", "*.mlmodel", "*/*.mlpackage", "*/*.mlmodel") for p in root.glob(pattern)]
+    return sorted(set(found))
+
+
+def verify_model(
+    model_dir: str | os.PathLike,
+    exports: Sequence[str | os.PathLike] | None = None,
+    images: str | os.PathLike | None = None,
+    config: VerifyConfig | None = None,
+    *,
+    output_dir: str | os.PathLike | None = None,
+    progress: Callable[[Any], Any] | None = None,
+) -> VerifyReport:
+    """Check exported Core ML models against the Keras model of ``model_dir``.
+
+    Parameters
+    ----------
+    model_dir : path
+        A trained model directory (``model.keras``, ``preprocessing.json``, ``labels.json``).
+    exports : sequence of paths, optional
+        ``.mlpackage``/``.mlmodel`` files; default: those found in ``model_dir`` (:func:`find_exports`).
+    images : path
+        A folder of images or a prepared dataset folder (then ``config.split`` is used).
+    config : VerifyConfig, optional
+    output_dir : path, optional
+        Where ``verify_report.json``, ``verify_report.txt`` and ``verify_config.json`` go;
+        default ``MODEL_DIR/verify``.
+    progress : callable, optional
+        Wraps the per-image loop (e.g. ``tqdm``).
+
+    Returns
+    -------
+    VerifyReport
+        ``passed`` is True only when every static check and every parity check holds.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``model_dir``, an export or the images are missing, or no export is found.
+    ValueError
+        If ``images`` is None or the config is invalid.
+    """
+    config = config or VerifyConfig()
+    if not isinstance(config, VerifyConfig):
+        raise TypeError(f"config must be a VerifyConfig. Received: {type(config).__name__}")
+    if images is None:
+        raise ValueError("images must be a folder of images or a prepared dataset folder. Received: None")
+    started = time.perf_counter()
+    loaded = load_trained_model(model_dir)
+    export_paths = [Path(p) for p in exports] if exports else find_exports(loaded.directory)
+    if not export_paths:
+        raise FileNotFoundError(f"No .mlpackage or .mlmodel in {loaded.directory}; pass the exports explicitly.")
+    for path in export_paths:
+        if not path.exists():
+            raise FileNotFoundError(f"exports: no Core ML model at {path}.")
+    data = load_verify_images(images, loaded.preprocessing, split=config.split, max_images=config.max_images)
+    keras_probabilities, keras_heatmaps = _keras_predict(loaded, data.pixels, config.batch_size)
+    results = [
+        _verify_export(path, loaded, data, keras_probabilities, keras_heatmaps, config, progress)
+        for path in export_paths
+    ]
+    passed = all(r["passed"] for r in results)
+    report = {
+        "passed": passed,
+        "model_dir": str(loaded.directory),
+        "labels": list(loaded.labels),
+        "preprocessing": loaded.preprocessing.to_dict(),
+        "images": {"source": str(images), "count": len(data.names), "skipped": list(data.skipped)},
+        "config": config_to_dict(config),
+        "seconds": round(time.perf_counter() - started, 2),
+        "exports": results,
+    }
+    out = Path(output_dir) if output_dir is not None else loaded.directory / "verify"
+    table = report_table(report)
+    report_path = write_json(out / REPORT_FILENAME, report)
+    table_path = write_text(out / TABLE_FILENAME, table)
+    save_config(config, out / CONFIG_FILENAME)
+    log.info("wrote %s and %s (%s)", report_path, table_path, "PASS" if passed else "FAIL")
+    return VerifyReport(passed, report, table, report_path, table_path)
+
+
+def _keras_predict(loaded: TrainedModel, pixels: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray | None]:
+    x = loaded.preprocessing.apply(pixels)
+    raw = loaded.model.predict(x, batch_size=batch_size, verbose=0)
+    return _split_keras_outputs(loaded.model, raw)
+
+
+def _split_keras_outputs(model: Any, raw: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    if isinstance(raw, dict):
+        named = {k: np.asarray(v) for k, v in raw.items()}
+    elif isinstance(raw, list | tuple):
+        named = {n: np.asarray(v) for n, v in zip(model.output_names, raw, strict=True)}
+    else:
+        named = {model.output_names[0]: np.asarray(raw)}
+    probabilities = named.get("probabilities")
+    if probabilities is None:
+        probabilities = next((v for v in named.values() if v.ndim == 2), None)
+    if probabilities is None:
+        raise ValueError(f"The Keras model has no (N, C) probabilities output. Outputs: "
+                         f"{ {k: v.shape for k, v in named.items()} }")
+    heatmap = named.get("class_map")
+    if heatmap is None:
+        heatmap = next((v for v in named.values() if v.ndim == 4), None)
+    return probabilities, heatmap
+
+
+def _probabilities(outputs: dict[str, Any], info: ModelInfo, labels: Sequence[str]) -> np.ndarray:
+    name = info.probabilities_output
+    if name and isinstance(outputs.get(name), dict):
+        table = outputs[name]
+        missing = [label for label in labels if label not in table]
+        if missing:
+            raise ValueError(f"the Core ML probabilities are for classes {sorted(table)}, "
+                             f"the saved labels are {list(labels)}: cannot compare")
+        return np.asarray([table[label] for label in labels], np.float64)
+    if "probabilities" in outputs:
+        return np.asarray(outputs["probabilities"], np.float64).reshape(-1)
+    raise ValueError(f"the Core ML model has no probabilities output: outputs {sorted(outputs)}")
+
+
+def _heatmap(outputs: dict[str, Any], info: ModelInfo, config: VerifyConfig, like: np.ndarray) -> np.ndarray | None:
+    names = [config.heatmap_output] if config.heatmap_output else [
+        n for n in info.output_names if n not in (info.predicted_feature, info.probabilities_output)]
+    for name in names:
+        value = outputs.get(name)
+        if not isinstance(value, np.ndarray) or value.ndim < 3:
+            continue
+        value = value.reshape(value.shape[-3:])
+        if value.shape == like.shape:
+            return value
+        if value.transpose(1, 2, 0).shape == like.shape:
+            return value.transpose(1, 2, 0)
+    return None
+
+
+def _near_ties(keras: np.ndarray, coreml: np.ndarray, disagreements: Sequence[int], tolerance: float) -> list[int]:
+    """Disagreeing images whose two classes are within ``2 * tolerance`` in the Keras probabilities.
+
+    Outputs that each stay within ``tolerance`` of Keras can swap such a pair, so the flip is
+    no evidence of a faulty export.
+    """
+    ties = []
+    for i in disagreements:
+        margin = keras[i, int(np.argmax(keras[i]))] - keras[i, int(np.argmax(coreml[i]))]
+        if margin <= 2 * tolerance:
+            ties.append(i)
+    return ties
+
+
+def _verify_export(
+    path: Path,
+    loaded: TrainedModel,
+    data: VerifyImages,
+    keras_probabilities: np.ndarray,
+    keras_heatmaps: np.ndarray | None,
+    config: VerifyConfig,
+    progress: Callable[[Any], Any] | None,
+) -> dict[str, Any]:
+    result: dict[str, Any] = {"path": str(path), "passed": False, "failures": []}
+    failures: list[str] = result["failures"]
+    try:
+        info = read_model_info(path)
+    except (ValueError, OSError) as error:
+        failures.append(f"cannot read the model: {error}")
+        return result
+    result.update(kind=info.kind, precision=info.precision, deployment_target=info.deployment_target,
+                  file_size_mb=round(info.file_size / 1e6, 2), backend=resolve_backend(config.backend))
+    checks = static_checks(info, loaded.preprocessing, loaded.labels, config)
+    result["static_checks"] = [vars(c) for c in checks]
+    failures += [f"static check {c.name}: {c.message}" for c in checks if c.failed]
+    image = info.image_inputs[0] if info.image_inputs else None
+    if image is None or (image.height, image.width) != loaded.preprocessing.input_size:
+        failures.append("parity not run: the model's image input size differs from the saved preprocessing's, "
+                        "so it cannot be fed the same pixels")
+        return result
+    try:
+        backend = make_backend(config.backend, info, compute_units=config.compute_units)
+        result["backend"] = backend.name
+        parity = _parity(backend, info, loaded, data, keras_probabilities, keras_heatmaps, config, progress)
+    except ValueError as error:  # UnsupportedOperationError included
+        failures.append(f"parity not run: {error}")
+        return result
+    result["parity"] = parity
+    failures += parity.pop("failures")
+    result["passed"] = not failures
+    return result
+
+
+def _parity(backend, info, loaded, data, keras_probabilities, keras_heatmaps, config, progress) -> dict[str, Any]:
+    labels = loaded.labels
+    indices = range(len(data.names))
+    started = time.perf_counter()
+    probabilities, heatmaps = [], []
+    for i in progress(indices) if progress else indices:
+        outputs = backend.run(data.pixels[i]).outputs
+        probabilities.append(_probabilities(outputs, info, labels))
+        if keras_heatmaps is not None:
+            heatmaps.append(_heatmap(outputs, info, config, keras_heatmaps[i]))
+    seconds = time.perf_counter() - started
+    coreml = np.stack(probabilities)
+    comparison = compare_outputs(keras_probabilities, coreml)
+    tolerance = config.max_abs_diff(info.precision)
+    near_ties = _near_ties(keras_probabilities, coreml, comparison.disagreements, tolerance)
+    counted = len(comparison.disagreements) - (len(near_ties) if config.near_ties_agree else 0)
+    top1 = 1.0 - counted / len(data.names)
+    failures = []
+    if top1 < config.min_top1_agreement:
+        failures.append(f"top-1 agreement {top1:.4f} < {config.min_top1_agreement} "
+                        f"({counted} of {len(data.names)} images disagree"
+                        + (f", {len(near_ties)} near ties not counted)" if near_ties and config.near_ties_agree else ")"))
+    if comparison.max_abs_diff > tolerance:
+        failures.append(f"probabilities max abs diff {comparison.max_abs_diff:.3g} > {tolerance:g} "
+                        f"({info.precision} tolerance)")
+    heatmap_report = None
+    if heatmaps and all(h is not None for h in heatmaps):
+        heat = compare_outputs(keras_heatmaps, np.stack(heatmaps))
+        scale = max(float(np.max(np.abs(keras_heatmaps))), 1e-6)
+        heatmap_report = {"max_abs_diff": heat.max_abs_diff, "mean_abs_diff": heat.mean_abs_diff,
+                          "relative_max_diff": heat.max_abs_diff / scale, "rtol": config.heatmap_rtol(info.precision),
+                          "per_image_max_abs_diff": heat.per_sample_max_abs_diff.tolist()}
+        if heat.max_abs_diff / scale > config.heatmap_rtol(info.precision):
+            failures.append(f"heatmap relative max diff {heat.max_abs_diff / scale:.3g} > "
+                            f"{config.heatmap_rtol(info.precision):g}")
+    per_image = [
+        {"file": name, "keras_label": labels[int(np.argmax(keras_probabilities[i]))],
+         "coreml_label": labels[int(np.argmax(coreml[i]))],
+         "max_abs_diff": float(comparison.per_sample_max_abs_diff[i]),
+         "agree": i not in comparison.disagreements, "near_tie": i in near_ties}
+        for i, name in enumerate(data.names)
+    ]
+    report: dict[str, Any] = {
+        "images": len(data.names),
+        "top1_agreement": top1,
+        "top1_agreement_raw": comparison.top1_agreement,
+        "near_tie_images": [data.names[i] for i in near_ties],
+        "max_abs_diff": comparison.max_abs_diff,
+        "mean_abs_diff": comparison.mean_abs_diff,
+        "tolerance": {"max_abs_diff": tolerance, "min_top1_agreement": config.min_top1_agreement},
+        "heatmap": heatmap_report,
+        "disagreeing_images": [data.names[i] for i in comparison.disagreements],
+        "seconds_per_image": seconds / len(data.names),
+        "per_image": per_image,
+        "divergence": None,
+        "suspected_cause": None,
+        "failures": failures,
+    }
+    outputs_failed = bool(failures)
+    # On an output failure look at the worst image; otherwise check the layers on the first one.
+    index = int(np.argmax(comparison.per_sample_max_abs_diff)) if outputs_failed else 0
+    if outputs_failed:
+        report["suspected_cause"] = suspect_preprocessing(
+            lambda batch: _split_keras_outputs(loaded.model, loaded.model.predict(batch, verbose=0))[0],
+            data.pixels, loaded.preprocessing, keras_probabilities, coreml,
+            atol=min(tolerance, comparison.max_abs_diff / 10))
+    if config.check_layers and backend.has_intermediates:
+        x = loaded.preprocessing.apply(data.pixels[index:index + 1])
+        intermediates = backend.run(data.pixels[index], keep_intermediates=True).intermediates
+        divergence = locate_divergence(keras_layer_outputs(loaded.model, x), intermediates,
+                                       rtol=config.layer_rtol(info.precision))
+        if divergence is not None:
+            divergence["image"] = data.names[index]
+            if not outputs_failed:
+                failures.append(
+                    f"layer parity: Keras layer {divergence['keras_layer']!r} diverges from Core ML op "
+                    f"{divergence['coreml_op']!r} (relative diff {divergence['relative_diff']:.3g} > "
+                    f"{divergence['rtol']:g}) although the outputs agree within tolerance on these images")
+        report["divergence"] = divergence
+        report["failures_located"] = divergence is not None if outputs_failed else None
+    return report
