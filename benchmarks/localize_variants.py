@@ -181,7 +181,8 @@ def read_rgb(path: Path) -> np.ndarray:
 
 def benchmark(model_dir: Path, data: Path, boxes_json: Path, *, limit: int | None = None,
               class_source: str = "gt", review_dir: Path | None = None,
-              save_calibration_to_model: bool = False) -> tuple[list[Row], dict]:
+              save_calibration_to_model: bool = False,
+              review_variant: str = "grabcut-cal-2fold") -> tuple[list[Row], dict]:
     """Run every variant; return the table rows and a dict of extra facts (accuracy, thresholds)."""
     from classifier.trained_model import load_trained_model
     from datasets.annotations import read_annotations
@@ -200,7 +201,7 @@ def benchmark(model_dir: Path, data: Path, boxes_json: Path, *, limit: int | Non
     timing = Timing()
     heat: dict[str, list[np.ndarray]] = {"cam": [], "flip-avg": [], "multi-scale": [], "ddt": []}
     boxes: dict[str, list[np.ndarray]] = {}
-    gts, sizes, correct, review_items, forward = [], [], 0, [], []
+    gts, sizes, correct, forward = [], [], 0, []
     root = boxes_json.parent if data is None else data
 
     for k, ann in enumerate(anns):
@@ -242,9 +243,6 @@ def benchmark(model_dir: Path, data: Path, boxes_json: Path, *, limit: int | Non
         boxes.setdefault("otsu", []).append(b)
         b, s = timed(timing, "grabcut", grabcut_refine, rgb, cam)
         boxes.setdefault("grabcut", []).append(b)
-        if review_dir is not None:
-            from localize.review import ReviewItem
-            review_items.append(ReviewItem(rgb, b, s, Path(ann.image).name, ("",) * len(b)).shrunk(200))
 
         # flip-averaged map: a second forward pass on the mirrored photo
         start = time.perf_counter()
@@ -320,10 +318,8 @@ def benchmark(model_dir: Path, data: Path, boxes_json: Path, *, limit: int | Non
         has_acc = not name.startswith("grabcut") and kind in acc
         rows.append(Row(name, corloc, miou, acc[kind][0] if has_acc else None,
                         acc[kind][1] if has_acc else None, ips, outside))
-    if review_dir is not None and review_items:
-        from localize.review import render_contact_sheets, write_png
-        for i, sheet in enumerate(render_contact_sheets(review_items, columns=8, rows=6, thumb_size=200)):
-            write_png(Path(review_dir) / f"grabcut_sheet_{i:02d}.png", sheet)
+    if review_dir is not None:
+        write_review(review_dir, review_variant, [root / a.image for a in anns], boxes[review_variant], gts)
     facts = {
         "photos": n,
         "classification accuracy": correct / n,
@@ -340,6 +336,28 @@ def benchmark(model_dir: Path, data: Path, boxes_json: Path, *, limit: int | Non
     return rows, facts
 
 
+def variant_names(any_size: bool = True, ddt: bool = True) -> list[str]:
+    """Names of the variants a run produces (table order may differ)."""
+    names = [f"thr={t:g}" for t in THRESHOLDS] + ["otsu", "grabcut", "flip-avg,thr=0.2"]
+    names += ["multi-scale,thr=0.2"] if any_size else []
+    names += ["ddt"] if ddt else []
+    return names + ["calibrated-2fold", "grabcut-cal-2fold", "grabcut-cal-2fold-240px-3it"]
+
+
+def write_review(review_dir: Path, variant: str, paths: Sequence[Path], boxes: Sequence[np.ndarray],
+                 gts: Sequence[np.ndarray]) -> list[Path]:
+    """Contact sheets of one variant's boxes, worst IoU with the ground truth first (the number
+    on each box and under each thumbnail is that IoU)."""
+    from localize.review import ReviewItem, render_contact_sheets, write_png
+
+    ious = top_box_iou(boxes, gts)
+    items = [ReviewItem(read_rgb(path), b[:1], np.full(min(1, len(b)), iou), path.name, confidence=float(iou)).shrunk(200)
+             for path, b, iou in zip(paths, boxes, ious, strict=True)]
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in variant)
+    return [write_png(Path(review_dir) / f"{safe}_sheet_{i:02d}.png", sheet)
+            for i, sheet in enumerate(render_contact_sheets(items, columns=8, rows=6, thumb_size=200))]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model_dir", type=Path, help="trained model directory (boxstrap train)")
@@ -348,17 +366,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--boxes", type=Path, default=DATA / "valid_boxes.json", help="hand-checked boxes JSON")
     parser.add_argument("--limit", type=int, default=None, help="only the first N photos")
     parser.add_argument("--class-source", choices=("gt", "predicted"), default="gt")
-    parser.add_argument("--review-dir", type=Path, default=None, help="write GrabCut contact sheets here")
+    parser.add_argument("--review-dir", type=Path, default=None,
+                        help="write contact sheets of one variant's boxes here (worst IoU first)")
+    parser.add_argument("--review-variant", default="grabcut-cal-2fold", help="the variant to review")
     parser.add_argument("--save-calibration", action="store_true",
                         help="calibrate the CAM threshold on all photos and save it into MODEL_DIR "
                              "(localize_calibration.json, read by `boxstrap localize`)")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
+    if args.review_variant not in variant_names():
+        parser.error(f"--review-variant must be one of {variant_names()}. Received: {args.review_variant!r}")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING)
     start = time.perf_counter()
     rows, facts = benchmark(args.model_dir, args.data, args.boxes, limit=args.limit,
                             class_source=args.class_source, review_dir=args.review_dir,
-                            save_calibration_to_model=args.save_calibration)
+                            save_calibration_to_model=args.save_calibration,
+                            review_variant=args.review_variant)
     print(format_table(rows))
     print()
     for key, value in facts.items():

@@ -171,10 +171,7 @@ def _export(ctx: dict, out: Path) -> dict[str, Any]:
 
 
 def _verify(ctx: dict, out: Path) -> dict[str, Any]:
-    from verify.verify import find_exports, verify_model
-
-    report = verify_model(ctx["run"] / "train" / "model", find_exports(ctx["run"] / "export"),
-                          images=ctx["run"] / "prepare", config=ctx["config"].verify, output_dir=out)
+    report = verify_classifier(ctx["run"], ctx["config"].verify)
     if not report.passed:
         raise ValueError(f"Core ML parity check failed; see {report.table_path}:\n{report.table}")
     return {"passed": report.passed, "exports": [_parity_numbers(e) for e in report.report["exports"]]}
@@ -215,11 +212,7 @@ def _boxes_export(ctx: dict, out: Path) -> dict[str, Any]:
 
 
 def _boxes_verify(ctx: dict, out: Path) -> dict[str, Any]:
-    from verify.box_parity import verify_box_model
-
-    export = next(p for p in (ctx["run"] / "boxes-export").iterdir() if p.suffix in (".mlpackage", ".mlmodel"))
-    report = verify_box_model(ctx["run"] / "boxes" / "model", export, images=ctx["run"] / "prepare",
-                              config=ctx["config"].verify, output_dir=out)
+    report = verify_detector(ctx["run"], ctx["config"].verify)
     if not report.passed:
         raise ValueError(f"Core ML parity check of the box model failed; see {report.table_path}:\n{report.table}")
     return {"passed": report.passed, "exports": [_parity_numbers(e) for e in report.report["exports"]]}
@@ -227,6 +220,33 @@ def _boxes_verify(ctx: dict, out: Path) -> dict[str, Any]:
 
 _RUNNERS = {"prepare": _prepare, "train": _train, "export": _export, "verify": _verify, "localize": _localize,
             "boxes": _boxes, "boxes-export": _boxes_export, "boxes-verify": _boxes_verify}
+
+
+# --- verification of a run's exports (also `boxstrap verify RUN_DIR`, `tox -e verify`) -----------
+def is_run_dir(path: str | os.PathLike) -> bool:
+    """True for a folder written by :func:`run_pipeline`."""
+    return (Path(path) / "pipeline_config.json").is_file()
+
+
+def verify_classifier(run_dir: str | os.PathLike, config: VerifyConfig | None = None):
+    """Parity of a run's classifier exports (``RUN/export``) with its Keras model; report in ``RUN/verify``."""
+    from verify.verify import find_exports, verify_model
+
+    run = Path(run_dir)
+    return verify_model(run / "train" / "model", find_exports(run / "export"), images=run / "prepare",
+                        config=config, output_dir=run / "verify")
+
+
+def verify_detector(run_dir: str | os.PathLike, config: VerifyConfig | None = None):
+    """Parity of a run's detector export (``RUN/boxes-export``) with its box model; report in ``RUN/boxes-verify``."""
+    from verify.box_parity import verify_box_model
+
+    run = Path(run_dir)
+    exports = sorted(p for p in (run / "boxes-export").glob("*") if p.suffix in (".mlpackage", ".mlmodel"))
+    if not exports:
+        raise FileNotFoundError(f"No detector export in {run / 'boxes-export'}: has the pipeline finished?")
+    return verify_box_model(run / "boxes" / "model", exports[0], images=run / "prepare", config=config,
+                            output_dir=run / "boxes-verify")
 
 
 # --- helpers ------------------------------------------------------------------------------------

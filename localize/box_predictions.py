@@ -67,7 +67,7 @@ def predict_box_annotations(model: BoxModel | str | os.PathLike, source: str | o
     for item, image, p, b in zip(items, images, probabilities, boxes, strict=True):
         height, width = image.shape[:2]
         out_w, out_h = item.size or (width, height)
-        scaled = b[0] * [out_w / width, out_h / height] * 2
+        scaled = b[0] * np.array([out_w / width, out_h / height] * 2)
         label = box_model.labels[int(np.argmax(p))]
         annotations.append(ImageAnnotation(item.name, int(out_w), int(out_h),
                                            (Box(label, *map(float, scaled), score=float(p.max())),), label=label))

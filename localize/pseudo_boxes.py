@@ -195,7 +195,7 @@ def pseudo_boxes(
     for i, image in enumerate(images):
         size = image.shape[:2]
         if config.method == "grabcut":
-            b, s = grabcut_refine(image, maps[i])
+            b, s = grabcut_refine(image, maps[i], threshold=threshold)
         elif config.method == "ddt":
             b, s = heatmap_to_boxes(maps[i], threshold=1e-6, image_size=size)
         else:

@@ -1,6 +1,9 @@
 """Check exported Core ML models against their Keras model: static checks of the spec, then parity
 on the same images (top-1 agreement, max/mean abs diff of the probabilities, heatmap), with the
-first diverging layer on a failure. Exit status 0 when everything holds, 1 otherwise."""
+first diverging layer on a failure. Exit status 0 when everything holds, 1 otherwise.
+
+Given a `boxstrap pipeline` run folder instead of a model directory, it checks both of the run's
+exports, the classifier and the detector, on the run's prepared photos."""
 
 from __future__ import annotations
 
@@ -31,9 +34,11 @@ _FIELDS = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model_dir", metavar="MODEL_DIR", type=Path,
-                        help="trained model directory (model.keras, preprocessing.json, labels.json)")
-    parser.add_argument("--images", required=True, type=Path, metavar="DIR_OR_DATASET",
-                        help="folder of images, or a prepared dataset folder (see --split), or DIR:SPLIT")
+                        help="trained model directory (model.keras, preprocessing.json, labels.json), "
+                             "or a `boxstrap pipeline` run folder")
+    parser.add_argument("--images", type=Path, metavar="DIR_OR_DATASET",
+                        help="folder of images, or a prepared dataset folder (see --split), or DIR:SPLIT "
+                             "(required unless MODEL_DIR is a run folder)")
     parser.add_argument("--coreml", action="append", type=Path, metavar="PATH",
                         help="a .mlpackage/.mlmodel to check (repeatable; default: those in MODEL_DIR)")
     parser.add_argument("--config", type=Path, metavar="JSON", help="a saved VerifyConfig; flags override it")
@@ -65,6 +70,16 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(VerifyConfig, args.config) if args.config else VerifyConfig()
     overrides = {field: getattr(args, dest) for dest, field in _FIELDS.items() if getattr(args, dest) is not None}
     config = dataclasses.replace(config, **overrides)
+    from boxstrap.pipeline import is_run_dir, verify_classifier, verify_detector
+
+    if is_run_dir(args.model_dir):
+        reports = [verify_classifier(args.model_dir, config), verify_detector(args.model_dir, config)]
+        for report in reports:
+            print(report.table, end="")
+            print(f"wrote the verify report to {report.report_path} and {report.table_path}\n")
+        return 0 if all(r.passed for r in reports) else 1
+    if args.images is None:
+        raise ValueError("--images is required unless MODEL_DIR is a `boxstrap pipeline` run folder.")
     result = verify_model(
         args.model_dir, args.coreml, args.images, config, output_dir=args.output,
         progress=lambda items: tqdm(items, desc="verify", unit="image", leave=False),

@@ -107,6 +107,12 @@ def test_end_to_end_on_tiny_model(bench, tiny_model_dir, tmp_path, capsys):
     assert float(table["thr=0.5"][1]) == 1.0          # the red square is found in every photo
     assert float(table["grabcut"][1]) == 1.0
     assert "classification accuracy: 1.0" in text
-    assert (review / "grabcut_sheet_00.png").is_file()
+    assert (review / "grabcut-cal-2fold_sheet_00.png").is_file()
     saved = json.loads((tiny_model_dir / "localize_calibration.json").read_text())
     assert saved["method"] == "box_accuracy" and saved["n_images"] == 4
+
+
+def test_unknown_review_variant_fails_before_any_work(bench, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        bench.main([str(tmp_path), "--review-variant", "nope"])
+    assert "--review-variant must be one of" in capsys.readouterr().err
