@@ -75,6 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    # On Linux, importing coremltools warns that its Core ML bindings are missing: expected here
+    # (verify runs the reference runtime instead), so it is not worth a user's attention.
+    logging.getLogger("coremltools").setLevel(logging.ERROR)
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2

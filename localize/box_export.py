@@ -147,7 +147,8 @@ def _convert_network(box_model: BoxModel, config: BoxExportConfig) -> tuple[Any,
     confidence, coordinates = main.outputs
     confidence.name, coordinates.name = RAW_CONFIDENCE, RAW_COORDINATES
     main.set_output_types(None)
-    options.pop("compute_precision")
+    if config.format == "neuralnetwork":
+        options.pop("compute_precision")  # the second conversion must keep an ML Program's precision
     with quiet_coremltools():
         converted = ct.convert(program, convert_to=config.format, **options)
     if config.format == "neuralnetwork" and config.precision == "float16":

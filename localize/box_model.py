@@ -320,16 +320,6 @@ def _giou(a, b, *, plain_iou: bool = False):
     return iou - (hull - union) / (hull + 1e-7)
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of matching rows of two (N, 4) xyxy arrays (continuous coordinates)."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    iw = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
-    ih = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
-    inter = iw * ih
-    union = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
-
-
 def xyxy_to_cxcywh(boxes: np.ndarray) -> np.ndarray:
     """(N, 4) ``(x0, y0, x1, y1)`` -> ``(cx, cy, w, h)``, same units."""
     b = np.asarray(boxes, np.float32)

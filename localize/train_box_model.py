@@ -22,7 +22,6 @@ from datasets.annotations import read_annotations
 from datasets.tf_input import read_rgb
 from localize.box_model import (
     BoxTrainConfig,
-    box_iou,
     build_box_model,
     cxcywh_to_xyxy,
     normalise_boxes,
@@ -31,6 +30,7 @@ from localize.box_model import (
 from localize.box_model_dir import save_box_model
 from localize.localize_images import find_images, load_features
 from localize.pseudo_boxes import forward
+from verify.parity import box_iou
 
 log = logging.getLogger(__name__)
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from collections.abc import Sequence
+
 import numpy as np
 
 
@@ -110,7 +112,8 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     Parameters
     ----------
     a, b : (N, 4) ndarray
-        ``(xmin, ymin, xmax, ymax)``, inclusive pixel coordinates (as in ``boxes.json``).
+        ``(xmin, ymin, xmax, ymax)`` as continuous edges (boxstrap's convention, see
+        :mod:`datasets.annotations`): pixels, or fractions of the image as a detector outputs.
 
     Returns
     -------
@@ -121,17 +124,31 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     ValueError
         If the shapes are not both ``(N, 4)``.
 
-    >>> box_iou(np.array([[0, 0, 9, 9]]), np.array([[5, 0, 14, 9]]))
+    >>> box_iou(np.array([[0, 0, 10, 10]]), np.array([[5, 0, 15, 10]]))
     array([0.33333333])
     """
     a = np.asarray(a, np.float64)
     b = np.asarray(b, np.float64)
     if a.ndim != 2 or a.shape[1:] != (4,) or a.shape != b.shape:
         raise ValueError(f"boxes must both be (N, 4). Received: {a.shape} and {b.shape}")
-    width = np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]) + 1
-    height = np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]) + 1
+    width = np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0])
+    height = np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1])
     inter = np.clip(width, 0, None) * np.clip(height, 0, None)
-    area_a = (a[:, 2] - a[:, 0] + 1) * (a[:, 3] - a[:, 1] + 1)
-    area_b = (b[:, 2] - b[:, 0] + 1) * (b[:, 3] - b[:, 1] + 1)
+    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
+    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
     union = area_a + area_b - inter
     return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+def near_ties(keras: np.ndarray, coreml: np.ndarray, disagreements: Sequence[int], tolerance: float) -> list[int]:
+    """Disagreeing images whose two classes are within ``2 * tolerance`` in the Keras probabilities.
+
+    Outputs that each stay within ``tolerance`` of Keras can swap such a pair, so the flip is
+    no evidence of a faulty export.
+    """
+    ties = []
+    for i in disagreements:
+        margin = keras[i, int(np.argmax(keras[i]))] - keras[i, int(np.argmax(coreml[i]))]
+        if margin <= 2 * tolerance:
+            ties.append(i)
+    return ties

@@ -25,7 +25,7 @@ from classifier.trained_model import TrainedModel, load_trained_model
 from verify.backends import make_backend, resolve_backend
 from verify.divergence import keras_layer_outputs, locate_divergence, suspect_preprocessing
 from verify.model_info import ModelInfo, read_model_info
-from verify.parity import compare_outputs
+from verify.parity import compare_outputs, near_ties
 from verify.report_table import report_table
 from verify.static_checks import static_checks
 from verify.verify_config import VerifyConfig
@@ -187,20 +187,6 @@ def _heatmap(outputs: dict[str, Any], info: ModelInfo, config: VerifyConfig, lik
     return None
 
 
-def _near_ties(keras: np.ndarray, coreml: np.ndarray, disagreements: Sequence[int], tolerance: float) -> list[int]:
-    """Disagreeing images whose two classes are within ``2 * tolerance`` in the Keras probabilities.
-
-    Outputs that each stay within ``tolerance`` of Keras can swap such a pair, so the flip is
-    no evidence of a faulty export.
-    """
-    ties = []
-    for i in disagreements:
-        margin = keras[i, int(np.argmax(keras[i]))] - keras[i, int(np.argmax(coreml[i]))]
-        if margin <= 2 * tolerance:
-            ties.append(i)
-    return ties
-
-
 def _verify_export(
     path: Path,
     loaded: TrainedModel,
@@ -254,14 +240,14 @@ def _parity(backend, info, loaded, data, keras_probabilities, keras_heatmaps, co
     coreml = np.stack(probabilities)
     comparison = compare_outputs(keras_probabilities, coreml)
     tolerance = config.max_abs_diff(info.precision)
-    near_ties = _near_ties(keras_probabilities, coreml, comparison.disagreements, tolerance)
-    counted = len(comparison.disagreements) - (len(near_ties) if config.near_ties_agree else 0)
+    tied = near_ties(keras_probabilities, coreml, comparison.disagreements, tolerance)
+    counted = len(comparison.disagreements) - (len(tied) if config.near_ties_agree else 0)
     top1 = 1.0 - counted / len(data.names)
     failures = []
     if top1 < config.min_top1_agreement:
         failures.append(f"top-1 agreement {top1:.4f} < {config.min_top1_agreement} "
                         f"({counted} of {len(data.names)} images disagree"
-                        + (f", {len(near_ties)} near ties not counted)" if near_ties and config.near_ties_agree else ")"))
+                        + (f", {len(tied)} near ties not counted)" if tied and config.near_ties_agree else ")"))
     if comparison.max_abs_diff > tolerance:
         failures.append(f"probabilities max abs diff {comparison.max_abs_diff:.3g} > {tolerance:g} "
                         f"({info.precision} tolerance)")
@@ -279,14 +265,14 @@ def _parity(backend, info, loaded, data, keras_probabilities, keras_heatmaps, co
         {"file": name, "keras_label": labels[int(np.argmax(keras_probabilities[i]))],
          "coreml_label": labels[int(np.argmax(coreml[i]))],
          "max_abs_diff": float(comparison.per_sample_max_abs_diff[i]),
-         "agree": i not in comparison.disagreements, "near_tie": i in near_ties}
+         "agree": i not in comparison.disagreements, "near_tie": i in tied}
         for i, name in enumerate(data.names)
     ]
     report: dict[str, Any] = {
         "images": len(data.names),
         "top1_agreement": top1,
         "top1_agreement_raw": comparison.top1_agreement,
-        "near_tie_images": [data.names[i] for i in near_ties],
+        "near_tie_images": [data.names[i] for i in tied],
         "max_abs_diff": comparison.max_abs_diff,
         "mean_abs_diff": comparison.mean_abs_diff,
         "tolerance": {"max_abs_diff": tolerance, "min_top1_agreement": config.min_top1_agreement},

@@ -5,7 +5,6 @@ from classifier.model import build_classifier
 from localize.box_model import (
     BoxTrainConfig,
     box_features,
-    box_iou,
     box_loss,
     build_box_model,
     cxcywh_to_xyxy,
@@ -106,11 +105,6 @@ class TestBoxMath:
     def test_conversions_round_trip(self):
         xyxy = np.array([[0.1, 0.2, 0.5, 0.9]], np.float32)
         np.testing.assert_allclose(cxcywh_to_xyxy(xyxy_to_cxcywh(xyxy)), xyxy, atol=1e-6)
-
-    def test_iou(self):
-        a = np.array([[0, 0, 2, 2], [0, 0, 1, 1]], float)
-        b = np.array([[1, 1, 3, 3], [0, 0, 1, 1]], float)
-        np.testing.assert_allclose(box_iou(a, b), [1 / 7, 1.0])
 
     def test_loss_is_zero_for_perfect_boxes(self):
         y = np.array([[0.5, 0.5, 0.2, 0.3]], np.float32)

@@ -51,6 +51,7 @@ class TestVerifyBoxModel:
                                                                      confidence_threshold=0.0))
         report = verify_box_model(box_dir, export, images, VerifyConfig(backend="reference"), output_dir=tmp_path)
         assert report.passed, report.table
+        assert report.report["exports"][0]["precision"] == ("FP32" if precision == "float32" else "FP16")
         parity = report.report["exports"][0]["parity"]
         assert parity["images"] == 4 and parity["top1_agreement"] == 1.0
         assert parity["min_box_iou"] > (0.999 if precision == "float32" else 0.95)

@@ -25,8 +25,8 @@ class TestCompareOutputs:
         assert c.top1_agreement is None and c.max_abs_diff == 1.0
 
     def test_boxes(self):
-        c = compare_outputs(np.zeros((1, 2)), np.zeros((1, 2)), reference_boxes=np.array([[0, 0, 9, 9]]),
-                            candidate_boxes=np.array([[0, 0, 9, 4]]))
+        c = compare_outputs(np.zeros((1, 2)), np.zeros((1, 2)), reference_boxes=np.array([[0, 0, 10, 10]]),
+                            candidate_boxes=np.array([[0, 0, 10, 5]]))
         np.testing.assert_allclose(c.box_iou, [0.5])
         assert c.min_box_iou == pytest.approx(0.5)
 
@@ -45,9 +45,14 @@ class TestCompareOutputs:
 
 class TestBoxIou:
     def test_values(self):
-        a = np.array([[0, 0, 9, 9], [0, 0, 9, 9], [0, 0, 9, 9]])
-        b = np.array([[0, 0, 9, 9], [5, 0, 14, 9], [20, 20, 29, 29]])
+        a = np.array([[0, 0, 10, 10], [0, 0, 10, 10], [0, 0, 10, 10]])
+        b = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]])
         np.testing.assert_allclose(box_iou(a, b), [1.0, 1 / 3, 0.0])
+
+    def test_normalised_boxes(self):
+        # Detector outputs are fractions of the image: no pixel offsets may creep in.
+        a = np.array([[0.1, 0.1, 0.3, 0.3]])
+        np.testing.assert_allclose(box_iou(a, a + [0.1, 0, 0.1, 0]), [1 / 3])
 
     def test_bad_shape_is_an_error(self):
         with pytest.raises(ValueError, match=r"boxes must both be \(N, 4\)"):
