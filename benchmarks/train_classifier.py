@@ -31,8 +31,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import PHOTOS as DATA
+from _common import forward_pass
 
-DATA = Path("/work/shared/data/blocks")
 BOXSTRAP = str(Path(sys.executable).with_name("boxstrap"))
 
 
@@ -92,24 +93,6 @@ def main() -> int:
     for key, value in rows:
         print(f"{key:<{width}} | {value}")
     return 0
-
-
-def forward_pass(manifest, input_size, batch_size) -> tuple[float, int]:
-    """Seconds of one plain VGG16 conv-base forward pass over every image (decoding not timed)."""
-    import keras
-
-    from datasets.preprocessing import Preprocessing
-    from datasets.tf_input import load_split
-
-    preprocessing = Preprocessing.vgg16(input_size)
-    images = np.concatenate([load_split(manifest, s, preprocessing)[0] for s in ("train", "valid", "test")
-                             if manifest.split(s)])
-    model = keras.applications.VGG16(include_top=False, weights=None, input_shape=(*input_size, 3))
-    model.predict(preprocessing.apply(images[:batch_size]), verbose=0)  # build and trace outside the timing
-    start = time.perf_counter()
-    for i in range(0, len(images), batch_size):
-        model.predict_on_batch(preprocessing.apply(images[i:i + batch_size]))
-    return time.perf_counter() - start, len(images)
 
 
 def class_map_corloc(model_dir: Path, manifest, data: Path, fractions=(0.2, 0.3, 0.5)):

@@ -223,9 +223,8 @@ def train(manifest_dir: str | os.PathLike, out_dir: str | os.PathLike, config: T
     metrics["epochs"] = {"head": history.get("phase", []).count(1), "fine_tune": history.get("phase", []).count(2)}
     metrics["train_seconds"] = round(time.perf_counter() - started, 1)
     _write_model_dir(model, out_dir, preprocessing, labels, config, metrics, history, overwrite, work / "logs")
-    shutil.rmtree(work / "weights", ignore_errors=True)
-    if config.cache_dir is None:
-        shutil.rmtree(work, ignore_errors=True)
+    # Done: the run's state goes (the feature cache too, unless it lives in config.cache_dir).
+    shutil.rmtree(work, ignore_errors=True)
     log.info("Trained in %.0f s; valid accuracy %s, test accuracy %s", metrics["train_seconds"],
              metrics.get("valid", {}).get("accuracy"), metrics.get("test", {}).get("accuracy"))
     return out_dir

@@ -119,3 +119,15 @@ class TestSplitModel:
         model = build_classifier(2, (32, 32), filters=TINY)
         with pytest.raises(ValueError, match="boundary must name a layer before the class map"):
             split_model(model, "class_map")
+
+
+@pytest.mark.slow
+def test_lse_model_converts_to_core_ml():
+    import coremltools as ct
+
+    model = build_classifier(2, (32, 64), filters=TINY, pooling="lse")
+    converted = ct.convert(model, inputs=[ct.TensorType(name="image", shape=(1, 32, 64, 3))],
+                           convert_to="mlprogram")
+    ops = {op.op_type for f in converted._mil_program.functions.values() for op in f.operations}
+    assert {"reduce_max", "exp", "reduce_mean", "log", "softmax"} <= ops
+    assert len(converted.get_spec().description.output) == 2

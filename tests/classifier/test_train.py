@@ -65,6 +65,7 @@ class TestTrain:
         metrics = json.loads((out / "metrics.json").read_text())
         assert np.mean(probabilities.argmax(1) == labels) == pytest.approx(metrics["test"]["accuracy"])
 
+    @pytest.mark.slow
     def test_interrupted_run_resumes_with_cached_features(self, tiny_manifest, tmp_path, monkeypatch):
         out = tmp_path / "model"
 
@@ -137,3 +138,18 @@ class TestTrainConfig:
     def test_invalid(self, changes, match):
         with pytest.raises(ValueError, match=match):
             TrainConfig(**changes)
+
+
+@pytest.mark.slow
+def test_cache_dir_is_reused_by_a_second_run(tmp_path, monkeypatch):
+    import classifier.features
+
+    manifest = make_manifest(tmp_path / "data")
+    config = tiny_config(cache_dir=str(tmp_path / "cache"), fine_tune_from=None, head_epochs=1)
+    train(manifest.root, tmp_path / "first", config, verbose=0)
+    calls = []
+    real = classifier.features.extract_features
+    monkeypatch.setattr(classifier.features, "extract_features", lambda *a, **k: calls.append(1) or real(*a, **k))
+    out = train(manifest.root, tmp_path / "second", config, verbose=0)
+    assert calls == [] and (out / "model.keras").is_file()
+    assert json.loads((out / "metrics.json").read_text())["epochs"]["head"] == 1
