@@ -13,7 +13,10 @@ scores boxes from these variants:
   refined region (GrabCut at 320 px, 5 iterations); ``grabcut-cal-2fold``: seeds from the
   2-fold calibrated threshold; ``...-240px-3it``: the cheaper GrabCut setting,
 - ``flip-avg,thr=0.2``: the map averaged with the map of the mirrored photo (a second forward pass),
-- ``multi-scale,thr=0.2``: maps at 1x and 1.5x input size averaged (only if the model accepts any size),
+- ``multi-view,...``: the maps ``boxstrap localize`` uses by default (``LocalizeConfig.scales`` and
+  ``flip``: the network rebuilt at 1.5x its input size, map averaged with the mirrored photo's;
+  :func:`localize.pseudo_boxes.multi_view_maps`), thresholded at 0.2 and at the 2-fold calibrated
+  threshold, and as GrabCut seeds (``grabcut-multi-view-cal-2fold``),
 - ``ddt``: DDT co-localisation (first principal component of the class convolution's input
   descriptors over all photos of a class, sign oriented by the CAMs), box of the positive region.
 
@@ -31,7 +34,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import sys
 import time
@@ -40,17 +42,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from _common import PHOTOS as DATA
 
 from localize.boxes import heatmap_to_boxes
 from localize.calibration import calibrate_threshold, save_calibration
 from localize.cam import class_activation_map
 from localize.ddt import ddt_maps
+from localize.pseudo_boxes import LocalizeConfig, multi_view_maps
 from localize.refine import grabcut_refine
 from localize.scoring import box_accuracy, top_box_iou
 
-DATA = Path("/work/shared/data/blocks")
 THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
-MULTI_SCALES = (1.0, 1.5)
+MULTI_VIEW = LocalizeConfig()  # its scales and flip: what `boxstrap localize` uses by default
 
 log = logging.getLogger("localize_variants")
 
@@ -196,12 +199,11 @@ def benchmark(model_dir: Path, data: Path, boxes_json: Path, *, limit: int | Non
     net = with_features(trained.model) or trained.model
     features: list[np.ndarray] = []
     classes: list[int] = []
-    input_shape = tuple(trained.model.inputs[0].shape)
-    any_size = input_shape[1] is None and input_shape[2] is None
     timing = Timing()
-    heat: dict[str, list[np.ndarray]] = {"cam": [], "flip-avg": [], "multi-scale": [], "ddt": []}
+    heat: dict[str, list[np.ndarray]] = {"cam": [], "flip-avg": [], "multi-view": [], "ddt": []}
     boxes: dict[str, list[np.ndarray]] = {}
     gts, sizes, correct, forward = [], [], 0, []
+    photos, inputs = [], []  # for the multi-view maps, one call over all photos (the rebuilt nets are reused)
     root = boxes_json.parent if data is None else data
 
     for k, ann in enumerate(anns):
@@ -256,24 +258,23 @@ def benchmark(model_dir: Path, data: Path, boxes_json: Path, *, limit: int | Non
         heat["flip-avg"].append(cam_flip)
         boxes.setdefault("flip-avg,thr=0.2", []).append(b)
 
-        if any_size:
-            maps = []
-            for scale in MULTI_SCALES:
-                p = dataclasses.replace(pre, input_size=tuple(round(v * scale) for v in pre.input_size))
-                start = time.perf_counter()
-                xs = p.apply(p.resize(rgb))[None]
-                o = out if scale == 1.0 else run_model(trained.model, xs)
-                timing.add("multi-scale", time.perf_counter() - start, network=True)
-                maps.append(class_activation_map(o["class_map"][0], image_size=pre.input_size, class_index=c)[0])
-            start = time.perf_counter()
-            cam_ms = np.mean(maps, axis=0)
-            b, _ = heatmap_to_boxes(cam_ms, threshold=0.2, image_size=size)
-            timing.add("multi-scale,thr=0.2", time.perf_counter() - start)
-            heat["multi-scale"].append(cam_ms)
-            boxes.setdefault("multi-scale,thr=0.2", []).append(b)
+        photos.append(rgb)
+        inputs.append(x[0])
         log.debug("photo %d/%d done", k + 1, len(anns))
 
     n = len(anns)
+    start = time.perf_counter()
+    mv_maps = multi_view_maps(trained.model, np.stack(inputs), scales=MULTI_VIEW.scales, flip=MULTI_VIEW.flip,
+                              images=photos, preprocessing=pre, batch_size=4)
+    timing.add("multi-view", time.perf_counter() - start, network=True)
+    for maps, c, size in zip(mv_maps, classes, sizes, strict=True):
+        start = time.perf_counter()
+        cam_mv, _ = class_activation_map(maps, image_size=pre.input_size, class_index=c)
+        b, _ = heatmap_to_boxes(cam_mv, threshold=0.2, image_size=size)
+        timing.add("multi-view,thr=0.2", time.perf_counter() - start)
+        heat["multi-view"].append(cam_mv)
+        boxes.setdefault("multi-view,thr=0.2", []).append(b)
+    del photos, inputs
     if len(features) == n:
         start = time.perf_counter()
         ddt = [np.zeros((1, 1))] * n
@@ -298,8 +299,16 @@ def benchmark(model_dir: Path, data: Path, boxes_json: Path, *, limit: int | Non
             timed(timing, name, grabcut_refine, read_rgb(root / ann.image), m, threshold=t, **kwargs)[0]
             for ann, m, t in zip(anns, heat["cam"], per_photo, strict=True)]
 
+    mv_per_photo, mv_thresholds = two_fold_thresholds(heat["multi-view"], gts, sizes)
+    boxes["multi-view-cal-2fold"] = [
+        timed(timing, "multi-view-cal-2fold", heatmap_to_boxes, m, threshold=t, image_size=size)[0]
+        for m, t, size in zip(heat["multi-view"], mv_per_photo, sizes, strict=True)]
+    boxes["grabcut-multi-view-cal-2fold"] = [
+        timed(timing, "grabcut-multi-view-cal-2fold", grabcut_refine, read_rgb(root / ann.image), m, threshold=t)[0]
+        for ann, m, t in zip(anns, heat["multi-view"], mv_per_photo, strict=True)]
     if save_calibration_to_model:
-        calibration = calibrate_threshold(heat["cam"], gts, image_sizes=sizes)
+        # the maps `boxstrap localize` thresholds by default (LocalizeConfig.scales / flip)
+        calibration = calibrate_threshold(heat["multi-view"], gts, image_sizes=sizes)
         path = save_calibration(calibration, trained.directory)
         cal_note = f"threshold {calibration.threshold:g} (all {n} photos) saved to {path}"
     acc = {}
@@ -311,9 +320,10 @@ def benchmark(model_dir: Path, data: Path, boxes_json: Path, *, limit: int | Non
 
     rows = []
     for name, per_image in boxes.items():
-        kind = next((k for k in ("flip-avg", "multi-scale", "ddt") if name.startswith(k)), "cam")
+        kind = next((k for k in ("flip-avg", "multi-view", "ddt") if name.startswith(k)), "cam")
+        kind = "multi-view" if name.startswith("grabcut-multi-view") else kind
         corloc, miou = score_boxes(per_image, gts)
-        extra = {"flip-avg": ["flip-avg"], "multi-scale": ["multi-scale"]}.get(kind, [])
+        extra = {"flip-avg": ["flip-avg"], "multi-view": ["multi-view"]}.get(kind, [])
         ips, outside = throughput(n, timing, name, extra)
         has_acc = not name.startswith("grabcut") and kind in acc
         rows.append(Row(name, corloc, miou, acc[kind][0] if has_acc else None,
@@ -328,7 +338,8 @@ def benchmark(model_dir: Path, data: Path, boxes_json: Path, *, limit: int | Non
         "best thresholds MaxBoxAcc / V2 (per IoU 0.3,0.5,0.7)": {k: (v[2], v[3]) for k, v in acc.items()},
         "median forward pass ms (batch 1)": round(1000 * float(np.median(forward)), 1),
         "calibration time s (both folds, one-off)": round(calibration_s, 2),
-        "multi-scale": "run" if any_size else "skipped: the model's input size is fixed",
+        "multi-view": f"scales {MULTI_VIEW.scales}, flip {MULTI_VIEW.flip}",
+        "calibrated thresholds multi-view (fit on evens, on odds)": mv_thresholds,
         "input size": pre.input_size,
     }
     if save_calibration_to_model:
@@ -336,12 +347,12 @@ def benchmark(model_dir: Path, data: Path, boxes_json: Path, *, limit: int | Non
     return rows, facts
 
 
-def variant_names(any_size: bool = True, ddt: bool = True) -> list[str]:
+def variant_names(ddt: bool = True) -> list[str]:
     """Names of the variants a run produces (table order may differ)."""
-    names = [f"thr={t:g}" for t in THRESHOLDS] + ["otsu", "grabcut", "flip-avg,thr=0.2"]
-    names += ["multi-scale,thr=0.2"] if any_size else []
+    names = [f"thr={t:g}" for t in THRESHOLDS] + ["otsu", "grabcut", "flip-avg,thr=0.2", "multi-view,thr=0.2"]
     names += ["ddt"] if ddt else []
-    return names + ["calibrated-2fold", "grabcut-cal-2fold", "grabcut-cal-2fold-240px-3it"]
+    return names + ["calibrated-2fold", "grabcut-cal-2fold", "grabcut-cal-2fold-240px-3it",
+                    "multi-view-cal-2fold", "grabcut-multi-view-cal-2fold"]
 
 
 def write_review(review_dir: Path, variant: str, paths: Sequence[Path], boxes: Sequence[np.ndarray],

@@ -5,7 +5,7 @@ past them. The network reuses the classifier whole (its backbone and its class h
 and adds a small box head on ``block5_conv3``::
 
     image -> VGG16 ... block5_conv3 -> (classifier head) -> probabilities (N, C)
-                                    -> box_pool -> box_reduce (1x1 conv) -> box_flatten
+                                    -> box_scale -> box_pool -> box_reduce (1x1 conv) -> box_flatten
                                        -> box_hidden (dense) -> box_dropout -> box (N, 4)
 
 ``box`` is ``(centre x, centre y, width, height)`` as fractions of the image (sigmoid), the
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 FEATURE_LAYER = "block5_conv3"
 OUTPUT_NAMES = ("probabilities", "box")
-HEAD_LAYERS = ("box_pool", "box_reduce", "box_flatten", "box_hidden", "box_dropout", "box")
+HEAD_LAYERS = ("box_scale", "box_pool", "box_reduce", "box_flatten", "box_hidden", "box_dropout", "box")
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ class BoxTrainConfig:
             raise ValueError(f"iou_weight must be >= 0. Received: {self.iou_weight!r}")
 
 
-def build_box_model(classifier, config: BoxTrainConfig = BoxTrainConfig()):
+def build_box_model(classifier, config: BoxTrainConfig = BoxTrainConfig(), *, feature_scale: float = 1.0):
     """Return ``(box_model, head)``: the full network and the trainable head alone.
 
     Parameters
@@ -88,6 +88,10 @@ def build_box_model(classifier, config: BoxTrainConfig = BoxTrainConfig()):
         A trained classifier (input ``image``; outputs ``probabilities``, ``class_map``); its
         layers are shared, not copied, and frozen.
     config : BoxTrainConfig
+    feature_scale : float
+        Multiplies the ``block5_conv3`` descriptors first (``box_scale``): ``1 / std`` of the
+        training descriptors (:func:`feature_scale`) brings them to unit scale. Raw VGG
+        descriptors reach several hundred and saturate the head's sigmoid outputs.
 
     Returns
     -------
@@ -108,8 +112,10 @@ def build_box_model(classifier, config: BoxTrainConfig = BoxTrainConfig()):
     if missing:
         raise ValueError(f"classifier must be a boxstrap classifier with layers {FEATURE_LAYER!r} and "
                          f"'probabilities'. Missing: {missing}")
+    if not np.isfinite(feature_scale) or feature_scale <= 0:
+        raise ValueError(f"feature_scale must be a positive number. Received: {feature_scale!r}")
     classifier.trainable = False
-    layers = _head_layers(config)
+    layers = _head_layers(config, float(feature_scale))
     features = classifier.get_layer(FEATURE_LAYER).output
     box = _apply(layers, features)
     probabilities = classifier.get_layer("probabilities").output
@@ -119,11 +125,12 @@ def build_box_model(classifier, config: BoxTrainConfig = BoxTrainConfig()):
     return box_model, head
 
 
-def _head_layers(config: BoxTrainConfig) -> list:
+def _head_layers(config: BoxTrainConfig, feature_scale: float) -> list:
     import keras
 
     init = keras.initializers.GlorotUniform
     return [
+        keras.layers.Rescaling(feature_scale, name="box_scale"),
         keras.layers.MaxPooling2D(2, strides=2, name="box_pool"),
         keras.layers.Conv2D(config.reduce_filters, 1, activation="relu", name="box_reduce",
                             kernel_initializer=init(seed=config.seed)),
@@ -139,6 +146,12 @@ def _apply(layers, x):
     for layer in layers:
         x = layer(x)
     return x
+
+
+def feature_scale(features: np.ndarray) -> float:
+    """``1 / std`` of descriptors (for :func:`build_box_model`); 1.0 for constant ones."""
+    std = float(np.std(np.asarray(features, np.float32)))
+    return 1.0 / std if std > 0 and np.isfinite(std) else 1.0
 
 
 def box_features(classifier, x: np.ndarray, *, batch_size: int = 8) -> np.ndarray:

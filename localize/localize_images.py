@@ -164,7 +164,8 @@ def localize_images(
         x[i] = pre.apply(pre.resize(image))
     with tqdm(total=len(items), desc="classifier pass", unit="img", disable=not progress) as bar:
         probabilities, class_maps, features = forward(trained.model, x, batch_size=config.batch_size,
-                                                      progress=bar.update)
+                                                      progress=bar.update, scales=config.scales,
+                                                      flip=config.flip, images=images, preprocessing=pre)
     del x
     calibration = load_calibration(trained.directory)
     known = [trained.labels.index(it.label) if it.label in trained.labels else None for it in items]

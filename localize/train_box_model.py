@@ -24,6 +24,7 @@ from localize.box_model import (
     BoxTrainConfig,
     build_box_model,
     cxcywh_to_xyxy,
+    feature_scale,
     normalise_boxes,
     train_box_head,
 )
@@ -94,7 +95,7 @@ def train_box_model(
     order = np.random.default_rng(config.seed).permutation(len(names))
     n_valid = int(round(len(names) * VALID_SHARE)) if len(names) >= 10 else 0
     valid, train = order[:n_valid], order[n_valid:]
-    box_model, head = build_box_model(trained.model, config)
+    box_model, head = build_box_model(trained.model, config, feature_scale=feature_scale(features[train]))
     history = train_box_head(head, features[train], target[train], config,
                              valid=(features[valid], target[valid]) if n_valid else None, verbose=verbose)
     predicted = np.asarray(head.predict(features, verbose=0))

@@ -26,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "saved with the model, else 0.2)")
     parser.add_argument("--min-confidence", type=float, default=defaults.min_confidence,
                         help="flag images whose class probability is below this (default %(default)s)")
+    parser.add_argument("--scales", type=float, nargs="+", default=defaults.scales,
+                        help="input scales whose class maps are averaged (default %(default)s)")
+    parser.add_argument("--no-flip", action="store_true", help="do not average in the mirrored photo's maps")
     parser.add_argument("--no-overlays", action="store_true", help="skip the per-image overlay PNGs")
     parser.add_argument("--ground-truth", help="boxes to score against (any annotation format)")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier result in --out")
@@ -35,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from localize.localize_images import ANNOTATION_PATHS, localize_images
 
     config = LocalizeConfig(method=args.method, threshold=args.threshold, min_confidence=args.min_confidence,
-                            overlays=not args.no_overlays)
+                            overlays=not args.no_overlays, scales=tuple(args.scales), flip=not args.no_flip)
     start = time.perf_counter()
     result = localize_images(args.model, args.images, args.out, config, ground_truth=args.ground_truth,
                              overwrite=args.overwrite)

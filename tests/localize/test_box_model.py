@@ -116,3 +116,18 @@ class TestBoxMath:
         np.testing.assert_allclose(out, [[0.25, 0.25, 0.5, 0.5]])
         with pytest.raises(ValueError, match="one image size per box"):
             normalise_boxes(np.zeros((2, 4)), [(640, 480)])
+
+
+class TestFeatureScale:
+    def test_unit_scale_and_layer(self, classifier):
+        from localize.box_model import feature_scale
+
+        features = np.random.default_rng(0).normal(0, 300, (4, 4, 6, 8)).astype(np.float32)
+        scale = feature_scale(features)
+        assert np.std(features * scale) == pytest.approx(1.0, rel=1e-3)
+        _, head = build_box_model(classifier, BoxTrainConfig(hidden=8, reduce_filters=4), feature_scale=scale)
+        assert head.get_layer("box_scale").scale == pytest.approx(scale)
+
+    def test_bad_scale(self, classifier):
+        with pytest.raises(ValueError, match="feature_scale must be a positive number"):
+            build_box_model(classifier, feature_scale=0.0)

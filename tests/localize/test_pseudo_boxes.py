@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from classifier.model import build_classifier
-from localize.pseudo_boxes import LocalizeConfig, forward, pseudo_boxes
+from datasets.preprocessing import Preprocessing
+from localize.pseudo_boxes import LocalizeConfig, average_maps, forward, multi_view_maps, pseudo_boxes
 
 
 def _scene(rng, n=6, size=(48, 64)):
@@ -56,6 +57,15 @@ class TestPseudoBoxes:
     def test_bad_config(self):
         with pytest.raises(ValueError, match="method must be one of"):
             LocalizeConfig(method="magic")
+        with pytest.raises(ValueError, match="scales must be a non-empty sequence"):
+            LocalizeConfig(scales=())
+        with pytest.raises(ValueError, match="scales must be a non-empty sequence"):
+            LocalizeConfig(scales=(1.0, -2.0))
+        with pytest.raises(ValueError, match="scales must be a sequence of numbers"):
+            LocalizeConfig(scales=("big",))
+        with pytest.raises(TypeError, match="flip must be a bool"):
+            LocalizeConfig(flip="yes")
+        assert LocalizeConfig(scales=[1, 2]).scales == (1.0, 2.0)
 
 
 class TestForward:
@@ -65,3 +75,73 @@ class TestForward:
         p, cm, f = forward(model, x, batch_size=2)
         assert p.shape == (3, 2) and cm.shape == (3, 4, 4, 2) and f.shape == (3, 4, 4, 8)
         assert f.dtype == np.float16
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    model = build_classifier(2, (64, 64), filters=(4, 4, 8, 8, 8), weights="none")
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (48 + 8 * i, 60, 3), np.uint8) for i in range(3)]
+    pre = Preprocessing.vgg16((64, 64))
+    x = np.stack([pre.apply(pre.resize(image)) for image in images]).astype(np.float32)
+    return model, images, pre, x
+
+
+class TestMultiView:
+    def test_scales_and_flip_average_on_the_finest_grid(self, tiny):
+        model, images, pre, x = tiny
+        done = []
+        p, cm, f = forward(model, x, batch_size=2, scales=(1.0, 1.5), flip=True, images=images,
+                           preprocessing=pre, progress=done.append)
+        assert p.shape == (3, 2) and f.shape == (3, 4, 4, 8)
+        assert cm.shape == (3, 6, 6, 2)  # 1.5 x 64 = 96 pixels, stride 16
+        assert cm.dtype == np.float32 and cm.min() >= 0 and cm.max() <= 1
+        assert sum(done) == 3
+        p1, _, f1 = forward(model, x)
+        np.testing.assert_allclose(p, p1, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(f, f1)
+
+    def test_multi_view_maps_match_forward(self, tiny):
+        model, images, pre, x = tiny
+        _, cm, _ = forward(model, x, scales=(1.5,), flip=True, images=images, preprocessing=pre)
+        alone = multi_view_maps(model, x, scales=(1.5,), flip=True, images=images, preprocessing=pre, batch_size=2)
+        np.testing.assert_allclose(alone, cm, atol=1e-5)
+        np.testing.assert_allclose(multi_view_maps(model, x), forward(model, x)[1], atol=1e-6)
+        with pytest.raises(ValueError, match="need the photos"):
+            multi_view_maps(model, x, scales=(2.0,))
+
+    def test_flip_average_is_mirror_symmetric(self, tiny):
+        model, _, _, x = tiny
+        _, cm, _ = forward(model, x, flip=True)
+        _, cm_mirror, _ = forward(model, np.ascontiguousarray(x[:, :, ::-1]), flip=True)
+        np.testing.assert_allclose(cm_mirror, cm[:, :, ::-1], atol=1e-5)
+
+    def test_other_scales_need_the_photos(self, tiny):
+        model, images, pre, x = tiny
+        with pytest.raises(ValueError, match="need the photos"):
+            forward(model, x, scales=(1.5,))
+        with pytest.raises(ValueError, match="one photo per row of x"):
+            forward(model, x, scales=(1.5,), images=images[:2], preprocessing=pre)
+        with pytest.raises(TypeError, match="flip must be a bool"):
+            forward(model, x, flip=1)
+
+
+class TestAverageMaps:
+    def test_normalises_each_view_and_resizes_to_the_largest(self):
+        small = np.zeros((1, 2, 2, 1), np.float32)
+        small[0, 0, 0, 0] = 10.0
+        large = np.zeros((1, 4, 4, 1), np.float32)
+        large[0, :2, :2, 0] = 3.0
+        out = average_maps([small, large])
+        assert out.shape == (1, 4, 4, 1)
+        assert out[0, 0, 0, 0] == pytest.approx(1.0) and out[0, 3, 3, 0] == pytest.approx(0.0)
+
+    def test_flat_view_counts_as_zero(self):
+        out = average_maps([np.ones((1, 2, 2, 1)), np.eye(2).reshape(1, 2, 2, 1)])
+        np.testing.assert_allclose(out[0, ..., 0], np.eye(2) / 2)
+
+    def test_errors(self):
+        with pytest.raises(ValueError, match="views is empty"):
+            average_maps([])
+        with pytest.raises(ValueError, match="same N and C"):
+            average_maps([np.zeros((1, 2, 2, 1)), np.zeros((2, 2, 2, 1))])

@@ -17,7 +17,7 @@ SIZE = (64, 64)
 def box_dir(tmp_path_factory):
     classifier = build_classifier(2, SIZE, filters=(4, 4, 8, 8, 8), weights="none", pooling="max", seed=3)
     config = BoxTrainConfig(hidden=8, reduce_filters=4)
-    box_model, _ = build_box_model(classifier, config)
+    box_model, _ = build_box_model(classifier, config, feature_scale=0.05)
     directory = tmp_path_factory.mktemp("box") / "model"
     save_box_model(box_model, directory, preprocessing=Preprocessing.vgg16(SIZE), labels=("one", "ten"),
                    config=config, metrics={})
