@@ -6,9 +6,8 @@ same thing: max and mean absolute difference, top-1 agreement, and (for boxes) I
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 

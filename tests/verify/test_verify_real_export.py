@@ -8,7 +8,8 @@ import pytest
 
 from datasets.preprocessing import Preprocessing
 from tests.verify.conftest import LABELS, SIZE
-from verify.verify import _near_ties, verify_model
+from verify.parity import near_ties
+from verify.verify import verify_model
 
 
 @pytest.fixture(scope="module")
@@ -44,4 +45,4 @@ class TestNearTies:
     def test_only_flips_within_twice_the_tolerance_are_ties(self):
         keras = np.array([[0.5004, 0.4996], [0.6, 0.4], [0.9, 0.1]])
         coreml = np.array([[0.4996, 0.5004], [0.4, 0.6], [0.9, 0.1]])
-        assert _near_ties(keras, coreml, [0, 1], tolerance=1e-3) == [0]
+        assert near_ties(keras, coreml, [0, 1], tolerance=1e-3) == [0]
