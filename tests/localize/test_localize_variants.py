@@ -16,11 +16,13 @@ def bench():
     spec = importlib.util.spec_from_file_location("localize_variants", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    sys.path.insert(0, str(SCRIPT.parent))  # benchmarks import their shared _common module
     try:
         spec.loader.exec_module(module)
         yield module
     finally:
         sys.modules.pop(spec.name, None)
+        sys.path.remove(str(SCRIPT.parent))
 
 
 def test_score_boxes(bench):
