@@ -69,6 +69,19 @@ CLASS_MAP_OUTPUT = "class_map"
 QUANTIZE_MIN_ELEMENTS = 2048
 
 
+def check_file_stem(name: str) -> str:
+    """Return ``name`` if it can name an export file (no folder separators, not hidden).
+
+    Raises
+    ------
+    ValueError
+        Naming the value received.
+    """
+    if not isinstance(name, str) or not name or any(c in name for c in "/\\") or name.startswith("."):
+        raise ValueError(f"name must be a plain file stem. Received: {name!r}")
+    return name
+
+
 @dataclass(frozen=True)
 class ExportConfig:
     """How to export a trained model to Core ML.
@@ -110,8 +123,7 @@ class ExportConfig:
             raise ValueError(f"precision must be one of {PRECISIONS}. Received: {self.precision!r}")
         if self.quantize not in QUANTIZATIONS:
             raise ValueError(f"quantize must be one of {QUANTIZATIONS}. Received: {self.quantize!r}")
-        if not self.name or any(c in self.name for c in "/\\") or self.name.startswith("."):
-            raise ValueError(f"name must be a plain file stem. Received: {self.name!r}")
+        check_file_stem(self.name)
         if self.input_size is not None:
             size = tuple(int(v) for v in self.input_size)
             if len(size) != 2 or min(size) < 1:

@@ -31,7 +31,7 @@ from typing import Any
 import boxstrap
 from boxstrap.config import config_to_dict, save_config
 from classifier import export_metadata as meta
-from classifier.export import INPUT_NAME, disk_size, move_into_place, quiet_coremltools
+from classifier.export import INPUT_NAME, check_file_stem, disk_size, move_into_place, quiet_coremltools
 from localize.box_model_dir import BoxModel, load_box_model
 
 log = logging.getLogger(__name__)
@@ -84,8 +84,7 @@ class BoxExportConfig:
         for name in ("iou_threshold", "confidence_threshold"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1]. Received: {getattr(self, name)!r}")
-        if not self.name or any(c in self.name for c in "/\\") or self.name.startswith("."):
-            raise ValueError(f"name must be a plain file stem. Received: {self.name!r}")
+        check_file_stem(self.name)
 
 
 def export_box_model(model: BoxModel | str | os.PathLike, out_dir: str | os.PathLike,

@@ -223,6 +223,18 @@ def _check_threshold(threshold: object) -> float | str:
 def _check_image_size(image_size: object, shape: tuple[int, int]) -> tuple[int, int] | None:
     if image_size is None:
         return None
+    size = check_image_size(image_size)
+    return None if size == tuple(shape) else size
+
+
+def check_image_size(image_size: object) -> tuple[int, int]:
+    """Return ``(height, width)`` as ints.
+
+    Raises
+    ------
+    ValueError
+        Unless ``image_size`` is two positive ints (echoing what was received).
+    """
     try:
         size = tuple(image_size)  # type: ignore[arg-type]
     except TypeError:
@@ -230,5 +242,4 @@ def _check_image_size(image_size: object, shape: tuple[int, int]) -> tuple[int, 
     if (len(size) != 2 or any(isinstance(v, bool) or not isinstance(v, numbers.Integral) for v in size)
             or min(size) < 1):
         raise ValueError(f"image_size must be (height, width), two positive ints. Received: {image_size!r}")
-    size = (int(size[0]), int(size[1]))
-    return None if size == tuple(shape) else size
+    return int(size[0]), int(size[1])

@@ -17,6 +17,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from localize.boxes import check_image_size
+
 log = logging.getLogger(__name__)
 
 
@@ -72,7 +74,7 @@ def class_activation_map(
     if not np.isfinite(cm).all():
         raise ValueError("class_map holds NaN or inf: the model's output is broken "
                          f"({int((~np.isfinite(cm)).sum())} of {cm.size} values).")
-    size = _check_size(image_size)
+    size = check_image_size(image_size)
     n_classes = cm.shape[-1]
     if class_index is None:
         if probabilities is not None:
@@ -93,7 +95,7 @@ def class_activation_map(
 def upsample_normalize(heatmap: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
     """Bilinearly resize a finite 2-D map to ``(height, width)`` and min-max normalise it to
     float32 [0, 1] (zeros if flat)."""
-    height, width = _check_size(image_size)
+    height, width = check_image_size(image_size)
     small = np.asarray(heatmap, np.float32)
     if small.shape != (height, width):
         small = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
@@ -183,16 +185,5 @@ def grad_cam(
     cam = tf.nn.relu(tf.reduce_sum(features * weights[:, None, None, :], axis=-1))[0].numpy()
     if not np.isfinite(cam).all():
         raise ValueError("Grad-CAM produced NaN or inf: the model's output or gradients are broken.")
-    size = _check_size(image_size) if image_size is not None else (x.shape[1], x.shape[2])
+    size = check_image_size(image_size) if image_size is not None else (x.shape[1], x.shape[2])
     return upsample_normalize(cam, size), int(class_index)
-
-
-def _check_size(image_size: object) -> tuple[int, int]:
-    try:
-        size = tuple(image_size)  # type: ignore[arg-type]
-    except TypeError:
-        size = ()
-    if (len(size) != 2 or any(isinstance(v, bool) or not isinstance(v, numbers.Integral) for v in size)
-            or min(size) < 1):
-        raise ValueError(f"image_size must be (height, width), two positive ints. Received: {image_size!r}")
-    return int(size[0]), int(size[1])
