@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from boxstrap.atomic import write_json
-from datasets.annotations import Box, ImageAnnotation, read_annotations, write_annotations
+from datasets.annotations import read_annotations, write_annotations
 from datasets.tf_input import read_rgb
 from localize.box_model import cxcywh_to_xyxy
 from localize.box_model_dir import BoxModel, load_box_model
@@ -57,20 +57,14 @@ def predict_box_annotations(model: BoxModel | str | os.PathLike, source: str | o
     """Predict boxes for the images under ``source``, write ``OUT/box_predictions.json`` (boxes JSON),
     and with ``ground_truth`` score them (``OUT/scores.json``, returned)."""
     from localize.evaluate import evaluate_annotations
-    from localize.localize_images import find_images
+    from localize.localize_images import find_images, photo_annotation
 
     box_model = model if isinstance(model, BoxModel) else load_box_model(model)
     root, items = find_images(source, box_model.labels)
     images = [read_rgb(item.path) for item in items]
     probabilities, boxes = predict_boxes(box_model, images)
-    annotations = []
-    for item, image, p, b in zip(items, images, probabilities, boxes, strict=True):
-        height, width = image.shape[:2]
-        out_w, out_h = item.size or (width, height)
-        scaled = b[0] * np.array([out_w / width, out_h / height] * 2)
-        label = box_model.labels[int(np.argmax(p))]
-        annotations.append(ImageAnnotation(item.name, int(out_w), int(out_h),
-                                           (Box(label, *map(float, scaled), score=float(p.max())),), label=label))
+    annotations = [photo_annotation(item, image.shape, b, p.max(keepdims=True), box_model.labels[int(np.argmax(p))])
+                   for item, image, p, b in zip(items, images, probabilities, boxes, strict=True)]
     out_dir = Path(out_dir)
     write_annotations(annotations, out_dir / "box_predictions.json", "boxes-json", labels=box_model.labels)
     if ground_truth is None:

@@ -193,14 +193,23 @@ def localize_images(
 
 
 def _annotation(item: ImageItem, image: np.ndarray, pseudo: PseudoBoxes, i: int, labels) -> ImageAnnotation:
-    """Image ``i``'s boxes as an annotation of the original photo (scaled when it was resized)."""
-    height, width = image.shape[:2]
+    """Image ``i``'s pseudo boxes as an annotation of the original photo."""
+    return photo_annotation(item, image.shape, pseudo.boxes[i], pseudo.scores[i], labels[pseudo.classes[i]])
+
+
+def photo_annotation(item: ImageItem, shape: tuple[int, ...], boxes: np.ndarray, scores: np.ndarray,
+                     label: str) -> ImageAnnotation:
+    """Boxes found on the image read for ``item`` (of ``shape``) as an annotation of the original photo.
+
+    When a prepared image stood in for the photo (``item.size``), the boxes are scaled back to the
+    photo's pixels; they are clipped to it either way.
+    """
+    height, width = shape[:2]
     out_w, out_h = item.size or (width, height)
     scale = np.array([out_w / width, out_h / height] * 2)
-    label = labels[pseudo.classes[i]]
-    boxes = tuple(Box(label, *map(float, np.clip(b * scale, 0, [out_w, out_h] * 2)), score=float(s))
-                  for b, s in zip(pseudo.boxes[i], pseudo.scores[i], strict=True))
-    return ImageAnnotation(item.name, int(out_w), int(out_h), boxes, label=label)
+    annotated = tuple(Box(label, *map(float, np.clip(b * scale, 0, [out_w, out_h] * 2)), score=float(s))
+                      for b, s in zip(boxes, scores, strict=True))
+    return ImageAnnotation(item.name, int(out_w), int(out_h), annotated, label=label)
 
 
 def _write_review(out_dir: Path, items, images, pseudo: PseudoBoxes, labels, *, overlays: bool,

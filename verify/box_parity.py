@@ -25,6 +25,7 @@ import numpy as np
 
 from boxstrap.atomic import write_json, write_text
 from boxstrap.config import config_to_dict, save_config
+from classifier.export import disk_size
 from localize.box_model import cxcywh_to_xyxy
 from localize.box_model_dir import load_box_model
 from verify.backends import resolve_backend
@@ -104,9 +105,9 @@ def verify_box_model(box_dir: str | os.PathLike, export: str | os.PathLike, imag
     with tempfile.TemporaryDirectory() as tmp:
         info = _network_info(pipeline, spec, Path(tmp))
         result.update(kind=info.kind, precision=info.precision, backend=resolve_backend(config.backend),
-                      file_size_mb=round(_size(export) / 1e6, 2))
+                      file_size_mb=round(disk_size(export) / 1e6, 2))
         info = dataclasses.replace(info, labels=tuple(nms.stringClassLabels.vector),
-                                   metadata=dict(spec.description.metadata.userDefined), file_size=_size(export))
+                                   metadata=dict(spec.description.metadata.userDefined), file_size=disk_size(export))
         checks = [c for c in static_checks(info, box_model.preprocessing, box_model.labels, config)
                   if c.name != "output_names"]
         outputs = [o.name for o in spec.description.output]
@@ -216,7 +217,3 @@ def _table(result: dict[str, Any]) -> str:
             lines.append(f"  {key:26s} {value:.4g}" if isinstance(value, float) else f"  {key:26s} {value}")
     lines += [f"  FAIL: {f}" for f in result["failures"]]
     return "\n".join(lines) + "\n"
-
-
-def _size(path: Path) -> int:
-    return path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from classifier.export import disk_size
+
 log = logging.getLogger(__name__)
 
 # Core ML specification version -> the oldest OS that runs it.
@@ -142,18 +144,12 @@ def read_model_info(path: str | os.PathLike) -> ModelInfo:
         precision=precision,
         spec_version=int(spec.specificationVersion),
         deployment_target=SPEC_VERSION_TO_TARGET.get(int(spec.specificationVersion), f"spec{spec.specificationVersion}"),
-        file_size=_disk_size(path),
+        file_size=disk_size(path),
         metadata=dict(description.metadata.userDefined),
         program=program,
     )
     log.debug("read %s: %s, %s, spec %d", path, kind, precision, info.spec_version)
     return info
-
-
-def _disk_size(path: Path) -> int:
-    if path.is_file():
-        return path.stat().st_size
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
 def _color_layout(feature: Any) -> str:
