@@ -78,6 +78,14 @@ def summary_blocks(run: Path, results: dict) -> list[Block]:
         if box_rows:
             blocks.append(("table", (["boxes", "CorLoc", "mean IoU", "mAP@0.5", "mAP@[.5:.95]", "photos scored"],
                                      box_rows)))
+        threshold = (loc.get("scores") or {}).get("threshold")
+        if threshold:
+            text = f"CAM threshold {threshold['value']:.2f} ({threshold['method']}"
+            if "held_out" in threshold:
+                text += (f", calibrated on the {threshold['n_images']} hand-boxed photos; they were scored at "
+                         f"{', '.join(f'{t:.2f}' for t in threshold['held_out'])}, each half at the threshold "
+                         "calibrated on the other half")
+            blocks.append(("p", text + ")."))
         sheet = run / "localize" / "contact_sheets" / "sheet_001.png"
         if sheet.is_file():
             blocks += [("p", "Lowest-confidence pseudo boxes first:"), ("img", sheet)]

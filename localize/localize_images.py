@@ -148,7 +148,7 @@ def localize_images(
     """
     from tqdm import tqdm
 
-    from localize.calibration import load_calibration
+    from localize.calibration import load_calibration, save_calibration
 
     trained = model if isinstance(model, TrainedModel) else load_trained_model(model)
     out_dir = Path(out_dir)
@@ -169,27 +169,81 @@ def localize_images(
     del x
     calibration = load_calibration(trained.directory)
     known = [trained.labels.index(it.label) if it.label in trained.labels else None for it in items]
+    gt, gt_path, held_out = None, None, None
+    if ground_truth is not None:
+        gt_path = Path(ground_truth)
+        gt = read_annotations(gt_path, labels=trained.labels)
+        if config.calibrate and config.threshold is None and calibration.method == "default":
+            calibration, held_out = _calibrate(gt, gt_path, root, items, known, probabilities, class_maps,
+                                               pre.input_size)
     pseudo = pseudo_boxes(images, probabilities, class_maps, features, known=known, input_size=pre.input_size,
                           config=config, calibrated_threshold=calibration.threshold)
     annotations = [_annotation(item, image, pseudo, i, trained.labels)
                    for i, (item, image) in enumerate(zip(items, images, strict=True))]
     out_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, out_dir / "localize_config.json")
+    if held_out is not None:
+        save_calibration(calibration, out_dir)
     for fmt in config.formats:
         write_annotations(annotations, out_dir / ANNOTATION_PATHS[fmt], fmt, labels=trained.labels)
     _write_review(out_dir, items, images, pseudo, trained.labels, overlays=config.overlays, progress=progress)
     save_features(out_dir, features, [item.name for item in items], trained.model_sha256)
     scores = None
-    if ground_truth is not None:
+    if gt is not None:
         from localize.evaluate import evaluate_annotations
 
-        gt_path = Path(ground_truth)
-        gt = read_annotations(gt_path, labels=trained.labels)
-        scores = evaluate_annotations(annotations, gt, pred_root=root, gt_root=gt_path.parent,
+        scored = annotations
+        if held_out is not None:
+            # Boxes of the hand-boxed images made at thresholds calibrated without them.
+            scored = list(annotations)
+            for threshold in np.unique(held_out[~np.isnan(held_out)]):
+                subset = np.flatnonzero(held_out == threshold)
+                redo = pseudo_boxes([images[i] for i in subset], probabilities[subset], class_maps[subset],
+                                    features[subset], known=[known[i] for i in subset],
+                                    input_size=pre.input_size, config=config, calibrated_threshold=float(threshold))
+                for j, i in enumerate(subset):
+                    scored[i] = _annotation(items[i], images[i], redo, j, trained.labels)
+        scores = evaluate_annotations(scored, gt, pred_root=root, gt_root=gt_path.parent,
                                       labels=trained.labels).to_dict()
+        scores["threshold"] = ({"value": config.threshold, "method": "fixed", "n_images": 0}
+                               if config.threshold is not None else
+                               {"value": calibration.threshold, "method": calibration.method,
+                                "n_images": calibration.n_images})
+        if held_out is not None:
+            scores["threshold"]["held_out"] = sorted({float(t) for t in held_out[~np.isnan(held_out)]})
+            scores["threshold"]["scored"] = "2-fold: each half's boxes at the threshold calibrated on the other half"
         write_json(out_dir / "scores.json", scores)
     log.info("localised %d images into %s", len(items), out_dir)
     return LocalizeResult(out_dir=out_dir, annotations=annotations, pseudo=pseudo, items=items, scores=scores)
+
+
+def _calibrate(gt, gt_path: Path, root: Path, items, known, probabilities, class_maps, input_size):
+    """The CAM threshold calibrated on the hand-boxed images among ``items``, and per item the
+    threshold calibrated on the other fold (NaN for items without ground truth)."""
+    from localize.calibration import ThresholdCalibration, cross_calibrate
+    from localize.cam import upsample_normalize
+    from localize.evaluate import match_images
+
+    names = [ImageAnnotation(item.name, 1, 1) for item in items]
+    match = match_images(names, gt, pred_root=root, gt_root=gt_path.parent)
+    pairs = [(i, g) for g, i in zip(gt, match, strict=True) if i is not None and len(g.boxes)]
+    held_out = np.full(len(items), np.nan)
+    if len(pairs) < 2:
+        log.warning("%d hand-boxed image(s) match the images: too few to calibrate the CAM threshold; "
+                    "using the default", len(pairs))
+        return ThresholdCalibration(), None
+    heatmaps, boxes, sizes = [], [], []
+    for i, g in pairs:
+        c = known[i] if known[i] is not None else int(np.argmax(probabilities[i]))
+        heatmaps.append(upsample_normalize(class_maps[i, ..., c], input_size))
+        boxes.append(g.xyxy())
+        sizes.append((g.height, g.width))
+    calibration, per_image = cross_calibrate(heatmaps, boxes, image_sizes=sizes)
+    for (i, _), threshold in zip(pairs, per_image, strict=True):
+        held_out[i] = threshold
+    log.info("CAM threshold %.2f calibrated on %d hand-boxed images (2-fold: %s)", calibration.threshold,
+             len(pairs), sorted({float(t) for t in per_image}))
+    return calibration, held_out
 
 
 def _annotation(item: ImageItem, image: np.ndarray, pseudo: PseudoBoxes, i: int, labels) -> ImageAnnotation:

@@ -23,14 +23,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"how a heatmap becomes a box (default {defaults.method})")
     parser.add_argument("--threshold", type=float, default=None,
                         help="CAM threshold as a fraction of the map's maximum (default: the calibrated one "
-                             "saved with the model, else 0.2)")
+                             "saved with the model, else one calibrated on --ground-truth, else 0.2)")
     parser.add_argument("--min-confidence", type=float, default=defaults.min_confidence,
                         help="flag images whose class probability is below this (default %(default)s)")
     parser.add_argument("--scales", type=float, nargs="+", default=defaults.scales,
                         help="input scales whose class maps are averaged (default %(default)s)")
     parser.add_argument("--no-flip", action="store_true", help="do not average in the mirrored photo's maps")
     parser.add_argument("--no-overlays", action="store_true", help="skip the per-image overlay PNGs")
-    parser.add_argument("--ground-truth", help="boxes to score against (any annotation format)")
+    parser.add_argument("--ground-truth", help="hand-checked boxes (any annotation format) to score against and, "
+                             "unless a threshold is fixed, to calibrate the threshold on (scored 2-fold)")
+    parser.add_argument("--no-calibrate", action="store_true",
+                        help="score against --ground-truth but do not calibrate the threshold on it")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier result in --out")
 
 
@@ -38,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
     from localize.localize_images import ANNOTATION_PATHS, localize_images
 
     config = LocalizeConfig(method=args.method, threshold=args.threshold, min_confidence=args.min_confidence,
-                            overlays=not args.no_overlays, scales=tuple(args.scales), flip=not args.no_flip)
+                            overlays=not args.no_overlays, scales=tuple(args.scales), flip=not args.no_flip,
+                            calibrate=not args.no_calibrate)
     start = time.perf_counter()
     result = localize_images(args.model, args.images, args.out, config, ground_truth=args.ground_truth,
                              overwrite=args.overwrite)
@@ -51,6 +55,10 @@ def run(args: argparse.Namespace) -> int:
         s = result.scores
         print(f"scores vs {args.ground_truth}: CorLoc {s['corloc']:.3f}, mean IoU {s['mean_iou']:.3f}, "
               f"mAP@0.5 {s['map50']:.3f} (all in {out / 'scores.json'})")
+        t = s["threshold"]
+        print(f"  threshold {t['value']:.2f} ({t['method']}"
+              + (f" on {t['n_images']} boxed images; scored at {t['held_out']}, 2-fold" if "held_out" in t else "")
+              + ")")
     for fmt in config.formats:
         print(f"  {fmt:10s} {out / ANNOTATION_PATHS[fmt]}")
     print(f"  review     {out / 'contact_sheets'}/ (lowest confidence first), {out / 'review.json'}"

@@ -38,6 +38,10 @@ class TestPipeline:
         assert (run / "boxes-export" / "BoxstrapDetector.mlpackage").is_dir()
         summary = (run / "summary.md").read_text()
         assert "CorLoc" in summary and "BoxstrapDetector.mlpackage" in summary
+        # The demo's boxes calibrate the CAM threshold; the pseudo boxes are scored 2-fold.
+        assert results["localize"].numbers["scores"]["threshold"]["method"] == "box_accuracy"
+        assert "calibrated on the 20 hand-boxed photos" in summary
+        assert (run / "localize" / "localize_calibration.json").is_file()
         assert "data:image/png;base64," in (run / "summary.html").read_text()
         assert json.loads((run / "pipeline_config.json").read_text())["config"] == "PipelineConfig"
 

@@ -22,6 +22,12 @@ def model_dir(tmp_path_factory):
     return write_model_dir(tmp_path_factory.mktemp("model") / "m", input_size=(64, 64))
 
 
+def replace_formats(config):
+    import dataclasses
+
+    return dataclasses.replace(config, overlays=False, formats=("boxes-json",))
+
+
 class TestFindImages:
     def test_class_folders_give_labels(self, demo):
         root, items = find_images(demo, ("one", "ten"))
@@ -65,6 +71,27 @@ class TestLocalizeImages:
         assert result.pseudo.features.shape[0] == 6
         review = json.loads((out / "review.json").read_text())
         assert [r["confidence"] for r in review] == sorted(r["confidence"] for r in review)
+
+    def test_ground_truth_calibrates_and_scores_held_out(self, demo, model_dir, tmp_path):
+        from localize.calibration import load_calibration
+
+        result = localize_images(model_dir, demo, tmp_path, LocalizeConfig(overlays=False, formats=("boxes-json",)),
+                                 ground_truth=demo / "boxes.json", progress=False)
+        threshold = result.scores["threshold"]
+        assert threshold["method"] == "box_accuracy" and threshold["n_images"] == 6
+        saved = load_calibration(tmp_path)
+        assert saved.method == "box_accuracy" and saved.threshold == threshold["value"]
+        assert 1 <= len(threshold["held_out"]) <= 2 and "2-fold" in threshold["scored"]
+        assert json.loads((tmp_path / "scores.json").read_text())["threshold"] == threshold
+
+    def test_fixed_threshold_or_no_calibrate_is_kept(self, demo, model_dir, tmp_path):
+        for i, config in enumerate((LocalizeConfig(threshold=0.3), LocalizeConfig(calibrate=False))):
+            result = localize_images(model_dir, demo, tmp_path / str(i), replace_formats(config),
+                                     ground_truth=demo / "boxes.json", progress=False)
+            expected = {"value": 0.3, "method": "fixed"} if i == 0 else {"value": 0.2, "method": "default"}
+            assert {k: result.scores["threshold"][k] for k in expected} == expected
+            assert "held_out" not in result.scores["threshold"]
+            assert not (tmp_path / str(i) / "localize_calibration.json").exists()
 
     def test_refuses_to_overwrite(self, demo, model_dir, tmp_path):
         localize_images(model_dir, demo, tmp_path, LocalizeConfig(overlays=False, formats=("boxes-json",)),
