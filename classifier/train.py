@@ -8,15 +8,15 @@
    learning rate on the same cached boundary features.
 
 Each phase stops early on the valid loss and keeps its best weights. The run's state (cached
-features, best and last weights per phase, epoch, history) lives in a work folder beside the
-output (``.MODEL_DIR.partial``); rerunning the same command resumes there. The model folder is
+features, best and last weights and optimizer state per phase, epoch, history) lives in a work
+folder beside the output (``.MODEL_DIR.partial``, :mod:`classifier.train_state`); rerunning the
+same command resumes there, Adam's moments and iteration count included. The model folder is
 assembled in a temporary folder and renamed into place, so it appears whole or not at all.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import shutil
@@ -27,10 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
-from boxstrap.atomic import atomic_open, write_json
-from boxstrap.config import config_to_dict, save_config
+from boxstrap.atomic import write_json
+from boxstrap.config import save_config
 from classifier.backbone import LAST_LAYER, VGG16_FILTERS, check_input_size, vgg16_layer_names
 from classifier.model import POOLINGS, build_classifier, chain_layers, split_model
+from classifier.train_state import TrainState
 
 log = logging.getLogger(__name__)
 
@@ -184,16 +185,15 @@ def train(manifest_dir: str | os.PathLike, out_dir: str | os.PathLike, config: T
             raise ValueError(f"The '{split}' split of {manifest.root} is empty; `boxstrap prepare` "
                              "with --resplit assigns train/valid/test.")
     started = time.perf_counter()
-    work = out_dir.parent / f".{out_dir.name}.partial"
-    work.mkdir(parents=True, exist_ok=True)
-    _check_work_config(work, config)
+    state = TrainState(out_dir)
+    state.check_config(config)
     keras.utils.set_random_seed(config.seed)
     labels = list(manifest.labels)
     preprocessing = Preprocessing.vgg16(config.input_size)
     model = build_classifier(len(labels), config.input_size, pooling=config.pooling, sharpness=config.sharpness,
                              dropout=config.dropout, filters=config.filters, weights=config.weights,
                              seed=config.seed)
-    data = _features(manifest, model, preprocessing, config, work, verbose)
+    data = _features(manifest, model, preprocessing, config, state.features_dir, verbose)
     weights = _class_weights(data["train"][1], len(labels)) if config.class_weights else None
     history: dict[str, list] = {}
 
@@ -203,14 +203,14 @@ def train(manifest_dir: str | os.PathLike, out_dir: str | os.PathLike, config: T
     head_data = {s: (_run(middle, x, config.batch_size), y) for s, (x, y) in data.items()} if middle else data
     _, head = split_model(model, LAST_LAYER, scores=True)
     _fit_phase(1, head, head_data, config, config.head_epochs, config.head_learning_rate, config.head_batch_size,
-               weights, work, history, verbose)
+               weights, state, history, verbose)
     del head_data
     # Phase 2: fine-tune from config.fine_tune_from on the cached boundary features.
     if config.fine_tune_from is not None and config.fine_tune_epochs > 0:
         _freeze(model, trainable_from=config.fine_tune_from)
         _, upper = split_model(model, config.boundary, scores=True)
         _fit_phase(2, upper, data, config, config.fine_tune_epochs, config.fine_tune_learning_rate,
-                   config.batch_size, weights, work, history, verbose)
+                   config.batch_size, weights, state, history, verbose)
     _freeze(model, trainable_from=None)
 
     _, upper = split_model(model, config.boundary)
@@ -222,16 +222,16 @@ def train(manifest_dir: str | os.PathLike, out_dir: str | os.PathLike, config: T
             metrics[split] = classification_metrics(y, probabilities, labels)
     metrics["epochs"] = {"head": history.get("phase", []).count(1), "fine_tune": history.get("phase", []).count(2)}
     metrics["train_seconds"] = round(time.perf_counter() - started, 1)
-    _write_model_dir(model, out_dir, preprocessing, labels, config, metrics, history, overwrite, work / "logs")
+    _write_model_dir(model, out_dir, preprocessing, labels, config, metrics, history, overwrite, state.logs_dir)
     # Done: the run's state goes (the feature cache too, unless it lives in config.cache_dir).
-    shutil.rmtree(work, ignore_errors=True)
+    state.remove()
     log.info("Trained in %.0f s; valid accuracy %s, test accuracy %s", metrics["train_seconds"],
              metrics.get("valid", {}).get("accuracy"), metrics.get("test", {}).get("accuracy"))
     return out_dir
 
 
 # --- features ---------------------------------------------------------------------------------
-def _features(manifest, model, preprocessing, config, work, verbose) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def _features(manifest, model, preprocessing, config, features_dir, verbose) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """{split: (features (V*N, ...) float16, labels (V*N,))} at the boundary, from the cache."""
     from tqdm import tqdm
 
@@ -252,7 +252,7 @@ def _features(manifest, model, preprocessing, config, work, verbose) -> dict[str
         "augmentation": dataclasses.asdict(augmentation),
         "records": {s: [r.sha256 for r in manifest.split(s)] for s in splits},
     }
-    cache = FeatureCache(config.cache_dir or work / "features", cache_key(description), description)
+    cache = FeatureCache(config.cache_dir or features_dir, cache_key(description), description)
     lower, _ = split_model(model, config.boundary)
     data = {}
     for split in splits:
@@ -329,33 +329,26 @@ def _loss(kind: str):
     return loss
 
 
-def _fit_phase(phase, net, data, config, epochs, learning_rate, batch_size, class_weights, work, history, verbose):
+def _fit_phase(phase, net, data, config, epochs, learning_rate, batch_size, class_weights, state: TrainState,
+               history, verbose):
     import keras
 
-    state_path = work / "state.json"
-    state = json.loads(state_path.read_text()) if state_path.is_file() else {}
-    phase_state = state.get(f"phase{phase}", {})
-    weights_dir = work / "weights"
-    weights_dir.mkdir(exist_ok=True)
     trainable = [layer for layer in net.layers if layer.trainable and layer.weights]
+    phase_state = state.phase(phase)
     if phase_state.get("done"):
-        _load_layers(trainable, weights_dir / f"phase{phase}_best.npz")
+        state.load_best(phase, trainable)
         _merge(history, phase_state["history"])
-        log.info("Phase %d already done (resumed from %s)", phase, work)
+        log.info("Phase %d already done (resumed from %s)", phase, state.work)
         return
-    initial_epoch = 0
-    if phase_state.get("epoch"):
-        _load_layers(trainable, weights_dir / f"phase{phase}_last.npz")
-        initial_epoch = phase_state["epoch"]
-        log.info("Resuming phase %d at epoch %d", phase, initial_epoch + 1)
     net.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=_loss(config.head_loss),
                 metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
+    initial_epoch = state.resume(phase, trainable, net.optimizer, net.trainable_variables)
     (x, y), (xv, yv) = data["train"], data["valid"]
     num_classes = int(net.output.shape[-1])
-    callback = _PhaseCheckpoint(phase, trainable, work, state, phase_state, config.patience)
+    callback = state.checkpoint(phase, trainable, config.patience)
     callbacks = [callback]
     if config.tensorboard:
-        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(work / "logs" / f"phase{phase}")))
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(state.logs_dir / f"phase{phase}")))
     if initial_epoch < epochs and not phase_state.get("stopped"):
         net.fit(x.astype(np.float32), np.eye(num_classes, dtype=np.float32)[y],
                 validation_data=(xv.astype(np.float32), np.eye(num_classes, dtype=np.float32)[yv]),
@@ -368,82 +361,6 @@ def _fit_phase(phase, net, data, config, epochs, learning_rate, batch_size, clas
 def _merge(history: dict, phase_history: dict) -> None:
     for key, values in phase_history.items():
         history.setdefault(key, []).extend(values)
-
-
-def _make_checkpoint_class():
-    import keras
-
-    class PhaseCheckpoint(keras.callbacks.Callback):
-        """Best weights by val_loss, last weights + epoch + history after every epoch; early stop."""
-
-        def __init__(self, phase, layers, work, state, phase_state, patience):
-            super().__init__()
-            self.phase, self.layers, self.work, self.state = phase, layers, Path(work), state
-            self.phase_state = {"epoch": 0, "best": None, "best_epoch": None, "history": {}, **phase_state}
-            self.patience = patience
-
-        def on_epoch_end(self, epoch, logs=None):
-            logs = logs or {}
-            ps = self.phase_state
-            for key, value in logs.items():
-                ps["history"].setdefault(key, []).append(float(value))
-            ps["history"].setdefault("phase", []).append(self.phase)
-            value = float(logs.get("val_loss", np.inf))
-            if ps["best"] is None or value < ps["best"]:
-                ps["best"], ps["best_epoch"] = value, epoch + 1
-                _save_layers(self.layers, self.work / "weights" / f"phase{self.phase}_best.npz")
-            _save_layers(self.layers, self.work / "weights" / f"phase{self.phase}_last.npz")
-            ps["epoch"] = epoch + 1
-            if epoch + 1 - ps["best_epoch"] >= self.patience:
-                ps["stopped"] = True
-                self.model.stop_training = True
-            self._write()
-
-        def finish(self):
-            best = self.work / "weights" / f"phase{self.phase}_best.npz"
-            if best.is_file():
-                _load_layers(self.layers, best)
-            self.phase_state["done"] = True
-            self._write()
-            log.info("Phase %d: best val_loss %s at epoch %s", self.phase, self.phase_state["best"],
-                     self.phase_state["best_epoch"])
-
-        def _write(self):
-            self.state[f"phase{self.phase}"] = self.phase_state
-            write_json(self.work / "state.json", self.state)
-
-    return PhaseCheckpoint
-
-
-def _PhaseCheckpoint(*args):  # noqa: N802 - a factory standing in for the class (keras imported lazily)
-    return _make_checkpoint_class()(*args)
-
-
-def _save_layers(layers, path: Path) -> None:
-    arrays = {f"{layer.name}/{i}": w for layer in layers for i, w in enumerate(layer.get_weights())}
-    with atomic_open(path) as handle:
-        np.savez(handle, **arrays)
-
-
-def _load_layers(layers, path: Path) -> None:
-    with np.load(path) as saved:
-        for layer in layers:
-            count = len(layer.get_weights())
-            layer.set_weights([saved[f"{layer.name}/{i}"] for i in range(count)])
-
-
-def _check_work_config(work: Path, config: TrainConfig) -> None:
-    """A work folder left by a run with another config is started afresh (its features kept)."""
-    path = work / "train_config.json"
-    current = config_to_dict(config)
-    if path.is_file():
-        previous = json.loads(path.read_text())
-        previous.pop("config", None)
-        if previous != json.loads(json.dumps(current)):
-            log.info("%s holds a run with another config; starting afresh", work)
-            (work / "state.json").unlink(missing_ok=True)
-            shutil.rmtree(work / "weights", ignore_errors=True)
-    save_config(config, path)
 
 
 # --- the model folder ---------------------------------------------------------------------------

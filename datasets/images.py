@@ -29,9 +29,10 @@ _SRGB = ImageCms.createProfile("sRGB")
 _EXIF_IFD = 0x8769
 _DATETIME_ORIGINAL = 36867
 _OFFSET_TIME_ORIGINAL = 36881
-# What Pillow raises on broken, truncated or hostile files while opening or decoding them.
-_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError, KeyError,
-                  ZeroDivisionError, Image.DecompressionBombError, Image.DecompressionBombWarning)
+# What Pillow raises on broken, truncated or hostile files while opening or decoding them
+# (also caught by datasets.tf_input.read_rgb).
+DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError, KeyError,
+                 ZeroDivisionError, Image.DecompressionBombError, Image.DecompressionBombWarning)
 
 
 class UnreadableImage(ValueError):
@@ -113,8 +114,7 @@ def read_image(data: bytes, *, max_side: int = 640) -> PreparedImage:
                 image.draft("RGB", (max_side, max_side))
             image.load()
             captured_at = _captured_at(image)
-            image = ImageOps.exif_transpose(image)
-            rgb = _to_srgb(_to_rgb(image), image.info.get("icc_profile"))
+            rgb = upright_srgb(image)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise UnreadableImage(
             f"too large to decode safely ({error}); resize it below "
@@ -122,7 +122,7 @@ def read_image(data: bytes, *, max_side: int = 640) -> PreparedImage:
         ) from None
     except UnidentifiedImageError:
         raise UnreadableImage("not a readable image (not a JPEG, PNG or HEIC image Pillow knows)") from None
-    except _DECODE_ERRORS as error:
+    except DECODE_ERRORS as error:
         raise UnreadableImage(f"not a readable image ({type(error).__name__}: {error})") from None
     rgb = _shrink(rgb, max_side)
     phash = str(imagehash.phash(rgb))
@@ -135,7 +135,7 @@ def _captured_at(image: Image.Image) -> str | None:
     """EXIF DateTimeOriginal as ISO 8601, or None when absent or malformed."""
     try:
         exif = image.getexif().get_ifd(_EXIF_IFD)
-    except _DECODE_ERRORS:
+    except DECODE_ERRORS:
         return None
     value = exif.get(_DATETIME_ORIGINAL)
     if not isinstance(value, str):
@@ -150,6 +150,23 @@ def _captured_at(image: Image.Image) -> str | None:
     if isinstance(offset, str) and len(offset.strip("\x00 ")) == 6:
         iso += offset.strip("\x00 ")
     return iso
+
+
+def upright_srgb(image: Image.Image) -> Image.Image:
+    """A decoded image as the network sees every photo: upright, 8-bit sRGB, no metadata.
+
+    EXIF orientation applied, alpha composited onto white, 16-bit scaled, CMYK converted, and
+    an embedded colour profile (iPhones: Display P3) converted to sRGB. ``prepare`` and every
+    reader of raw photos (:func:`datasets.tf_input.read_rgb`) go through it, so a photo shown
+    to ``boxstrap predict`` has the colours its prepared copy had in training.
+
+    Examples
+    --------
+    >>> upright_srgb(Image.new("RGBA", (4, 2), (0, 0, 0, 0))).getpixel((0, 0))
+    (255, 255, 255)
+    """
+    upright = ImageOps.exif_transpose(image)
+    return _to_srgb(_to_rgb(upright), upright.info.get("icc_profile"))
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, UnidentifiedImageError
 
 from datasets.manifest import Manifest, Record
 from datasets.preprocessing import Preprocessing
@@ -61,7 +61,12 @@ class Augmentation:
 
 
 def read_rgb(path: str | os.PathLike, preprocessing: Preprocessing | None = None) -> np.ndarray:
-    """Read an image file upright (EXIF orientation applied) as RGB, resized to the network input.
+    """Read an image file as the network sees it (:func:`datasets.images.upright_srgb`: upright,
+    sRGB, alpha over white), optionally resized to the network input.
+
+    The one decode path for image files outside ``prepare``: training, ``localize``, ``verify``
+    and the box model all read pixels through it. List a folder's images with
+    :func:`datasets.image_files.image_files`.
 
     Parameters
     ----------
@@ -80,19 +85,23 @@ def read_rgb(path: str | os.PathLike, preprocessing: Preprocessing | None = None
     FileNotFoundError
         If there is no such file.
     ValueError
-        If the file cannot be decoded; the message names it.
+        If the file cannot be decoded (not an image, truncated, over twice
+        ``PIL.Image.MAX_IMAGE_PIXELS``); the message names the file and the reason.
     """
-    import datasets.images  # noqa: F401  (registers the HEIC opener)
+    from datasets.images import DECODE_ERRORS, upright_srgb  # also registers the HEIC opener
 
     try:
         with Image.open(path) as image:
-            image = ImageOps.exif_transpose(image)
-            if preprocessing is not None:
-                return preprocessing.resize(image)
-            return np.asarray(image.convert("RGB"), dtype=np.uint8)
+            image.load()  # decode now, so a truncated file fails here, named
+            rgb = upright_srgb(image)
+        if preprocessing is not None:
+            return preprocessing.resize(rgb)
+        return np.asarray(rgb, dtype=np.uint8)
     except FileNotFoundError:
         raise FileNotFoundError(f"Image not found: {path}") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+    except UnidentifiedImageError:
+        raise ValueError(f"Cannot read image {path}: not a JPEG, PNG or HEIC image Pillow can decode") from None
+    except DECODE_ERRORS as error:
         raise ValueError(f"Cannot read image {path}: {error}") from None
 
 

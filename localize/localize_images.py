@@ -34,6 +34,7 @@ from boxstrap.atomic import write_json
 from boxstrap.config import save_config
 from classifier.trained_model import TrainedModel, load_trained_model
 from datasets.annotations import Box, ImageAnnotation, read_annotations, write_annotations
+from datasets.image_files import image_files
 from datasets.images import IMAGE_SUFFIXES
 from datasets.manifest import FILENAME as MANIFEST
 from datasets.manifest import load_manifest
@@ -80,7 +81,8 @@ def find_images(source: str | os.PathLike, labels: Sequence[str]) -> tuple[Path,
     ``source`` is a prepared dataset (its manifest gives classes; the images are named and sized
     as the user's original photos when those are under the manifest's source folder), a folder whose
     sub-folders are named after classes (``one/``, ``training/one/``...: the nearest folder named
-    like a class gives the label), or a single image file.
+    like a class gives the label), or a single image file. A folder's images are listed by
+    :func:`datasets.image_files.image_files` (recursive, sorted, hidden files skipped).
 
     Returns
     -------
@@ -106,7 +108,7 @@ def find_images(source: str | os.PathLike, labels: Sequence[str]) -> tuple[Path,
             source = original
     else:
         items = []
-        for path in sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES):
+        for path in image_files(source):
             rel = path.relative_to(source)
             label = next((part for part in reversed(rel.parts[:-1]) if part in labels), None)
             items.append(ImageItem(path, rel.as_posix(), label))

@@ -8,15 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
 
+from datasets.image_files import image_files
 from datasets.manifest import FILENAME as MANIFEST_FILENAME
 from datasets.manifest import load_manifest
 from datasets.preprocessing import Preprocessing
+from datasets.tf_input import read_rgb
 
 log = logging.getLogger(__name__)
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".heic", ".heif")
 
 
 @dataclass(frozen=True)
@@ -42,10 +41,14 @@ def load_verify_images(
 ) -> VerifyImages:
     """Decode and resize the images of a folder, or of one split of a prepared dataset.
 
+    Each image is decoded by :func:`datasets.tf_input.read_rgb`; one that cannot be is logged,
+    listed in ``skipped`` and left out.
+
     Parameters
     ----------
     source : path
-        A folder of images (searched recursively, sorted), or a prepared dataset folder with
+        A folder of images (:func:`datasets.image_files.image_files`: searched recursively,
+        sorted, hidden files skipped), an image file, or a prepared dataset folder with
         ``manifest.json`` (then the records of ``split`` are used; ``DIR:SPLIT`` names the
         split in the path itself).
     preprocessing : Preprocessing
@@ -72,28 +75,20 @@ def load_verify_images(
         paths = [manifest.image_path(r) for r in manifest.split(split)]
         root = manifest.root
     elif source.is_dir():
-        paths = sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        paths = image_files(source)
         root = source
     else:
         paths, root = [source], source.parent
     if max_images is not None:
         paths = paths[:max_images]
-    try:
-        from pillow_heif import register_heif_opener
-
-        register_heif_opener()
-    except ImportError:  # pragma: no cover - pillow-heif is a dependency
-        pass
     names, pixels, skipped = [], [], []
     for path in paths:
         name = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
         try:
-            with Image.open(path) as image:
-                image.load()
-                pixels.append(preprocessing.resize(ImageOps.exif_transpose(image)))
+            pixels.append(read_rgb(path, preprocessing))
             names.append(name)
-        except (OSError, UnidentifiedImageError, ValueError) as error:
-            log.warning("skipping %s: %s", path, error)
+        except (FileNotFoundError, ValueError) as error:
+            log.warning("%s; skipped", error)
             skipped.append({"file": name, "reason": str(error)})
     if not pixels:
         raise FileNotFoundError(f"images: no readable image in {source}"

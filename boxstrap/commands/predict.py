@@ -35,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
     from classifier.predict import predict
     from classifier.trained_model import load_trained_model
+    from datasets.tf_input import read_rgb
 
     files = _image_files(args.images)
     trained = load_trained_model(args.model_dir)
@@ -46,12 +47,12 @@ def run(args: argparse.Namespace) -> int:
             batch, images = [], []
             for path in files[first:first + args.batch_size]:
                 try:
-                    images.append(_read_rgb(path))
+                    images.append(read_rgb(path))
                     batch.append(path)
-                except _UnreadableError as error:
+                except ValueError as error:
                     failed += 1
                     bar.update(1)
-                    print(f"boxstrap predict: cannot read {path}: {error}; skipped", file=sys.stderr)
+                    print(f"boxstrap predict: {error}; skipped", file=sys.stderr)
             if not batch:
                 continue
             result = predict(trained, images, batch_size=args.batch_size,
@@ -76,17 +77,14 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-class _UnreadableError(Exception):
-    pass
-
-
 def _image_files(paths: list[Path]) -> list[Path]:
+    from datasets.image_files import image_files
     from datasets.images import IMAGE_SUFFIXES
 
     files = []
     for path in paths:
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            found = image_files(path)
             if not found:
                 print(f"boxstrap predict: no images ({', '.join(IMAGE_SUFFIXES)}) in {path}", file=sys.stderr)
             files.extend(found)
@@ -98,27 +96,6 @@ def _image_files(paths: list[Path]) -> list[Path]:
     if not files:
         raise ValueError(f"no images found in {[str(p) for p in paths]}")
     return files
-
-
-def _read_rgb(path: Path):
-    """Read an image upright (EXIF orientation applied) as (H, W, 3) uint8 RGB."""
-    import struct
-
-    import numpy as np
-    from PIL import Image, ImageOps
-    from pillow_heif import register_heif_opener
-
-    register_heif_opener()
-    try:
-        with Image.open(path) as image:
-            image = ImageOps.exif_transpose(image)
-            if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-                rgba = image.convert("RGBA")
-                image = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
-            return np.asarray(image.convert("RGB"), dtype=np.uint8)
-    except (OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError, KeyError,
-            Image.DecompressionBombError) as error:
-        raise _UnreadableError(str(error) or type(error).__name__) from None
 
 
 def _write_overlay(directory: Path, path: Path, image, heatmap, used: set[str]) -> Path:

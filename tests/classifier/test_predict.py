@@ -146,7 +146,7 @@ class TestPredictCommand:
         status = main(["predict", str(model_dir), str(photos), "--json", "--overlay-dir", str(tmp_path / "ov")])
         out, err = capsys.readouterr()
         assert status == 1
-        assert f"cannot read {photos / 'broken.jpg'}" in err
+        assert f"Cannot read image {photos / 'broken.jpg'}" in err
         rows = [json.loads(line) for line in out.splitlines()]
         assert [row["file"] for row in rows] == [str(photos / "p0.png"), str(photos / "sub" / "p1.png")]
         for row in rows:
@@ -168,7 +168,7 @@ class TestPredictCommand:
         assert "does not exist" in capsys.readouterr().err
 
     def test_exif_orientation_applied(self, model_dir, tmp_path, capsys):
-        from boxstrap.commands.predict import _read_rgb
+        from datasets.tf_input import read_rgb as _read_rgb
 
         image = Image.fromarray(_images(1, size=(20, 30))[0])
         exif = Image.Exif()

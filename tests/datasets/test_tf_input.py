@@ -39,6 +39,38 @@ class TestReadRgb:
         with pytest.raises(FileNotFoundError, match="nope.jpg"):
             read_rgb(tmp_path / "nope.jpg", Preprocessing.vgg16((16, 16)))
 
+    @pytest.mark.parametrize("preprocessing", [None, Preprocessing.vgg16((16, 16))])
+    def test_truncated_jpeg_is_named(self, tmp_path, preprocessing):
+        full = tmp_path / "full.jpg"
+        Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)).save(full)
+        cut = tmp_path / "cut.jpg"
+        cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+        with pytest.raises(ValueError, match=r"Cannot read image .*cut\.jpg: image file is truncated"):
+            read_rgb(cut, preprocessing)
+
+    def test_not_an_image_says_so(self, tmp_path):
+        bad = tmp_path / "notes.png"
+        bad.write_text("not an image")
+        with pytest.raises(ValueError, match=r"notes\.png: not a JPEG, PNG or HEIC image"):
+            read_rgb(bad)
+
+    def test_exif_orientation_applied_and_file_untouched(self, tmp_path):
+        path = tmp_path / "rotated.jpg"
+        exif = Image.Exif()
+        exif[0x0112] = 6  # stored landscape, shown portrait (rotate 90 degrees clockwise)
+        Image.new("RGB", (30, 20), (200, 10, 10)).save(path, exif=exif.tobytes())
+        before = path.read_bytes()
+        image = read_rgb(path)
+        assert image.shape == (30, 20, 3) and image.dtype == np.uint8
+        assert path.read_bytes() == before
+
+    @pytest.mark.parametrize("mode", ["L", "RGBA", "P"])
+    def test_any_mode_reads_as_rgb_at_own_size(self, tmp_path, mode):
+        path = tmp_path / f"{mode}.png"
+        Image.new(mode, (12, 7)).save(path)
+        image = read_rgb(path)
+        assert image.shape == (7, 12, 3) and image.dtype == np.uint8
+
 
 class TestMakeDataset:
     def test_batches_match_numpy_preprocessing(self, tmp_path):

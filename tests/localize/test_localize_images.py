@@ -39,6 +39,13 @@ class TestFindImages:
         _, items = find_images(demo, ("cat", "dog"))
         assert {it.label for it in items} == {None}
 
+    def test_hidden_files_are_not_images(self, tmp_path):
+        (tmp_path / "one").mkdir()
+        for name in ("IMG_1.JPG", "._IMG_1.JPG", ".hidden.jpg"):
+            (tmp_path / "one" / name).write_bytes(b"x")
+        root, items = find_images(tmp_path, ("one",))
+        assert [(it.name, it.label) for it in items] == [("one/IMG_1.JPG", "one")]
+
     def test_missing_source(self, tmp_path):
         with pytest.raises(FileNotFoundError, match="does not exist"):
             find_images(tmp_path / "nope", ("one",))

@@ -31,6 +31,23 @@ class TestLoadVerifyImages:
         assert images.names == ("ok.png",)
         assert [s["file"] for s in images.skipped] == ["broken.jpg"]
 
+    def test_hidden_files_are_not_images(self, tmp_path):
+        _write(tmp_path / "one" / "IMG_1.jpg", (1, 2, 3))
+        (tmp_path / "one" / "._IMG_1.jpg").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+        (tmp_path / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+        images = load_verify_images(tmp_path, PRE)
+        assert images.names == ("one/IMG_1.jpg",) and images.skipped == ()
+
+    def test_truncated_jpeg_is_skipped_with_its_name(self, tmp_path):
+        _write(tmp_path / "ok.png", (1, 2, 3))
+        _write(tmp_path / "full.jpg", (4, 5, 6))
+        data = (tmp_path / "full.jpg").read_bytes()
+        (tmp_path / "full.jpg").unlink()
+        (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 2])
+        images = load_verify_images(tmp_path, PRE)
+        assert images.names == ("ok.png",)
+        assert images.skipped[0]["file"] == "cut.jpg" and "cut.jpg" in images.skipped[0]["reason"]
+
     def test_max_images(self, tmp_path):
         for i in range(3):
             _write(tmp_path / f"{i}.png", (i, i, i))
