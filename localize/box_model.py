@@ -277,16 +277,19 @@ def _views_dataset(features: np.ndarray, boxes: np.ndarray, config: BoxTrainConf
             self._make()
 
         def _make(self):
+            self.x = self.y = None  # free the last epoch's views before making the next
             x, y = feature_views(features, boxes, config, epoch=self.epoch)
             order = np.random.default_rng([config.seed, self.epoch, 1]).permutation(len(x))
-            self.x, self.y = x[order].astype(np.float32), y[order]
+            # Kept in the cached features' dtype (float16): four views of 700 photos' VGG16
+            # descriptors are 1.3 GB in float32; each batch is cast on its own.
+            self.x, self.y = x[order], y[order]
 
         def __len__(self):
             return int(np.ceil(len(self.x) / config.batch_size))
 
         def __getitem__(self, index):
             part = slice(index * config.batch_size, (index + 1) * config.batch_size)
-            return self.x[part], self.y[part]
+            return self.x[part].astype(np.float32), self.y[part]
 
         def on_epoch_end(self):
             self.epoch += 1

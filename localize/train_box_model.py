@@ -91,7 +91,7 @@ def train_box_model(
         features = forward(trained.model, x)[2]
     else:
         log.info("reusing the descriptors saved beside %s", boxes_path)
-    features = np.asarray(features, np.float32)
+    features = np.asarray(features)  # float16 as cached: the views are made and batches cast from it
     order = np.random.default_rng(config.seed).permutation(len(names))
     n_valid = int(round(len(names) * VALID_SHARE)) if len(names) >= 10 else 0
     valid, train = order[:n_valid], order[n_valid:]
