@@ -74,7 +74,7 @@ def summary_blocks(run: Path, results: dict) -> list[Block]:
         loc = get.get("localize", {})
         blocks += [("h2", "Boxes"),
                    ("p", f"{loc.get('with_box', 0)} of {loc.get('images', 0)} photos got a pseudo box; "
-                         f"{loc.get('flagged', 0)} are flagged for review (`localize/review.json`).")]
+                         f"flagged for review: {loc.get('flagged', 0)} (`localize/review.json`).")]
         if box_rows:
             blocks.append(("table", (["boxes", "CorLoc", "mean IoU", "mAP@0.5", "mAP@[.5:.95]", "photos scored"],
                                      box_rows)))
