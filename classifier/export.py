@@ -269,25 +269,55 @@ def _at_input_size(trained: TrainedModel, size: tuple[int, int] | None) -> tuple
 
 
 # --- conversion --------------------------------------------------------------------------------
-def _convert(keras_model: Any, pre: Preprocessing, labels: tuple[str, ...], fmt: str,
-             config: ExportConfig) -> tuple[Any, Any]:
-    """Convert to one Core ML format; return (MLModel, object to keep alive until saved)."""
-    with quiet_coremltools():  # on Linux, importing coremltools logs "Failed to load _MLModelProxy" (no Core ML here)
+def convert_to_mil(keras_model: Any, pre: Preprocessing, fmt: str, precision: str) -> tuple[Any, dict[str, Any]]:
+    """First step of the two-step conversion shared by the classifier and detector exports.
+
+    The Keras model becomes a MIL program whose image input (named ``image``) carries the saved
+    preprocessing: colour order, per-channel bias and scale. The caller renames and picks the
+    program's outputs, then finishes with ``ct.convert(program, convert_to=fmt, **options)``.
+
+    Parameters
+    ----------
+    keras_model : keras.Model
+    pre : Preprocessing
+        Input size, colour order, bias and scale of the image input.
+    fmt : {"mlprogram", "neuralnetwork"}
+    precision : {"float16", "float32"}
+        ML Program compute precision (a NeuralNetwork is converted in float32; its weights are
+        quantized afterwards, :func:`nn_quantize`).
+
+    Returns
+    -------
+    program : coremltools MIL program
+    options : dict
+        Keyword arguments of the second conversion (deployment target and, for an ML Program,
+        the same compute precision: the second step would otherwise add FP16 casts by default).
+    """
+    with quiet_coremltools():
         import coremltools as ct
 
     height, width = pre.input_size
     image = ct.ImageType(name=INPUT_NAME, shape=(1, height, width, 3), scale=pre.scale, bias=list(pre.bias),
                          color_layout=ct.colorlayout.BGR if pre.color_order == "BGR" else ct.colorlayout.RGB)
     if fmt == "mlprogram":
-        precision = ct.precision.FLOAT16 if config.precision == "float16" else ct.precision.FLOAT32
-        # Both conversions need the precision: the second one would add FP16 casts by default.
-        options = {"minimum_deployment_target": ct.target.iOS15, "compute_precision": precision}
+        compute = ct.precision.FLOAT16 if precision == "float16" else ct.precision.FLOAT32
+        options = {"minimum_deployment_target": ct.target.iOS15, "compute_precision": compute}
         first = options
     else:
         options = {"minimum_deployment_target": ct.target.iOS13}
         first = {**options, "compute_precision": ct.precision.FLOAT32}
     with quiet_coremltools():
         program = ct.convert(keras_model, inputs=[image], convert_to="milinternal", **first)
+    return program, options
+
+
+def _convert(keras_model: Any, pre: Preprocessing, labels: tuple[str, ...], fmt: str,
+             config: ExportConfig) -> tuple[Any, Any]:
+    """Convert to one Core ML format; return (MLModel, object to keep alive until saved)."""
+    with quiet_coremltools():  # on Linux, importing coremltools logs "Failed to load _MLModelProxy" (no Core ML here)
+        import coremltools as ct
+
+    program, options = convert_to_mil(keras_model, pre, fmt, config.precision)
     main = program.functions["main"]
     by_rank = {var.rank: var for var in main.outputs}
     if set(by_rank) != {2, 4}:
@@ -305,7 +335,7 @@ def _convert(keras_model: Any, pre: Preprocessing, labels: tuple[str, ...], fmt:
         converted = ct.convert(program, convert_to=fmt, classifier_config=classifier, **options)
     if fmt == "neuralnetwork":
         if config.precision == "float16" and not config.quantize:
-            converted = _nn_quantize(converted, 16)
+            converted = nn_quantize(converted, 16)
         return converted, None
     spec = converted.get_spec()
     ct.utils.rename_feature(spec, f"{LABEL_OUTPUT}_probs", PROBABILITIES_OUTPUT)
@@ -317,7 +347,7 @@ def _quantize_int8(mlmodel: Any, fmt: str) -> Any:
     import coremltools as ct
 
     if fmt == "neuralnetwork":
-        return _nn_quantize(mlmodel, 8)
+        return nn_quantize(mlmodel, 8)
     op_config = ct.optimize.coreml.OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int8",
                                                           weight_threshold=QUANTIZE_MIN_ELEMENTS)
     with quiet_coremltools():
@@ -325,7 +355,8 @@ def _quantize_int8(mlmodel: Any, fmt: str) -> Any:
             mlmodel, config=ct.optimize.coreml.OptimizationConfig(global_config=op_config))
 
 
-def _nn_quantize(mlmodel: Any, nbits: int) -> Any:
+def nn_quantize(mlmodel: Any, nbits: int) -> Any:
+    """A NeuralNetwork model with its weights quantized to ``nbits`` (16: FP16 weights; 8: linear int8)."""
     from coremltools.models.neural_network import quantization_utils
 
     with contextlib.redirect_stdout(io.StringIO()):  # it prints "Quantizing using ..."

@@ -31,7 +31,15 @@ from typing import Any
 import boxstrap
 from boxstrap.config import config_to_dict, save_config
 from classifier import export_metadata as meta
-from classifier.export import INPUT_NAME, check_file_stem, disk_size, move_into_place, quiet_coremltools
+from classifier.export import (
+    INPUT_NAME,
+    check_file_stem,
+    convert_to_mil,
+    disk_size,
+    move_into_place,
+    nn_quantize,
+    quiet_coremltools,
+)
 from localize.box_model_dir import BoxModel, load_box_model
 
 log = logging.getLogger(__name__)
@@ -125,18 +133,7 @@ def export_box_model(model: BoxModel | str | os.PathLike, out_dir: str | os.Path
 def _convert_network(box_model: BoxModel, config: BoxExportConfig) -> tuple[Any, Any]:
     import coremltools as ct
 
-    pre = box_model.preprocessing
-    height, width = pre.input_size
-    image = ct.ImageType(name=INPUT_NAME, shape=(1, height, width, 3), scale=pre.scale, bias=list(pre.bias),
-                         color_layout=ct.colorlayout.BGR if pre.color_order == "BGR" else ct.colorlayout.RGB)
-    if config.format == "mlprogram":
-        options = {"minimum_deployment_target": ct.target.iOS15,
-                   "compute_precision": ct.precision.FLOAT16 if config.precision == "float16"
-                   else ct.precision.FLOAT32}
-    else:
-        options = {"minimum_deployment_target": ct.target.iOS13, "compute_precision": ct.precision.FLOAT32}
-    with quiet_coremltools():
-        program = ct.convert(box_model.model, inputs=[image], convert_to="milinternal", **options)
+    program, options = convert_to_mil(box_model.model, box_model.preprocessing, config.format, config.precision)
     main = program.functions["main"]
     shapes = [tuple(var.shape) for var in main.outputs]
     expected = [(1, len(box_model.labels)), (1, 4)]
@@ -146,14 +143,10 @@ def _convert_network(box_model: BoxModel, config: BoxExportConfig) -> tuple[Any,
     confidence, coordinates = main.outputs
     confidence.name, coordinates.name = RAW_CONFIDENCE, RAW_COORDINATES
     main.set_output_types(None)
-    if config.format == "neuralnetwork":
-        options.pop("compute_precision")  # the second conversion must keep an ML Program's precision
     with quiet_coremltools():
         converted = ct.convert(program, convert_to=config.format, **options)
     if config.format == "neuralnetwork" and config.precision == "float16":
-        from coremltools.models.neural_network import quantization_utils
-
-        converted = quantization_utils.quantize_weights(converted, nbits=16)
+        converted = nn_quantize(converted, 16)
     return converted, converted
 
 
