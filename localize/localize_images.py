@@ -39,7 +39,14 @@ from datasets.images import IMAGE_SUFFIXES
 from datasets.manifest import FILENAME as MANIFEST
 from datasets.manifest import load_manifest
 from datasets.tf_input import read_rgb
-from localize.pseudo_boxes import LocalizeConfig, PseudoBoxes, forward, pseudo_boxes
+from localize.pseudo_boxes import (
+    LocalizeConfig,
+    PseudoBoxes,
+    box_classes,
+    class_heatmaps,
+    forward,
+    pseudo_boxes,
+)
 from localize.review import ReviewItem, render_contact_sheets, render_overlay, write_png
 
 log = logging.getLogger(__name__)
@@ -223,7 +230,6 @@ def _calibrate(gt, gt_path: Path, root: Path, items, known, probabilities, class
     """The CAM threshold calibrated on the hand-boxed images among ``items``, and per item the
     threshold calibrated on the other fold (NaN for items without ground truth)."""
     from localize.calibration import ThresholdCalibration, cross_calibrate
-    from localize.cam import upsample_normalize
     from localize.evaluate import match_images
 
     names = [ImageAnnotation(item.name, 1, 1) for item in items]
@@ -234,13 +240,11 @@ def _calibrate(gt, gt_path: Path, root: Path, items, known, probabilities, class
         log.warning("%d hand-boxed image(s) match the images: too few to calibrate the CAM threshold; "
                     "using the default", len(pairs))
         return ThresholdCalibration(), None
-    heatmaps, boxes, sizes = [], [], []
-    for i, g in pairs:
-        c = known[i] if known[i] is not None else int(np.argmax(probabilities[i]))
-        heatmaps.append(upsample_normalize(class_maps[i, ..., c], input_size))
-        boxes.append(g.xyxy())
-        sizes.append((g.height, g.width))
-    calibration, per_image = cross_calibrate(heatmaps, boxes, image_sizes=sizes)
+    subset = [i for i, _ in pairs]
+    classes = box_classes(probabilities[subset], [known[i] for i in subset], num_classes=class_maps.shape[-1])
+    heatmaps = class_heatmaps(class_maps[subset], classes, input_size)
+    calibration, per_image = cross_calibrate(heatmaps, [g.xyxy() for _, g in pairs],
+                                             image_sizes=[(g.height, g.width) for _, g in pairs])
     for (i, _), threshold in zip(pairs, per_image, strict=True):
         held_out[i] = threshold
     log.info("CAM threshold %.2f calibrated on %d hand-boxed images (2-fold: %s)", calibration.threshold,

@@ -396,18 +396,10 @@ def pseudo_boxes(
     if not (len(probabilities) == len(class_maps) == len(features) == n):
         raise ValueError(f"images, probabilities, class_maps and features must have one entry per image. "
                          f"Received: {n}, {len(probabilities)}, {len(class_maps)}, {len(features)}")
-    num_classes = class_maps.shape[-1]
-    known = list(known) if known is not None else [None] * n
-    if len(known) != n:
-        raise ValueError(f"known must have one entry per image ({n}). Received: {len(known)}")
-    predicted = np.argmax(probabilities, axis=1)
-    classes = np.array([p if k is None else k for k, p in zip(known, predicted, strict=True)], np.int64)
-    if classes.size and (classes.min() < 0 or classes.max() >= num_classes):
-        raise ValueError(f"known class indices must be in [0, {num_classes - 1}]. Received: {sorted(set(known))}")
+    classes = box_classes(probabilities, known, num_classes=class_maps.shape[-1])
     threshold = config.threshold if config.threshold is not None else (
         calibrated_threshold if calibrated_threshold is not None else DEFAULT_THRESHOLD)
-    size = tuple(input_size) if input_size is not None else class_maps.shape[1:3]
-    heatmaps = [upsample_normalize(class_maps[i, ..., classes[i]], size) for i in range(n)]
+    heatmaps = class_heatmaps(class_maps, classes, input_size)
     if config.method == "ddt":
         maps = _ddt_heatmaps(features, heatmaps, classes)
     else:
@@ -433,6 +425,41 @@ def pseudo_boxes(
         log.info("%d of %d images flagged for review (no box or low confidence)", flagged, n)
     return PseudoBoxes(boxes=boxes, scores=scores, classes=classes, probabilities=probabilities,
                        heatmaps=maps, features=features, notes=notes)
+
+
+def box_classes(probabilities: np.ndarray, known: Sequence[int | None] | None = None, *,
+                num_classes: int | None = None) -> np.ndarray:
+    """The class each image is boxed for: its known class where given, else the predicted one.
+
+    Raises
+    ------
+    ValueError
+        If ``known`` has the wrong length or a known class is out of range.
+
+    Examples
+    --------
+    >>> box_classes(np.array([[0.9, 0.1], [0.2, 0.8]]), [None, 0]).tolist()
+    [0, 0]
+    """
+    n = len(probabilities)
+    num_classes = probabilities.shape[-1] if num_classes is None else num_classes
+    known = list(known) if known is not None else [None] * n
+    if len(known) != n:
+        raise ValueError(f"known must have one entry per image ({n}). Received: {len(known)}")
+    predicted = np.argmax(probabilities, axis=1)
+    classes = np.array([p if k is None else k for k, p in zip(known, predicted, strict=True)], np.int64)
+    if classes.size and (classes.min() < 0 or classes.max() >= num_classes):
+        bad = sorted({int(c) for c in classes if not 0 <= c < num_classes})
+        raise ValueError(f"known class indices must be in [0, {num_classes - 1}]. Received: {bad}")
+    return classes
+
+
+def class_heatmaps(class_maps: np.ndarray, classes: Sequence[int],
+                   input_size: tuple[int, int] | None = None) -> list[np.ndarray]:
+    """Each image's map for its class, upsampled (bilinear) to ``input_size`` and min-max normalised:
+    what is thresholded, seeded into GrabCut and calibrated on. Default size: the maps' own."""
+    size = tuple(input_size) if input_size is not None else class_maps.shape[1:3]
+    return [upsample_normalize(class_maps[i, ..., int(c)], size) for i, c in enumerate(classes)]
 
 
 def _ddt_heatmaps(features: np.ndarray, heatmaps: list[np.ndarray], classes: np.ndarray) -> list[np.ndarray]:

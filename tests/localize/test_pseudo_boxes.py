@@ -3,7 +3,15 @@ import pytest
 
 from classifier.model import build_classifier
 from datasets.preprocessing import Preprocessing
-from localize.pseudo_boxes import LocalizeConfig, average_maps, forward, multi_view_maps, pseudo_boxes
+from localize.pseudo_boxes import (
+    LocalizeConfig,
+    average_maps,
+    box_classes,
+    class_heatmaps,
+    forward,
+    multi_view_maps,
+    pseudo_boxes,
+)
 
 
 def _scene(rng, n=6, size=(48, 64)):
@@ -53,6 +61,23 @@ class TestPseudoBoxes:
         images, p, cm, f, _ = _scene(np.random.default_rng(2), n=2)
         with pytest.raises(ValueError, match="one entry per image"):
             pseudo_boxes(images[:1], p, cm, f)
+
+    def test_classes_and_heatmaps_are_the_ones_boxed(self):
+        images, p, cm, f, _ = _scene(np.random.default_rng(3), n=3)
+        classes = box_classes(p, [0, None, None])
+        assert classes.tolist() == [0, 1, 1]
+        maps = class_heatmaps(cm, classes, (48, 64))
+        assert [m.shape for m in maps] == [(48, 64)] * 3
+        assert maps[1].max() == pytest.approx(1.0) and maps[1].min() == pytest.approx(0.0)
+        # The boxes are made from exactly these maps (calibration reads them too).
+        out = pseudo_boxes(images, p, cm, f, known=[0, None, None], input_size=(48, 64),
+                           config=LocalizeConfig(method="cam", threshold=0.5))
+        for mine, boxed in zip(maps, out.heatmaps, strict=True):
+            np.testing.assert_array_equal(mine, boxed)
+        with pytest.raises(ValueError, match=r"known class indices must be in \[0, 1\]"):
+            box_classes(p, [2, None, None])
+        with pytest.raises(ValueError, match="known must have one entry per image"):
+            box_classes(p, [0])
 
     def test_bad_config(self):
         with pytest.raises(ValueError, match="method must be one of"):
