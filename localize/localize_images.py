@@ -9,6 +9,7 @@ per class, or plain files), runs :func:`localize.pseudo_boxes.forward` and
     OUT/annotations/voc/ ...       the same boxes for CVAT, Label Studio, Roboflow, Create ML
     OUT/annotations/coco.json, annotations/yolo/, annotations/createml.json
     OUT/review.json                per image: class, confidence, box, note; lowest confidence first
+    OUT/skipped.json               images that could not be read (file and reason), and left out
     OUT/contact_sheets/sheet_NNN.png   many images per page, lowest confidence first
     OUT/overlays/<image>.png       heatmap plus box per image (with ``overlays``)
     OUT/scores.json                CorLoc, IoU, MaxBoxAcc, COCO mAP when ground truth is given
@@ -80,6 +81,7 @@ class LocalizeResult:
     pseudo: PseudoBoxes
     items: list[ImageItem]
     scores: dict | None
+    skipped: tuple[dict[str, str], ...] = ()
 
 
 def find_images(source: str | os.PathLike, labels: Sequence[str]) -> tuple[Path, list[ImageItem]]:
@@ -148,12 +150,16 @@ def localize_images(
 ) -> LocalizeResult:
     """Make, write and (with ``ground_truth``) score pseudo boxes for the images under ``source``.
 
+    Images that cannot be read (not an image, truncated...) are left out with a warning naming
+    the file, like ``prepare``, ``predict`` and ``verify`` do, and listed in ``OUT/skipped.json``
+    and ``LocalizeResult.skipped``; with ground truth they count as images without a box.
+
     Raises
     ------
     FileExistsError
         If ``out_dir`` holds an earlier result and ``overwrite`` is false.
     FileNotFoundError, ValueError
-        For a missing model or images, an unreadable image (named), or a broken ground truth.
+        For a missing model or images, no readable image at all, or a broken ground truth.
     """
     from tqdm import tqdm
 
@@ -166,10 +172,20 @@ def localize_images(
                               "replace them, or choose another folder.")
     root, items = find_images(source, trained.labels)
     pre = trained.preprocessing
-    images, x = [], np.empty((len(items), *pre.input_size, 3), np.float32)
-    for i, item in enumerate(tqdm(items, desc="reading", unit="img", disable=not progress)):
-        image = read_rgb(item.path)
-        images.append(image)
+    images, readable, skipped = [], [], []
+    for item in tqdm(items, desc="reading", unit="img", disable=not progress):
+        try:
+            images.append(read_rgb(item.path))
+            readable.append(item)
+        except ValueError as error:
+            log.warning("%s; skipped", error)
+            skipped.append({"image": item.name, "file": str(item.path), "reason": str(error)})
+    if not readable:
+        raise ValueError(f"images: none of the {len(items)} image(s) under {source} could be read; the first: "
+                         f"{skipped[0]['reason']}")
+    items = readable
+    x = np.empty((len(items), *pre.input_size, 3), np.float32)
+    for i, image in enumerate(images):
         x[i] = pre.apply(pre.resize(image))
     with tqdm(total=len(items), desc="classifier pass", unit="img", disable=not progress) as bar:
         probabilities, class_maps, features = forward(trained.model, x, batch_size=config.batch_size,
@@ -196,6 +212,7 @@ def localize_images(
     for fmt in config.formats:
         write_annotations(annotations, out_dir / ANNOTATION_PATHS[fmt], fmt, labels=trained.labels)
     _write_review(out_dir, items, images, pseudo, trained.labels, overlays=config.overlays, progress=progress)
+    write_json(out_dir / "skipped.json", skipped)
     save_features(out_dir, features, [item.name for item in items], trained.model_sha256)
     scores = None
     if gt is not None:
@@ -223,7 +240,8 @@ def localize_images(
             scores["threshold"]["scored"] = "2-fold: each half's boxes at the threshold calibrated on the other half"
         write_json(out_dir / "scores.json", scores)
     log.info("localised %d images into %s", len(items), out_dir)
-    return LocalizeResult(out_dir=out_dir, annotations=annotations, pseudo=pseudo, items=items, scores=scores)
+    return LocalizeResult(out_dir=out_dir, annotations=annotations, pseudo=pseudo, items=items, scores=scores,
+                          skipped=tuple(skipped))
 
 
 def _calibrate(gt, gt_path: Path, root: Path, items, known, probabilities, class_maps, input_size):

@@ -1,11 +1,13 @@
 """Bootstrap bounding boxes from the classifier's class heatmaps: one box per photo, written as
 Pascal VOC, COCO, YOLO, Create ML and boxes JSON (open them in CVAT, Label Studio, Roboflow or
 Create ML to correct them), with review overlays and contact sheets (lowest confidence first).
-With --ground-truth, also scores them (CorLoc, IoU, BoxAcc, COCO mAP)."""
+With --ground-truth, also scores them (CorLoc, IoU, BoxAcc, COCO mAP). Images that cannot be
+read are named on stderr, skipped and listed in OUT/skipped.json; the exit status is then 1."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 from localize.pseudo_boxes import METHODS, LocalizeConfig
@@ -63,4 +65,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {fmt:10s} {out / ANNOTATION_PATHS[fmt]}")
     print(f"  review     {out / 'contact_sheets'}/ (lowest confidence first), {out / 'review.json'}"
           + (f", {out / 'overlays'}/" if config.overlays else ""))
+    if result.skipped:
+        for entry in result.skipped:
+            print(f"boxstrap localize: {entry['reason']}; skipped", file=sys.stderr)
+        print(f"boxstrap localize: {len(result.skipped)} of {len(result.items) + len(result.skipped)} images "
+              f"could not be read (listed in {out / 'skipped.json'})", file=sys.stderr)
+        return 1
     return 0

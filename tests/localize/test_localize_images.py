@@ -100,6 +100,40 @@ class TestLocalizeImages:
             assert "held_out" not in result.scores["threshold"]
             assert not (tmp_path / str(i) / "localize_calibration.json").exists()
 
+    def test_unreadable_images_are_skipped_named_and_count_as_missed(self, demo, model_dir, tmp_path, capsys):
+        import shutil
+
+        from boxstrap.cli import main
+
+        photos = tmp_path / "photos"
+        shutil.copytree(demo, photos)
+        first = sorted((photos / "one").glob("*.jpg"))[0]
+        (photos / "one" / "notes.jpg").write_text("not a photo")
+        first.write_bytes(first.read_bytes()[:len(first.read_bytes()) // 2])  # truncated
+        out = tmp_path / "loc"
+        result = localize_images(model_dir, photos, out, replace_formats(LocalizeConfig()),
+                                 ground_truth=photos / "boxes.json", progress=False)
+        assert sorted(e["image"] for e in result.skipped) == sorted(["one/notes.jpg", f"one/{first.name}"])
+        assert all(e["reason"].startswith("Cannot read image") for e in result.skipped)
+        assert len(result.items) == 5 and f"one/{first.name}" not in [it.name for it in result.items]
+        assert json.loads((out / "skipped.json").read_text()) == list(result.skipped)
+        # The truncated photo has a hand-checked box: it is scored as an image without a box.
+        assert result.scores["n_images"] == 6
+        assert len(read_annotations(out / "pseudo_boxes.json")) == 5
+        # The command names each file on stderr and exits 1.
+        status = main(["localize", str(model_dir), str(photos), "--out", str(tmp_path / "cli"), "--no-overlays"])
+        err = capsys.readouterr().err
+        assert status == 1
+        assert "notes.jpg: not a JPEG, PNG or HEIC image" in err and f"{first.name}: " in err
+        assert "2 of 7 images could not be read" in err
+
+    def test_no_readable_image_is_an_error(self, model_dir, tmp_path):
+        (tmp_path / "one").mkdir()
+        (tmp_path / "one" / "a.jpg").write_text("not a photo")
+        with pytest.raises(ValueError, match=r"none of the 1 image\(s\) under .* could be read; the first: "
+                                             r"Cannot read image .*a\.jpg"):
+            localize_images(model_dir, tmp_path, tmp_path / "out", progress=False)
+
     def test_refuses_to_overwrite(self, demo, model_dir, tmp_path):
         localize_images(model_dir, demo, tmp_path, LocalizeConfig(overlays=False, formats=("boxes-json",)),
                         progress=False)
