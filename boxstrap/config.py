@@ -41,7 +41,8 @@ def load_config(cls: type[C], path: str | os.PathLike) -> C:
     """Read a config written by :func:`save_config` back into ``cls``.
 
     Lists become tuples where the field's default is a tuple. Unknown keys are an error
-    that names them, so a config from another version is not silently half-read.
+    that names them, so a config from another version is not silently half-read; a file of
+    another config class, or a value the class refuses, is an error that names the file.
     """
     path = Path(path)
     try:
@@ -50,7 +51,11 @@ def load_config(cls: type[C], path: str | os.PathLike) -> C:
         raise FileNotFoundError(f"No config file at {path}.") from None
     except json.JSONDecodeError as error:
         raise ValueError(f"{path} is not valid JSON: {error}") from None
-    data.pop("config", None)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a {cls.__name__} file holds a JSON object. Received: {type(data).__name__}")
+    kind = data.pop("config", None)
+    if kind is not None and kind != cls.__name__:
+        raise ValueError(f"{path} holds a {kind}, not a {cls.__name__}.")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
@@ -58,7 +63,10 @@ def load_config(cls: type[C], path: str | os.PathLike) -> C:
     for name, value in list(data.items()):
         if isinstance(value, list):
             data[name] = _tuples(value)
-    return cls(**data)
+    try:
+        return cls(**data)
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"{path}: {error}") from None
 
 
 def _tuples(value: Any) -> Any:

@@ -11,6 +11,8 @@ import argparse
 import time
 from pathlib import Path
 
+from localize.pseudo_boxes import METHODS, LocalizeConfig
+
 NAME = "pipeline"
 HELP = "photos in, verified Core ML classifier and detector out (all stages, resumable)"
 
@@ -23,17 +25,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", help="backbone start: hed-vgg16 (offline default), imagenet, or a file")
     parser.add_argument("--input-size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"),
                         help="network input, multiples of 32 (default from TrainConfig)")
-    parser.add_argument("--method", choices=("cam", "grabcut", "ddt"), help="pseudo-box method (default cam)")
+    parser.add_argument("--train-config", type=Path,
+                        help="a train_config.json for the train stage, as `boxstrap train --config` takes "
+                             "(e.g. with fine_tune_from); --weights and --input-size override it")
+    parser.add_argument("--method", choices=METHODS,
+                        help=f"pseudo-box method (default {LocalizeConfig().method})")
     parser.add_argument("--ground-truth", help="boxes file to score boxes against (default: SRC/boxes.json or "
                                                "SRC/valid_boxes.json when present)")
     parser.add_argument("--force", nargs="+", default=(), metavar="STAGE",
                         help="rerun these stages (and the ones after them) even if unchanged")
 
 
-def run(args: argparse.Namespace) -> int:
+def build_config(args: argparse.Namespace):
+    """The PipelineConfig: defaults, then --train-config, then the flags (later wins)."""
     from dataclasses import replace
 
-    from boxstrap.pipeline import PipelineConfig, run_pipeline
+    from boxstrap.config import load_config
+    from boxstrap.pipeline import PipelineConfig
+    from classifier.train import TrainConfig
+
+    config = PipelineConfig()
+    if args.train_config:
+        config = replace(config, train=load_config(TrainConfig, args.train_config))
+    if args.weights or args.input_size:
+        config = replace(config, train=replace(config.train, **{k: v for k, v in (
+            ("weights", args.weights), ("input_size", tuple(args.input_size) if args.input_size else None)) if v}))
+    if args.method:
+        config = replace(config, localize=replace(config.localize, method=args.method))
+    if args.ground_truth:
+        config = replace(config, ground_truth=args.ground_truth)
+    return config
+
+
+def run(args: argparse.Namespace) -> int:
+    from boxstrap.pipeline import run_pipeline
 
     run_dir = Path(args.out)
     if args.demo or args.src is None:
@@ -44,14 +69,7 @@ def run(args: argparse.Namespace) -> int:
             write_demo_data(src, DemoDataConfig())
     else:
         src = Path(args.src)
-    config = PipelineConfig()
-    if args.weights or args.input_size:
-        config = replace(config, train=replace(config.train, **{k: v for k, v in (
-            ("weights", args.weights), ("input_size", tuple(args.input_size) if args.input_size else None)) if v}))
-    if args.method:
-        config = replace(config, localize=replace(config.localize, method=args.method))
-    if args.ground_truth:
-        config = replace(config, ground_truth=args.ground_truth)
+    config = build_config(args)
     start = time.perf_counter()
     results = run_pipeline(src, run_dir, config, force=tuple(args.force),
                            on_stage=lambda stage, what: print(f"== {stage}: {'unchanged, skipped' if what == 'skip' else 'running'}", flush=True))

@@ -63,3 +63,33 @@ class TestPipelineErrors:
     def test_missing_source(self, tmp_path):
         with pytest.raises(FileNotFoundError, match="src must be a folder"):
             run_pipeline(tmp_path / "nope", tmp_path / "run")
+
+
+class TestPipelineCommand:
+    def _args(self, *argv):
+        import argparse
+
+        from boxstrap.commands import pipeline as command
+
+        parser = argparse.ArgumentParser()
+        command.add_arguments(parser)
+        return command.build_config(parser.parse_args(["--out", "run", *argv]))
+
+    def test_defaults(self):
+        assert self._args() == PipelineConfig()
+
+    def test_train_config_file_then_flags(self, tmp_path):
+        from boxstrap.config import save_config
+
+        path = save_config(TrainConfig(fine_tune_from="block4_conv1", fine_tune_epochs=2, input_size=(96, 128)),
+                           tmp_path / "train_config.json")
+        config = self._args("--train-config", str(path), "--input-size", "64", "96", "--method", "cam")
+        assert (config.train.fine_tune_from, config.train.fine_tune_epochs) == ("block4_conv1", 2)
+        assert config.train.input_size == (64, 96)  # the flag wins over the file
+        assert config.localize.method == "cam" and config.prepare == PipelineConfig().prepare
+
+    def test_bad_train_config_is_named(self, tmp_path):
+        path = tmp_path / "train_config.json"
+        path.write_text(json.dumps({"config": "TrainConfig", "dropout": 2.0}))
+        with pytest.raises(ValueError, match="dropout must be in"):
+            self._args("--train-config", str(path))
