@@ -23,8 +23,8 @@ CONFIG = TrainConfig(weights="none", input_size=(32, 32), filters=TINY_FILTERS, 
 STEPS_PER_EPOCH = 1
 
 
-def _interrupt_after(monkeypatch, epochs_done: int) -> None:
-    """Make phase 1 raise KeyboardInterrupt once ``epochs_done`` epochs are checkpointed."""
+def _train_interrupted(manifest, out, monkeypatch, epochs_done: int) -> None:
+    """Train, interrupted (KeyboardInterrupt) once phase 1 has checkpointed ``epochs_done`` epochs."""
     real = TrainState.checkpoint
 
     def checkpoint(self, phase, layers, patience):
@@ -39,7 +39,9 @@ def _interrupt_after(monkeypatch, epochs_done: int) -> None:
         callback.on_epoch_end = interrupting
         return callback
 
-    monkeypatch.setattr(TrainState, "checkpoint", checkpoint)
+    with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):
+        patch.setattr(TrainState, "checkpoint", checkpoint)
+        train(manifest.root, out, CONFIG, verbose=0)
 
 
 def _train(manifest, out, monkeypatch) -> tuple[list[np.ndarray], dict]:
@@ -71,9 +73,7 @@ class TestResume:
     def test_resumed_run_matches_the_uninterrupted_one(self, uninterrupted, tmp_path, monkeypatch):
         manifest, expected, expected_history = uninterrupted
         out = tmp_path / "model"
-        _interrupt_after(monkeypatch, 2)
-        with pytest.raises(KeyboardInterrupt):
-            train(manifest.root, out, CONFIG, verbose=0)
+        _train_interrupted(manifest, out, monkeypatch, 2)
         assert not out.exists()
         last = tmp_path / ".model.partial" / "weights" / "phase1_last.npz"
         with np.load(last) as saved:
@@ -82,7 +82,6 @@ class TestResume:
         assert int(saved_optimizer[0]) == 2 * STEPS_PER_EPOCH  # Adam's iteration count
         assert any(np.abs(a).max() > 0 for a in saved_optimizer[2:])  # its moments
 
-        monkeypatch.undo()
         restored = []
         real = train_state_module._restore_optimizer
 
@@ -109,10 +108,7 @@ class TestResume:
         """The check above has teeth: restarting Adam at the resume gives other weights."""
         manifest, expected, _ = uninterrupted
         out = tmp_path / "model"
-        _interrupt_after(monkeypatch, 2)
-        with pytest.raises(KeyboardInterrupt):
-            train(manifest.root, out, CONFIG, verbose=0)
-        monkeypatch.undo()
+        _train_interrupted(manifest, out, monkeypatch, 2)
         monkeypatch.setattr(train_state_module, "_restore_optimizer", lambda *args: False)
         resumed, _ = _train(manifest, out, monkeypatch)
         assert max(np.abs(g - w).max() for g, w in zip(resumed, expected, strict=True)) > 1e-4
