@@ -1,6 +1,6 @@
 """Read one photo the way ``boxstrap prepare`` needs it: upright, RGB, small, without metadata.
 
-:func:`read_image` turns the bytes of a JPEG, PNG or HEIC file into a :class:`PreparedImage`:
+:func:`read_image` turns the bytes of an image file (:data:`IMAGE_KINDS`) into a :class:`PreparedImage`:
 EXIF orientation applied, alpha composited onto white, 16-bit and CMYK images converted to
 8-bit RGB, an embedded colour profile (Display P3 on iPhones) converted to sRGB, the longer side reduced to at most ``max_side`` (never enlarged), its perceptual
 hash, the capture time from EXIF, and the JPEG bytes to write (no EXIF, GPS or other metadata).
@@ -23,7 +23,13 @@ from pillow_heif import register_heif_opener
 register_heif_opener()
 
 # File name endings read as images; anything else in a class folder is skipped and listed.
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".png", ".heic", ".heif")
+# Phones write JPEG and HEIC; PNG (screenshots), WebP (downloads, messaging apps), TIFF and BMP
+# (scanners, exports) turn up in collected photo folders, and Pillow decodes them all. Animated
+# formats (GIF) are left out: which frame is the photo is a guess. Of a multi-frame TIFF or
+# WebP the first frame is read.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".png", ".heic", ".heif", ".webp", ".tif", ".tiff", ".bmp")
+# The same, as messages name them.
+IMAGE_KINDS = "JPEG, PNG, HEIC, WebP, TIFF or BMP"
 JPEG_QUALITY = 95
 _SRGB = ImageCms.createProfile("sRGB")
 _EXIF_IFD = 0x8769
@@ -121,7 +127,7 @@ def read_image(data: bytes, *, max_side: int = 640) -> PreparedImage:
             f"{Image.MAX_IMAGE_PIXELS} pixels or remove it"
         ) from None
     except UnidentifiedImageError:
-        raise UnreadableImage("not a readable image (not a JPEG, PNG or HEIC image Pillow knows)") from None
+        raise UnreadableImage(f"not a readable image (not a {IMAGE_KINDS} image Pillow knows)") from None
     except DECODE_ERRORS as error:
         raise UnreadableImage(f"not a readable image ({type(error).__name__}: {error})") from None
     rgb = _shrink(rgb, max_side)

@@ -38,7 +38,7 @@ import numpy as np
 from boxstrap.atomic import write_bytes, write_json
 from boxstrap.config import config_to_dict, save_config
 from datasets.groups import capture_groups, parse_phash
-from datasets.images import IMAGE_SUFFIXES, UnreadableImage, read_image
+from datasets.images import IMAGE_KINDS, IMAGE_SUFFIXES, UnreadableImage, read_image
 from datasets.manifest import FILENAME as MANIFEST_FILENAME
 from datasets.manifest import Manifest, Record, save_manifest
 from datasets.split import SPLITS, leakage, split_groups
@@ -275,10 +275,10 @@ def _discover(src: Path) -> tuple[str, list[_Candidate], list[dict[str, str]]]:
                 candidates.append(_Candidate(path, label, split))
                 images += 1
             else:
-                skipped.append({"source": str(path), "reason": f"not an image file (JPEG, PNG or HEIC): {path.name}"})
+                skipped.append({"source": str(path), "reason": f"not an image file ({IMAGE_KINDS}): {path.name}"})
         if not images:
             raise ValueError(
-                f"Class folder {folder} holds no images (JPEG, PNG or HEIC). Add photos or remove the folder."
+                f"Class folder {folder} holds no images ({IMAGE_KINDS}). Add photos or remove the folder."
             )
     for entry in skipped:
         log.warning("skipped %s: %s", entry["source"], entry["reason"])

@@ -71,7 +71,7 @@ def read_rgb(path: str | os.PathLike, preprocessing: Preprocessing | None = None
     Parameters
     ----------
     path : str or PathLike
-        A JPEG, PNG or HEIC file.
+        An image file (:data:`datasets.images.IMAGE_KINDS`).
     preprocessing : Preprocessing or None
         Resize to ``preprocessing.input_size`` (:meth:`Preprocessing.resize`); ``None`` keeps
         the image's own size.
@@ -88,7 +88,7 @@ def read_rgb(path: str | os.PathLike, preprocessing: Preprocessing | None = None
         If the file cannot be decoded (not an image, truncated, over twice
         ``PIL.Image.MAX_IMAGE_PIXELS``); the message names the file and the reason.
     """
-    from datasets.images import DECODE_ERRORS, upright_srgb  # also registers the HEIC opener
+    from datasets.images import DECODE_ERRORS, IMAGE_KINDS, upright_srgb  # also registers the HEIC opener
 
     try:
         with Image.open(path) as image:
@@ -100,7 +100,7 @@ def read_rgb(path: str | os.PathLike, preprocessing: Preprocessing | None = None
     except FileNotFoundError:
         raise FileNotFoundError(f"Image not found: {path}") from None
     except UnidentifiedImageError:
-        raise ValueError(f"Cannot read image {path}: not a JPEG, PNG or HEIC image Pillow can decode") from None
+        raise ValueError(f"Cannot read image {path}: not a {IMAGE_KINDS} image Pillow can decode") from None
     except DECODE_ERRORS as error:
         raise ValueError(f"Cannot read image {path}: {error}") from None
 

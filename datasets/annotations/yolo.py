@@ -28,8 +28,8 @@ from datasets.annotations.annotation import (
     make_annotation,
     number,
 )
+from datasets.images import IMAGE_SUFFIXES
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".heic", ".heif")
 DATA_YAML = "data.yaml"
 
 

@@ -60,7 +60,7 @@ class TestReadImage:
             read_image(data[: len(data) // 2])
 
     def test_text_file_named_jpg(self):
-        with pytest.raises(UnreadableImage, match="not a readable image.*not a JPEG, PNG or HEIC"):
+        with pytest.raises(UnreadableImage, match=r"not a readable image \(not a JPEG, PNG, HEIC, WebP, TIFF or BMP image"):
             read_image(b"these are my notes, not a photo\n")
 
     def test_png_with_alpha_is_composited_on_white(self):
@@ -134,6 +134,15 @@ class TestReadImage:
         exif = Image.Exif()
         exif.get_ifd(0x8769)[36867] = "    :  :     :  :  "
         assert read_image(_encode(_halves(), "JPEG", exif=exif.tobytes())).captured_at is None
+
+    @pytest.mark.parametrize(("fmt", "params"), [("WEBP", {"lossless": True}), ("TIFF", {}), ("BMP", {})])
+    def test_webp_tiff_and_bmp_are_read(self, fmt, params):
+        prepared = read_image(_encode(_halves((64, 48)), fmt, **params), max_side=32)
+        out = np.asarray(_decode(prepared))
+        assert prepared.size == (32, 24)
+        # Left half red, right half blue, as drawn (JPEG re-encoding moves values a little).
+        assert np.abs(out[:, :12].astype(int) - (255, 0, 0)).max() < 40
+        assert np.abs(out[:, -12:].astype(int) - (0, 0, 255)).max() < 40
 
     def test_heic_is_read(self):
         pillow_heif = pytest.importorskip("pillow_heif")

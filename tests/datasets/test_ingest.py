@@ -160,6 +160,20 @@ class TestBadInput:
         for record in manifest.records:
             assert Image.open(tmp_path / "out" / record.path).mode == "RGB"
 
+    def test_webp_tiff_and_bmp_are_prepared_and_gif_is_skipped(self, tmp_path):
+        src = _classes(tmp_path / "src")
+        _photo(src / "one" / "download.webp", seed=61, fmt="WEBP", lossless=True)
+        _photo(src / "one" / "scan.TIFF", seed=62, fmt="TIFF")
+        _photo(src / "ten" / "export.bmp", seed=63, fmt="BMP")
+        _photo(src / "ten" / "moving.gif", seed=64, fmt="GIF")
+        manifest = prepare(_config(src, tmp_path / "out"))
+        sources = {Path(r.source).name for r in manifest.records}
+        assert {"download.webp", "scan.TIFF", "export.bmp"} <= sources and len(manifest.records) == 11
+        assert [Path(s["source"]).name for s in manifest.skipped] == ["moving.gif"]
+        assert manifest.skipped[0]["reason"] == "not an image file (JPEG, PNG, HEIC, WebP, TIFF or BMP): moving.gif"
+        for record in manifest.records:
+            assert Image.open(tmp_path / "out" / record.path).format == "JPEG"
+
     def test_exif_rotated_photo_is_upright_without_metadata(self, tmp_path):
         src = _classes(tmp_path / "src")
         exif = Image.Exif()

@@ -48,10 +48,17 @@ class TestReadRgb:
         with pytest.raises(ValueError, match=r"Cannot read image .*cut\.jpg: image file is truncated"):
             read_rgb(cut, preprocessing)
 
+    @pytest.mark.parametrize("name", ["photo.webp", "photo.tif", "photo.bmp"])
+    def test_webp_tiff_and_bmp_are_read(self, tmp_path, name):
+        pixels = np.zeros((24, 32, 3), np.uint8)
+        pixels[:, 16:] = (0, 0, 255)
+        Image.fromarray(pixels).save(tmp_path / name, **({"lossless": True} if name.endswith("webp") else {}))
+        np.testing.assert_array_equal(read_rgb(tmp_path / name), pixels)
+
     def test_not_an_image_says_so(self, tmp_path):
         bad = tmp_path / "notes.png"
         bad.write_text("not an image")
-        with pytest.raises(ValueError, match=r"notes\.png: not a JPEG, PNG or HEIC image"):
+        with pytest.raises(ValueError, match=r"notes\.png: not a JPEG, PNG, HEIC, WebP, TIFF or BMP image"):
             read_rgb(bad)
 
     def test_exif_orientation_applied_and_file_untouched(self, tmp_path):

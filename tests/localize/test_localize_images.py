@@ -124,7 +124,7 @@ class TestLocalizeImages:
         status = main(["localize", str(model_dir), str(photos), "--out", str(tmp_path / "cli"), "--no-overlays"])
         err = capsys.readouterr().err
         assert status == 1
-        assert "notes.jpg: not a JPEG, PNG or HEIC image" in err and f"{first.name}: " in err
+        assert "notes.jpg: not a JPEG, PNG, HEIC, WebP, TIFF or BMP image" in err and f"{first.name}: " in err
         assert "2 of 7 images could not be read" in err
 
     def test_no_readable_image_is_an_error(self, model_dir, tmp_path):
