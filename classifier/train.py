@@ -4,8 +4,12 @@
    one) are computed once for a few views of every training image and once for the valid and
    test images, and cached on disk (:mod:`classifier.features`). The head trains on them in
    seconds.
-2. Optionally the last convolution(s) (``fine_tune_from`` onwards) train with the head at a low
-   learning rate on the same cached boundary features.
+   With the multilevel head (the default, :mod:`classifier.model`) the boundary is
+   ``head_features``, the three backbone depths brought to one grid; the head trains on them
+   standardised per channel, and the standardisation is folded into its first convolution
+   afterwards.
+2. Optionally (block5 head only) the last convolution(s) (``fine_tune_from`` onwards) train
+   with the head at a low learning rate on the same cached boundary features.
 
 Each phase stops early on the valid loss and keeps its best weights. The run's state (cached
 features, best and last weights and optimizer state per phase, epoch, history) lives in a work
@@ -29,8 +33,16 @@ import numpy as np
 
 from boxstrap.atomic import write_json
 from boxstrap.config import save_config
-from classifier.backbone import LAST_LAYER, VGG16_FILTERS, check_input_size, vgg16_layer_names
-from classifier.model import POOLINGS, build_classifier, chain_layers, split_model
+from classifier.backbone import VGG16_FILTERS, check_input_size, vgg16_layer_names
+from classifier.model import (
+    HEAD_INPUT,
+    HEADS,
+    POOLINGS,
+    build_classifier,
+    chain_layers,
+    fold_standardisation,
+    split_model,
+)
 from classifier.train_state import TrainState
 
 log = logging.getLogger(__name__)
@@ -49,6 +61,12 @@ class TrainConfig:
         Backbone starting weights: ``"hed-vgg16"``, ``"imagenet"``, ``"none"`` or a file path.
     input_size : (height, width)
         Network input, multiples of 32 (photos are resized to it, aspect ratio not kept).
+    head : {"multilevel", "block5"}
+        The class-map head (:mod:`classifier.model`): block3, block4 and block5 features through
+        a hidden 1x1 layer, or the plain 1x1 convolution on block5_conv3 (needed for
+        ``fine_tune_from``).
+    head_hidden : int
+        Width of the multilevel head's hidden layer.
     pooling : {"lse", "max", "avg"}
         How each class map is pooled into its score (see :mod:`classifier.pooling`).
     sharpness : float
@@ -58,7 +76,7 @@ class TrainConfig:
         sigmoid cross-entropy (each class map must fire on its own class and stay low on the
         others), or the sum. The saved model outputs the softmax either way.
     dropout : float
-        Dropout before the class convolution.
+        Dropout before each convolution of the head.
     views : int
         Views per training image in the feature cache: the image itself plus ``views - 1``
         augmented ones.
@@ -66,7 +84,7 @@ class TrainConfig:
         Phase 1 (backbone frozen), Adam; the head is small, so large batches keep epochs short.
     fine_tune_from : str or None
         First backbone layer trained in phase 2 (``"block5_conv3"``, ``"block5_conv1"``...);
-        ``None`` skips phase 2.
+        ``None`` skips phase 2. Only with ``head="block5"``.
     fine_tune_epochs, fine_tune_learning_rate
         Phase 2, Adam.
     batch_size, patience : int
@@ -86,10 +104,12 @@ class TrainConfig:
 
     weights: str = "hed-vgg16"
     input_size: tuple[int, int] = (224, 288)
+    head: str = "multilevel"
+    head_hidden: int = 128
     pooling: str = "lse"
     sharpness: float = 5.0
     head_loss: str = "sigmoid"
-    dropout: float = 0.2
+    dropout: float = 0.3
     views: int = 2
     head_epochs: int = 60
     head_learning_rate: float = 1e-3
@@ -110,6 +130,10 @@ class TrainConfig:
         object.__setattr__(self, "filters", tuple(int(f) for f in self.filters))
         if not isinstance(self.weights, str) or not self.weights:
             raise ValueError(f"weights must be {WEIGHTS_CHOICES}. Received: {self.weights!r}")
+        if self.head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}. Received: {self.head!r}")
+        if isinstance(self.head_hidden, bool) or not isinstance(self.head_hidden, int) or self.head_hidden < 1:
+            raise ValueError(f"head_hidden must be an int >= 1. Received: {self.head_hidden!r}")
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}. Received: {self.pooling!r}")
         if self.head_loss not in HEAD_LOSSES:
@@ -118,6 +142,10 @@ class TrainConfig:
         if self.fine_tune_from is not None and self.fine_tune_from not in convs:
             raise ValueError(f"fine_tune_from must be None or a VGG16 convolution {convs}. "
                              f"Received: {self.fine_tune_from!r}")
+        if self.head != "block5" and self.fine_tune_from is not None:
+            raise ValueError(f"fine_tune_from needs head='block5' (the multilevel head reads three backbone "
+                             f"depths, so its backbone stays frozen). Received: head={self.head!r}, "
+                             f"fine_tune_from={self.fine_tune_from!r}")
         for name in ("views", "head_epochs", "head_batch_size", "batch_size", "patience"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be an int >= 1. Received: {getattr(self, name)!r}")
@@ -133,7 +161,7 @@ class TrainConfig:
     def boundary(self) -> str:
         """The last frozen layer: features are cached at its output."""
         if self.fine_tune_from is None:
-            return LAST_LAYER
+            return HEAD_INPUT[self.head]
         names = vgg16_layer_names()
         return names[names.index(self.fine_tune_from) - 1]
 
@@ -190,20 +218,28 @@ def train(manifest_dir: str | os.PathLike, out_dir: str | os.PathLike, config: T
     keras.utils.set_random_seed(config.seed)
     labels = list(manifest.labels)
     preprocessing = Preprocessing.vgg16(config.input_size)
-    model = build_classifier(len(labels), config.input_size, pooling=config.pooling, sharpness=config.sharpness,
-                             dropout=config.dropout, filters=config.filters, weights=config.weights,
+    model = build_classifier(len(labels), config.input_size, head=config.head, hidden=config.head_hidden,
+                             pooling=config.pooling, sharpness=config.sharpness, dropout=config.dropout, filters=config.filters, weights=config.weights,
                              seed=config.seed)
     data = _features(manifest, model, preprocessing, config, state.features_dir, verbose)
     weights = _class_weights(data["train"][1], len(labels)) if config.class_weights else None
     history: dict[str, list] = {}
 
-    # Phase 1: the head on block5_conv3 features (computed from the cached boundary features).
-    _freeze(model, trainable_from="class_map")
-    middle = _segment(model, config.boundary, LAST_LAYER)
+    # Phase 1: the head on its input features (computed from the cached boundary features).
+    head_input = HEAD_INPUT[config.head]
+    _freeze(model, trainable_from="head_dropout")
+    middle = _segment(model, config.boundary, head_input)
     head_data = {s: (_run(middle, x, config.batch_size), y) for s, (x, y) in data.items()} if middle else data
-    _, head = split_model(model, LAST_LAYER, scores=True)
+    _, head = split_model(model, head_input, scores=True)
+    standardise = config.head == "multilevel"
+    if standardise:
+        mean, std = _channel_stats(head_data["train"][0])
+        head = _behind_standardisation(head, mean, std)
     _fit_phase(1, head, head_data, config, config.head_epochs, config.head_learning_rate, config.head_batch_size,
                weights, state, history, verbose)
+    if standardise:
+        hidden = model.get_layer("head_hidden")
+        hidden.set_weights(list(fold_standardisation(*hidden.get_weights(), mean, std)))
     del head_data
     # Phase 2: fine-tune from config.fine_tune_from on the cached boundary features.
     if config.fine_tune_from is not None and config.fine_tune_epochs > 0:
@@ -275,6 +311,29 @@ def _features(manifest, model, preprocessing, config, features_dir, verbose) -> 
         data[split] = (np.concatenate(arrays), np.tile(labels, views))
     log.info("Features at %s: %s", config.boundary, {s: d[0].shape for s, d in data.items()})
     return data
+
+
+def _channel_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and standard deviation (floored at 1e-3) of float16 features (N, h, w, C)."""
+    total = np.zeros(x.shape[-1])
+    squares = np.zeros(x.shape[-1])
+    for i in range(0, len(x), 64):  # float64 sums a chunk at a time: the cache may be large
+        chunk = x[i:i + 64].astype(np.float64).reshape(-1, x.shape[-1])
+        total += chunk.sum(0)
+        squares += (chunk**2).sum(0)
+    count = x.size // x.shape[-1]
+    mean = total / count
+    return mean, np.maximum(np.sqrt(np.maximum(squares / count - mean**2, 0.0)), 1e-3)
+
+
+def _behind_standardisation(head, mean: np.ndarray, std: np.ndarray):
+    """``head`` with ``(x - mean) / std`` in front (training only; folded afterwards)."""
+    import keras
+
+    features = keras.Input(tuple(head.input.shape[1:]), name="raw_features")
+    scaled = keras.layers.Rescaling((1.0 / std).astype(np.float32), (-mean / std).astype(np.float32),
+                                    name="standardise")(features)
+    return keras.Model(features, head(scaled), name="standardised_head")
 
 
 def _segment(model, after: str, last: str):

@@ -2,7 +2,9 @@
 
 :func:`locate_divergence` walks the Keras layers in order and finds, for each, the reference
 runtime value it became (same shape, channels-first or -last, the closest one after the last
-match); the first layer with no close counterpart is where the export diverges.
+match, or a matching one before it: a side branch such as the multilevel head's pooled taps may
+run earlier in Core ML than in Keras' layer order); the first layer with no close counterpart is
+where the export diverges.
 :func:`suspect_preprocessing` tries the usual export mistakes on the Keras side (colour order
 swapped, bias missing or applied twice, labels reversed) and names the one that reproduces the
 Core ML outputs.
@@ -77,6 +79,27 @@ def keras_layer_outputs(model: Any, x: np.ndarray) -> list[tuple[str, str, np.nd
     return found
 
 
+def _closest(value: np.ndarray, name: str, intermediates: Sequence[Intermediate], indices: range):
+    """(closest same-shape runtime value, last of the first run of ops named after the layer),
+    each ``(relative, absolute, index, item)`` or None, among ``intermediates[indices]``."""
+    best = None
+    named = None
+    named_done = False
+    for index in indices:
+        item = intermediates[index]
+        for view in _views(np.asarray(item.value)):
+            if view.shape != value.shape:
+                continue
+            relative, absolute = _relative_diff(value, view)
+            if best is None or relative < best[0]:
+                best = (relative, absolute, index, item)
+            if _mentions(item.name, name) and not named_done:
+                named = (relative, absolute, index, item)
+            elif named is not None:
+                named_done = True  # keep the first run of ops named after the layer
+    return best, named
+
+
 def locate_divergence(
     keras_outputs: Sequence[tuple[str, str, np.ndarray]],
     intermediates: Sequence[Intermediate],
@@ -105,21 +128,13 @@ def locate_divergence(
     position = 0
     last_match: dict[str, Any] | None = None
     for name, kind, value in keras_outputs:
-        best = None
-        named = None  # the last same-shape value whose op name mentions the Keras layer
-        named_done = False
-        for index in range(position, len(intermediates)):
-            item = intermediates[index]
-            for view in _views(np.asarray(item.value)):
-                if view.shape != value.shape:
-                    continue
-                relative, absolute = _relative_diff(value, view)
-                if best is None or relative < best[0]:
-                    best = (relative, absolute, index, item)
-                if _mentions(item.name, name) and not named_done:
-                    named = (relative, absolute, index, item)
-                elif named is not None:
-                    named_done = True  # keep the first run of ops named after the layer
+        best, named = _closest(value, name, intermediates, range(position, len(intermediates)))
+        if best is not None and best[0] > rtol and position:
+            # A side branch (a pooled tap of an earlier block) may run before the last match.
+            earlier, _ = _closest(value, name, intermediates, range(position))
+            if earlier is not None and earlier[0] <= rtol:
+                last_match = {"keras_layer": name, "coreml_op": earlier[3].name, "relative_diff": earlier[0]}
+                continue
         if best is None:
             log.debug("no runtime value with the shape of Keras layer %s %s", name, value.shape)
             continue

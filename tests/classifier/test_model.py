@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from classifier.backbone import build_vgg16_layers, check_input_size, vgg16_layer_names
-from classifier.model import build_classifier, split_model
+from classifier.model import build_classifier, fold_standardisation, split_model
 from classifier.pooling import LogSumExpPooling2D
 
 TINY = (4, 4, 8, 8, 8)
@@ -90,6 +90,8 @@ class TestBuildClassifier:
         ({"input_size": (30, 32)}, "multiple of 32"),
         ({"pooling": "median"}, "pooling must be one of"),
         ({"dropout": 1.0}, r"dropout must be in \[0, 1\)"),
+        ({"head": "dense"}, "head must be one of"),
+        ({"hidden": 0}, "hidden must be an int >= 1"),
     ])
     def test_invalid_arguments(self, kwargs, match):
         args = {"num_classes": 2, "input_size": (32, 32), "filters": TINY, **kwargs}
@@ -97,10 +99,41 @@ class TestBuildClassifier:
             build_classifier(**args)
 
 
+class TestFoldStandardisation:
+    def test_folded_convolution_on_raw_features_equals_the_standardised_one(self):
+        rng = np.random.default_rng(0)
+        x = rng.normal(3, 20, (2, 3, 4, 5)).astype("float32")
+        mean, std = rng.normal(3, 1, 5), rng.uniform(5, 30, 5)
+        conv = keras.layers.Conv2D(6, 1)
+        expected = np.asarray(conv((x - mean) / std)).astype("float64")
+        kernel, bias = fold_standardisation(*conv.get_weights(), mean, std)
+        conv.set_weights([kernel, bias])
+        np.testing.assert_allclose(np.asarray(conv(x)), expected, rtol=1e-4, atol=1e-4)
+
+    def test_bad_shapes_and_std(self):
+        with pytest.raises(ValueError, match=r"kernel must be \(1, 1, C_in, C_out\)"):
+            fold_standardisation(np.ones((3, 3, 2, 1)), np.zeros(1), np.zeros(2), np.ones(2))
+        with pytest.raises(ValueError, match="kernel must be"):
+            fold_standardisation(np.ones((1, 1, 2, 1)), np.zeros(1), np.zeros(3), np.ones(3))
+        with pytest.raises(ValueError, match="std must be > 0"):
+            fold_standardisation(np.ones((1, 1, 2, 1)), np.zeros(1), np.zeros(2), np.array([1.0, 0.0]))
+
+
 class TestSplitModel:
+    @pytest.mark.parametrize("boundary", ["head_features", "head_hidden"])
+    def test_multilevel_head_is_cut_where_its_inputs_meet(self, boundary):
+        model = build_classifier(2, (32, 64), filters=TINY, hidden=8)
+        x = np.random.default_rng(0).normal(0, 50, (2, 32, 64, 3)).astype("float32")
+        lower, upper = split_model(model, boundary)
+        for a, b in zip(model.predict(x, verbose=0), upper.predict(lower.predict(x, verbose=0), verbose=0),
+                        strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+        with pytest.raises(ValueError, match=r"one of \['head_features'"):
+            split_model(model, "block4_pool")
+
     @pytest.mark.parametrize("boundary", ["block4_pool", "block5_conv2", "block5_conv3"])
     def test_lower_then_upper_equals_the_model(self, boundary):
-        model = build_classifier(2, (32, 64), filters=TINY)
+        model = build_classifier(2, (32, 64), filters=TINY, head="block5")
         x = np.random.default_rng(0).normal(0, 50, (2, 32, 64, 3)).astype("float32")
         lower, upper = split_model(model, boundary)
         for a, b in zip(model.predict(x, verbose=0), upper.predict(lower.predict(x, verbose=0), verbose=0),
@@ -108,7 +141,7 @@ class TestSplitModel:
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
     def test_scores_are_logits(self):
-        model = build_classifier(2, (32, 32), filters=TINY)
+        model = build_classifier(2, (32, 32), filters=TINY, head="block5")
         x = np.random.default_rng(0).normal(0, 50, (2, 32, 32, 3)).astype("float32")
         lower, upper = split_model(model, "block5_conv3", scores=True)
         logits = np.asarray(upper(lower(x)))

@@ -18,7 +18,7 @@ from ._tiny_data import TINY_FILTERS, make_manifest
 
 def tiny_config(**changes):
     base = dict(weights="none", input_size=(32, 32), filters=TINY_FILTERS, head_epochs=3, views=2,
-                fine_tune_from="block5_conv3", fine_tune_epochs=2, batch_size=8)
+                head="block5", fine_tune_from="block5_conv3", fine_tune_epochs=2, batch_size=8)
     return TrainConfig(**{**base, **changes})
 
 
@@ -92,6 +92,22 @@ class TestTrain:
         assert metrics["epochs"] == {"head": 3, "fine_tune": 2}
         assert not work.exists()
 
+    def test_multilevel_head_trains_and_saves_a_plain_model(self, tiny_manifest, tmp_path):
+        from datasets.tf_input import load_split
+
+        out = train(tiny_manifest.root, tmp_path / "model", tiny_config(head="multilevel", fine_tune_from=None,
+                                                                        head_hidden=8), verbose=0)
+        model = keras.saving.load_model(out / "model.keras", safe_mode=True)
+        names = [layer.name for layer in model.layers]
+        assert {"head_block3_pool", "head_block4_pool", "head_features", "head_hidden"} <= set(names)
+        assert not any("standardis" in name for name in names)  # folded into head_hidden
+        images, labels, _ = load_split(tiny_manifest, "test", Preprocessing.vgg16((32, 32)))
+        probabilities, class_map = model.predict(Preprocessing.vgg16((32, 32)).apply(images), verbose=0)
+        assert class_map.shape == (4, 2, 2, 2)
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert np.mean(probabilities.argmax(1) == labels) == pytest.approx(metrics["test"]["accuracy"])
+        assert metrics["epochs"] == {"head": 3, "fine_tune": 0}
+
     def test_refuses_to_overwrite(self, tiny_manifest, tmp_path):
         (tmp_path / "model").mkdir()
         with pytest.raises(FileExistsError, match="--overwrite"):
@@ -120,15 +136,19 @@ class TestTrain:
 
 class TestTrainConfig:
     def test_boundary(self):
-        assert TrainConfig(fine_tune_from=None).boundary == "block5_conv3"
-        assert TrainConfig(fine_tune_from="block5_conv3").boundary == "block5_conv2"
-        assert TrainConfig(fine_tune_from="block5_conv1").boundary == "block4_pool"
+        assert TrainConfig().boundary == "head_features"
+        assert TrainConfig(head="block5").boundary == "block5_conv3"
+        assert TrainConfig(head="block5", fine_tune_from="block5_conv3").boundary == "block5_conv2"
+        assert TrainConfig(head="block5", fine_tune_from="block5_conv1").boundary == "block4_pool"
 
     @pytest.mark.parametrize(("changes", "match"), [
         ({"input_size": (240, 320)}, "multiple of 32"),
         ({"pooling": "median"}, "pooling must be one of"),
         ({"head_loss": "hinge"}, "head_loss must be one of"),
         ({"fine_tune_from": "block5_pool"}, "fine_tune_from must be None or a VGG16 convolution"),
+        ({"fine_tune_from": "block5_conv1"}, "fine_tune_from needs head='block5'"),
+        ({"head": "resnet"}, "head must be one of"),
+        ({"head_hidden": 0}, "head_hidden must be an int >= 1"),
         ({"views": 0}, "views must be an int >= 1"),
         ({"fine_tune_epochs": -1}, "fine_tune_epochs must be an int >= 0"),
         ({"head_learning_rate": 0}, "head_learning_rate must be > 0"),
