@@ -4,7 +4,7 @@
    one) are computed once for a few views of every training image and once for the valid and
    test images, and cached on disk (:mod:`classifier.features`). The head trains on them in
    seconds.
-   With the multilevel head (the default, :mod:`classifier.model`) the boundary is
+   With the multilevel head (:mod:`classifier.model`) the boundary is
    ``head_features``, the three backbone depths brought to one grid; the head trains on them
    standardised per channel, and the standardisation is folded into its first convolution
    afterwards.
@@ -61,10 +61,10 @@ class TrainConfig:
         Backbone starting weights: ``"hed-vgg16"``, ``"imagenet"``, ``"none"`` or a file path.
     input_size : (height, width)
         Network input, multiples of 32 (photos are resized to it, aspect ratio not kept).
-    head : {"multilevel", "block5"}
-        The class-map head (:mod:`classifier.model`): block3, block4 and block5 features through
-        a hidden 1x1 layer, or the plain 1x1 convolution on block5_conv3 (needed for
-        ``fine_tune_from``).
+    head : {"block5", "multilevel"}
+        The class-map head (:mod:`classifier.model`): the plain 1x1 convolution on block5_conv3
+        (the default; needed for ``fine_tune_from``), or block3, block4 and block5 features
+        through a hidden 1x1 layer (a better classifier on the block photos, worse boxes).
     head_hidden : int
         Width of the multilevel head's hidden layer.
     pooling : {"lse", "max", "avg"}
@@ -104,12 +104,12 @@ class TrainConfig:
 
     weights: str = "hed-vgg16"
     input_size: tuple[int, int] = (224, 288)
-    head: str = "multilevel"
+    head: str = "block5"
     head_hidden: int = 128
     pooling: str = "lse"
     sharpness: float = 5.0
     head_loss: str = "sigmoid"
-    dropout: float = 0.3
+    dropout: float = 0.2
     views: int = 2
     head_epochs: int = 60
     head_learning_rate: float = 1e-3

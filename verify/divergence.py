@@ -129,12 +129,14 @@ def locate_divergence(
     last_match: dict[str, Any] | None = None
     for name, kind, value in keras_outputs:
         best, named = _closest(value, name, intermediates, range(position, len(intermediates)))
-        if best is not None and best[0] > rtol and position:
+        if (best is None or best[0] > rtol) and position:
             # A side branch (a pooled tap of an earlier block) may run before the last match.
-            earlier, _ = _closest(value, name, intermediates, range(position))
+            earlier, earlier_named = _closest(value, name, intermediates, range(position))
             if earlier is not None and earlier[0] <= rtol:
                 last_match = {"keras_layer": name, "coreml_op": earlier[3].name, "relative_diff": earlier[0]}
                 continue
+            if best is None and earlier is not None:
+                best, named = earlier, earlier_named
         if best is None:
             log.debug("no runtime value with the shape of Keras layer %s %s", name, value.shape)
             continue

@@ -29,9 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input-size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"),
                         help=f"network input, multiples of 32 (default {defaults.input_size[0]} "
                              f"{defaults.input_size[1]})")
-    parser.add_argument("--head", choices=HEADS, help="class-map head: block3+4+5 features through a hidden 1x1 "
-                                                      "layer, or the plain 1x1 on block5_conv3 (needed for "
-                                                      f"--fine-tune-from) (default {defaults.head})")
+    parser.add_argument("--head", choices=HEADS, help="class-map head: the plain 1x1 on block5_conv3 (needed for "
+                                                      "--fine-tune-from), or block3+4+5 features through a hidden "
+                                                      "1x1 layer (better classifier, worse boxes on the block "
+                                                      f"photos) (default {defaults.head})")
     parser.add_argument("--head-hidden", type=int, help=f"multilevel head width (default {defaults.head_hidden})")
     parser.add_argument("--pooling", choices=("lse", "max", "avg"), help=f"class-map pooling (default {defaults.pooling})")
     parser.add_argument("--sharpness", type=float, help=f"log-sum-exp sharpness r (default {defaults.sharpness})")

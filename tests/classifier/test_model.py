@@ -122,7 +122,7 @@ class TestFoldStandardisation:
 class TestSplitModel:
     @pytest.mark.parametrize("boundary", ["head_features", "head_hidden"])
     def test_multilevel_head_is_cut_where_its_inputs_meet(self, boundary):
-        model = build_classifier(2, (32, 64), filters=TINY, hidden=8)
+        model = build_classifier(2, (32, 64), filters=TINY, head="multilevel", hidden=8)
         x = np.random.default_rng(0).normal(0, 50, (2, 32, 64, 3)).astype("float32")
         lower, upper = split_model(model, boundary)
         for a, b in zip(model.predict(x, verbose=0), upper.predict(lower.predict(x, verbose=0), verbose=0),

@@ -136,8 +136,8 @@ class TestTrain:
 
 class TestTrainConfig:
     def test_boundary(self):
-        assert TrainConfig().boundary == "head_features"
-        assert TrainConfig(head="block5").boundary == "block5_conv3"
+        assert TrainConfig().boundary == "block5_conv3"
+        assert TrainConfig(head="multilevel").boundary == "head_features"
         assert TrainConfig(head="block5", fine_tune_from="block5_conv3").boundary == "block5_conv2"
         assert TrainConfig(head="block5", fine_tune_from="block5_conv1").boundary == "block4_pool"
 
@@ -146,7 +146,7 @@ class TestTrainConfig:
         ({"pooling": "median"}, "pooling must be one of"),
         ({"head_loss": "hinge"}, "head_loss must be one of"),
         ({"fine_tune_from": "block5_pool"}, "fine_tune_from must be None or a VGG16 convolution"),
-        ({"fine_tune_from": "block5_conv1"}, "fine_tune_from needs head='block5'"),
+        ({"head": "multilevel", "fine_tune_from": "block5_conv1"}, "fine_tune_from needs head='block5'"),
         ({"head": "resnet"}, "head must be one of"),
         ({"head_hidden": 0}, "head_hidden must be an int >= 1"),
         ({"views": 0}, "views must be an int >= 1"),

@@ -34,6 +34,19 @@ class TestLocateDivergence:
         assert found["last_matching_layer"]["coreml_op"] == "biased"
         assert found["max_abs_diff"] == pytest.approx(1.0, abs=1e-5)
 
+    def test_a_side_branch_run_earlier_by_core_ml_still_matches(self):
+        # Keras lists the pooled tap of an early block after later layers (the multilevel head);
+        # Core ML may run it right after its block. Still a match, and later layers still match.
+        tap = self.x.mean(axis=(1, 2), keepdims=True)
+        runtime = self._runtime(self.conv)
+        runtime.insert(2, Intermediate("tap", "avg_pool", tap.transpose(0, 3, 1, 2)))
+        keras = _keras_like([(INPUT_NAME, self.x), ("conv1", self.conv), ("tap", tap), ("probs", self.probs)])
+        assert locate_divergence(keras, runtime, rtol=1e-3) is None
+        # A wrong tap is still found.
+        runtime[2] = Intermediate("tap", "avg_pool", (tap + 1.0).transpose(0, 3, 1, 2))
+        found = locate_divergence(keras, runtime, rtol=1e-3)
+        assert found["keras_layer"] == "tap" and found["last_matching_layer"]["keras_layer"] == "conv1"
+
     def test_layers_without_counterpart_are_skipped(self):
         keras = _keras_like([(INPUT_NAME, self.x), ("odd", np.zeros((1, 9))), ("probs", self.probs)])
         assert locate_divergence(keras, self._runtime(self.conv), rtol=1e-3) is None
