@@ -63,12 +63,13 @@ from classifier.backbone import VGG16_FILTERS, build_vgg16_layers, check_input_s
 log = logging.getLogger(__name__)
 
 POOLINGS = ("lse", "max", "avg")
-HEADS = ("block5", "multilevel")
 HEAD_LAYERS = ("head_dropout", "class_map", "class_scores", "probabilities")
 # The multilevel head's inputs: a backbone layer and the average pooling that brings it to the
 # block5 grid (H/16, W/16).
 MULTILEVEL_TAPS = (("block3_conv3", 4), ("block4_conv3", 2), ("block5_conv3", 1))
-HEAD_INPUT = {"multilevel": "head_features", "block5": "block5_conv3"}
+# Each head and the layer its trainable part reads (where phase 1 of training caches features).
+HEAD_INPUT = {"block5": "block5_conv3", "multilevel": "head_features"}
+HEADS = tuple(HEAD_INPUT)
 
 
 def build_classifier(

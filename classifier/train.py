@@ -219,8 +219,8 @@ def train(manifest_dir: str | os.PathLike, out_dir: str | os.PathLike, config: T
     labels = list(manifest.labels)
     preprocessing = Preprocessing.vgg16(config.input_size)
     model = build_classifier(len(labels), config.input_size, head=config.head, hidden=config.head_hidden,
-                             pooling=config.pooling, sharpness=config.sharpness, dropout=config.dropout, filters=config.filters, weights=config.weights,
-                             seed=config.seed)
+                             pooling=config.pooling, sharpness=config.sharpness, dropout=config.dropout,
+                             filters=config.filters, weights=config.weights, seed=config.seed)
     data = _features(manifest, model, preprocessing, config, state.features_dir, verbose)
     weights = _class_weights(data["train"][1], len(labels)) if config.class_weights else None
     history: dict[str, list] = {}

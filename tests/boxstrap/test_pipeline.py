@@ -81,8 +81,7 @@ class TestPipelineCommand:
     def test_train_config_file_then_flags(self, tmp_path):
         from boxstrap.config import save_config
 
-        path = save_config(TrainConfig(head="block5", fine_tune_from="block4_conv1", fine_tune_epochs=2,
-                                       input_size=(96, 128)),
+        path = save_config(TrainConfig(fine_tune_from="block4_conv1", fine_tune_epochs=2, input_size=(96, 128)),
                            tmp_path / "train_config.json")
         config = self._args("--train-config", str(path), "--input-size", "64", "96", "--method", "cam")
         assert (config.train.fine_tune_from, config.train.fine_tune_epochs) == ("block4_conv1", 2)

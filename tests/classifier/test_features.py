@@ -15,7 +15,7 @@ TINY = (4, 4, 8, 8, 8)
 
 @pytest.fixture(scope="module")
 def lower():
-    model = build_classifier(2, (32, 32), filters=TINY, head="block5")
+    model = build_classifier(2, (32, 32), filters=TINY)
     return split_model(model, "block4_pool")[0]
 
 

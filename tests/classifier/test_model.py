@@ -133,7 +133,7 @@ class TestSplitModel:
 
     @pytest.mark.parametrize("boundary", ["block4_pool", "block5_conv2", "block5_conv3"])
     def test_lower_then_upper_equals_the_model(self, boundary):
-        model = build_classifier(2, (32, 64), filters=TINY, head="block5")
+        model = build_classifier(2, (32, 64), filters=TINY)
         x = np.random.default_rng(0).normal(0, 50, (2, 32, 64, 3)).astype("float32")
         lower, upper = split_model(model, boundary)
         for a, b in zip(model.predict(x, verbose=0), upper.predict(lower.predict(x, verbose=0), verbose=0),
@@ -141,7 +141,7 @@ class TestSplitModel:
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
     def test_scores_are_logits(self):
-        model = build_classifier(2, (32, 32), filters=TINY, head="block5")
+        model = build_classifier(2, (32, 32), filters=TINY)
         x = np.random.default_rng(0).normal(0, 50, (2, 32, 32, 3)).astype("float32")
         lower, upper = split_model(model, "block5_conv3", scores=True)
         logits = np.asarray(upper(lower(x)))

@@ -18,7 +18,7 @@ from ._tiny_data import TINY_FILTERS, make_manifest
 
 def tiny_config(**changes):
     base = dict(weights="none", input_size=(32, 32), filters=TINY_FILTERS, head_epochs=3, views=2,
-                head="block5", fine_tune_from="block5_conv3", fine_tune_epochs=2, batch_size=8)
+                fine_tune_from="block5_conv3", fine_tune_epochs=2, batch_size=8)
     return TrainConfig(**{**base, **changes})
 
 

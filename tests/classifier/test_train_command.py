@@ -28,8 +28,7 @@ class TestBuildConfig:
 
         save_config(TrainConfig(dropout=0.6, views=3), tmp_path / "c.json")
         config = build_config(parse("data", "--out", "m", "--config", str(tmp_path / "c.json"), "--views", "4",
-                                    "--input-size", "288", "384", "--head", "block5",
-                                    "--fine-tune-from", "block5_conv3"))
+                                    "--input-size", "288", "384", "--fine-tune-from", "block5_conv3"))
         assert (config.dropout, config.views, config.input_size) == (0.6, 4, (288, 384))
         assert config.fine_tune_from == "block5_conv3"
         config = build_config(parse("data", "--out", "m", "--fine-tune-from", "none", "--no-class-weights"))
