@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from boxstrap.atomic import write_bytes
 from datasets.groups import capture_groups, parse_phash
 from datasets.images import IMAGE_SUFFIXES, read_image
 from datasets.ingest import PrepareConfig, prepare
 from datasets.split import split_groups
+from groundwork.atomic import write_bytes
 
 DEFAULT_SRC = Path(__file__).resolve().parents[2] / "shared" / "data" / "blocks"
 

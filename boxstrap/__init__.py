@@ -1,12 +1,10 @@
 """boxstrap: phone photos per class in, a verified Core ML model and bootstrapped boxes out.
 
 The product lives in four stage packages (``datasets``, ``classifier``, ``localize``,
-``verify``); this package holds the command line and the few helpers they share.
+``verify``) on the ground floor ``groundwork``; this package holds the command line, the
+pipeline and its summary.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from groundwork import __version__
 
-try:
-    __version__ = version("boxstrap")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0+unknown"
+__all__ = ["__version__"]

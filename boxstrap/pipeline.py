@@ -33,11 +33,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from boxstrap.atomic import write_json
-from boxstrap.config import config_to_dict, save_config
 from classifier.export import ExportConfig
 from classifier.train import TrainConfig
 from datasets.ingest import PrepareConfig
+from groundwork.atomic import write_json
+from groundwork.config import config_to_dict, save_config
 from localize.box_export import BoxExportConfig
 from localize.box_model import BoxTrainConfig
 from localize.pseudo_boxes import LocalizeConfig
@@ -203,7 +203,7 @@ def _boxes(ctx: dict, out: Path) -> dict[str, Any]:
 
 
 def _boxes_export(ctx: dict, out: Path) -> dict[str, Any]:
-    from classifier.export import disk_size
+    from groundwork.files import disk_size
     from localize.box_export import export_box_model
 
     _empty(out)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import boxstrap
-from boxstrap.atomic import write_text
+from groundwork.atomic import write_text
 
 Block = tuple[str, Any]
 

@@ -48,11 +48,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import boxstrap
-from boxstrap.config import config_to_dict, save_config
+import groundwork
 from classifier import export_metadata as meta
 from classifier.trained_model import TrainedModel, load_trained_model, output_shapes
 from datasets.preprocessing import Preprocessing
+from groundwork.config import config_to_dict, save_config
+from groundwork.files import disk_size
 
 log = logging.getLogger(__name__)
 
@@ -228,13 +229,6 @@ def export_coreml(
     return ExportResult(paths=paths, sizes=sizes, unquantized_sizes=before, config_path=config_path)
 
 
-def disk_size(path: str | os.PathLike) -> int:
-    """Bytes on disk of a file, or of all files under a folder (an ``.mlpackage``)."""
-    path = Path(path)
-    if path.is_file():
-        return path.stat().st_size
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
 
 # --- the model at the export input size --------------------------------------------------------
 def _at_input_size(trained: TrainedModel, size: tuple[int, int] | None) -> tuple[Preprocessing, Any]:
@@ -393,7 +387,7 @@ def _describe(mlmodel: Any, trained: TrainedModel, pre: Preprocessing, fmt: str,
         meta.FORMAT: fmt,
         meta.EXPORT_CONFIG: config_to_dict(config),
         meta.SOURCE_SHA256: trained.model_sha256,
-        meta.VERSION: boxstrap.__version__,
+        meta.VERSION: groundwork.__version__,
     }
     for key, value in values.items():
         mlmodel.user_defined_metadata[key] = value if isinstance(value, str) else json.dumps(value)

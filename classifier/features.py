@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from boxstrap.atomic import atomic_open
+from groundwork.atomic import atomic_open
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from boxstrap.atomic import atomic_open
+from groundwork.atomic import atomic_open
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:

@@ -31,8 +31,6 @@ from pathlib import Path
 
 import numpy as np
 
-from boxstrap.atomic import write_json
-from boxstrap.config import save_config
 from classifier.backbone import VGG16_FILTERS, check_input_size, vgg16_layer_names
 from classifier.model import (
     HEAD_INPUT,
@@ -44,6 +42,8 @@ from classifier.model import (
     split_model,
 )
 from classifier.train_state import TrainState
+from groundwork.atomic import write_json
+from groundwork.config import save_config
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@
 - ``features/`` (feature cache, unless ``TrainConfig.cache_dir`` is set) and ``logs/``
   (TensorBoard).
 
-Every file is written atomically (:mod:`boxstrap.atomic`), so an interrupted run leaves the last
+Every file is written atomically (:mod:`groundwork.atomic`), so an interrupted run leaves the last
 complete epoch. A resumed run is close to, not bit-identical with, an uninterrupted one: the
 per-epoch shuffling of ``Model.fit`` and the dropout masks come from Keras/TensorFlow random
 streams that restart from the seed when the process restarts.
@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from boxstrap.atomic import atomic_open, write_json
-from boxstrap.config import config_to_dict, save_config
+from groundwork.atomic import atomic_open, write_json
+from groundwork.config import config_to_dict, save_config
 
 log = logging.getLogger(__name__)
 

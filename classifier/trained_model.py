@@ -15,7 +15,6 @@ Prediction, export and verification all start from the :class:`TrainedModel` it 
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import json
 import logging
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from datasets.preprocessing import Preprocessing
+from groundwork.files import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -164,14 +164,6 @@ def output_shapes(model: Any) -> dict[str, tuple]:
     names = list(getattr(model, "output_names", None) or [t.name for t in model.outputs])
     return {name: tuple(t.shape) for name, t in zip(names, model.outputs, strict=True)}
 
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _load_keras(path: Path) -> Any:

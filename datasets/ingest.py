@@ -35,13 +35,13 @@ from typing import Any
 
 import numpy as np
 
-from boxstrap.atomic import write_bytes, write_json
-from boxstrap.config import config_to_dict, save_config
 from datasets.groups import capture_groups, parse_phash
 from datasets.images import IMAGE_KINDS, IMAGE_SUFFIXES, UnreadableImage, read_image
 from datasets.manifest import FILENAME as MANIFEST_FILENAME
 from datasets.manifest import Manifest, Record, save_manifest
 from datasets.split import SPLITS, leakage, split_groups
+from groundwork.atomic import write_bytes, write_json
+from groundwork.config import config_to_dict, save_config
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from boxstrap.atomic import write_json
+from groundwork.atomic import write_json
 
 FILENAME = "manifest.json"
 SPLITS = ("train", "valid", "test")

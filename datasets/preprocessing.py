@@ -23,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image
 
-from boxstrap.atomic import write_json
+from groundwork.atomic import write_json
 
 FILENAME = "preprocessing.json"
 # Keras' VGG16 "caffe" preprocessing: RGB->BGR, then the ImageNet mean subtracted per BGR channel.

@@ -28,11 +28,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from boxstrap.atomic import write_bytes
-from boxstrap.config import save_config
 from datasets.annotations.annotation import ImageAnnotation
 from datasets.annotations.boxes_json import write_boxes_json
 from datasets.textures import KINDS, texture
+from groundwork.atomic import write_bytes
+from groundwork.config import save_config
 
 log = logging.getLogger(__name__)
 

@@ -28,18 +28,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boxstrap
-from boxstrap.config import config_to_dict, save_config
+import groundwork
 from classifier import export_metadata as meta
 from classifier.export import (
     INPUT_NAME,
     check_file_stem,
     convert_to_mil,
-    disk_size,
     move_into_place,
     nn_quantize,
     quiet_coremltools,
 )
+from groundwork.config import config_to_dict, save_config
+from groundwork.files import disk_size
 from localize.box_model_dir import BoxModel, load_box_model
 
 log = logging.getLogger(__name__)
@@ -237,7 +237,7 @@ def _describe(mlmodel: Any, box_model: BoxModel, config: BoxExportConfig) -> Non
         meta.FORMAT: config.format,
         meta.EXPORT_CONFIG: config_to_dict(config),
         meta.SOURCE_SHA256: box_model.model_sha256,
-        meta.VERSION: boxstrap.__version__,
+        meta.VERSION: groundwork.__version__,
     }
     for key, value in values.items():
         mlmodel.user_defined_metadata[key] = value if isinstance(value, str) else json.dumps(value)

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from boxstrap.atomic import write_json
-from boxstrap.config import save_config
-from classifier.trained_model import file_sha256
 from datasets.preprocessing import Preprocessing
+from groundwork.atomic import write_json
+from groundwork.config import save_config
+from groundwork.files import file_sha256
 
 MODEL_FILENAME = "box_model.keras"
 LABELS_FILENAME = "labels.json"

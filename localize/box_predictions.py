@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from boxstrap.atomic import write_json
 from datasets.annotations import read_annotations, write_annotations
 from datasets.tf_input import read_rgb
+from groundwork.atomic import write_json
 from localize.box_model import cxcywh_to_xyxy
 from localize.box_model_dir import BoxModel, load_box_model
 

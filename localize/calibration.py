@@ -19,7 +19,7 @@ from typing import Literal
 
 import numpy as np
 
-from boxstrap.config import load_config, save_config
+from groundwork.config import load_config, save_config
 from localize.boxes import DEFAULT_THRESHOLD, MODES
 from localize.scoring import CAM_THRESHOLDS, V2_IOU_THRESHOLDS, box_accuracy
 

@@ -31,8 +31,6 @@ from pathlib import Path
 
 import numpy as np
 
-from boxstrap.atomic import write_json
-from boxstrap.config import save_config
 from classifier.trained_model import TrainedModel, load_trained_model
 from datasets.annotations import Box, ImageAnnotation, read_annotations, write_annotations
 from datasets.image_files import image_files
@@ -40,6 +38,8 @@ from datasets.images import IMAGE_SUFFIXES
 from datasets.manifest import FILENAME as MANIFEST
 from datasets.manifest import load_manifest
 from datasets.tf_input import read_rgb
+from groundwork.atomic import write_json
+from groundwork.config import save_config
 from localize.pseudo_boxes import (
     LocalizeConfig,
     PseudoBoxes,
@@ -319,7 +319,7 @@ def _write_review(out_dir: Path, items, images, pseudo: PseudoBoxes, labels, *, 
 
 def save_features(out_dir: Path, features: np.ndarray, names: Sequence[str], model_sha256: str) -> None:
     """Keep the descriptors of one classifier pass, with the image names and model they belong to."""
-    from boxstrap.atomic import atomic_open
+    from groundwork.atomic import atomic_open
 
     with atomic_open(out_dir / "features.npy") as handle:
         np.save(handle, features)

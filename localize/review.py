@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from boxstrap.atomic import write_bytes
+from groundwork.atomic import write_bytes
 from localize.boxes import check_heatmap, normalize_heatmap
 from localize.scoring import check_boxes
 

@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from boxstrap.atomic import write_json, write_text
-from boxstrap.config import config_to_dict, save_config
-from classifier.export import disk_size
+from groundwork.atomic import write_json, write_text
+from groundwork.config import config_to_dict, save_config
+from groundwork.files import disk_size
 from localize.box_model import cxcywh_to_xyxy
 from localize.box_model_dir import load_box_model
 from verify.backends import resolve_backend

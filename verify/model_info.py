@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from classifier.export import disk_size
+from groundwork.files import disk_size
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from boxstrap.atomic import write_json, write_text
-from boxstrap.config import config_to_dict, save_config
 from classifier.trained_model import TrainedModel, load_trained_model
+from groundwork.atomic import write_json, write_text
+from groundwork.config import config_to_dict, save_config
 from verify.backends import make_backend, resolve_backend
 from verify.divergence import keras_layer_outputs, locate_divergence, suspect_preprocessing
 from verify.model_info import ModelInfo, read_model_info

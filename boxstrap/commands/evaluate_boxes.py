@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from boxstrap.atomic import write_json
+from groundwork.atomic import write_json
 
 NAME = "evaluate-boxes"
 HELP = "score predicted boxes against ground-truth boxes (CorLoc, IoU, BoxAcc, COCO mAP)"

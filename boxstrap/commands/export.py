@@ -49,9 +49,9 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from boxstrap.config import load_config
     from classifier.export import ExportConfig, export_coreml
     from classifier.trained_model import load_trained_model
+    from groundwork.config import load_config
 
     flags = {
         "format": args.format, "precision": args.precision, "quantize": args.quantize,

@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from classifier.export import disk_size
+    from groundwork.files import disk_size
     from localize.box_export import export_box_model
 
     config = BoxExportConfig(format=args.format, precision=args.precision, name=args.name,

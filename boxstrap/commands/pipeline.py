@@ -40,9 +40,9 @@ def build_config(args: argparse.Namespace):
     """The PipelineConfig: defaults, then --train-config, then the flags (later wins)."""
     from dataclasses import replace
 
-    from boxstrap.config import load_config
     from boxstrap.pipeline import PipelineConfig
     from classifier.train import TrainConfig
+    from groundwork.config import load_config
 
     config = PipelineConfig()
     if args.train_config:

@@ -104,8 +104,8 @@ def _write_overlay(directory: Path, path: Path, image, heatmap, used: set[str]) 
     import numpy as np
     from PIL import Image
 
-    from boxstrap.atomic import write_bytes
     from classifier.heatmap_overlay import heatmap_overlay
+    from groundwork.atomic import write_bytes
 
     picture = Image.fromarray(image)
     picture.thumbnail((OVERLAY_MAX_SIDE, OVERLAY_MAX_SIDE), Image.Resampling.BILINEAR)

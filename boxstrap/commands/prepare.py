@@ -52,8 +52,8 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from boxstrap.config import load_config
     from datasets.ingest import PrepareConfig, prepare
+    from groundwork.config import load_config
 
     flags = {
         "max_side": args.max_side, "valid": args.valid, "test": args.test, "seed": args.seed,

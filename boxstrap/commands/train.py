@@ -62,8 +62,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def build_config(args: argparse.Namespace):
     """Defaults, then --config, then flags (later wins)."""
-    from boxstrap.config import load_config
     from classifier.train import TrainConfig
+    from groundwork.config import load_config
 
     config = load_config(TrainConfig, args.config) if args.config else TrainConfig()
     changes = {}

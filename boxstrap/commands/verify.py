@@ -63,7 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from boxstrap.config import load_config
+    from groundwork.config import load_config
     from verify.verify import verify_model
     from verify.verify_config import VerifyConfig
 

@@ -15,7 +15,6 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from boxstrap.atomic import write_json
 from datasets.annotations.annotation import (
     ImageAnnotation,
     check_labels,
@@ -25,6 +24,7 @@ from datasets.annotations.annotation import (
     make_annotation,
     number,
 )
+from groundwork.atomic import write_json
 
 
 def read_createml(path: str | os.PathLike, labels: Sequence[str] | None = None,

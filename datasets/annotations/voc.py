@@ -15,7 +15,6 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
-from boxstrap.atomic import write_bytes
 from datasets.annotations.annotation import (
     ImageAnnotation,
     check_labels,
@@ -23,6 +22,7 @@ from datasets.annotations.annotation import (
     make_annotation,
     number,
 )
+from groundwork.atomic import write_bytes
 
 
 def read_voc(path: str | os.PathLike, labels: Sequence[str] | None = None) -> list[ImageAnnotation]:

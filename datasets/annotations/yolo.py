@@ -20,7 +20,6 @@ import re
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
-from boxstrap.atomic import write_text
 from datasets.annotations.annotation import (
     ImageAnnotation,
     check_labels,
@@ -29,6 +28,7 @@ from datasets.annotations.annotation import (
     number,
 )
 from datasets.images import IMAGE_SUFFIXES
+from groundwork.atomic import write_text
 
 DATA_YAML = "data.yaml"
 

@@ -79,7 +79,7 @@ class TestPipelineCommand:
         assert self._args() == PipelineConfig()
 
     def test_train_config_file_then_flags(self, tmp_path):
-        from boxstrap.config import save_config
+        from groundwork.config import save_config
 
         path = save_config(TrainConfig(fine_tune_from="block4_conv1", fine_tune_epochs=2, input_size=(96, 128)),
                            tmp_path / "train_config.json")

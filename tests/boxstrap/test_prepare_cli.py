@@ -5,9 +5,9 @@ import pytest
 from PIL import Image
 
 from boxstrap.cli import main
-from boxstrap.config import save_config
 from datasets.ingest import PrepareConfig
 from datasets.manifest import load_manifest
+from groundwork.config import save_config
 
 
 @pytest.fixture

@@ -9,12 +9,13 @@ import pytest
 from coremltools.converters.mil.frontend.milproto.load import load as load_mil
 
 from boxstrap.cli import main
-from boxstrap.config import load_config
 from classifier import export as export_module
 from classifier.export import ExportConfig, export_coreml
 from classifier.export_metadata import read_export_metadata
 from classifier.trained_model import load_trained_model
 from datasets.preprocessing import Preprocessing
+from groundwork.config import load_config
+from groundwork.files import disk_size
 from tests.classifier._model_dirs import lambda_model, write_model_dir
 
 LABELS = ("zebra", "apple")  # not sorted: the order must survive
@@ -141,7 +142,7 @@ class TestExportFiles:
             format="both", heatmap=True, author="A. Author", license="MIT", version="1.2")
         assert sorted(p.name for p in out.iterdir()) == [
             "BoxstrapClassifier.mlmodel", "BoxstrapClassifier.mlpackage", "export_config.json"]
-        assert result.sizes["mlprogram"] == export_module.disk_size(out / "BoxstrapClassifier.mlpackage")
+        assert result.sizes["mlprogram"] == disk_size(out / "BoxstrapClassifier.mlpackage")
 
     def test_existing_output_refused_then_overwritten(self, trained, tmp_path):
         config = ExportConfig(format="neuralnetwork", precision="float32", author="first")

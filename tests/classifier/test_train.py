@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 import classifier.train as train_module
-from boxstrap.config import load_config
 from classifier.train import TrainConfig, train
 from datasets.preprocessing import Preprocessing
+from groundwork.config import load_config
 
 from ._tiny_data import TINY_FILTERS, make_manifest
 

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from boxstrap.cli import build_parser, main
-from boxstrap.config import save_config
 from classifier.train import TrainConfig
+from groundwork.config import save_config
 
 from ._tiny_data import TINY_FILTERS, make_manifest
 

@@ -7,9 +7,9 @@ import pytest
 from PIL import Image
 
 from boxstrap.commands import demo_data
-from boxstrap.config import load_config
 from datasets.annotations import read_annotations
 from datasets.synthetic import LABELS, DemoDataConfig, _render, render_scene, write_demo_data
+from groundwork.config import load_config
 
 SIZE = (96, 128)
 

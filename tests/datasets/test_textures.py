@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import pytest
 
 from datasets.textures import KINDS, texture
 
-# sha256 of texture(kind, 96, 128, default_rng(100 + i)), recorded while the code still lived in
-# datasets.synthetic (numpy 2.4.6, opencv 5.0.0): moving it must not change a value. Another numpy
-# or OpenCV build may round differently and need new values.
+# Per-channel mean and standard deviation of texture(kind, 96, 128, default_rng(100 + i)),
+# recorded while the code still lived in datasets.synthetic: moving or tidying it must not change
+# the textures. Compared to 1e-4, not as a hash of the bytes: OpenCV's warpAffine rounds
+# differently on different processors (the wood hash changed between an Intel and an AMD machine
+# with the same numpy 2.4.6 and OpenCV 5.0.0), while a real change moves these by far more.
 RECORDED = {
-    "wood": "3628d253b33bf8360bd1b429c314321e48b93ef84d5018c9ac8ef4253630a7fc",
-    "carpet": "ac01d6df6a93ba1f87c0b90807a23ae43be62b606ecdbbc0d997cf0fba42ab02",
-    "fabric": "4c56b4b02f2e9bfec47a48300fdc5f9eeeacf29afba3831c90076f473969df93",
-    "granite": "933d6eb333265096ad961d467dd0680b83faaf3db55b320cc31fc5ff718d8645",
-    "paper": "f935a93920537e54ba96e334a8eae6b78f8fff061283b7953f5cae9b2703b945",
-    "tiles": "7fed29f16ed2caf49eae925e3d4340889c5b3aaeabf6b237c44b408c01e09947",
-    "gradient": "64f87f0fb595d3d53a8953fa42e6f8f3be08e1b777d1c813e452a82647724ad2",
+    "wood": ([0.56012, 0.38703, 0.21882], [0.06037, 0.04172, 0.02359]),
+    "carpet": ([0.28959, 0.35394, 0.27672], [0.05518, 0.06744, 0.05273]),
+    "fabric": ([0.10847, 0.44088, 0.31841], [0.01766, 0.0718, 0.05185]),
+    "granite": ([0.47982, 0.43712, 0.26023], [0.0622, 0.05667, 0.03374]),
+    "paper": ([0.8943, 0.87535, 0.79462], [0.03138, 0.03071, 0.02788]),
+    "tiles": ([0.22473, 0.66397, 0.04341], [0.0301, 0.08894, 0.00582]),
+    "gradient": ([0.39793, 0.43713, 0.44301], [0.01867, 0.01, 0.01804]),
 }
 
 
@@ -32,8 +32,10 @@ class TestTexture:
 
     @pytest.mark.parametrize(("index", "kind"), list(enumerate(KINDS)))
     def test_same_values_for_a_seed_as_recorded(self, index, kind):
-        image = texture(kind, 96, 128, np.random.default_rng(100 + index))
-        assert hashlib.sha256(image.tobytes()).hexdigest() == RECORDED[kind]
+        image = texture(kind, 96, 128, np.random.default_rng(100 + index)).astype(np.float64)
+        mean, std = RECORDED[kind]
+        np.testing.assert_allclose(image.mean((0, 1)), mean, atol=1e-4)
+        np.testing.assert_allclose(image.std((0, 1)), std, atol=1e-4)
 
     def test_seed_fixes_the_texture(self):
         a, b, c = (texture("granite", 64, 64, np.random.default_rng(s)) for s in (5, 5, 6))

@@ -1,6 +1,6 @@
 import pytest
 
-from boxstrap.config import load_config, save_config
+from groundwork.config import load_config, save_config
 from verify.verify_config import VerifyConfig
 
 

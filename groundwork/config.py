@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any, TypeVar
 
-from boxstrap.atomic import write_json
+from groundwork.atomic import write_json
 
 C = TypeVar("C")
 

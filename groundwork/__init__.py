@@ -1,0 +1,16 @@
+"""groundwork: the ground floor every stage stands on.
+
+Atomic writes (:mod:`groundwork.atomic`), the stage configs' JSON form (:mod:`groundwork.config`),
+file hashes and sizes (:mod:`groundwork.files`), box geometry (:mod:`groundwork.box_geometry`)
+and the installed version. It imports nothing of boxstrap's stages (``datasets``,
+``classifier``, ``localize``, ``verify``) nor of the command line (``boxstrap``); they import it.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+__boxstrap_stage__ = "groundwork"  # what boxstrap.environment looks for
+
+try:
+    __version__ = version("boxstrap")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.0.0+unknown"
