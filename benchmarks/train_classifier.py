@@ -54,7 +54,7 @@ def main() -> int:
     if not (manifest_dir / "manifest.json").is_file():
         subprocess.run([BOXSTRAP, "prepare", str(args.data), "--out", str(manifest_dir), "--resplit"], check=True)
 
-    from classifier.train import TrainConfig
+    from classifier.train_config import TrainConfig
     from datasets.manifest import load_manifest
 
     manifest = load_manifest(manifest_dir)

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from classifier.export import ExportConfig
-from classifier.train import TrainConfig
+from classifier.train_config import TrainConfig
 from datasets.ingest import PrepareConfig
 from groundwork.atomic import write_json
 from groundwork.config import config_to_dict, save_config

@@ -229,7 +229,6 @@ def export_coreml(
     return ExportResult(paths=paths, sizes=sizes, unquantized_sizes=before, config_path=config_path)
 
 
-
 # --- the model at the export input size --------------------------------------------------------
 def _at_input_size(trained: TrainedModel, size: tuple[int, int] | None) -> tuple[Preprocessing, Any]:
     """Return the preprocessing and Keras model for the export size, checking the network takes it."""
@@ -238,10 +237,8 @@ def _at_input_size(trained: TrainedModel, size: tuple[int, int] | None) -> tuple
         return pre, model
     import keras
 
-    if any(layer.name == "block1_conv1" for layer in model.layers):
-        from classifier.backbone import check_input_size
-
-        check_input_size(size)  # VGG16: multiples of 32
+    if trained.backbone is not None:
+        trained.backbone.check_input_size(size)  # the backbone's own rule (VGG16: multiples of 32)
     trained_h = pre.input_size[0]
     stride = trained_h // output_shapes(model)["class_map"][1]
     height, width = size

@@ -1,54 +1,33 @@
-"""The classifier: VGG16 conv base and a fully convolutional class-map head, in one Keras model.
+"""The classifier: a backbone of the registry and a fully convolutional class-map head, one Keras model.
 
 One forward pass gives the class probabilities and one map per class. Two heads:
 
-``head="block5"`` (the default) is the plain class-activation-map head on ``block5_conv3``::
+``head="block5"`` (the default) is the plain class-activation-map head on the backbone's
+feature layer (:attr:`~classifier.backbones.backbone_spec.BackboneSpec.feature_layer`; VGG16's
+last convolution, whose block gives the head its name)::
 
-    image -> block1_conv1 ... block5_conv3 -> head_dropout -> class_map (1x1 conv, one filter
-    per class; (H/16, W/16, C)) -> class_scores (global pooling; (C,)) -> probabilities (softmax)
+    image -> backbone -> feature layer -> head_dropout -> class_map (1x1 conv, one filter per
+    class; (H/s, W/s, C)) -> class_scores (global pooling; (C,)) -> probabilities (softmax)
 
-``head="multilevel"`` reads three depths of the backbone, each brought to the
-last map's grid (H/16, W/16) by average pooling, and classifies every cell with a small
-two-layer 1x1 convolution::
+``head="multilevel"`` reads the spec's ``multilevel_taps`` (several depths of the backbone),
+each brought to the feature layer's grid by average pooling (``head_<tap>_pool``), concatenated
+(``head_features``), and classifies every cell with a small two-layer 1x1 convolution
+(``head_hidden``, then ``class_map``). In training the concatenated features are standardised
+per channel; :func:`fold_standardisation` folds that into ``head_hidden`` so the saved model has
+none of it.
 
-    image -> block1_conv1 ... block3_conv3 -> head_block3_pool (4x4) --+
-                              block4_conv3 -> head_block4_pool (2x2) --+-> head_features (concat)
-                              block5_conv3 ------------------------------+
-    head_features -> head_dropout -> head_hidden (1x1 conv, ReLU) -> head_hidden_dropout
-    -> class_map (1x1 conv, one filter per class; (H/16, W/16, C)) -> class_scores (global
-    pooling; (C,)) -> probabilities (softmax)
+The input is already preprocessed (the spec's :class:`datasets.preprocessing.Preprocessing`);
+there is no Lambda layer. Outputs are named ``probabilities`` and ``class_map``
+(docs/ARCHITECTURE.md). The pooling is log-sum-exp by default and training uses one-vs-rest
+sigmoid losses, so each class map must fire on its own object rather than mean "not the other
+class"; why, and why the multilevel head is not the default, is measured in
+``benchmarks/NOTES.md``.
 
-Why several depths, and why it is not the default: the offline starting weights
-(``hed-vgg16``) were tuned for edge detection, so ``block5_conv3`` says little about colour and
-texture, which is what tells a green cube from a blue rod on a busy background;
-``block3_conv3`` and ``block4_conv3`` still do. Measured on the block photos (group-aware split,
-224x288, frozen backbone, 2 cached views, valid / test accuracy): block5 head 0.853 / 0.953; a
-1x1 head on the three depths 0.927 / 0.907 (one seed); with the hidden 1x1 layer 0.954-0.963 /
-0.953-0.972 (three seeds). Its class maps also peak on the object more often in a single view
-(pointing game on the 88 hand-checked photos: 0.61 block5, 0.75-0.88 multilevel). But through
-``boxstrap pipeline`` (dropout 0.3; valid / test 0.927 / 0.963, training 289 s against 268 s)
-its pseudo boxes were worse: CorLoc 0.534 against 0.648, rods 0.96 but cubes 0.00, the cube boxes
-landing away from the cube. Boxes are what boxstrap is for, so block5 stays the default; choose
-multilevel for a better classifier when the boxes come from elsewhere. In training the
-concatenated features are standardised per channel; :func:`fold_standardisation` folds that into
-``head_hidden`` so the saved model has none of it.
-
-The input is already preprocessed (:class:`datasets.preprocessing.Preprocessing`); there is no
-Lambda layer. Outputs are named ``probabilities`` and ``class_map`` (docs/ARCHITECTURE.md).
-
-Why log-sum-exp pooling and (in training) one-vs-rest sigmoid losses: with a two-class softmax
-over the pooled scores only the *difference* of the maps matters, so the "one" map may mean
-"no rod" and light the background. Measured on the block photos (group-aware split, hed-vgg16,
-224x288, 31 held-out photos with hand-checked boxes; the pointing game asks whether the
-predicted class's map peaks inside the true box): LSE + softmax loss, the cube map never peaks on
-the cube (pointing 0.00 for "one", 0.73-0.87 for "ten", with or without fine-tuning block5);
-LSE (r=5) + sigmoid loss, frozen backbone: pointing 0.50 "one", 0.80 "ten". The sigmoid loss
-makes every class map stay low on the other classes' photos, so it can only fire on its own
-object. The saved model still outputs the softmax of the pooled scores (same ranking).
-
-With the block5 head the whole network is a linear chain of layers, so :func:`split_model` can
-cut it at any layer: the frozen lower part runs once over the images (cached features), the
-upper part trains on them. The multilevel head can be cut at ``head_features`` or later.
+:func:`split_model` cuts the network at a named boundary (a layer of the spec's ``boundaries``,
+the head's input, or a head layer before ``class_map``) into Keras functional sub-models that
+share the model's layers: the frozen lower part runs once over the images (cached features),
+the upper part trains on them. The cut follows the graph, not a list of layers, so it also
+works for backbones with branches and residual additions.
 """
 
 from __future__ import annotations
@@ -58,30 +37,40 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from classifier.backbone import VGG16_FILTERS, build_vgg16_layers, check_input_size
+from classifier.backbones.registry import DEFAULT_BACKBONE, get_backbone
 
 log = logging.getLogger(__name__)
 
 POOLINGS = ("lse", "max", "avg")
-HEAD_LAYERS = ("head_dropout", "class_map", "class_scores", "probabilities")
-# The multilevel head's inputs: a backbone layer and the average pooling that brings it to the
-# block5 grid (H/16, W/16).
-MULTILEVEL_TAPS = (("block3_conv3", 4), ("block4_conv3", 2), ("block5_conv3", 1))
-# Each head and the layer its trainable part reads (where phase 1 of training caches features).
-HEAD_INPUT = {"block5": "block5_conv3", "multilevel": "head_features"}
-HEADS = tuple(HEAD_INPUT)
+HEADS = ("block5", "multilevel")
+# The layer the multilevel head's trainable part reads (its taps meet there).
+MULTILEVEL_INPUT = "head_features"
+
+
+def head_input(head: str, backbone: str = DEFAULT_BACKBONE) -> str:
+    """The layer a head's trainable part reads: where phase 1 of training caches features.
+
+    Examples
+    --------
+    >>> head_input("multilevel")
+    'head_features'
+    """
+    if head not in HEADS:
+        raise ValueError(f"head must be one of {HEADS}. Received: {head!r}")
+    return get_backbone(backbone).feature_layer if head == "block5" else MULTILEVEL_INPUT
 
 
 def build_classifier(
     num_classes: int,
     input_size: Sequence[int] = (224, 224),
     *,
+    backbone: str = DEFAULT_BACKBONE,
     head: str = "block5",
     hidden: int = 128,
     pooling: str = "lse",
     sharpness: float = 5.0,
     dropout: float = 0.2,
-    filters: Sequence[int] = VGG16_FILTERS,
+    filters: Sequence[int] | None = None,
     weights: str = "none",
     seed: int = 0,
 ):
@@ -92,8 +81,10 @@ def build_classifier(
     num_classes : int
         Number of classes, >= 2.
     input_size : (height, width)
-        Each a multiple of 32; non-square sizes work.
-    head : {"multilevel", "block5"}
+        Each a multiple of the backbone's ``size_multiple``; non-square sizes work.
+    backbone : str
+        A name of the backbone registry (:func:`classifier.backbones.registry.get_backbone`).
+    head : {"block5", "multilevel"}
         The class-map head (module docstring).
     hidden : int
         Width of the multilevel head's hidden 1x1 convolution.
@@ -104,10 +95,10 @@ def build_classifier(
         ``r`` of log-sum-exp pooling.
     dropout : float
         Dropout rate before each 1x1 convolution of the head, in [0, 1).
-    filters : 5 ints
-        Backbone widths (``VGG16_FILTERS``; tiny ones for tests).
+    filters : ints or None
+        Backbone widths; ``None`` is the real network (``spec.widths``), tiny ones are for tests.
     weights : str
-        Backbone starting weights, see :func:`classifier.weights.load_vgg16_weights`.
+        Backbone starting weights: one of the spec's ``weight_choices`` or a weights file.
     seed : int
         Seeds the head's initialisation and dropout.
 
@@ -115,7 +106,7 @@ def build_classifier(
     -------
     keras.Model
         Input ``image`` (N, H, W, 3) float32; outputs ``probabilities`` (N, C) and
-        ``class_map`` (N, H/16, W/16, C), in that order.
+        ``class_map`` (N, H/s, W/s, C) with ``s`` the spec's ``feature_stride``, in that order.
 
     Raises
     ------
@@ -124,11 +115,10 @@ def build_classifier(
     """
     import keras
 
-    from classifier.weights import load_vgg16_weights
-
+    spec = get_backbone(backbone)
     if not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(f"num_classes must be an int >= 2. Received: {num_classes!r}")
-    height, width = check_input_size(input_size)
+    height, width = spec.check_input_size(input_size)
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}. Received: {pooling!r}")
     if not 0 <= dropout < 1:
@@ -137,21 +127,18 @@ def build_classifier(
         raise ValueError(f"head must be one of {HEADS}. Received: {head!r}")
     if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1:
         raise ValueError(f"hidden must be an int >= 1. Received: {hidden!r}")
-    backbone = build_vgg16_layers(filters)
     image = keras.Input((height, width, 3), name="image")
+    taps = spec.build(image, spec.widths if filters is None else tuple(filters))
     if head == "block5":
-        outputs = _run_chain(image, backbone + _head_layers(num_classes, pooling, sharpness, dropout, seed))
+        outputs = _run_head(taps[spec.feature_layer], _head_layers(num_classes, pooling, sharpness, dropout, seed))
     else:
-        x, taps = image, {}
-        for layer in backbone:
-            x = taps[layer.name] = layer(x)
         pooled = [taps[name] if factor == 1 else
                   keras.layers.AveragePooling2D(factor, name=f"head_{name.split('_')[0]}_pool")(taps[name])
-                  for name, factor in MULTILEVEL_TAPS]
-        features = keras.layers.Concatenate(name="head_features")(pooled)
-        outputs = _run_chain(features, _head_layers(num_classes, pooling, sharpness, dropout, seed, hidden))
+                  for name, factor in spec.multilevel_taps]
+        features = keras.layers.Concatenate(name=MULTILEVEL_INPUT)(pooled)
+        outputs = _run_head(features, _head_layers(num_classes, pooling, sharpness, dropout, seed, hidden))
     model = keras.Model(image, outputs, name="boxstrap_classifier")
-    load_vgg16_weights(model.layers, weights)
+    spec.load_weights(model.layers, weights)
     return model
 
 
@@ -175,8 +162,8 @@ def _head_layers(num_classes: int, pooling: str, sharpness: float, dropout: floa
     return [
         keras.layers.Dropout(dropout, seed=seed, name="head_dropout"),
         *hidden_layers,
-        # A small start: VGG16's block5 activations reach the hundreds, so a Glorot 1x1 kernel
-        # would start with logits in the tens to hundreds and a huge first loss.
+        # A small start: backbone activations reach the hundreds (VGG16's last block does), so a
+        # Glorot 1x1 kernel would start with logits in the tens to hundreds and a huge first loss.
         keras.layers.Conv2D(num_classes, 1, name="class_map",
                             kernel_initializer=keras.initializers.RandomNormal(stddev=0.01, seed=seed)),
         pool,
@@ -184,34 +171,47 @@ def _head_layers(num_classes: int, pooling: str, sharpness: float, dropout: floa
     ]
 
 
-def _run_chain(x, layers) -> dict:
-    """Apply the chain; return [probabilities, class_map]."""
+def _run_head(x, layers) -> list:
+    """Apply the head's layers in order; return [probabilities, class_map]."""
     outputs = {}
     for layer in layers:
         x = layer(x)
-        if layer.name in ("class_map", "class_scores"):
+        if layer.name == "class_map":
             outputs[layer.name] = x
     return [x, outputs["class_map"]]
 
 
-def chain_layers(model) -> list:
-    """The model's layers after the input, in order (the chain :func:`split_model` cuts)."""
-    return [layer for layer in model.layers if layer.__class__.__name__ != "InputLayer"]
+def cut_points(model, backbone: str = DEFAULT_BACKBONE) -> list[str]:
+    """Layers of ``model`` where :func:`split_model` may cut it, in network order.
+
+    The backbone's boundaries (block5 head) or the multilevel head's input, then the head's
+    layers before ``class_map``: every cut that leaves the upper part one input.
+    """
+    names = [layer.name for layer in model.layers]
+    head_start = MULTILEVEL_INPUT if MULTILEVEL_INPUT in names else get_backbone(backbone).feature_layer
+    body = [] if head_start == MULTILEVEL_INPUT else [b for b in get_backbone(backbone).boundaries if b in names]
+    if head_start not in names or "class_map" not in names:
+        raise ValueError(f"model must be a boxstrap classifier on the {backbone} backbone (layers "
+                         f"{head_start!r} and 'class_map'). Received layers: {names}")
+    head = names[names.index(head_start):names.index("class_map")]
+    return list(dict.fromkeys(body + head))
 
 
-def split_model(model, boundary: str, *, scores: bool = False):
-    """Cut ``model`` after layer ``boundary``: (lower, upper), sharing the model's layers.
+def split_model(model, boundary: str, *, scores: bool = False, backbone: str = DEFAULT_BACKBONE):
+    """Cut ``model`` at the output of layer ``boundary``: (lower, upper), sharing the model's layers.
 
     Parameters
     ----------
     model : keras.Model
         From :func:`build_classifier`.
     boundary : str
-        Name of the last layer of the lower part, e.g. ``"block4_pool"`` or ``"block5_conv3"``
-        (block5 head), ``"head_features"`` or later (multilevel head).
+        One of :func:`cut_points`: a boundary of the backbone (block5 head), ``"head_features"``
+        (multilevel head) or a head layer before the class map.
     scores : bool
         Make the upper part output the pooled logits ``class_scores`` (N, C) instead of the
         contract's outputs (for training with a logit loss).
+    backbone : str
+        The backbone ``model`` was built on.
 
     Returns
     -------
@@ -224,32 +224,31 @@ def split_model(model, boundary: str, *, scores: bool = False):
     Raises
     ------
     ValueError
-        If ``boundary`` is not a layer of the chain before the head's class convolution.
+        If ``boundary`` is not one of :func:`cut_points`.
     """
     import keras
 
-    layers = chain_layers(model)
-    names = [layer.name for layer in layers]
-    # The multilevel head reads three depths, so only a cut after they meet leaves one input.
-    first = names.index("head_features") if "head_features" in names else 0
-    if boundary not in names[first: names.index("class_map")]:
-        valid = names[first: names.index("class_map")]
+    valid = cut_points(model, backbone)
+    if boundary not in valid:
         raise ValueError(f"boundary must name a layer before the class map, one of {valid}. "
                          f"Received: {boundary!r}")
-    cut = names.index(boundary) + 1
     lower = keras.Model(model.input, model.get_layer(boundary).output, name="lower")
-    features = keras.Input(tuple(lower.output.shape[1:]), name="features")
-    outputs = _run_chain(features, layers[cut:]) if not scores else _run_scores(features, layers[cut:])
-    upper = keras.Model(features, outputs, name="upper")
+    upper = sub_model(model, boundary, ["class_scores"] if scores else ["probabilities", "class_map"],
+                      name="upper")
     return lower, upper
 
 
-def _run_scores(x, layers):
-    for layer in layers:
-        if layer.name == "probabilities":
-            break
-        x = layer(x)
-    return x
+def sub_model(model, start: str, ends: Sequence[str], *, name: str | None = None):
+    """The part of ``model`` from layer ``start``'s output to the outputs of the layers ``ends``.
+
+    A Keras functional sub-model sharing the layers (and weights) of ``model``; its one input
+    takes what ``start`` outputs. ``start`` must be a cut of the graph (:func:`cut_points`), or
+    Keras cannot trace the ends back to it alone.
+    """
+    import keras
+
+    outputs = [model.get_layer(end).output for end in ends]
+    return keras.Model(model.get_layer(start).output, outputs if len(outputs) > 1 else outputs[0], name=name)
 
 
 def fold_standardisation(kernel: np.ndarray, bias: np.ndarray, mean: np.ndarray, std: np.ndarray

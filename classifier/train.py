@@ -26,145 +26,18 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from classifier.backbone import VGG16_FILTERS, check_input_size, vgg16_layer_names
-from classifier.model import (
-    HEAD_INPUT,
-    HEADS,
-    POOLINGS,
-    build_classifier,
-    chain_layers,
-    fold_standardisation,
-    split_model,
-)
+from classifier.backbones.registry import get_backbone
+from classifier.model import build_classifier, fold_standardisation, head_input, split_model, sub_model
+from classifier.train_config import TrainConfig
 from classifier.train_state import TrainState
 from groundwork.atomic import write_json
 from groundwork.config import save_config
 
 log = logging.getLogger(__name__)
-
-HEAD_LOSSES = ("softmax", "sigmoid", "softmax+sigmoid")
-WEIGHTS_CHOICES = "'hed-vgg16', 'imagenet', 'none' or a path"
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """How ``boxstrap train`` trains; saved as ``train_config.json`` beside the model.
-
-    Parameters
-    ----------
-    weights : str
-        Backbone starting weights: ``"hed-vgg16"``, ``"imagenet"``, ``"none"`` or a file path.
-    input_size : (height, width)
-        Network input, multiples of 32 (photos are resized to it, aspect ratio not kept).
-    head : {"block5", "multilevel"}
-        The class-map head (:mod:`classifier.model`): the plain 1x1 convolution on block5_conv3
-        (the default; needed for ``fine_tune_from``), or block3, block4 and block5 features
-        through a hidden 1x1 layer (a better classifier on the block photos, worse boxes).
-    head_hidden : int
-        Width of the multilevel head's hidden layer.
-    pooling : {"lse", "max", "avg"}
-        How each class map is pooled into its score (see :mod:`classifier.pooling`).
-    sharpness : float
-        ``r`` of log-sum-exp pooling.
-    head_loss : {"softmax", "sigmoid", "softmax+sigmoid"}
-        Training loss on the pooled scores: cross-entropy of their softmax, one-vs-rest
-        sigmoid cross-entropy (each class map must fire on its own class and stay low on the
-        others), or the sum. The saved model outputs the softmax either way.
-    dropout : float
-        Dropout before each convolution of the head.
-    views : int
-        Views per training image in the feature cache: the image itself plus ``views - 1``
-        augmented ones.
-    head_epochs, head_learning_rate, head_batch_size
-        Phase 1 (backbone frozen), Adam; the head is small, so large batches keep epochs short.
-    fine_tune_from : str or None
-        First backbone layer trained in phase 2 (``"block5_conv3"``, ``"block5_conv1"``...);
-        ``None`` skips phase 2. Only with ``head="block5"``.
-    fine_tune_epochs, fine_tune_learning_rate
-        Phase 2, Adam.
-    batch_size, patience : int
-        Batch size of feature extraction and phase 2; epochs without a better valid loss before
-        a phase stops.
-    class_weights : bool
-        Weight classes by inverse frequency in the training split.
-    seed : int
-        Seeds initialisation, dropout, augmentation and shuffling.
-    cache_dir : str or None
-        Feature cache folder; ``None`` puts it in the work folder beside the output.
-    filters : 5 ints
-        Backbone widths (the real VGG16 unless a test asks for a tiny one).
-    tensorboard : bool
-        Write TensorBoard logs into ``MODEL_DIR/logs``.
-    """
-
-    weights: str = "hed-vgg16"
-    input_size: tuple[int, int] = (224, 288)
-    head: str = "block5"
-    head_hidden: int = 128
-    pooling: str = "lse"
-    sharpness: float = 5.0
-    head_loss: str = "sigmoid"
-    dropout: float = 0.2
-    views: int = 2
-    head_epochs: int = 60
-    head_learning_rate: float = 1e-3
-    head_batch_size: int = 64
-    fine_tune_from: str | None = None
-    fine_tune_epochs: int = 4
-    fine_tune_learning_rate: float = 1e-5
-    batch_size: int = 16
-    patience: int = 8
-    class_weights: bool = True
-    seed: int = 0
-    cache_dir: str | None = None
-    filters: tuple[int, ...] = VGG16_FILTERS
-    tensorboard: bool = False
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "input_size", check_input_size(self.input_size))
-        object.__setattr__(self, "filters", tuple(int(f) for f in self.filters))
-        if not isinstance(self.weights, str) or not self.weights:
-            raise ValueError(f"weights must be {WEIGHTS_CHOICES}. Received: {self.weights!r}")
-        if self.head not in HEADS:
-            raise ValueError(f"head must be one of {HEADS}. Received: {self.head!r}")
-        if isinstance(self.head_hidden, bool) or not isinstance(self.head_hidden, int) or self.head_hidden < 1:
-            raise ValueError(f"head_hidden must be an int >= 1. Received: {self.head_hidden!r}")
-        if self.pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {POOLINGS}. Received: {self.pooling!r}")
-        if self.head_loss not in HEAD_LOSSES:
-            raise ValueError(f"head_loss must be one of {HEAD_LOSSES}. Received: {self.head_loss!r}")
-        convs = [n for n in vgg16_layer_names() if "_conv" in n]
-        if self.fine_tune_from is not None and self.fine_tune_from not in convs:
-            raise ValueError(f"fine_tune_from must be None or a VGG16 convolution {convs}. "
-                             f"Received: {self.fine_tune_from!r}")
-        if self.head != "block5" and self.fine_tune_from is not None:
-            raise ValueError(f"fine_tune_from needs head='block5' (the multilevel head reads three backbone "
-                             f"depths, so its backbone stays frozen). Received: head={self.head!r}, "
-                             f"fine_tune_from={self.fine_tune_from!r}")
-        for name in ("views", "head_epochs", "head_batch_size", "batch_size", "patience"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be an int >= 1. Received: {getattr(self, name)!r}")
-        if not isinstance(self.fine_tune_epochs, int) or self.fine_tune_epochs < 0:
-            raise ValueError(f"fine_tune_epochs must be an int >= 0. Received: {self.fine_tune_epochs!r}")
-        for name in ("head_learning_rate", "fine_tune_learning_rate", "sharpness"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0. Received: {getattr(self, name)!r}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1). Received: {self.dropout!r}")
-
-    @property
-    def boundary(self) -> str:
-        """The last frozen layer: features are cached at its output."""
-        if self.fine_tune_from is None:
-            return HEAD_INPUT[self.head]
-        names = vgg16_layer_names()
-        return names[names.index(self.fine_tune_from) - 1]
-
 
 def train(manifest_dir: str | os.PathLike, out_dir: str | os.PathLike, config: TrainConfig = TrainConfig(),
           *, overwrite: bool = False, verbose: int = 1) -> Path:
@@ -200,7 +73,6 @@ def train(manifest_dir: str | os.PathLike, out_dir: str | os.PathLike, config: T
 
     from classifier.metrics import classification_metrics
     from datasets.manifest import load_manifest
-    from datasets.preprocessing import Preprocessing
 
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig. Received: {type(config).__name__}")
@@ -217,8 +89,9 @@ def train(manifest_dir: str | os.PathLike, out_dir: str | os.PathLike, config: T
     state.check_config(config)
     keras.utils.set_random_seed(config.seed)
     labels = list(manifest.labels)
-    preprocessing = Preprocessing.vgg16(config.input_size)
-    model = build_classifier(len(labels), config.input_size, head=config.head, hidden=config.head_hidden,
+    preprocessing = get_backbone(config.backbone).preprocessing(config.input_size)
+    model = build_classifier(len(labels), config.input_size, backbone=config.backbone, head=config.head,
+                             hidden=config.head_hidden,
                              pooling=config.pooling, sharpness=config.sharpness, dropout=config.dropout,
                              filters=config.filters, weights=config.weights, seed=config.seed)
     data = _features(manifest, model, preprocessing, config, state.features_dir, verbose)
@@ -226,11 +99,11 @@ def train(manifest_dir: str | os.PathLike, out_dir: str | os.PathLike, config: T
     history: dict[str, list] = {}
 
     # Phase 1: the head on its input features (computed from the cached boundary features).
-    head_input = HEAD_INPUT[config.head]
-    _freeze(model, trainable_from="head_dropout")
-    middle = _segment(model, config.boundary, head_input)
+    features_at = head_input(config.head, config.backbone)
+    _freeze(model, trainable_after=features_at)
+    middle = sub_model(model, config.boundary, [features_at]) if config.boundary != features_at else None
     head_data = {s: (_run(middle, x, config.batch_size), y) for s, (x, y) in data.items()} if middle else data
-    _, head = split_model(model, head_input, scores=True)
+    _, head = split_model(model, features_at, scores=True, backbone=config.backbone)
     standardise = config.head == "multilevel"
     if standardise:
         mean, std = _channel_stats(head_data["train"][0])
@@ -243,13 +116,13 @@ def train(manifest_dir: str | os.PathLike, out_dir: str | os.PathLike, config: T
     del head_data
     # Phase 2: fine-tune from config.fine_tune_from on the cached boundary features.
     if config.fine_tune_from is not None and config.fine_tune_epochs > 0:
-        _freeze(model, trainable_from=config.fine_tune_from)
-        _, upper = split_model(model, config.boundary, scores=True)
+        _freeze(model, trainable_after=config.boundary)
+        _, upper = split_model(model, config.boundary, scores=True, backbone=config.backbone)
         _fit_phase(2, upper, data, config, config.fine_tune_epochs, config.fine_tune_learning_rate,
                    config.batch_size, weights, state, history, verbose)
-    _freeze(model, trainable_from=None)
+    _freeze(model, trainable_after=None)
 
-    _, upper = split_model(model, config.boundary)
+    _, upper = split_model(model, config.boundary, backbone=config.backbone)
     metrics = {"labels": labels, "train_seconds": None}
     for split in ("valid", "test"):
         if split in data:
@@ -272,24 +145,23 @@ def _features(manifest, model, preprocessing, config, features_dir, verbose) -> 
     from tqdm import tqdm
 
     from classifier.features import FeatureCache, cache_key, extract_features
-    from classifier.weights import resolve_weights
     from datasets.tf_input import Augmentation, load_split
 
-    weights_path = resolve_weights(config.weights)
+    weights_path = get_backbone(config.backbone).resolve_weights(config.weights)
     weights_id = (None if weights_path is None else
                   {"file": str(weights_path), "size": weights_path.stat().st_size,
                    "mtime": int(weights_path.stat().st_mtime)})
     augmentation = Augmentation()
     splits = [s for s in ("train", "valid", "test") if manifest.split(s)]
     description = {
-        "boundary": config.boundary, "filters": list(config.filters), "weights": weights_id,
+        "backbone": config.backbone, "boundary": config.boundary, "filters": list(config.filters), "weights": weights_id,
         "weights_seed": config.seed if weights_path is None else None,
         "preprocessing": preprocessing.to_dict(), "views": config.views, "seed": config.seed,
         "augmentation": dataclasses.asdict(augmentation),
         "records": {s: [r.sha256 for r in manifest.split(s)] for s in splits},
     }
     cache = FeatureCache(config.cache_dir or features_dir, cache_key(description), description)
-    lower, _ = split_model(model, config.boundary)
+    lower, _ = split_model(model, config.boundary, backbone=config.backbone)
     data = {}
     for split in splits:
         views = config.views if split == "train" else 1
@@ -336,21 +208,6 @@ def _behind_standardisation(head, mean: np.ndarray, std: np.ndarray):
     return keras.Model(features, head(scaled), name="standardised_head")
 
 
-def _segment(model, after: str, last: str):
-    """The chain from the layer after ``after`` to ``last`` as a model, or None if empty."""
-    import keras
-
-    layers = chain_layers(model)
-    names = [layer.name for layer in layers]
-    start, stop = names.index(after) + 1, names.index(last) + 1
-    if start >= stop:
-        return None
-    x = inputs = keras.Input(tuple(model.get_layer(after).output.shape[1:]))
-    for layer in layers[start:stop]:
-        x = layer(x)
-    return keras.Model(inputs, x)
-
-
 def _run(model, x: np.ndarray, batch_size: int) -> np.ndarray:
     out = [np.asarray(model(x[i:i + batch_size].astype(np.float32), training=False)).astype(np.float16)
            for i in range(0, len(x), batch_size)]
@@ -362,12 +219,17 @@ def _class_weights(y: np.ndarray, num_classes: int) -> dict[int, float]:
     return {c: float(len(y) / (num_classes * n)) if n else 0.0 for c, n in enumerate(counts)}
 
 
-def _freeze(model, *, trainable_from: str | None) -> None:
-    """Make layers from ``trainable_from`` on trainable, the rest frozen (None: all trainable)."""
-    names = [layer.name for layer in chain_layers(model)]
-    first = names.index(trainable_from) if trainable_from else 0
-    for i, layer in enumerate(chain_layers(model)):
-        layer.trainable = i >= first
+def _freeze(model, *, trainable_after: str | None) -> None:
+    """Make the layers after layer ``trainable_after``'s output trainable, the rest frozen.
+
+    The trainable part is the functional sub-model from that boundary to the outputs, so this
+    follows the graph (branches, residual additions), not a list order. ``None``: all trainable.
+    """
+    for layer in model.layers:
+        layer.trainable = trainable_after is None
+    if trainable_after is not None:
+        for layer in sub_model(model, trainable_after, ["probabilities", "class_map"]).layers:
+            layer.trainable = True
 
 
 # --- fitting with resumable state ------------------------------------------------------------

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from classifier.backbones.backbone_spec import BackboneSpec
+from classifier.backbones.registry import UNNAMED_BACKBONE, get_backbone
 from datasets.preprocessing import Preprocessing
 from groundwork.files import file_sha256
 
@@ -74,6 +76,17 @@ class TrainedModel:
     def num_classes(self) -> int:
         """Number of classes C."""
         return len(self.labels)
+
+    @property
+    def backbone(self) -> BackboneSpec | None:
+        """The spec of the backbone the model was trained on (``train_config.json``'s ``backbone``).
+
+        A training config without the name is from before the registry (VGG16); ``None`` when the
+        directory has no training config at all (a model boxstrap did not train).
+        """
+        if not self.config:
+            return None
+        return get_backbone(self.config.get("backbone", UNNAMED_BACKBONE))
 
     @property
     def model_path(self) -> Path:

@@ -41,7 +41,7 @@ def build_config(args: argparse.Namespace):
     from dataclasses import replace
 
     from boxstrap.pipeline import PipelineConfig
-    from classifier.train import TrainConfig
+    from classifier.train_config import TrainConfig
     from groundwork.config import load_config
 
     config = PipelineConfig()

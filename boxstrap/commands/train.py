@@ -1,8 +1,8 @@
 """Train the class-map classifier on a prepared dataset (``boxstrap prepare``) and write a model folder.
 
-Phase 1 trains the head on cached backbone features (frozen VGG16); phase 2, when
---fine-tune-from is given, fine-tunes the last convolution(s) at a low learning rate on the same
-cached features. An interrupted run resumes when the same command is run again.
+Phase 1 trains the head on cached features of the frozen backbone; phase 2, when
+--fine-tune-from is given, fine-tunes the backbone from that layer on at a low learning rate on
+the same cached features. An interrupted run resumes when the same command is run again.
 """
 
 from __future__ import annotations
@@ -12,27 +12,31 @@ import dataclasses
 from pathlib import Path
 
 NAME = "train"
-HELP = "train the classifier (VGG16 + class-map head) on a prepared dataset"
+HELP = "train the classifier (a backbone + class-map head) on a prepared dataset"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from classifier.backbones.registry import BACKBONES, get_backbone
     from classifier.model import HEADS
-    from classifier.train import HEAD_LOSSES, TrainConfig
+    from classifier.train_config import HEAD_LOSSES, TrainConfig
 
     defaults = TrainConfig()
+    spec = get_backbone(defaults.backbone)
     parser.add_argument("manifest_dir", type=Path, help="folder holding manifest.json (from `boxstrap prepare`)")
     parser.add_argument("--out", type=Path, required=True, help="model folder to write")
     parser.add_argument("--config", type=Path, help="a train_config.json to start from (flags override it)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
-    parser.add_argument("--weights", help="backbone start: hed-vgg16 (offline default), imagenet, none, or a "
-                                          f".weights.h5/.h5 file (default {defaults.weights})")
+    parser.add_argument("--backbone", choices=sorted(BACKBONES), help=f"(default {defaults.backbone})")
+    parser.add_argument("--weights", help=f"backbone start: one of {', '.join(spec.weight_choices)} (the default "
+                                          f"{defaults.weights} works offline), or a weights file")
     parser.add_argument("--input-size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"),
-                        help=f"network input, multiples of 32 (default {defaults.input_size[0]} "
+                        help=f"network input, multiples of {spec.size_multiple} (default {defaults.input_size[0]} "
                              f"{defaults.input_size[1]})")
-    parser.add_argument("--head", choices=HEADS, help="class-map head: the plain 1x1 on block5_conv3 (needed for "
-                                                      "--fine-tune-from), or block3+4+5 features through a hidden "
-                                                      "1x1 layer (better classifier, worse boxes on the block "
-                                                      f"photos) (default {defaults.head})")
+    parser.add_argument("--head", choices=HEADS, help=f"class-map head: the plain 1x1 on the backbone's "
+                                                      f"{spec.feature_layer} (needed for --fine-tune-from), or "
+                                                      "several depths through a hidden 1x1 layer (better "
+                                                      "classifier, worse boxes on the block photos) "
+                                                      f"(default {defaults.head})")
     parser.add_argument("--head-hidden", type=int, help=f"multilevel head width (default {defaults.head_hidden})")
     parser.add_argument("--pooling", choices=("lse", "max", "avg"), help=f"class-map pooling (default {defaults.pooling})")
     parser.add_argument("--sharpness", type=float, help=f"log-sum-exp sharpness r (default {defaults.sharpness})")
@@ -42,8 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--head-epochs", type=int, help=f"(default {defaults.head_epochs})")
     parser.add_argument("--head-learning-rate", type=float, help=f"(default {defaults.head_learning_rate})")
     parser.add_argument("--head-batch-size", type=int, help=f"(default {defaults.head_batch_size})")
-    parser.add_argument("--fine-tune-from", help="first backbone layer to fine-tune, e.g. block5_conv3; "
-                                                 "'none' for no fine-tuning "
+    parser.add_argument("--fine-tune-from", help="first backbone layer to fine-tune, e.g. "
+                                                 f"{list(spec.fine_tune_cuts)[-1]}; 'none' for no fine-tuning "
                                                  f"(default {defaults.fine_tune_from})")
     parser.add_argument("--fine-tune-epochs", type=int, help=f"(default {defaults.fine_tune_epochs})")
     parser.add_argument("--fine-tune-learning-rate", type=float,
@@ -62,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def build_config(args: argparse.Namespace):
     """Defaults, then --config, then flags (later wins)."""
-    from classifier.train import TrainConfig
+    from classifier.train_config import TrainConfig
     from groundwork.config import load_config
 
     config = load_config(TrainConfig, args.config) if args.config else TrainConfig()

@@ -4,7 +4,7 @@ from dataclasses import replace
 import pytest
 
 from boxstrap.pipeline import STAGES, PipelineConfig, run_pipeline
-from classifier.train import TrainConfig
+from classifier.train_config import TrainConfig
 from datasets.synthetic import DemoDataConfig, write_demo_data
 from localize.box_model import BoxTrainConfig
 

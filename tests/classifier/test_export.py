@@ -237,7 +237,9 @@ class TestErrors:
         x = keras.layers.Conv2D(4, 3, strides=4, padding="same", activation="relu")(image)
         class_map = keras.layers.Conv2D(2, 1, name="class_map")(x)
         probs = keras.layers.Activation("softmax", name="probabilities")(keras.layers.GlobalAveragePooling2D()(class_map))
-        directory = write_model_dir(tmp_path / "m", keras.Model(image, [probs, class_map]))
+        # Not trained by boxstrap (no train_config.json): no backbone spec, only the stride rule.
+        directory = write_model_dir(tmp_path / "m", keras.Model(image, [probs, class_map]),
+                                    skip=("train_config.json",))
         with pytest.raises(ValueError, match="multiple of the network's stride 4"):
             export_coreml(directory, tmp_path / "out", ExportConfig(input_size=(34, 32)))
 

@@ -1,4 +1,4 @@
-"""Tests of classifier.model, classifier.backbone and classifier.pooling with a tiny backbone."""
+"""Tests of classifier.model, the VGG16 backbone spec and classifier.pooling with a tiny backbone."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from classifier.backbone import build_vgg16_layers, check_input_size, vgg16_layer_names
+from classifier.backbones.vgg16 import VGG16, build_vgg16_layers, vgg16_layer_names
 from classifier.model import build_classifier, fold_standardisation, split_model
 from classifier.pooling import LogSumExpPooling2D
 
@@ -26,12 +26,12 @@ class TestBackbone:
 
     @pytest.mark.parametrize("size", [(224, 288), (32, 64), [288, 384]])
     def test_valid_input_sizes(self, size):
-        assert check_input_size(size) == tuple(size)
+        assert VGG16.check_input_size(size) == tuple(size)
 
     @pytest.mark.parametrize("size", [(240, 320), (16, 32), (224,)])
     def test_invalid_input_sizes(self, size):
         with pytest.raises(ValueError, match="multiple of 32"):
-            check_input_size(size)
+            VGG16.check_input_size(size)
 
 
 class TestLogSumExpPooling2D:
@@ -164,3 +164,29 @@ def test_lse_model_converts_to_core_ml():
     ops = {op.op_type for f in converted._mil_program.functions.values() for op in f.operations}
     assert {"reduce_max", "exp", "reduce_mean", "log", "softmax"} <= ops
     assert len(converted.get_spec().description.output) == 2
+
+
+class TestSubModel:
+    def test_cuts_a_graph_with_a_residual_add(self):
+        """The cut follows the graph: a branch and an addition after the start are kept."""
+        from classifier.model import sub_model
+
+        image = keras.Input((8, 8, 3), name="image")
+        a = keras.layers.Conv2D(4, 3, padding="same", name="a")(image)
+        b = keras.layers.Conv2D(4, 3, padding="same", name="b")(a)
+        added = keras.layers.Add(name="add")([a, b])
+        out = keras.layers.Conv2D(2, 1, name="out")(added)
+        model = keras.Model(image, out)
+        upper = sub_model(model, "a", ["out"])
+        assert {layer.name for layer in upper.layers} >= {"b", "add", "out"}
+        assert "a" not in {layer.name for layer in upper.layers}
+        x = np.random.default_rng(0).normal(size=(2, 8, 8, 3)).astype("float32")
+        lower = keras.Model(image, a)
+        np.testing.assert_allclose(upper.predict(lower.predict(x, verbose=0), verbose=0),
+                                   model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+    def test_split_names_the_cut_points_of_the_backbone(self):
+        from classifier.model import cut_points
+
+        model = build_classifier(2, (32, 32), filters=TINY)
+        assert cut_points(model) == [*vgg16_layer_names(), "head_dropout"]

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import classifier.train as train_module
-from classifier.train import TrainConfig, train
+from classifier.train import train
+from classifier.train_config import TrainConfig
 from datasets.preprocessing import Preprocessing
 from groundwork.config import load_config
 
@@ -145,7 +146,7 @@ class TestTrainConfig:
         ({"input_size": (240, 320)}, "multiple of 32"),
         ({"pooling": "median"}, "pooling must be one of"),
         ({"head_loss": "hinge"}, "head_loss must be one of"),
-        ({"fine_tune_from": "block5_pool"}, "fine_tune_from must be None or a VGG16 convolution"),
+        ({"fine_tune_from": "block5_pool"}, "fine_tune_from must be None or a layer of the vgg16 backbone"),
         ({"head": "multilevel", "fine_tune_from": "block5_conv1"}, "fine_tune_from needs head='block5'"),
         ({"head": "resnet"}, "head must be one of"),
         ({"head_hidden": 0}, "head_hidden must be an int >= 1"),

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from boxstrap.cli import build_parser, main
-from classifier.train import TrainConfig
+from classifier.train_config import TrainConfig
 from groundwork.config import save_config
 
 from ._tiny_data import TINY_FILTERS, make_manifest

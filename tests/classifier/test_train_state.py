@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import classifier.train_state as train_state_module
-from classifier.train import TrainConfig, train
+from classifier.train import train
+from classifier.train_config import TrainConfig
 from classifier.train_state import TrainState
 
 from ._tiny_data import TINY_FILTERS, make_manifest

@@ -1,4 +1,4 @@
-"""Tests of classifier.weights: the three HDF5 layouts, the choices and their errors."""
+"""Tests of classifier.backbones.vgg16_weights: the three HDF5 layouts, the choices and their errors."""
 
 from __future__ import annotations
 
@@ -6,9 +6,14 @@ import h5py
 import numpy as np
 import pytest
 
-from classifier import weights as weights_module
-from classifier.backbone import VGG16_BLOCKS, build_vgg16_layers
-from classifier.weights import hed_weights_path, load_vgg16_weights, read_vgg16_weights, resolve_weights
+from classifier.backbones import vgg16_weights as weights_module
+from classifier.backbones.vgg16 import VGG16_BLOCKS, build_vgg16_layers
+from classifier.backbones.vgg16_weights import (
+    hed_weights_path,
+    load_vgg16_weights,
+    read_vgg16_weights,
+    resolve_weights,
+)
 
 TINY = (4, 4, 8, 8, 8)
 

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from classifier.backbone import vgg16_layer_names
+from classifier.backbones.vgg16 import vgg16_layer_names
 
 log = logging.getLogger(__name__)
 

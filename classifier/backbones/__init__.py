@@ -1,0 +1,8 @@
+"""The backbones a boxstrap classifier can stand on, one :class:`BackboneSpec` each.
+
+A spec is the one place a backbone's layer names, widths, starting weights, preprocessing,
+feature layer, stride and the boundaries where training may cut it are written down
+(:mod:`classifier.backbones.backbone_spec`). The classifier, training, export, localize and
+verify read the spec named in a model's ``train_config.json`` (:func:`get_backbone`) and never
+restate those facts. Today's entry: ``vgg16`` (:mod:`classifier.backbones.vgg16`).
+"""
