@@ -1,10 +1,10 @@
 """Backbone features computed once and cached on disk, so training the upper layers takes seconds.
 
-The frozen lower part of the network (``image`` -> e.g. ``block5_conv2``) runs once over every
+The frozen lower part of the network (``image`` -> a boundary of the backbone spec) runs once over every
 image, for a few views per training image (view 0 as is, the others augmented with
 :func:`datasets.tf_input.augment_rgb`, seeded so the same seed gives the same views). The results
 are stored as float16 ``.npy`` files under a folder named by a key of everything they depend on
-(weights file, boundary layer, input size, preprocessing, images, views, augmentation, seed), so
+(backbone, weights file, boundary layer, input size, preprocessing, images, views, augmentation, seed), so
 a second run, or a resumed one, reads them back instead of recomputing. Extraction writes chunks
 as it goes: an interrupted run resumes at the last finished chunk.
 """
