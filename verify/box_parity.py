@@ -23,11 +23,11 @@ from typing import Any
 
 import numpy as np
 
+from classifier.model_dir import BOX_MODEL_LAYOUT, load_model_dir
 from groundwork.atomic import write_json, write_text
 from groundwork.box_geometry import cxcywh_to_xyxy, matched_box_iou
 from groundwork.config import config_to_dict, save_config
 from groundwork.files import disk_size
-from localize.box_model_dir import load_box_model
 from verify.backends import resolve_backend
 from verify.model_info import read_model_info
 from verify.parity import compare_outputs, near_ties
@@ -80,15 +80,17 @@ def verify_box_model(box_dir: str | os.PathLike, export: str | os.PathLike, imag
     Raises
     ------
     FileNotFoundError
-        If the box model, the export or the images are missing.
+        If the box model directory (or its labels or preprocessing), the export or the images
+        are missing.
     ValueError
-        If the export is not a boxstrap detector pipeline.
+        If the box model directory is not valid (see :func:`classifier.model_dir.load_model_dir`)
+        or the export is not a boxstrap detector pipeline.
     """
     import coremltools as ct
 
     config = config or VerifyConfig()
     started = time.perf_counter()
-    box_model = load_box_model(box_dir)
+    box_model = load_model_dir(box_dir, BOX_MODEL_LAYOUT)
     export = Path(export)
     if not export.exists():
         raise FileNotFoundError(f"export: no Core ML model at {export}.")
