@@ -108,6 +108,7 @@ def class_map_corloc(model_dir: Path, manifest, data: Path, fractions=(0.2, 0.3,
     import classifier.pooling  # noqa: F401 - registers the pooling layer for loading
     from datasets.preprocessing import Preprocessing
     from datasets.tf_input import read_rgb
+    from groundwork.box_geometry import box_iou
 
     boxes = {str((data / b["file"]).resolve()): b for b in json.loads((data / "valid_boxes.json").read_text())}
     records = [r for s in ("valid", "test") for r in manifest.split(s) if str(Path(r.source).resolve()) in boxes]
@@ -136,7 +137,9 @@ def class_map_corloc(model_dir: Path, manifest, data: Path, fractions=(0.2, 0.3,
                 hit = any(b[0] <= x <= b[2] and b[1] <= y <= b[3] for b in truth["boxes"])
             else:
                 box = largest_component_box(heat >= fraction)
-                hit = box is not None and max(iou(box, b) for b in truth["boxes"]) >= 0.5
+                # valid_boxes.json holds inclusive pixels: one past the last column/row as edges.
+                truth_edges = np.asarray(truth["boxes"], np.float64).reshape(-1, 4) + [0, 0, 1, 1]
+                hit = box is not None and box_iou([box], truth_edges).max() >= 0.5
             hits.setdefault(record.label, []).append(bool(hit) and labels[c] == record.label)
         everything = [h for v in hits.values() for h in v]
         name = "pointing game (peak in box)" if fraction is None else f"CorLoc @ {fraction:.1f} of max"
@@ -146,7 +149,8 @@ def class_map_corloc(model_dir: Path, manifest, data: Path, fractions=(0.2, 0.3,
 
 
 def largest_component_box(mask: np.ndarray):
-    """(xmin, ymin, xmax, ymax) inclusive of the largest 8-connected component, or None."""
+    """(xmin, ymin, xmax, ymax) edges (``xmax`` one past the last column) of the largest
+    8-connected component, or None."""
     from skimage.measure import label
 
     labelled = label(mask, connectivity=2)
@@ -154,16 +158,7 @@ def largest_component_box(mask: np.ndarray):
         return None
     biggest = np.bincount(labelled.ravel())[1:].argmax() + 1
     ys, xs = np.nonzero(labelled == biggest)
-    return xs.min(), ys.min(), xs.max(), ys.max()
-
-
-def iou(a, b) -> float:
-    """IoU of two inclusive pixel boxes (xmin, ymin, xmax, ymax)."""
-    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]) + 1)
-    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]) + 1)
-    inter = ix * iy
-    area = lambda r: (r[2] - r[0] + 1) * (r[3] - r[1] + 1)  # noqa: E731
-    return inter / (area(a) + area(b) - inter)
+    return xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
 
 
 def _input_size(train_args):

@@ -11,34 +11,30 @@
 and checks that they fit together: the model's input is ``image`` (H, W, 3), its outputs are
 ``probabilities`` (N, C) and ``class_map`` (N, h, w, C), and there is one label per class.
 Prediction, export and verification all start from the :class:`TrainedModel` it returns.
+The reading itself (folder, labels, preprocessing, safe Keras load, hash) is
+:func:`classifier.model_dir.load_model_dir`'s, shared with the box model directory.
 """
 
 from __future__ import annotations
 
-import importlib
-import json
 import logging
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from classifier.backbones.backbone_spec import BackboneSpec
 from classifier.backbones.registry import UNNAMED_BACKBONE, get_backbone
+from classifier.model_dir import ModelDirLayout, load_model_dir
 from datasets.preprocessing import Preprocessing
-from groundwork.files import file_sha256
 
 log = logging.getLogger(__name__)
 
 MODEL_FILENAME = "model.keras"
-LABELS_FILENAME = "labels.json"
 TRAIN_CONFIG_FILENAME = "train_config.json"
 METRICS_FILENAME = "metrics.json"
 INPUT_NAME = "image"
 OUTPUT_NAMES = ("probabilities", "class_map")
-# Modules whose import registers the custom (serializable) Keras layers boxstrap models use.
-_CUSTOM_LAYER_MODULES = ("classifier.pooling",)
 
 
 @dataclass(frozen=True)
@@ -115,25 +111,10 @@ def load_trained_model(directory: str | os.PathLike) -> TrainedModel:
         its inputs/outputs do not follow the contract, the labels do not match the number of
         classes, or the saved input size does not match a fixed-size model input.
     """
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise FileNotFoundError(f"directory must be a trained model directory. Received: {str(directory)!r} "
-                                "(not a directory)")
-    model_path = directory / MODEL_FILENAME
-    if not model_path.is_file():
-        raise FileNotFoundError(f"{model_path} not found: is {str(directory)!r} a model directory written by "
-                                "`boxstrap train`?")
-    preprocessing = Preprocessing.load(directory)
-    labels = _read_labels(directory / LABELS_FILENAME)
-    config = _read_optional_json(directory / TRAIN_CONFIG_FILENAME)
-    metrics = _read_optional_json(directory / METRICS_FILENAME)
-    start = time.perf_counter()
-    model = _load_keras(model_path)
-    log.info("loaded %s (%d parameters) in %.1f s", model_path, model.count_params(),
-             time.perf_counter() - start)
-    check_model_contract(model, labels, preprocessing, source=str(model_path))
-    return TrainedModel(directory=directory, model=model, preprocessing=preprocessing, labels=labels,
-                        config=config, metrics=metrics, model_sha256=file_sha256(model_path))
+    loaded = load_model_dir(directory, TRAINED_MODEL_LAYOUT)
+    return TrainedModel(directory=loaded.directory, model=loaded.model, preprocessing=loaded.preprocessing,
+                        labels=loaded.labels, config=loaded.config, metrics=loaded.metrics,
+                        model_sha256=loaded.model_sha256)
 
 
 def check_model_contract(model: Any, labels: tuple[str, ...], preprocessing: Preprocessing,
@@ -178,28 +159,6 @@ def output_shapes(model: Any) -> dict[str, tuple]:
     return {name: tuple(t.shape) for name, t in zip(names, model.outputs, strict=True)}
 
 
-
-def _load_keras(path: Path) -> Any:
-    import keras
-
-    for module in _CUSTOM_LAYER_MODULES:
-        try:
-            importlib.import_module(module)
-        except ImportError:  # pragma: no cover - the module is part of boxstrap
-            log.debug("custom layer module %s not importable", module)
-    try:
-        return keras.saving.load_model(path, compile=False, safe_mode=True)
-    except ValueError as error:
-        text = str(error)
-        if "Lambda" in text or "safe_mode" in text or "unsafe" in text.lower():
-            raise ValueError(f"{path}: refused to load with safe_mode=True: the model has a Lambda layer (or "
-                             "other serialized Python code). boxstrap models do their preprocessing outside "
-                             f"the network and must not contain Lambda layers. Keras said: {text}") from None
-        raise ValueError(f"{path}: not a loadable Keras model: {text}") from None
-    except (OSError, KeyError, TypeError) as error:
-        raise ValueError(f"{path}: not a loadable Keras model: {error}") from None
-
-
 def _all_layers(model: Any) -> list:
     found = []
     for layer in getattr(model, "layers", []):
@@ -209,29 +168,7 @@ def _all_layers(model: Any) -> list:
     return found
 
 
-def _read_labels(path: Path) -> tuple[str, ...]:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: a model directory keeps its class labels (in output order) "
-                                "there.")
-    try:
-        labels = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not valid JSON: {error}") from None
-    if (not isinstance(labels, list) or len(labels) < 2
-            or not all(isinstance(v, str) and v for v in labels) or len(set(labels)) != len(labels)):
-        raise ValueError(f"{path}: labels must be a list of at least 2 distinct non-empty strings. "
-                         f"Received: {labels!r}")
-    return tuple(labels)
-
-
-def _read_optional_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        log.warning("%s not found; continuing without it", path)
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not valid JSON: {error}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path} must hold a JSON object. Received: {type(data).__name__}")
-    return data
+#: The trained classifier's directory, read by :func:`classifier.model_dir.load_model_dir`.
+TRAINED_MODEL_LAYOUT = ModelDirLayout(kind="trained model directory", model_filename=MODEL_FILENAME,
+                                      config_filename=TRAIN_CONFIG_FILENAME, metrics_filename=METRICS_FILENAME,
+                                      written_by="boxstrap train", check=check_model_contract)

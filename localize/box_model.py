@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from groundwork.box_geometry import cxcywh_to_xyxy, xyxy_to_cxcywh
+
 log = logging.getLogger(__name__)
 
 FEATURE_LAYER = "block5_conv3"
@@ -334,18 +336,6 @@ def _giou(a, b, *, plain_iou: bool = False):
     if plain_iou:
         return iou
     return iou - (hull - union) / (hull + 1e-7)
-
-
-def xyxy_to_cxcywh(boxes: np.ndarray) -> np.ndarray:
-    """(N, 4) ``(x0, y0, x1, y1)`` -> ``(cx, cy, w, h)``, same units."""
-    b = np.asarray(boxes, np.float32)
-    return np.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2, b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], 1)
-
-
-def cxcywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
-    """(N, 4) ``(cx, cy, w, h)`` -> ``(x0, y0, x1, y1)``, same units."""
-    b = np.asarray(boxes, np.float32)
-    return np.stack([b[:, 0] - b[:, 2] / 2, b[:, 1] - b[:, 3] / 2, b[:, 0] + b[:, 2] / 2, b[:, 1] + b[:, 3] / 2], 1)
 
 
 def normalise_boxes(boxes_xyxy: np.ndarray, sizes: Sequence[tuple[int, int]]) -> np.ndarray:

@@ -7,11 +7,14 @@
     BOX_DIR/labels.json            class labels in output order
     BOX_DIR/box_train_config.json  BoxTrainConfig
     BOX_DIR/box_metrics.json       training history and scores
+
+It is read by :func:`classifier.model_dir.load_model_dir` with
+:data:`classifier.model_dir.BOX_MODEL_LAYOUT` (the trained classifier's directory is read the
+same way), so both kinds give the same checks and the same errors.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -19,15 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from classifier.model_dir import BOX_MODEL_LAYOUT, LABELS_FILENAME, load_model_dir
 from datasets.preprocessing import Preprocessing
 from groundwork.atomic import write_json
 from groundwork.config import save_config
-from groundwork.files import file_sha256
 
-MODEL_FILENAME = "box_model.keras"
-LABELS_FILENAME = "labels.json"
-CONFIG_FILENAME = "box_train_config.json"
-METRICS_FILENAME = "box_metrics.json"
+MODEL_FILENAME = BOX_MODEL_LAYOUT.model_filename
+CONFIG_FILENAME = BOX_MODEL_LAYOUT.config_filename
+METRICS_FILENAME = BOX_MODEL_LAYOUT.metrics_filename
 
 
 @dataclass(frozen=True)
@@ -74,32 +76,23 @@ def save_box_model(model, directory: str | os.PathLike, *, preprocessing: Prepro
 def load_box_model(directory: str | os.PathLike) -> BoxModel:
     """Read a box model directory written by :func:`save_box_model`.
 
+    Parameters
+    ----------
+    directory : str or PathLike
+
+    Returns
+    -------
+    BoxModel
+
     Raises
     ------
     FileNotFoundError
-        If the directory or one of its files is missing (named).
+        If the directory, ``box_model.keras``, ``preprocessing.json`` or ``labels.json`` is missing.
     ValueError
-        If the model does not output ``probabilities`` and ``box`` or the labels do not match.
+        If a file is not valid (labels not a list of at least 2 distinct non-empty strings, a model
+        file Keras cannot load, a Lambda layer), or the model does not output probabilities
+        ``(N, C)`` with one class per label and ``box`` ``(N, 4)``.
     """
-    import keras
-
-    import classifier.pooling  # noqa: F401  (registers the custom pooling layer for safe loading)
-
-    directory = Path(directory)
-    path = directory / MODEL_FILENAME
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: is {str(directory)!r} a box model directory written by "
-                                "`boxstrap train-boxes`?")
-    labels_path = directory / LABELS_FILENAME
-    if not labels_path.is_file():
-        raise FileNotFoundError(f"{labels_path} not found: the box model's class labels are kept there.")
-    labels = tuple(json.loads(labels_path.read_text(encoding="utf-8")))
-    model = keras.saving.load_model(path, safe_mode=True)
-    shapes = [tuple(t.shape[1:]) for t in model.outputs]
-    if shapes != [(len(labels),), (4,)]:
-        raise ValueError(f"{path}: a box model outputs probabilities ({len(labels)},) and box (4,). "
-                         f"Received output shapes: {shapes}")
-    metrics_path = directory / METRICS_FILENAME
-    metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.is_file() else {}
-    return BoxModel(directory=directory, model=model, preprocessing=Preprocessing.load(directory), labels=labels,
-                    metrics=metrics, model_sha256=file_sha256(path))
+    loaded = load_model_dir(directory, BOX_MODEL_LAYOUT)
+    return BoxModel(directory=loaded.directory, model=loaded.model, preprocessing=loaded.preprocessing,
+                    labels=loaded.labels, metrics=loaded.metrics, model_sha256=loaded.model_sha256)

@@ -12,7 +12,7 @@ import numpy as np
 from datasets.annotations import read_annotations, write_annotations
 from datasets.tf_input import read_rgb
 from groundwork.atomic import write_json
-from localize.box_model import cxcywh_to_xyxy
+from groundwork.box_geometry import cxcywh_to_xyxy
 from localize.box_model_dir import BoxModel, load_box_model
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,9 @@ def predict_boxes(box_model: BoxModel, images: Sequence[np.ndarray], *, batch_si
     boxes = []
     for image, box in zip(images, norm, strict=True):
         height, width = image.shape[:2]
-        xyxy = np.clip(cxcywh_to_xyxy(box[None]).astype(np.float64), 0, 1) * [width, height, width, height]
+        # Converted in float32, as the box model computes.
+        xyxy = cxcywh_to_xyxy(box[None], dtype=np.float32).astype(np.float64)
+        xyxy = np.clip(xyxy, 0, 1) * [width, height, width, height]
         boxes.append(xyxy)
     return probs, boxes
 

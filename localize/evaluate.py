@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from localize.scoring import V2_IOU_THRESHOLDS, box_iou, coco_map, top_box_iou
+from groundwork.box_geometry import box_iou
+from localize.scoring import V2_IOU_THRESHOLDS, coco_map, top_box_iou
 
 log = logging.getLogger(__name__)
 

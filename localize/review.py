@@ -20,8 +20,8 @@ import cv2
 import numpy as np
 
 from groundwork.atomic import write_bytes
+from groundwork.box_geometry import check_boxes
 from localize.boxes import check_heatmap, normalize_heatmap
-from localize.scoring import check_boxes
 
 log = logging.getLogger(__name__)
 

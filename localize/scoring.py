@@ -1,7 +1,8 @@
 """Scores of pseudo boxes against ground truth: IoU, CorLoc, MaxBoxAcc(V2), COCO mAP.
 
 All boxes are ``(N, 4)`` arrays ``xmin, ymin, xmax, ymax`` in continuous pixel edges (see
-:mod:`localize.boxes`), so a box's area is ``(xmax - xmin) * (ymax - ymin)`` with no ``+ 1``.
+:mod:`localize.boxes`), so a box's area is ``(xmax - xmin) * (ymax - ymin)`` with no ``+ 1``;
+IoU is :func:`groundwork.box_geometry.box_iou` (pairwise, validated boxes).
 (Choe et al.'s reference code works on inclusive indices and adds 1; on boxes tens of pixels
 wide the two differ in the third decimal of IoU.)
 
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from groundwork.box_geometry import box_iou, check_boxes
 from localize.boxes import check_heatmap, heatmap_to_boxes
 
 log = logging.getLogger(__name__)
@@ -37,67 +39,6 @@ log = logging.getLogger(__name__)
 CAM_THRESHOLDS = tuple(round(0.01 * i, 2) for i in range(100))
 #: MaxBoxAccV2's IoU thresholds.
 V2_IOU_THRESHOLDS = (0.3, 0.5, 0.7)
-
-
-def check_boxes(boxes: object, name: str = "boxes") -> np.ndarray:
-    """Return ``boxes`` as a float64 ``(N, 4)`` array, or raise naming ``name``.
-
-    Raises
-    ------
-    TypeError
-        If the values are not real numbers.
-    ValueError
-        If the shape is not ``(N, 4)``, a value is not finite, or a box has ``xmax < xmin`` or
-        ``ymax < ymin``.
-    """
-    arr = np.asarray(boxes)
-    if arr.size == 0:
-        return np.zeros((0, 4), np.float64)
-    if arr.dtype == bool or arr.dtype.kind not in "iuf":
-        raise TypeError(f"{name} must hold real numbers. Received dtype: {arr.dtype}")
-    if arr.ndim != 2 or arr.shape[1] != 4:
-        raise ValueError(f"{name} must be an (N, 4) xyxy array. Received shape: {arr.shape}")
-    arr = arr.astype(np.float64)
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name} must be finite. Received: {arr[~np.isfinite(arr).all(axis=1)][:3].tolist()}")
-    bad = (arr[:, 2] < arr[:, 0]) | (arr[:, 3] < arr[:, 1])
-    if bad.any():
-        raise ValueError(f"{name} must have xmax >= xmin and ymax >= ymin. Received: {arr[bad][:3].tolist()}")
-    return arr
-
-
-def box_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
-    """Pairwise intersection over union of two sets of edge boxes.
-
-    Parameters
-    ----------
-    boxes_a : (N, 4) array_like
-    boxes_b : (M, 4) array_like
-
-    Returns
-    -------
-    (N, M) float64 ndarray
-        IoU in [0, 1]; 0 where both boxes have no area.
-
-    Raises
-    ------
-    TypeError, ValueError
-        If either input is not a valid box array (see :func:`check_boxes`).
-
-    Examples
-    --------
-    >>> box_iou([[0, 0, 10, 10]], [[5, 0, 15, 10], [0, 0, 10, 10]])
-    array([[0.33333333, 1.        ]])
-    """
-    a = check_boxes(boxes_a, "boxes_a")
-    b = check_boxes(boxes_b, "boxes_b")
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    iw = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
-    ih = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
-    inter = iw.clip(0) * ih.clip(0)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
 def top_box_iou(pred_boxes: Sequence[np.ndarray], gt_boxes: Sequence[np.ndarray]) -> np.ndarray:

@@ -20,18 +20,11 @@ import numpy as np
 from classifier.trained_model import TrainedModel, load_trained_model
 from datasets.annotations import read_annotations
 from datasets.tf_input import read_rgb
-from localize.box_model import (
-    BoxTrainConfig,
-    build_box_model,
-    cxcywh_to_xyxy,
-    feature_scale,
-    normalise_boxes,
-    train_box_head,
-)
+from groundwork.box_geometry import cxcywh_to_xyxy, matched_box_iou
+from localize.box_model import BoxTrainConfig, build_box_model, feature_scale, normalise_boxes, train_box_head
 from localize.box_model_dir import save_box_model
 from localize.localize_images import find_images, load_features
 from localize.pseudo_boxes import forward
-from verify.parity import box_iou
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +92,7 @@ def train_box_model(
     history = train_box_head(head, features[train], target[train], config,
                              valid=(features[valid], target[valid]) if n_valid else None, verbose=verbose)
     predicted = np.asarray(head.predict(features, verbose=0))
-    ious = box_iou(cxcywh_to_xyxy(predicted), cxcywh_to_xyxy(target))
+    ious = matched_box_iou(cxcywh_to_xyxy(predicted, dtype=np.float32), cxcywh_to_xyxy(target, dtype=np.float32))
     metrics = {
         "images": len(names),
         "train_images": int(len(train)),

@@ -23,14 +23,14 @@ from typing import Any
 
 import numpy as np
 
+from classifier.model_dir import BOX_MODEL_LAYOUT, load_model_dir
 from groundwork.atomic import write_json, write_text
+from groundwork.box_geometry import cxcywh_to_xyxy, matched_box_iou
 from groundwork.config import config_to_dict, save_config
 from groundwork.files import disk_size
-from localize.box_model import cxcywh_to_xyxy
-from localize.box_model_dir import load_box_model
 from verify.backends import resolve_backend
 from verify.model_info import read_model_info
-from verify.parity import box_iou, compare_outputs, near_ties
+from verify.parity import compare_outputs, near_ties
 from verify.reference_runtime import reference_runtime
 from verify.static_checks import static_checks
 from verify.verify import VerifyReport
@@ -63,10 +63,11 @@ def non_max_suppression(confidence: np.ndarray, coordinates: np.ndarray, *, iou_
     coordinates = np.asarray(coordinates, np.float64).reshape(-1, 4)
     best = confidence.max(axis=1)
     order = [i for i in np.argsort(-best, kind="stable") if best[i] >= confidence_threshold]
-    boxes = cxcywh_to_xyxy(coordinates).astype(np.float64)
+    boxes = cxcywh_to_xyxy(coordinates, dtype=np.float32).astype(np.float64)
     kept: list[int] = []
     for i in order:
-        if not kept or np.all(box_iou(np.repeat(boxes[i:i + 1], len(kept), 0), boxes[kept]) <= iou_threshold):
+        if not kept or np.all(
+                matched_box_iou(np.repeat(boxes[i:i + 1], len(kept), 0), boxes[kept]) <= iou_threshold):
             kept.append(i)
     return confidence[kept], coordinates[kept]
 
@@ -79,15 +80,17 @@ def verify_box_model(box_dir: str | os.PathLike, export: str | os.PathLike, imag
     Raises
     ------
     FileNotFoundError
-        If the box model, the export or the images are missing.
+        If the box model directory (or its labels or preprocessing), the export or the images
+        are missing.
     ValueError
-        If the export is not a boxstrap detector pipeline.
+        If the box model directory is not valid (see :func:`classifier.model_dir.load_model_dir`)
+        or the export is not a boxstrap detector pipeline.
     """
     import coremltools as ct
 
     config = config or VerifyConfig()
     started = time.perf_counter()
-    box_model = load_box_model(box_dir)
+    box_model = load_model_dir(box_dir, BOX_MODEL_LAYOUT)
     export = Path(export)
     if not export.exists():
         raise FileNotFoundError(f"export: no Core ML model at {export}.")
@@ -116,8 +119,10 @@ def verify_box_model(box_dir: str | os.PathLike, export: str | os.PathLike, imag
         result["failures"] += [f"static check {c.name}: {c.message}" for c in checks if c.failed]
         confidence, coordinates, kept = _run_coreml(export, info, data.pixels, nms, config)
     tolerance = config.max_abs_diff(info.precision)
+    # Boxes converted in float32, as the box model computes them.
     comparison = compare_outputs(keras_probabilities, confidence,
-                                 reference_boxes=cxcywh_to_xyxy(keras_boxes), candidate_boxes=cxcywh_to_xyxy(coordinates))
+                                 reference_boxes=cxcywh_to_xyxy(keras_boxes, dtype=np.float32),
+                                 candidate_boxes=cxcywh_to_xyxy(coordinates, dtype=np.float32))
     coordinates_diff = float(np.max(np.abs(keras_boxes - coordinates))) if len(coordinates) else 0.0
     keras_kept = keras_probabilities.max(axis=1) >= nms.confidenceThreshold
     tied = near_ties(keras_probabilities, confidence, comparison.disagreements, tolerance)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from groundwork.box_geometry import matched_box_iou
+
 
 @dataclass(frozen=True)
 class OutputComparison:
@@ -26,7 +28,8 @@ class OutputComparison:
     disagreements : tuple of int
         Indices of the samples whose arg-max differ.
     box_iou : (N,) ndarray or None
-        IoU of each pair of boxes, when boxes were given.
+        IoU of each pair of boxes, when boxes were given
+        (:func:`groundwork.box_geometry.matched_box_iou`: a box without area scores 0).
     """
 
     max_abs_diff: float
@@ -56,7 +59,7 @@ def compare_outputs(
     reference, candidate : (N, ...) ndarray
         Outputs for the same N samples (e.g. ``(N, C)`` probabilities, ``(N, h, w, C)`` maps).
     reference_boxes, candidate_boxes : (N, 4) ndarray, optional
-        One ``(xmin, ymin, xmax, ymax)`` box per sample; both or neither.
+        One ``(xmin, ymin, xmax, ymax)`` box per sample (edges); both or neither.
 
     Returns
     -------
@@ -92,7 +95,7 @@ def compare_outputs(
     if (reference_boxes is None) != (candidate_boxes is None):
         raise ValueError("reference_boxes and candidate_boxes must be given together.")
     if reference_boxes is not None:
-        iou = box_iou(reference_boxes, candidate_boxes)
+        iou = matched_box_iou(reference_boxes, candidate_boxes)
         if iou.shape[0] != reference.shape[0]:
             raise ValueError(f"expected one box per sample ({reference.shape[0]}). Received: {iou.shape[0]}")
     return OutputComparison(
@@ -103,40 +106,6 @@ def compare_outputs(
         disagreements=disagreements,
         box_iou=iou,
     )
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Intersection over union of paired boxes.
-
-    Parameters
-    ----------
-    a, b : (N, 4) ndarray
-        ``(xmin, ymin, xmax, ymax)`` as continuous edges (boxstrap's convention, see
-        :mod:`datasets.annotations`): pixels, or fractions of the image as a detector outputs.
-
-    Returns
-    -------
-    (N,) float64 ndarray
-
-    Raises
-    ------
-    ValueError
-        If the shapes are not both ``(N, 4)``.
-
-    >>> box_iou(np.array([[0, 0, 10, 10]]), np.array([[5, 0, 15, 10]]))
-    array([0.33333333])
-    """
-    a = np.asarray(a, np.float64)
-    b = np.asarray(b, np.float64)
-    if a.ndim != 2 or a.shape[1:] != (4,) or a.shape != b.shape:
-        raise ValueError(f"boxes must both be (N, 4). Received: {a.shape} and {b.shape}")
-    width = np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0])
-    height = np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1])
-    inter = np.clip(width, 0, None) * np.clip(height, 0, None)
-    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
-    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
-    union = area_a + area_b - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
 def near_ties(keras: np.ndarray, coreml: np.ndarray, disagreements: Sequence[int], tolerance: float) -> list[int]:

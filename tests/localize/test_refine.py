@@ -2,9 +2,9 @@ import cv2
 import numpy as np
 import pytest
 
+from groundwork.box_geometry import box_iou
 from localize.boxes import heatmap_to_boxes
 from localize.refine import grabcut_refine, seed_levels, seed_mask
-from localize.scoring import box_iou
 
 
 def scene(rect=(40, 50, 100, 70), shape=(128, 160), color=(220, 40, 40), sigma=15.0, seed=0):

@@ -4,7 +4,6 @@ import pytest
 from localize.scoring import (
     CAM_THRESHOLDS,
     box_accuracy,
-    box_iou,
     check_gt_boxes,
     coco_map,
     corloc,
@@ -16,31 +15,6 @@ from localize.scoring import (
 
 def arr(*rows):
     return np.array(rows, np.float64).reshape(-1, 4)
-
-
-class TestBoxIou:
-    def test_known_values(self):
-        a = arr([0, 0, 10, 10])
-        b = arr([5, 0, 15, 10], [0, 0, 10, 10], [20, 20, 30, 30], [5, 5, 10, 10])
-        # 50 / 150, identical, disjoint, contained (25 / 100)
-        np.testing.assert_allclose(box_iou(a, b), [[1 / 3, 1.0, 0.0, 0.25]])
-
-    def test_shapes_and_empty(self):
-        assert box_iou(arr([0, 0, 1, 1], [0, 0, 2, 2]), arr([0, 0, 1, 1])).shape == (2, 1)
-        assert box_iou(np.zeros((0, 4)), arr([0, 0, 1, 1])).shape == (0, 1)
-
-    def test_zero_area_boxes_give_zero(self):
-        assert box_iou(arr([1, 1, 1, 1]), arr([1, 1, 1, 1]))[0, 0] == 0.0
-
-    @pytest.mark.parametrize("bad, kind, match", [
-        (np.zeros((2, 3)), ValueError, r"\(N, 4\)"),
-        (arr([0, 0, np.nan, 1]), ValueError, "finite"),
-        (arr([5, 0, 1, 1]), ValueError, "xmax >= xmin"),
-        (np.array([["a", "b", "c", "d"]]), TypeError, "real numbers"),
-    ])
-    def test_bad_boxes(self, bad, kind, match):
-        with pytest.raises(kind, match=match):
-            box_iou(bad, arr([0, 0, 1, 1]))
 
 
 class TestCorLoc:

@@ -1,3 +1,5 @@
+import shutil
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -87,3 +89,14 @@ class TestVerifyBoxModel:
     def test_not_a_detector(self, box_dir, images, tmp_path):
         with pytest.raises(FileNotFoundError, match="no Core ML model"):
             verify_box_model(box_dir, tmp_path / "nope.mlpackage", images)
+
+    def test_box_model_directory_checked_like_a_trained_model(self, box_dir, images, tmp_path):
+        # Read by classifier.model_dir (verify does not import localize): labels are validated.
+        spoiled = shutil.copytree(box_dir, tmp_path / "model")
+        (spoiled / "labels.json").write_text('["one", "one"]')
+        with pytest.raises(ValueError, match="labels must be a list of at least 2 distinct non-empty strings"):
+            verify_box_model(spoiled, tmp_path / "nope.mlpackage", images)
+        (spoiled / "box_model.keras").write_bytes(b"not a zip file")
+        (spoiled / "labels.json").write_text('["one", "ten"]')
+        with pytest.raises(ValueError, match="box_model.keras: not a loadable Keras model"):
+            verify_box_model(spoiled, tmp_path / "nope.mlpackage", images)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from verify.parity import box_iou, compare_outputs
+from verify.parity import compare_outputs
 
 
 class TestCompareOutputs:
@@ -42,18 +42,3 @@ class TestCompareOutputs:
         with pytest.raises(ValueError, match="given together"):
             compare_outputs(np.zeros((1, 2)), np.zeros((1, 2)), reference_boxes=np.zeros((1, 4)))
 
-
-class TestBoxIou:
-    def test_values(self):
-        a = np.array([[0, 0, 10, 10], [0, 0, 10, 10], [0, 0, 10, 10]])
-        b = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]])
-        np.testing.assert_allclose(box_iou(a, b), [1.0, 1 / 3, 0.0])
-
-    def test_normalised_boxes(self):
-        # Detector outputs are fractions of the image: no pixel offsets may creep in.
-        a = np.array([[0.1, 0.1, 0.3, 0.3]])
-        np.testing.assert_allclose(box_iou(a, a + [0.1, 0, 0.1, 0]), [1 / 3])
-
-    def test_bad_shape_is_an_error(self):
-        with pytest.raises(ValueError, match=r"boxes must both be \(N, 4\)"):
-            box_iou(np.zeros((2, 3)), np.zeros((2, 3)))
