@@ -27,7 +27,7 @@ and the share of that time spent outside the network.
 
 Usage::
 
-    /work/venv/bin/python benchmarks/localize_variants.py MODEL_DIR [--data DIR] [--boxes JSON]
+    python benchmarks/localize_variants.py MODEL_DIR [--data DIR] [--boxes JSON]
         [--limit N] [--review-dir DIR]
 """
 

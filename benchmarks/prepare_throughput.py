@@ -1,6 +1,6 @@
 """Images per second of ``boxstrap prepare`` on real photos, with per-phase timings.
 
-    /work/venv/bin/python benchmarks/prepare_throughput.py [SRC] [--runs 3] [--max-side 640]
+    python benchmarks/prepare_throughput.py [SRC] [--runs 3] [--max-side 640]
 
 Prints the median of ``--runs`` fresh runs (``--resplit``, into a temporary folder), one resumed
 run (same config, everything already written), and the phases of one pass measured separately.
