@@ -19,7 +19,8 @@ import numpy as np
 
 from datasets.groups import capture_groups, parse_phash
 from datasets.images import IMAGE_SUFFIXES, read_image
-from datasets.ingest import PrepareConfig, prepare
+from datasets.ingest import prepare
+from datasets.prepare_config import PrepareConfig
 from datasets.split import split_groups
 from groundwork.atomic import write_bytes
 
