@@ -5,7 +5,7 @@ size, saves it as a model directory in a temporary folder, and exports it as ML 
 FP16 and FP16+int8, and NeuralNetwork FP32, FP16 and int8. Weights are random by default
 (the size does not depend on their values); ``--weights hed-vgg16`` uses the real ones.
 
-    /work/venv/bin/python benchmarks/export_sizes.py [--input-size 224x224] [--weights none|hed-vgg16]
+    python benchmarks/export_sizes.py [--input-size 224x224] [--weights none|hed-vgg16]
 
 Prints one row per export: size in MB, ratio to the ML Program FP32 export, conversion time.
 """

@@ -15,7 +15,7 @@ scores boxes from these variants:
 - ``flip-avg,thr=0.2``: the map averaged with the map of the mirrored photo (a second forward pass),
 - ``multi-view,...``: the maps ``boxstrap localize`` uses by default (``LocalizeConfig.scales`` and
   ``flip``: the network rebuilt at 1.5x its input size, map averaged with the mirrored photo's;
-  :func:`localize.pseudo_boxes.multi_view_maps`), thresholded at 0.2 and at the 2-fold calibrated
+  :func:`localize.multi_view_maps.multi_view_maps`), thresholded at 0.2 and at the 2-fold calibrated
   threshold, and as GrabCut seeds (``grabcut-multi-view-cal-2fold``),
 - ``ddt``: DDT co-localisation (first principal component of the class convolution's input
   descriptors over all photos of a class, sign oriented by the CAMs), box of the positive region.
@@ -27,7 +27,7 @@ and the share of that time spent outside the network.
 
 Usage::
 
-    /work/venv/bin/python benchmarks/localize_variants.py MODEL_DIR [--data DIR] [--boxes JSON]
+    python benchmarks/localize_variants.py MODEL_DIR [--data DIR] [--boxes JSON]
         [--limit N] [--review-dir DIR]
 """
 
@@ -48,7 +48,8 @@ from localize.boxes import heatmap_to_boxes
 from localize.calibration import calibrate_threshold, save_calibration
 from localize.cam import class_activation_map
 from localize.ddt import ddt_maps
-from localize.pseudo_boxes import LocalizeConfig, multi_view_maps
+from localize.multi_view_maps import multi_view_maps
+from localize.pseudo_boxes import LocalizeConfig
 from localize.refine import grabcut_refine
 from localize.scoring import box_accuracy, top_box_iou
 

@@ -1,6 +1,6 @@
 """Images per second of ``boxstrap prepare`` on real photos, with per-phase timings.
 
-    /work/venv/bin/python benchmarks/prepare_throughput.py [SRC] [--runs 3] [--max-side 640]
+    python benchmarks/prepare_throughput.py [SRC] [--runs 3] [--max-side 640]
 
 Prints the median of ``--runs`` fresh runs (``--resplit``, into a temporary folder), one resumed
 run (same config, everything already written), and the phases of one pass measured separately.
@@ -19,7 +19,8 @@ import numpy as np
 
 from datasets.groups import capture_groups, parse_phash
 from datasets.images import IMAGE_SUFFIXES, read_image
-from datasets.ingest import PrepareConfig, prepare
+from datasets.ingest import prepare
+from datasets.prepare_config import PrepareConfig
 from datasets.split import split_groups
 from groundwork.atomic import write_bytes
 

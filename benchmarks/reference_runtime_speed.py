@@ -7,7 +7,7 @@ in FP32 and FP16; each runs on the same images, and the table gives median secon
 the ratio to Keras, and the largest probability difference to Keras. Runtimes are timed
 interleaved (image by image) so that other load on the machine slows them alike.
 
-    /work/venv/bin/python benchmarks/reference_runtime_speed.py [--runs 5] [--weights hed]
+    python benchmarks/reference_runtime_speed.py [--runs 5] [--weights hed]
 """
 
 from __future__ import annotations

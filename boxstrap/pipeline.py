@@ -35,7 +35,7 @@ from typing import Any
 
 from classifier.export import ExportConfig
 from classifier.train_config import TrainConfig
-from datasets.ingest import PrepareConfig
+from datasets.prepare_config import PrepareConfig
 from groundwork.atomic import write_json
 from groundwork.config import config_to_dict, save_config
 from localize.box_export import BoxExportConfig

@@ -1,7 +1,7 @@
 """datasets: from a folder of phone photos per class to a clean, leak-free, reproducible split.
 
 Ingest (EXIF rotation, metadata stripped, resized), capture groups (duplicates and bursts),
-group-aware split, tf.data input, annotation files and synthetic demo scenes.
+group-aware split, reading images as the network sees them, annotation files and synthetic demo scenes.
 """
 
 __boxstrap_stage__ = "datasets"

@@ -1,6 +1,6 @@
 """The manifest of a prepared dataset: one record per image, written by ``boxstrap prepare``.
 
-``DIR/manifest.json`` is the single source the later stages read (tf.data input, training,
+``DIR/manifest.json`` is the single source the later stages read (training,
 localisation). Paths inside it are relative to ``DIR`` and use forward slashes, so a prepared
 folder can be moved or zipped whole.
 """

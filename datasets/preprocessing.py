@@ -1,6 +1,6 @@
 """The one definition of how an image becomes network input.
 
-Training (tf.data), prediction, the Core ML export (its image input's colour order, bias and
+Training, prediction, the Core ML export (its image input's colour order, bias and
 scale) and verification all read the same :class:`Preprocessing`, saved as
 ``preprocessing.json`` beside a trained model. Nothing else restates these numbers.
 
@@ -87,8 +87,7 @@ class Preprocessing:
         """Return ``image`` as a ``(height, width, 3)`` uint8 RGB array at ``input_size``.
 
         The resampling is PIL's antialiased bilinear filter, so Keras and Core ML see the same
-        pixels; ``tf.image.resize(..., antialias=True)`` in the tf.data pipeline matches it
-        to within rounding.
+        pixels.
         """
         if isinstance(image, np.ndarray):
             image = Image.fromarray(_as_uint8_rgb(image))
@@ -108,19 +107,6 @@ class Preprocessing:
             raise ValueError(f"rgb must end in 3 channels (..., H, W, 3). Received shape: {rgb.shape}")
         x = rgb[..., list(self.channel_index)].astype(np.float32)
         return x * np.float32(self.scale) + np.asarray(self.bias, np.float32)
-
-    def apply_tf(self, rgb: Any) -> Any:
-        """:meth:`apply` on a TensorFlow tensor (for tf.data); same numbers, float32."""
-        import tensorflow as tf
-
-        x = tf.gather(tf.cast(rgb, tf.float32), list(self.channel_index), axis=-1)
-        return x * self.scale + tf.constant(self.bias, tf.float32)
-
-    def invert(self, x: np.ndarray) -> np.ndarray:
-        """Map network input back to RGB 0-255 float32 (for drawing overlays)."""
-        x = (np.asarray(x, np.float32) - np.asarray(self.bias, np.float32)) / np.float32(self.scale)
-        order = np.argsort(self.channel_index)
-        return x[..., order]
 
     # --- saving --------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

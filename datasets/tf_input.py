@@ -1,9 +1,10 @@
-"""The tf.data input pipeline: manifest split in, preprocessed batches out.
+"""Reading photos as the network sees them, and random training views of them.
 
-Images are decoded and resized once by :meth:`Preprocessing.resize` (the same pixels
-``predict``, the Core ML export and ``verify`` see), optionally cached, optionally augmented
-with stateless random ops (so a seed gives the same views every run), and mapped to network
-input by :meth:`Preprocessing.apply_tf`. No Keras Lambda layer is involved.
+:func:`read_rgb` decodes an image file upright and resizes it with :meth:`Preprocessing.resize`
+(the same pixels ``predict``, the Core ML export and ``verify`` see); :func:`load_split` reads a
+whole split of a prepared dataset into memory that way. :func:`augment_rgb` makes a random view
+of an image with stateless TensorFlow ops (so a seed gives the same view every run); training
+runs it through :mod:`classifier.features`. No Keras Lambda layer is involved.
 """
 
 from __future__ import annotations
@@ -126,96 +127,6 @@ def load_split(
         images[i] = read_rgb(manifest.image_path(record), preprocessing)
     labels = np.asarray([manifest.label_index(r) for r in records], np.int64)
     return images, labels, records
-
-
-def make_dataset(
-    manifest: Manifest,
-    split: str,
-    preprocessing: Preprocessing,
-    *,
-    batch_size: int = 16,
-    augment: Augmentation | bool = False,
-    shuffle: bool = False,
-    seed: int = 0,
-    cache: bool | str | os.PathLike = False,
-    repeat_views: int = 1,
-):
-    """A ``tf.data.Dataset`` of ``(x, y)`` batches for one split of a prepared dataset.
-
-    Parameters
-    ----------
-    manifest : Manifest
-        From :func:`datasets.manifest.load_manifest`.
-    split : {"train", "valid", "test"}
-    preprocessing : Preprocessing
-        Input size and the pixel transform; ``x`` is ``preprocessing.apply`` of the resized image.
-    batch_size : int
-    augment : Augmentation or bool
-        ``True`` for the default :class:`Augmentation`, ``False`` for none.
-    shuffle : bool
-        Shuffle records (seeded) each epoch.
-    seed : int
-        Seeds the shuffle and the augmentation; the same seed gives the same batches.
-    cache : bool or path
-        Cache the decoded, resized images in memory (``True``) or in a file (a path).
-    repeat_views : int
-        Each record appears this many times per pass (distinct augmented views).
-
-    Returns
-    -------
-    tf.data.Dataset
-        ``x``: (B, H, W, 3) float32, ``y``: (B, C) float32 one-hot in ``manifest.labels`` order.
-
-    Raises
-    ------
-    ValueError
-        If the split is empty or an argument is out of range.
-    """
-    import tensorflow as tf
-
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1. Received: {batch_size}")
-    if repeat_views < 1:
-        raise ValueError(f"repeat_views must be >= 1. Received: {repeat_views}")
-    records = manifest.split(split)
-    if not records:
-        raise ValueError(f"The '{split}' split of {manifest.root} is empty: nothing to read.")
-    if augment is True:
-        augment = Augmentation()
-    paths = [str(manifest.image_path(r)) for r in records]
-    labels = [manifest.label_index(r) for r in records]
-    height, width = preprocessing.input_size
-    num_classes = len(manifest.labels)
-
-    def decode(path):
-        return read_rgb(path.decode("utf-8"), preprocessing)
-
-    def load(path, label):
-        image = tf.numpy_function(decode, [path], tf.uint8, stateful=False)
-        image.set_shape((height, width, 3))
-        return image, label
-
-    ds = tf.data.Dataset.from_tensor_slices((paths, labels)).map(load, num_parallel_calls=tf.data.AUTOTUNE)
-    if cache is not False:
-        ds = ds.cache("" if cache is True else os.fspath(cache))
-    if repeat_views > 1:
-        ds = ds.repeat(repeat_views)
-    if shuffle:
-        ds = ds.shuffle(len(records) * repeat_views, seed=seed, reshuffle_each_iteration=True)
-    # One seed pair per element, different each epoch, the same sequence for the same ``seed``.
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-    ds = tf.data.Dataset.zip(ds, seeds)
-
-    def to_input(item, view_seed):
-        image, label = item
-        image = tf.cast(image, tf.float32)
-        if augment:
-            image = augment_rgb(image, view_seed, augment)
-        x = preprocessing.apply_tf(image)
-        return x, tf.one_hot(label, num_classes, dtype=tf.float32)
-
-    ds = ds.map(to_input, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
 def augment_rgb(image, seed, augmentation: Augmentation):

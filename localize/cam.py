@@ -1,18 +1,15 @@
-"""Class activation maps: from the classifier's class-map output, or by Grad-CAM.
+"""Class activation maps from the classifier's class-map output.
 
 A boxstrap classifier's ``class_map`` output ``(N, h, w, C)`` is the 1x1 class convolution the
 class scores pool over (Zhou et al., CVPR 2016): its channel ``c`` *is* the CAM of class ``c``.
 :func:`class_activation_map` picks a class, upsamples that channel bilinearly to the image size
-and min-max normalises it. For a Keras model without such a head, :func:`grad_cam`
-(Selvaraju et al., ICCV 2017) weights a convolutional layer's channels by the mean gradient of
-the class score.
+and min-max normalises it.
 """
 
 from __future__ import annotations
 
 import logging
 import numbers
-from typing import Any
 
 import cv2
 import numpy as np
@@ -104,86 +101,3 @@ def upsample_normalize(heatmap: np.ndarray, image_size: tuple[int, int]) -> np.n
         log.debug("class map is flat: returning an all-zero heatmap")
         return np.zeros((height, width), np.float32)
     return ((small - lo) / (hi - lo)).astype(np.float32)
-
-
-def grad_cam(
-    model: Any,
-    image: np.ndarray,
-    *,
-    layer_name: str,
-    class_index: int | None = None,
-    output_name: str | None = "probabilities",
-    image_size: tuple[int, int] | None = None,
-) -> tuple[np.ndarray, int]:
-    """Grad-CAM of a Keras functional model for one preprocessed image.
-
-    Parameters
-    ----------
-    model : keras.Model
-        A functional model whose (first, or ``output_name``) output is ``(N, C)`` class scores.
-    image : (H, W, 3) or (1, H, W, 3) float array
-        Network input, already preprocessed.
-    layer_name : str
-        A convolutional layer with a ``(N, h, w, K)`` output (typically the last one).
-    class_index : int, optional
-        The class to explain; default the highest-scoring one.
-    output_name : str or None
-        The model output holding class scores when it has several (``"probabilities"`` for a
-        boxstrap classifier); ignored for single-output models. Gradients of softmax
-        probabilities saturate when the model is very sure; prefer a logits output if one exists.
-    image_size : (height, width), optional
-        Size of the returned map; default the image's own.
-
-    Returns
-    -------
-    heatmap : (height, width) float32 ndarray
-        ReLU of the gradient-weighted channel sum, upsampled and min-max normalised (zeros if flat).
-    class_index : int
-
-    Raises
-    ------
-    ValueError
-        If ``layer_name`` or ``output_name`` is not in the model, the layer output is not 4-D,
-        ``image`` has the wrong shape, or ``class_index`` is out of range.
-    """
-    import keras
-    import tensorflow as tf
-
-    x = np.asarray(image, np.float32)
-    if x.ndim == 3:
-        x = x[None]
-    if x.ndim != 4 or x.shape[0] != 1 or x.shape[-1] != 3:
-        raise ValueError(f"image must be (H, W, 3) or (1, H, W, 3). Received shape: {np.shape(image)}")
-    try:
-        layer = model.get_layer(layer_name)
-    except ValueError:
-        names = [lay.name for lay in model.layers]
-        raise ValueError(f"layer_name {layer_name!r} is not a layer of the model. Layers: {names}") from None
-    if len(layer.output.shape) != 4:
-        raise ValueError(f"layer_name {layer_name!r} must output (N, h, w, K). Its shape: {layer.output.shape}")
-    outputs = model.outputs
-    scores_out = outputs[0]
-    if len(outputs) > 1:
-        names = list(getattr(model, "output_names", []) or [])
-        if output_name not in names:
-            raise ValueError(f"output_name must be one of the model's outputs {names}. "
-                             f"Received: output_name={output_name!r}")
-        scores_out = outputs[names.index(output_name)]
-    grad_model = keras.Model(model.inputs, [layer.output, scores_out])
-    tensor = tf.convert_to_tensor(x)
-    with tf.GradientTape() as tape:
-        features, scores = grad_model(tensor, training=False)
-        n_classes = int(scores.shape[-1])
-        if class_index is None:
-            class_index = int(tf.argmax(scores[0]))
-        elif isinstance(class_index, bool) or not isinstance(class_index, numbers.Integral) \
-                or not 0 <= class_index < n_classes:
-            raise ValueError(f"class_index must be an int in [0, {n_classes - 1}]. Received: {class_index!r}")
-        target = scores[:, int(class_index)]
-    grads = tape.gradient(target, features)
-    weights = tf.reduce_mean(grads, axis=(1, 2))  # (1, K)
-    cam = tf.nn.relu(tf.reduce_sum(features * weights[:, None, None, :], axis=-1))[0].numpy()
-    if not np.isfinite(cam).all():
-        raise ValueError("Grad-CAM produced NaN or inf: the model's output or gradients are broken.")
-    size = check_image_size(image_size) if image_size is not None else (x.shape[1], x.shape[2])
-    return upsample_normalize(cam, size), int(class_index)

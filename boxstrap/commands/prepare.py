@@ -52,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from datasets.ingest import PrepareConfig, prepare
+    from datasets.ingest import prepare
+    from datasets.prepare_config import PrepareConfig
     from groundwork.config import load_config
 
     flags = {

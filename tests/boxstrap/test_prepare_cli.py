@@ -5,8 +5,8 @@ import pytest
 from PIL import Image
 
 from boxstrap.cli import main
-from datasets.ingest import PrepareConfig
 from datasets.manifest import load_manifest
+from datasets.prepare_config import PrepareConfig
 from groundwork.config import save_config
 
 

@@ -18,16 +18,6 @@ class TestPreprocessing:
         out = p.apply(np.array([[[10, 20, 30]]], np.uint8))
         np.testing.assert_allclose(out[0, 0], [4.0, 8.0, 12.0])
 
-    def test_apply_tf_equals_apply(self):
-        rgb = np.random.default_rng(1).integers(0, 256, (4, 4, 3)).astype(np.uint8)
-        p = Preprocessing.vgg16((4, 4))
-        np.testing.assert_allclose(p.apply_tf(rgb).numpy(), p.apply(rgb), atol=1e-5)
-
-    def test_invert_round_trips(self):
-        rgb = np.random.default_rng(2).integers(0, 256, (4, 4, 3)).astype(np.uint8)
-        p = Preprocessing(input_size=(4, 4), color_order="BGR", bias=(1.0, 2.0, 3.0), scale=2.0)
-        np.testing.assert_allclose(p.invert(p.apply(rgb)), rgb, atol=1e-4)
-
     def test_resize_from_pil_and_array(self):
         p = Preprocessing.vgg16((6, 10))
         image = Image.new("RGBA", (40, 30), (10, 20, 30, 0))

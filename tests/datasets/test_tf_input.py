@@ -4,7 +4,7 @@ from PIL import Image
 
 from datasets.manifest import Manifest, Record
 from datasets.preprocessing import Preprocessing
-from datasets.tf_input import Augmentation, augment_rgb, load_split, make_dataset, read_rgb
+from datasets.tf_input import Augmentation, augment_rgb, load_split, read_rgb
 
 
 def _manifest(tmp_path, n_per_class=3, size=(40, 30)):
@@ -79,47 +79,16 @@ class TestReadRgb:
         assert image.shape == (7, 12, 3) and image.dtype == np.uint8
 
 
-class TestMakeDataset:
-    def test_batches_match_numpy_preprocessing(self, tmp_path):
+class TestLoadSplit:
+    def test_split_matches_read_rgb(self, tmp_path):
         manifest = _manifest(tmp_path)
         prep = Preprocessing.vgg16((24, 32))
-        x, y = next(iter(make_dataset(manifest, "train", prep, batch_size=8)))
         images, labels, records = load_split(manifest, "train", prep)
-        assert x.shape == (4, 24, 32, 3) and y.shape == (4, 2)
-        np.testing.assert_allclose(x.numpy(), prep.apply(images), atol=1e-4)
-        np.testing.assert_array_equal(np.argmax(y.numpy(), 1), labels)
+        assert images.shape == (4, 24, 32, 3) and images.dtype == np.uint8
+        for image, record in zip(images, records, strict=True):
+            np.testing.assert_array_equal(image, read_rgb(manifest.image_path(record), prep))
+        np.testing.assert_array_equal(labels, [manifest.label_index(r) for r in records])
         assert [r.split for r in records] == ["train"] * 4
-
-    def test_augmented_views_are_seeded(self, tmp_path):
-        manifest = _manifest(tmp_path)
-        prep = Preprocessing.vgg16((24, 32))
-
-        def first(seed):
-            ds = make_dataset(manifest, "train", prep, batch_size=4, augment=True, shuffle=True, seed=seed)
-            return next(iter(ds))[0].numpy()
-
-        np.testing.assert_array_equal(first(1), first(1))
-        assert not np.allclose(first(1), first(2))
-
-    def test_epochs_give_new_views(self, tmp_path):
-        manifest = _manifest(tmp_path)
-        ds = make_dataset(manifest, "train", Preprocessing.vgg16((24, 32)), batch_size=4, augment=True, cache=True)
-        epoch1, epoch2 = (next(iter(ds))[0].numpy() for _ in range(2))
-        assert not np.allclose(epoch1, epoch2)
-
-    def test_repeat_views_multiplies_the_split(self, tmp_path):
-        manifest = _manifest(tmp_path)
-        ds = make_dataset(manifest, "train", Preprocessing.vgg16((24, 32)), batch_size=100, repeat_views=3)
-        assert next(iter(ds))[0].shape[0] == 12
-
-    def test_empty_split_is_an_error(self, tmp_path):
-        manifest = _manifest(tmp_path)
-        with pytest.raises(ValueError, match="'test' split .* is empty"):
-            make_dataset(manifest, "test", Preprocessing.vgg16((24, 32)))
-
-    def test_bad_batch_size(self, tmp_path):
-        with pytest.raises(ValueError, match="batch_size must be >= 1. Received: 0"):
-            make_dataset(_manifest(tmp_path), "train", Preprocessing.vgg16((24, 32)), batch_size=0)
 
 
 class TestAugmentRgb:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from localize.cam import class_activation_map, grad_cam, upsample_normalize
+from localize.cam import class_activation_map, upsample_normalize
 
 
 def class_map():
@@ -57,38 +57,3 @@ class TestClassActivationMap:
         cm[0, 0, 0] = np.nan
         with pytest.raises(ValueError, match="NaN or inf"):
             class_activation_map(cm, image_size=(8, 8))
-
-
-class TestGradCam:
-    @pytest.fixture(scope="class")
-    def model(self):
-        keras = pytest.importorskip("keras")
-        keras.utils.set_random_seed(0)
-        inputs = keras.Input((16, 16, 3), name="image")
-        x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(inputs)
-        x = keras.layers.MaxPooling2D(2)(x)
-        class_map = keras.layers.Conv2D(2, 1, name="class_map")(x)
-        pooled = keras.layers.GlobalAveragePooling2D()(class_map)
-        probs = keras.layers.Softmax(name="probabilities")(pooled)
-        return keras.Model(inputs, {"probabilities": probs, "class_map": class_map})
-
-    def test_heatmap_shape_and_range(self, model):
-        rng = np.random.default_rng(0)
-        image = rng.normal(size=(16, 16, 3)).astype(np.float32)
-        heat, c = grad_cam(model, image, layer_name="conv", image_size=(32, 24))
-        assert heat.shape == (32, 24) and heat.dtype == np.float32
-        assert 0.0 <= heat.min() and heat.max() <= 1.0
-        assert c in (0, 1)
-        heat2, c2 = grad_cam(model, image[None], layer_name="conv", class_index=1 - c)
-        assert heat2.shape == (16, 16) and c2 == 1 - c
-
-    def test_errors(self, model):
-        image = np.zeros((16, 16, 3), np.float32)
-        with pytest.raises(ValueError, match="not a layer of the model"):
-            grad_cam(model, image, layer_name="nope")
-        with pytest.raises(ValueError, match="output_name must be one of"):
-            grad_cam(model, image, layer_name="conv", output_name="logits")
-        with pytest.raises(ValueError, match=r"image must be \(H, W, 3\)"):
-            grad_cam(model, np.zeros((16, 16)), layer_name="conv")
-        with pytest.raises(ValueError, match=r"class_index must be an int in \[0, 1\]"):
-            grad_cam(model, image, layer_name="conv", class_index=5)

@@ -175,7 +175,8 @@ class TestTrainBoxModel:
 
 class TestPreparedSource:
     def test_boxes_name_and_fit_the_original_photos(self, demo, model_dir, tmp_path):
-        from datasets.ingest import PrepareConfig, prepare
+        from datasets.ingest import prepare
+        from datasets.prepare_config import PrepareConfig
 
         prepared = tmp_path / "prepared"
         prepare(PrepareConfig(src=str(demo), out=str(prepared), max_side=40, valid=0.2, test=0.2))

@@ -68,7 +68,8 @@ def test_format_table(bench):
 @pytest.fixture
 def tiny_model_dir(tmp_path):
     """A model directory following the contract: a fixed filter that lights red pixels."""
-    keras = pytest.importorskip("keras")
+    import keras
+
     from datasets.preprocessing import Preprocessing
 
     pre = Preprocessing(input_size=(32, 32), color_order="RGB", bias=(0.0, 0.0, 0.0), scale=1 / 255)

@@ -1,8 +1,10 @@
 """Tiny Keras models, their Core ML exports (correct and with seeded faults), and tiny images.
 
-Until ``classifier/export.py`` exists the exports are made here with coremltools directly, the
-way the exporter makes them: image input ``image`` with the saved preprocessing's colour
-layout, bias and scale, and a classifier output (``classLabel`` + probabilities dict).
+The exports are made here with coremltools directly, in the shape ``classifier/export.py``
+gives them (image input ``image`` with the saved preprocessing's colour layout, bias and scale,
+and a classifier output: ``classLabel`` + probabilities dict), so that faults can be seeded into
+them (swapped colour order, missing or doubled bias, reversed labels, wrong size) and these tests
+do not depend on the exporter. ``test_verify_real_export.py`` checks what the exporter writes.
 """
 
 from __future__ import annotations

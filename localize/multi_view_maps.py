@@ -1,0 +1,174 @@
+"""Class maps averaged over several views of each photo: other input sizes and the mirror image.
+
+The classifier is fully convolutional, so it also runs at input sizes other than the one it was
+trained at (rebuilt with a new input, same weights); a larger input gives a finer class map.
+:func:`multi_view_maps` runs it at each of ``scales`` (multiples of the input size, rounded to
+the network's stride) and, with ``flip``, on the mirrored photos too, and :func:`average_maps`
+(pure) resizes every view's maps to the finest grid, min-max normalises them per image and class,
+and averages them. :func:`localize.pseudo_boxes.forward` shares this machinery for the class maps
+it returns beside the probabilities and descriptors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from datasets.preprocessing import Preprocessing
+
+log = logging.getLogger(__name__)
+
+CLASS_MAP_LAYER = "class_map"
+
+
+def multi_view_maps(classifier, x: np.ndarray, *, scales: Sequence[float] = (1.0,), flip: bool = False,
+                    images: Sequence[np.ndarray] | None = None, preprocessing: Preprocessing | None = None,
+                    batch_size: int = 8) -> np.ndarray:
+    """Only the class maps of :func:`localize.pseudo_boxes.forward` (any classifier with a
+    ``class_map`` layer; no descriptor layer needed). Parameters, result and errors as
+    :func:`~localize.pseudo_boxes.forward`'s."""
+    import keras
+
+    scales, plain = _check_views(x, scales, flip, images, preprocessing)
+    base_net = keras.Model(classifier.input, classifier.get_layer(CLASS_MAP_LAYER).output)
+    views = _Views(classifier, tuple(int(v) for v in x.shape[1:3]), scales, flip, preprocessing)
+    class_maps = []
+    for start in range(0, len(x), batch_size):
+        xb = x[start:start + batch_size]
+        m = np.asarray(base_net.predict_on_batch(xb), np.float32)
+        class_maps.append(m if plain else views.average(xb, m, None if images is None else images[start:start + len(xb)]))
+    return _concatenate_maps(class_maps)
+
+
+def _check_views(x, scales, flip, images, preprocessing) -> tuple[tuple[float, ...], bool]:
+    scales = check_scales(scales)
+    if not isinstance(flip, bool):
+        raise TypeError(f"flip must be a bool. Received: {flip!r}")
+    if any(s != 1.0 for s in scales) and (images is None or preprocessing is None):
+        raise ValueError(f"scales {scales} need the photos: pass images and preprocessing. "
+                         f"Received: images={'None' if images is None else len(images)}, "
+                         f"preprocessing={preprocessing!r}")
+    if images is not None and len(images) != len(x):
+        raise ValueError(f"images must have one photo per row of x ({len(x)}). Received: {len(images)}")
+    return scales, scales == (1.0,) and not flip
+
+
+class _Views:
+    """The classifier's class maps of one batch over scales and flips, averaged (:func:`average_maps`)."""
+
+    def __init__(self, classifier, base: tuple[int, int], scales: tuple[float, ...], flip: bool,
+                 preprocessing: Preprocessing | None) -> None:
+        import keras
+
+        self.classifier, self.base, self.scales, self.flip, self.preprocessing = (
+            classifier, base, scales, flip, preprocessing)
+        self.base_net = keras.Model(classifier.input, classifier.get_layer(CLASS_MAP_LAYER).output)
+        self.nets: dict[tuple[int, int], object] = {}
+
+    def average(self, xb: np.ndarray, base_maps: np.ndarray, images: Sequence[np.ndarray] | None) -> np.ndarray:
+        stride = max(1, self.base[0] // base_maps.shape[1])
+        views = []
+        for scale in self.scales:
+            size = _scaled_size(self.base, scale, stride)
+            if size == self.base:
+                xs, net = xb, self.base_net
+                views.append(base_maps)
+            else:
+                if size not in self.nets:
+                    self.nets[size] = _class_map_model(self.classifier, size)
+                net = self.nets[size]
+                pre = dataclasses.replace(self.preprocessing, input_size=size)
+                xs = np.stack([pre.apply(pre.resize(image)) for image in images]).astype(np.float32)
+                views.append(np.asarray(net.predict_on_batch(xs)))
+            if self.flip:
+                views.append(np.asarray(net.predict_on_batch(np.ascontiguousarray(xs[:, :, ::-1])))[:, :, ::-1])
+        return average_maps(views)
+
+
+def _concatenate_maps(class_maps: list[np.ndarray]) -> np.ndarray:
+    grid = max((cm.shape[1:3] for cm in class_maps), key=lambda hw: hw[0] * hw[1])
+    return np.concatenate([cm if cm.shape[1:3] == grid else _resize_maps(cm, grid) for cm in class_maps])
+
+
+def average_maps(views: Sequence[np.ndarray]) -> np.ndarray:
+    """Average class maps of several views of the same images (pure).
+
+    Parameters
+    ----------
+    views : sequence of (N, h_k, w_k, C) real arrays
+        One map stack per view (sizes may differ).
+
+    Returns
+    -------
+    (N, h, w, C) float32 ndarray
+        Each view resized (bilinear) to the largest view's grid, min-max normalised per image and
+        class to [0, 1] (a flat map becomes 0), then averaged.
+
+    Raises
+    ------
+    ValueError
+        If ``views`` is empty or the views disagree in N or C or are not 4-D.
+
+    Examples
+    --------
+    >>> a = np.zeros((1, 2, 2, 1)); a[0, 0, 0, 0] = 4.0
+    >>> average_maps([a, 2 * a])[0, ..., 0]
+    array([[1., 0.],
+           [0., 0.]], dtype=float32)
+    """
+    if len(views) == 0:
+        raise ValueError("views is empty: average_maps needs at least one map stack.")
+    stacks = [np.asarray(v, np.float32) for v in views]
+    if any(v.ndim != 4 or v.shape[0] != stacks[0].shape[0] or v.shape[3] != stacks[0].shape[3] for v in stacks):
+        raise ValueError(f"views must be (N, h, w, C) stacks with the same N and C. "
+                         f"Received shapes: {[v.shape for v in stacks]}")
+    grid = max((v.shape[1:3] for v in stacks), key=lambda hw: hw[0] * hw[1])
+    total = np.zeros((stacks[0].shape[0], *grid, stacks[0].shape[3]), np.float32)
+    for v in stacks:
+        v = v if v.shape[1:3] == grid else _resize_maps(v, grid)
+        lo = v.min(axis=(1, 2), keepdims=True)
+        span = v.max(axis=(1, 2), keepdims=True) - lo
+        total += np.where(span > 0, (v - lo) / np.where(span > 0, span, 1.0), 0.0)
+    return total / len(stacks)
+
+
+def check_scales(scales: object) -> tuple[float, ...]:
+    """Return ``scales`` as a non-empty tuple of floats > 0, or raise ValueError naming it."""
+    try:
+        values = tuple(float(s) for s in scales)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        raise ValueError(f"scales must be a sequence of numbers > 0. Received: {scales!r}") from None
+    if not values or not all(np.isfinite(v) and v > 0 for v in values):
+        raise ValueError(f"scales must be a non-empty sequence of numbers > 0. Received: {scales!r}")
+    return values
+
+
+def _scaled_size(base: tuple[int, int], scale: float, stride: int) -> tuple[int, int]:
+    return tuple(max(stride, int(round(v * scale / stride)) * stride) for v in base)  # type: ignore[return-value]
+
+
+def _resize_maps(maps: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of (N, h, w, C) maps to ``grid`` (height, width)."""
+    out = np.empty((maps.shape[0], *grid, maps.shape[3]), np.float32)
+    for i, m in enumerate(maps):
+        r = cv2.resize(np.ascontiguousarray(m, np.float32), (grid[1], grid[0]), interpolation=cv2.INTER_LINEAR)
+        out[i] = r.reshape(*grid, maps.shape[3])
+    return out
+
+
+def _class_map_model(classifier, size: tuple[int, int]):
+    """The classifier rebuilt at input ``size`` (same weights), outputting only its class maps."""
+    import keras
+
+    image = keras.Input((*size, 3), name="image")
+    try:
+        clone = keras.models.clone_model(classifier, input_tensors=image)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"the classifier cannot be rebuilt at input size {size}: {error}") from None
+    clone.set_weights(classifier.get_weights())
+    log.info("class maps also at input size %s", size)
+    return keras.Model(clone.input, clone.get_layer(CLASS_MAP_LAYER).output)
