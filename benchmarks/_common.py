@@ -19,10 +19,10 @@ def forward_pass(manifest, input_size, batch_size: int = 16) -> tuple[float, int
     """
     import keras
 
-    from datasets.preprocessing import Preprocessing
+    from classifier.backbones.vgg16 import vgg16_preprocessing
     from datasets.tf_input import load_split
 
-    preprocessing = Preprocessing.vgg16(input_size)
+    preprocessing = vgg16_preprocessing(input_size)
     images = np.concatenate([load_split(manifest, s, preprocessing)[0] for s in ("train", "valid", "test")
                              if manifest.split(s)])
     model = keras.applications.VGG16(include_top=False, weights=None, input_shape=(*input_size, 3))

@@ -42,17 +42,17 @@ def main() -> None:
 
     import json
 
+    from classifier.backbones.vgg16 import vgg16_preprocessing
     from classifier.export import ExportConfig, export_coreml
     from classifier.model import build_classifier
     from classifier.trained_model import load_trained_model
-    from datasets.preprocessing import Preprocessing
 
     with tempfile.TemporaryDirectory(prefix="export_sizes.") as tmp:
         model_dir = Path(tmp) / "model"
         model_dir.mkdir()
         model = build_classifier(args.classes, (height, width), weights=args.weights)
         model.save(model_dir / "model.keras")
-        Preprocessing.vgg16((height, width)).save(model_dir)
+        vgg16_preprocessing((height, width)).save(model_dir)
         (model_dir / "labels.json").write_text(json.dumps([f"class{i}" for i in range(args.classes)]))
         keras_mb = (model_dir / "model.keras").stat().st_size / 1e6
         trained = load_trained_model(model_dir)

@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
+from classifier.backbones.vgg16 import vgg16_preprocessing
 from datasets.preprocessing import Preprocessing  # noqa: E402
 
 LABELS = ["one", "ten"]
@@ -99,7 +100,7 @@ def main() -> None:
     logging.getLogger("coremltools").setLevel(logging.ERROR)
     from verify.reference_runtime import reference_runtime
 
-    preprocessing = Preprocessing.vgg16((args.size, args.size))
+    preprocessing = vgg16_preprocessing((args.size, args.size))
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, (args.size, args.size, 3), dtype=np.uint8) for _ in range(args.runs)]
     model = build_model(args.size, args.weights)

@@ -85,6 +85,21 @@ class TrainedModel:
         return get_backbone(self.config.get("backbone", UNNAMED_BACKBONE))
 
     @property
+    def feature_layer(self) -> str:
+        """The backbone spec's feature layer: what the localizer and the box model read.
+
+        Raises
+        ------
+        ValueError
+            If the directory has no ``train_config.json`` to name the backbone.
+        """
+        if self.backbone is None:
+            raise ValueError(f"{self.directory / TRAIN_CONFIG_FILENAME} not found: boxes need to know the backbone "
+                             "the model was trained on, and that file names it. Is this a directory written by "
+                             "`boxstrap train`?")
+        return self.backbone.feature_layer
+
+    @property
     def model_path(self) -> Path:
         """Path of ``model.keras``."""
         return self.directory / MODEL_FILENAME

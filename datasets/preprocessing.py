@@ -26,8 +26,6 @@ from PIL import Image
 from groundwork.atomic import write_json
 
 FILENAME = "preprocessing.json"
-# Keras' VGG16 "caffe" preprocessing: RGB->BGR, then the ImageNet mean subtracted per BGR channel.
-VGG16_BGR_BIAS = (-103.939, -116.779, -123.68)
 
 
 @dataclass(frozen=True)
@@ -45,16 +43,20 @@ class Preprocessing:
     scale : float
         Multiplies the 0-255 pixel values before the bias.
 
+    A backbone's own preprocessing comes from its spec
+    (``classifier.backbones``: ``get_backbone(name).preprocessing(input_size)``); this class
+    knows no backbone and has no default for the colour order or the bias.
+
     Examples
     --------
-    >>> p = Preprocessing.vgg16((32, 64))
-    >>> p.apply(np.zeros((32, 64, 3), np.uint8))[0, 0]
-    array([-103.939, -116.779, -123.68 ], dtype=float32)
+    >>> p = Preprocessing((32, 64), color_order="BGR", bias=(-1.0, -2.0, -3.0), scale=0.5)
+    >>> p.apply(np.full((32, 64, 3), (10, 20, 30), np.uint8))[0, 0]
+    array([14.,  8.,  2.], dtype=float32)
     """
 
-    input_size: tuple[int, int] = (224, 224)
-    color_order: Literal["BGR", "RGB"] = "BGR"
-    bias: tuple[float, float, float] = VGG16_BGR_BIAS
+    input_size: tuple[int, int]
+    color_order: Literal["BGR", "RGB"]
+    bias: tuple[float, float, float]
     scale: float = 1.0
 
     def __post_init__(self) -> None:
@@ -71,11 +73,6 @@ class Preprocessing:
         if not np.isfinite(self.scale) or self.scale == 0:
             raise ValueError(f"scale must be a finite non-zero number. Received: {self.scale}")
         object.__setattr__(self, "scale", float(self.scale))
-
-    @classmethod
-    def vgg16(cls, input_size: tuple[int, int] = (224, 224)) -> Preprocessing:
-        """VGG16's ImageNet preprocessing (BGR, mean subtracted, scale 1) at ``input_size``."""
-        return cls(input_size=input_size, color_order="BGR", bias=VGG16_BGR_BIAS, scale=1.0)
 
     # --- the transform -------------------------------------------------------------------
     @property

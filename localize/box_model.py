@@ -2,16 +2,17 @@
 
 The PSOL idea (Zhang et al., CVPR 2020): a regressor trained on noisy pseudo boxes generalises
 past them. The network reuses the classifier whole (its backbone and its class head, frozen)
-and adds a small box head on ``block5_conv3``::
+and adds a small box head on the backbone's feature layer (the spec's ``feature_layer``)::
 
-    image -> VGG16 ... block5_conv3 -> (classifier head) -> probabilities (N, C)
-                                    -> box_scale -> box_pool -> box_reduce (1x1 conv) -> box_flatten
+    image -> backbone ... feature layer -> (classifier head) -> probabilities (N, C)
+                                        -> box_scale -> box_pool -> box_reduce (1x1 conv) -> box_flatten
                                        -> box_hidden (dense) -> box_dropout -> box (N, 4)
 
 ``box`` is ``(centre x, centre y, width, height)`` as fractions of the image (sigmoid), the
 layout Apple's Vision framework reads from an object detector's ``coordinates`` output.
 
-Only the box head trains, on backbone features computed once (:func:`box_features`); its
+Only the box head trains, on backbone features computed once (the descriptors of
+:func:`localize.multi_view_maps.forward`, saved beside the pseudo boxes); its
 augmentation works on those features: horizontal flips and crops of the feature grid, with the
 boxes moved to match, so the views cost no further forward passes.
 """
@@ -28,7 +29,6 @@ from groundwork.box_geometry import cxcywh_to_xyxy, xyxy_to_cxcywh
 
 log = logging.getLogger(__name__)
 
-FEATURE_LAYER = "block5_conv3"
 OUTPUT_NAMES = ("probabilities", "box")
 HEAD_LAYERS = ("box_scale", "box_pool", "box_reduce", "box_flatten", "box_hidden", "box_dropout", "box")
 
@@ -81,7 +81,8 @@ class BoxTrainConfig:
             raise ValueError(f"iou_weight must be >= 0. Received: {self.iou_weight!r}")
 
 
-def build_box_model(classifier, config: BoxTrainConfig = BoxTrainConfig(), *, feature_scale: float = 1.0):
+def build_box_model(classifier, config: BoxTrainConfig = BoxTrainConfig(), *, feature_layer: str,
+                    feature_scale: float = 1.0):
     """Return ``(box_model, head)``: the full network and the trainable head alone.
 
     Parameters
@@ -90,9 +91,12 @@ def build_box_model(classifier, config: BoxTrainConfig = BoxTrainConfig(), *, fe
         A trained classifier (input ``image``; outputs ``probabilities``, ``class_map``); its
         layers are shared, not copied, and frozen.
     config : BoxTrainConfig
+    feature_layer : str
+        The classifier's layer the head reads: the backbone spec's ``feature_layer``
+        (:attr:`classifier.trained_model.TrainedModel.backbone`).
     feature_scale : float
-        Multiplies the ``block5_conv3`` descriptors first (``box_scale``): ``1 / std`` of the
-        training descriptors (:func:`feature_scale`) brings them to unit scale. Raw VGG
+        Multiplies the ``feature_layer`` descriptors first (``box_scale``): ``1 / std`` of the
+        training descriptors (:func:`feature_scale`) brings them to unit scale. Raw VGG16
         descriptors reach several hundred and saturate the head's sigmoid outputs.
 
     Returns
@@ -100,25 +104,25 @@ def build_box_model(classifier, config: BoxTrainConfig = BoxTrainConfig(), *, fe
     box_model : keras.Model
         ``image`` -> ``[probabilities (N, C), box (N, 4)]``.
     head : keras.Model
-        ``block5_conv3`` features -> ``box``, sharing the box model's head layers.
+        ``feature_layer`` features -> ``box``, sharing the box model's head layers.
 
     Raises
     ------
     ValueError
-        If the classifier has no ``block5_conv3`` or ``probabilities`` layer.
+        If the classifier has no ``feature_layer`` or ``probabilities`` layer.
     """
     import keras
 
     names = {layer.name for layer in classifier.layers}
-    missing = sorted({FEATURE_LAYER, "probabilities"} - names)
+    missing = sorted({feature_layer, "probabilities"} - names)
     if missing:
-        raise ValueError(f"classifier must be a boxstrap classifier with layers {FEATURE_LAYER!r} and "
+        raise ValueError(f"classifier must be a boxstrap classifier with layers {feature_layer!r} and "
                          f"'probabilities'. Missing: {missing}")
     if not np.isfinite(feature_scale) or feature_scale <= 0:
         raise ValueError(f"feature_scale must be a positive number. Received: {feature_scale!r}")
     classifier.trainable = False
     layers = _head_layers(config, float(feature_scale))
-    features = classifier.get_layer(FEATURE_LAYER).output
+    features = classifier.get_layer(feature_layer).output
     box = _apply(layers, features)
     probabilities = classifier.get_layer("probabilities").output
     box_model = keras.Model(classifier.input, [probabilities, box], name="boxstrap_box_model")
@@ -154,18 +158,6 @@ def feature_scale(features: np.ndarray) -> float:
     """``1 / std`` of descriptors (for :func:`build_box_model`); 1.0 for constant ones."""
     std = float(np.std(np.asarray(features, np.float32)))
     return 1.0 / std if std > 0 and np.isfinite(std) else 1.0
-
-
-def box_features(classifier, x: np.ndarray, *, batch_size: int = 8) -> np.ndarray:
-    """``block5_conv3`` features of preprocessed images, float16, (N, h, w, c).
-
-    This is the one forward pass the box head's training costs.
-    """
-    import keras
-
-    lower = keras.Model(classifier.input, classifier.get_layer(FEATURE_LAYER).output)
-    out = [lower(x[i:i + batch_size], training=False) for i in range(0, len(x), batch_size)]
-    return np.concatenate([np.asarray(o, np.float16) for o in out]) if out else np.zeros((0,), np.float16)
 
 
 def feature_views(features: np.ndarray, boxes: np.ndarray, config: BoxTrainConfig, *, epoch: int = 0
@@ -233,7 +225,7 @@ def train_box_head(head, features: np.ndarray, boxes: np.ndarray, config: BoxTra
     head : keras.Model
         From :func:`build_box_model`.
     features : (N, h, w, c) ndarray
-        From :func:`box_features`.
+        The feature layer's descriptors (:func:`localize.multi_view_maps.forward`).
     boxes : (N, 4) ndarray
         Pseudo boxes, normalised ``(cx, cy, w, h)``.
     config : BoxTrainConfig

@@ -1,7 +1,7 @@
 """``boxstrap localize``: pseudo boxes for a folder of photos, written for review and correction.
 
 :func:`localize_images` is the stage's I/O edge: it finds the images (a prepared dataset, a folder
-per class, or plain files), runs :func:`localize.pseudo_boxes.forward` and
+per class, or plain files), runs :func:`localize.multi_view_maps.forward` and
 :func:`localize.pseudo_boxes.pseudo_boxes`, and writes into ``OUT``::
 
     OUT/localize_config.json       LocalizeConfig
@@ -13,7 +13,7 @@ per class, or plain files), runs :func:`localize.pseudo_boxes.forward` and
     OUT/contact_sheets/sheet_NNN.png   many images per page, lowest confidence first
     OUT/overlays/<image>.png       heatmap plus box per image (with ``overlays``)
     OUT/scores.json                CorLoc, IoU, MaxBoxAcc, COCO mAP when ground truth is given
-    OUT/features.npy, features.json  block5_conv3 descriptors for the box model (a cache: which
+    OUT/features.npy, features.json  the feature layer's descriptors for the box model (a cache: which
                                    images, in which order, from which model)
 
 Image paths inside the annotation files are relative to the source folder, so they open next to
@@ -40,14 +40,8 @@ from datasets.manifest import load_manifest
 from datasets.tf_input import read_rgb
 from groundwork.atomic import write_json
 from groundwork.config import save_config
-from localize.pseudo_boxes import (
-    LocalizeConfig,
-    PseudoBoxes,
-    box_classes,
-    class_heatmaps,
-    forward,
-    pseudo_boxes,
-)
+from localize.multi_view_maps import forward
+from localize.pseudo_boxes import LocalizeConfig, PseudoBoxes, box_classes, class_heatmaps, pseudo_boxes
 from localize.review import ReviewItem, render_contact_sheets, render_overlay, write_png
 
 log = logging.getLogger(__name__)
@@ -188,7 +182,8 @@ def localize_images(
     for i, image in enumerate(images):
         x[i] = pre.apply(pre.resize(image))
     with tqdm(total=len(items), desc="classifier pass", unit="img", disable=not progress) as bar:
-        probabilities, class_maps, features = forward(trained.model, x, batch_size=config.batch_size,
+        probabilities, class_maps, features = forward(trained.model, x, feature_layer=trained.feature_layer,
+                                                      batch_size=config.batch_size,
                                                       progress=bar.update, scales=config.scales,
                                                       flip=config.flip, images=images, preprocessing=pre)
     del x

@@ -1,19 +1,22 @@
-"""Class maps averaged over several views of each photo: other input sizes and the mirror image.
+"""The classifier's forward pass for localizing, its class maps averaged over views of each photo.
+
+:func:`forward` gives the probabilities, the class maps and the descriptors of the backbone's
+feature layer; the class maps may be averaged over other input sizes and the mirror image.
 
 The classifier is fully convolutional, so it also runs at input sizes other than the one it was
 trained at (rebuilt with a new input, same weights); a larger input gives a finer class map.
 :func:`multi_view_maps` runs it at each of ``scales`` (multiples of the input size, rounded to
 the network's stride) and, with ``flip``, on the mirrored photos too, and :func:`average_maps`
 (pure) resizes every view's maps to the finest grid, min-max normalises them per image and class,
-and averages them. :func:`localize.pseudo_boxes.forward` shares this machinery for the class maps
-it returns beside the probabilities and descriptors.
+and averages them; :func:`forward` uses the same machinery for the maps it returns beside the
+probabilities and descriptors.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -25,12 +28,84 @@ log = logging.getLogger(__name__)
 CLASS_MAP_LAYER = "class_map"
 
 
+def forward(classifier, x: np.ndarray, *, feature_layer: str, batch_size: int = 8,
+            progress: Callable[[int], None] | None = None,
+            scales: Sequence[float] = (1.0,), flip: bool = False,
+            images: Sequence[np.ndarray] | None = None,
+            preprocessing: Preprocessing | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The classifier's probabilities, class maps and descriptors, its maps optionally multi-view.
+
+    One pass at ``x``'s size gives the probabilities and the ``feature_layer`` descriptors. With the
+    defaults (``scales=(1.0,)``, no flip) the class maps are that pass's raw maps. Otherwise the
+    network (fully convolutional) is rebuilt at each scaled input size (``keras.models.clone_model``
+    with a new input, same weights) and, with ``flip``, also run on the mirrored images; every
+    view's maps are resized (bilinear) to the grid of the largest size, min-max normalised per
+    image and class, and averaged.
+
+    Parameters
+    ----------
+    classifier : keras.Model
+        A boxstrap classifier (outputs ``probabilities``, ``class_map``).
+    x : (N, H, W, 3) float32 ndarray
+        Preprocessed images at the classifier's input size.
+    feature_layer : str
+        The layer whose output is returned as descriptors: the backbone spec's
+        ``feature_layer`` (:attr:`classifier.trained_model.TrainedModel.backbone`).
+    batch_size : int
+        Images per pass.
+    progress : callable, optional
+        Called with the number of images finished (all views) after each batch.
+    scales : sequence of float > 0
+        Input sizes for the class maps, as multiples of ``(H, W)``, each rounded to a multiple of
+        the network's stride (input size over class-map size).
+    flip : bool
+        Also average the maps of the horizontally mirrored images.
+    images : sequence of N (H_i, W_i, 3) uint8 ndarrays, optional
+        The photos ``x`` was made from; required (with ``preprocessing``) when a scale is not 1,
+        because the larger inputs are resized from the photos, not from ``x``.
+    preprocessing : datasets.preprocessing.Preprocessing, optional
+        The classifier's preprocessing (its ``input_size`` is replaced per scale).
+
+    Returns
+    -------
+    probabilities : (N, C) float32
+    class_maps : (N, h, w, C) float32
+        Raw maps at ``x``'s size (defaults), else the averaged normalised maps in [0, 1] on the grid
+        of the largest scale.
+    features : (N, h, w, D) float16
+
+    Raises
+    ------
+    ValueError
+        If ``scales`` is empty or holds a value <= 0, or a scale other than 1 is asked for without
+        ``images`` and ``preprocessing``, or ``images`` has a different length than ``x``.
+    TypeError
+        If ``flip`` is not a bool.
+    """
+    import keras
+
+    scales, plain = _check_views(x, scales, flip, images, preprocessing)
+    model = keras.Model(classifier.input, [*classifier.outputs, classifier.get_layer(feature_layer).output])
+    views = _Views(classifier, tuple(int(v) for v in x.shape[1:3]), scales, flip, preprocessing)
+    probabilities, class_maps, features = [], [], []
+    for start in range(0, len(x), batch_size):
+        xb = x[start:start + batch_size]
+        p, m, f = (np.asarray(v) for v in model.predict_on_batch(xb))
+        probabilities.append(p.astype(np.float32))
+        features.append(f.astype(np.float16))
+        class_maps.append(m.astype(np.float32) if plain else
+                          views.average(xb, m, None if images is None else images[start:start + len(xb)]))
+        if progress is not None:
+            progress(len(xb))
+    return np.concatenate(probabilities), _concatenate_maps(class_maps), np.concatenate(features)
+
+
 def multi_view_maps(classifier, x: np.ndarray, *, scales: Sequence[float] = (1.0,), flip: bool = False,
                     images: Sequence[np.ndarray] | None = None, preprocessing: Preprocessing | None = None,
                     batch_size: int = 8) -> np.ndarray:
-    """Only the class maps of :func:`localize.pseudo_boxes.forward` (any classifier with a
+    """Only the class maps of :func:`forward` (any classifier with a
     ``class_map`` layer; no descriptor layer needed). Parameters, result and errors as
-    :func:`~localize.pseudo_boxes.forward`'s."""
+    :func:`forward`'s."""
     import keras
 
     scales, plain = _check_views(x, scales, flip, images, preprocessing)

@@ -1,9 +1,9 @@
 """Pseudo boxes for photos that only have class labels: the localize stage's core.
 
 One forward pass of the trained classifier per image gives its class probabilities, its class
-maps and the ``block5_conv3`` descriptors; with ``LocalizeConfig.scales``/``flip`` the class
-maps are averaged over further passes at other input sizes and on the mirrored photo
-(:func:`forward`, :mod:`localize.multi_view_maps`). From them, per image, :func:`pseudo_boxes`
+maps and the descriptors of the backbone's feature layer; with ``LocalizeConfig.scales``/``flip``
+the class maps are averaged over further passes at other input sizes and on the mirrored photo
+(:func:`localize.multi_view_maps.forward`). From them, per image, :func:`pseudo_boxes`
 makes a box with one of three methods (``LocalizeConfig.method``, default ``"grabcut"``):
 
 - ``"cam"``: the class map of the image's class, upsampled, thresholded (the calibrated
@@ -22,22 +22,20 @@ too: they are what the box model trains on, so the box model costs no further fo
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from datasets.preprocessing import Preprocessing
 from localize.boxes import DEFAULT_THRESHOLD, heatmap_to_boxes
 from localize.cam import upsample_normalize
 from localize.ddt import ddt_maps
-from localize.multi_view_maps import _check_views, _concatenate_maps, _Views, check_scales
+from localize.multi_view_maps import check_scales
 from localize.refine import grabcut_refine
 
 log = logging.getLogger(__name__)
 
 METHODS = ("cam", "grabcut", "ddt")
-FEATURE_LAYER = "block5_conv3"
 
 
 @dataclass(frozen=True)
@@ -126,7 +124,7 @@ class PseudoBoxes:
         The map each box came from, normalised to [0, 1]: the class map at the network input
         size (``"cam"``, ``"grabcut"``) or the positive DDT projection (``"ddt"``).
     features : (N, h, w, D) float16 ndarray
-        ``block5_conv3`` descriptors at the network input size (for the box model).
+        Descriptors of the backbone's feature layer at the network input size (for the box model).
     notes : list of str
         Per image: "" or why it needs a look ("low confidence", "no box: empty heatmap").
     """
@@ -138,75 +136,6 @@ class PseudoBoxes:
     heatmaps: list[np.ndarray] = field(repr=False)
     features: np.ndarray = field(repr=False)
     notes: list[str] = field(default_factory=list)
-
-
-def forward(classifier, x: np.ndarray, *, batch_size: int = 8,
-            progress: Callable[[int], None] | None = None,
-            scales: Sequence[float] = (1.0,), flip: bool = False,
-            images: Sequence[np.ndarray] | None = None,
-            preprocessing: Preprocessing | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The classifier's probabilities, class maps and descriptors, its maps optionally multi-view.
-
-    One pass at ``x``'s size gives the probabilities and the ``block5_conv3`` descriptors. With the
-    defaults (``scales=(1.0,)``, no flip) the class maps are that pass's raw maps. Otherwise the
-    network (fully convolutional) is rebuilt at each scaled input size (``keras.models.clone_model``
-    with a new input, same weights) and, with ``flip``, also run on the mirrored images; every
-    view's maps are resized (bilinear) to the grid of the largest size, min-max normalised per
-    image and class, and averaged.
-
-    Parameters
-    ----------
-    classifier : keras.Model
-        A boxstrap classifier (outputs ``probabilities``, ``class_map``; a ``block5_conv3`` layer).
-    x : (N, H, W, 3) float32 ndarray
-        Preprocessed images at the classifier's input size.
-    batch_size : int
-        Images per pass.
-    progress : callable, optional
-        Called with the number of images finished (all views) after each batch.
-    scales : sequence of float > 0
-        Input sizes for the class maps, as multiples of ``(H, W)``, each rounded to a multiple of
-        the network's stride (input size over class-map size).
-    flip : bool
-        Also average the maps of the horizontally mirrored images.
-    images : sequence of N (H_i, W_i, 3) uint8 ndarrays, optional
-        The photos ``x`` was made from; required (with ``preprocessing``) when a scale is not 1,
-        because the larger inputs are resized from the photos, not from ``x``.
-    preprocessing : datasets.preprocessing.Preprocessing, optional
-        The classifier's preprocessing (its ``input_size`` is replaced per scale).
-
-    Returns
-    -------
-    probabilities : (N, C) float32
-    class_maps : (N, h, w, C) float32
-        Raw maps at ``x``'s size (defaults), else the averaged normalised maps in [0, 1] on the grid
-        of the largest scale.
-    features : (N, h, w, D) float16
-
-    Raises
-    ------
-    ValueError
-        If ``scales`` is empty or holds a value <= 0, or a scale other than 1 is asked for without
-        ``images`` and ``preprocessing``, or ``images`` has a different length than ``x``.
-    TypeError
-        If ``flip`` is not a bool.
-    """
-    import keras
-
-    scales, plain = _check_views(x, scales, flip, images, preprocessing)
-    model = keras.Model(classifier.input, [*classifier.outputs, classifier.get_layer(FEATURE_LAYER).output])
-    views = _Views(classifier, tuple(int(v) for v in x.shape[1:3]), scales, flip, preprocessing)
-    probabilities, class_maps, features = [], [], []
-    for start in range(0, len(x), batch_size):
-        xb = x[start:start + batch_size]
-        p, m, f = (np.asarray(v) for v in model.predict_on_batch(xb))
-        probabilities.append(p.astype(np.float32))
-        features.append(f.astype(np.float16))
-        class_maps.append(m.astype(np.float32) if plain else
-                          views.average(xb, m, None if images is None else images[start:start + len(xb)]))
-        if progress is not None:
-            progress(len(xb))
-    return np.concatenate(probabilities), _concatenate_maps(class_maps), np.concatenate(features)
 
 
 def pseudo_boxes(

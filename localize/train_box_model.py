@@ -24,7 +24,7 @@ from groundwork.box_geometry import cxcywh_to_xyxy, matched_box_iou
 from localize.box_model import BoxTrainConfig, build_box_model, feature_scale, normalise_boxes, train_box_head
 from localize.box_model_dir import save_box_model
 from localize.localize_images import find_images, load_features
-from localize.pseudo_boxes import forward
+from localize.multi_view_maps import forward
 
 log = logging.getLogger(__name__)
 
@@ -78,17 +78,18 @@ def train_box_model(
     folder = boxes_path if boxes_path.is_dir() else boxes_path.parent
     features = load_features(folder, names, trained.model_sha256)
     if features is None:
-        log.info("computing block5_conv3 descriptors of %d images (one classifier pass)", len(names))
+        log.info("computing %s descriptors of %d images (one classifier pass)", trained.feature_layer, len(names))
         pre = trained.preprocessing
         x = np.stack([pre.apply(read_rgb(item.path, pre)) for _, item in chosen])
-        features = forward(trained.model, x)[2]
+        features = forward(trained.model, x, feature_layer=trained.feature_layer)[2]
     else:
         log.info("reusing the descriptors saved beside %s", boxes_path)
     features = np.asarray(features)  # float16 as cached: the views are made and batches cast from it
     order = np.random.default_rng(config.seed).permutation(len(names))
     n_valid = int(round(len(names) * VALID_SHARE)) if len(names) >= 10 else 0
     valid, train = order[:n_valid], order[n_valid:]
-    box_model, head = build_box_model(trained.model, config, feature_scale=feature_scale(features[train]))
+    box_model, head = build_box_model(trained.model, config, feature_layer=trained.feature_layer,
+                                      feature_scale=feature_scale(features[train]))
     history = train_box_head(head, features[train], target[train], config,
                              valid=(features[valid], target[valid]) if n_valid else None, verbose=verbose)
     predicted = np.asarray(head.predict(features, verbose=0))

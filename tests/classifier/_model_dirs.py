@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from classifier.backbones.vgg16 import vgg16_preprocessing
 from datasets.preprocessing import Preprocessing
 
 # block5 convs have 16*16*9 = 2304 weights: above the int8 quantization threshold (2048).
@@ -40,7 +41,7 @@ def write_model_dir(directory: Path, model=None, *, labels=("one", "ten"), input
     model = tiny_model(len(labels), input_size) if model is None else model
     model.save(directory / "model.keras")
     if "preprocessing.json" not in skip:
-        (preprocessing or Preprocessing.vgg16(input_size)).save(directory)
+        (preprocessing or vgg16_preprocessing(input_size)).save(directory)
     if "labels.json" not in skip:
         (directory / "labels.json").write_text(json.dumps(list(labels)))
     if "train_config.json" not in skip:

@@ -10,6 +10,7 @@ from coremltools.converters.mil.frontend.milproto.load import load as load_mil
 
 from boxstrap.cli import main
 from classifier import export as export_module
+from classifier.backbones.vgg16 import vgg16_preprocessing
 from classifier.export import ExportConfig, export_coreml
 from classifier.export_metadata import read_export_metadata
 from classifier.trained_model import load_trained_model
@@ -80,7 +81,7 @@ class TestMLProgram:
         assert (image.type.imageType.height, image.type.imageType.width) == (32, 32)
         ops = _image_ops(function)
         assert "mul" not in ops  # scale 1
-        np.testing.assert_allclose(ops["add"].reshape(-1), Preprocessing.vgg16().bias, rtol=1e-6)
+        np.testing.assert_allclose(ops["add"].reshape(-1), vgg16_preprocessing().bias, rtol=1e-6)
 
     def test_fp16_compute(self, both):
         _, result = both
@@ -119,7 +120,7 @@ class TestNeuralNetwork:
         outputs = {o.name: o.type.WhichOneof("Type") for o in spec.description.output}
         assert outputs == {"classLabelProbs": "dictionaryType", "class_map": "multiArrayType", "classLabel": "stringType"}
         scaler = nn.preprocessing[0].scaler
-        bias = Preprocessing.vgg16().bias  # BGR order
+        bias = vgg16_preprocessing().bias  # BGR order
         np.testing.assert_allclose([scaler.blueBias, scaler.greenBias, scaler.redBias], bias, rtol=1e-6)
         assert scaler.channelScale == 1.0
         assert spec.description.input[0].type.imageType.colorSpace == ct.proto.FeatureTypes_pb2.ImageFeatureType.BGR

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from classifier.backbones.vgg16 import vgg16_preprocessing
 from classifier.features import CHUNK, FeatureCache, cache_key, extract_features
 from classifier.model import build_classifier, split_model
-from datasets.preprocessing import Preprocessing
 from datasets.tf_input import Augmentation
 
 TINY = (4, 4, 8, 8, 8)
@@ -26,13 +26,13 @@ def images(n, seed=0):
 class TestExtractFeatures:
     def test_plain_view_is_the_lower_model(self, lower):
         x = images(3)
-        pre = Preprocessing.vgg16((32, 32))
+        pre = vgg16_preprocessing((32, 32))
         out = extract_features(lower, x, pre.apply)
         assert out.dtype == np.float16 and out.shape == (3, 2, 2, 8)
         np.testing.assert_allclose(out, np.asarray(lower(pre.apply(x))), rtol=1e-2, atol=1e-2)
 
     def test_augmented_views_are_seeded(self, lower):
-        x, pre = images(2), Preprocessing.vgg16((32, 32))
+        x, pre = images(2), vgg16_preprocessing((32, 32))
         a = extract_features(lower, x, pre.apply, augmentation=Augmentation(), seed=1, view=1)
         b = extract_features(lower, x, pre.apply, augmentation=Augmentation(), seed=1, view=1)
         c = extract_features(lower, x, pre.apply, augmentation=Augmentation(), seed=1, view=2)
@@ -40,7 +40,7 @@ class TestExtractFeatures:
         assert not np.array_equal(a, c)
 
     def test_chunks_are_reused(self, lower, tmp_path):
-        x, pre = images(CHUNK + 3), Preprocessing.vgg16((32, 32))
+        x, pre = images(CHUNK + 3), vgg16_preprocessing((32, 32))
         first = extract_features(lower, x, pre.apply, chunk_dir=tmp_path)
         assert sorted(p.name for p in tmp_path.iterdir()) == ["00000.npy", "00001.npy"]
         # A finished chunk is read back, not recomputed: poison it and see it come back.
@@ -51,7 +51,7 @@ class TestExtractFeatures:
 
     def test_progress(self, lower):
         done = []
-        extract_features(lower, images(5), Preprocessing.vgg16((32, 32)).apply, batch_size=2,
+        extract_features(lower, images(5), vgg16_preprocessing((32, 32)).apply, batch_size=2,
                          progress=done.append)
         assert done == [2, 2, 1]
 
@@ -59,7 +59,7 @@ class TestExtractFeatures:
                                      np.zeros((32, 32, 3), np.uint8)])
     def test_bad_images(self, lower, bad):
         with pytest.raises(ValueError, match=r"images must be a non-empty \(N, H, W, 3\) uint8 array"):
-            extract_features(lower, bad, Preprocessing.vgg16((32, 32)).apply)
+            extract_features(lower, bad, vgg16_preprocessing((32, 32)).apply)
 
 
 class TestFeatureCache:

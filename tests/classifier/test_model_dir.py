@@ -4,9 +4,9 @@ import shutil
 
 import pytest
 
+from classifier.backbones.vgg16 import vgg16_preprocessing
 from classifier.model_dir import BOX_MODEL_LAYOUT, ModelDir, check_box_model_contract, load_model_dir
 from classifier.trained_model import TRAINED_MODEL_LAYOUT
-from datasets.preprocessing import Preprocessing
 from tests.classifier._model_dirs import tiny_model, write_model_dir
 
 LAYOUTS = {"trained": TRAINED_MODEL_LAYOUT, "box": BOX_MODEL_LAYOUT}
@@ -26,7 +26,7 @@ def box_shaped_model(num_classes: int = 2, input_size: tuple[int, int] = (32, 32
 def write_box_dir(directory, model, labels=("one", "ten")):
     directory.mkdir(parents=True)
     model.save(directory / "box_model.keras")
-    Preprocessing.vgg16((32, 32)).save(directory)
+    vgg16_preprocessing((32, 32)).save(directory)
     (directory / "labels.json").write_text(json.dumps(list(labels)))
     (directory / "box_train_config.json").write_text(json.dumps({"config": "BoxTrainConfig", "epochs": 3}))
     (directory / "box_metrics.json").write_text(json.dumps({"images": 5}))
@@ -57,7 +57,7 @@ class TestLoadModelDir:
         loaded = load_model_dir(directory, layout)
         assert isinstance(loaded, ModelDir) and loaded.layout is layout
         assert loaded.labels == ("one", "ten")
-        assert loaded.preprocessing == Preprocessing.vgg16((32, 32))
+        assert loaded.preprocessing == vgg16_preprocessing((32, 32))
         assert loaded.config["epochs"] == (1 if kind == "trained" else 3)
         assert loaded.metrics == ({"valid": {"accuracy": 0.5}} if kind == "trained" else {"images": 5})
         assert loaded.model_path == directory / layout.model_filename
@@ -133,9 +133,9 @@ class TestLoadModelDir:
 
 class TestCheckBoxModelContract:
     def test_passes_a_box_model(self):
-        check_box_model_contract(box_shaped_model(3), ("a", "b", "c"), Preprocessing.vgg16((32, 32)))
+        check_box_model_contract(box_shaped_model(3), ("a", "b", "c"), vgg16_preprocessing((32, 32)))
 
     def test_names_the_shapes_found(self):
         with pytest.raises(ValueError, match=r"m.keras: .* Received output shapes: \[\(2,\), \(4,\)\]"):
-            check_box_model_contract(box_shaped_model(2), ("a", "b", "c"), Preprocessing.vgg16((32, 32)),
+            check_box_model_contract(box_shaped_model(2), ("a", "b", "c"), vgg16_preprocessing((32, 32)),
                                      source="m.keras")

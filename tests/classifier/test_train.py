@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import classifier.train as train_module
+from classifier.backbones.vgg16 import vgg16_preprocessing
 from classifier.train import train
 from classifier.train_config import TrainConfig
 from datasets.preprocessing import Preprocessing
@@ -43,7 +44,7 @@ class TestTrain:
         assert {"model.keras", "preprocessing.json", "labels.json", "train_config.json", "metrics.json",
                 "training_curves.png", "confusion_matrix.png"} <= names
         assert json.loads((out / "labels.json").read_text()) == ["blue", "red"]
-        assert Preprocessing.load(out) == Preprocessing.vgg16((32, 32))
+        assert Preprocessing.load(out) == vgg16_preprocessing((32, 32))
         assert load_config(TrainConfig, out / "train_config.json") == tiny_config()
         metrics = json.loads((out / "metrics.json").read_text())
         for split in ("valid", "test"):
@@ -60,8 +61,8 @@ class TestTrain:
 
         tiny_manifest, out = trained
         model = keras.saving.load_model(out / "model.keras", safe_mode=True)
-        images, labels, _ = load_split(tiny_manifest, "test", Preprocessing.vgg16((32, 32)))
-        probabilities, class_map = model.predict(Preprocessing.vgg16((32, 32)).apply(images), verbose=0)
+        images, labels, _ = load_split(tiny_manifest, "test", vgg16_preprocessing((32, 32)))
+        probabilities, class_map = model.predict(vgg16_preprocessing((32, 32)).apply(images), verbose=0)
         assert class_map.shape == (4, 2, 2, 2)
         metrics = json.loads((out / "metrics.json").read_text())
         assert np.mean(probabilities.argmax(1) == labels) == pytest.approx(metrics["test"]["accuracy"])
@@ -102,8 +103,8 @@ class TestTrain:
         names = [layer.name for layer in model.layers]
         assert {"head_block3_pool", "head_block4_pool", "head_features", "head_hidden"} <= set(names)
         assert not any("standardis" in name for name in names)  # folded into head_hidden
-        images, labels, _ = load_split(tiny_manifest, "test", Preprocessing.vgg16((32, 32)))
-        probabilities, class_map = model.predict(Preprocessing.vgg16((32, 32)).apply(images), verbose=0)
+        images, labels, _ = load_split(tiny_manifest, "test", vgg16_preprocessing((32, 32)))
+        probabilities, class_map = model.predict(vgg16_preprocessing((32, 32)).apply(images), verbose=0)
         assert class_map.shape == (4, 2, 2, 2)
         metrics = json.loads((out / "metrics.json").read_text())
         assert np.mean(probabilities.argmax(1) == labels) == pytest.approx(metrics["test"]["accuracy"])

@@ -3,8 +3,8 @@ import json
 
 import pytest
 
+from classifier.backbones.vgg16 import vgg16_preprocessing
 from classifier.trained_model import TrainedModel, load_trained_model
-from datasets.preprocessing import Preprocessing
 from tests.classifier._model_dirs import lambda_model, tiny_model, write_model_dir
 
 
@@ -20,7 +20,7 @@ class TestLoadTrainedModel:
         assert isinstance(trained, TrainedModel)
         assert trained.labels == ("zebra", "apple")
         assert trained.num_classes == 2
-        assert trained.preprocessing == Preprocessing.vgg16((32, 32))
+        assert trained.preprocessing == vgg16_preprocessing((32, 32))
         assert trained.config["epochs"] == 1
         assert trained.metrics == {"valid": {"accuracy": 0.5}}
         assert trained.model_sha256 == hashlib.sha256((directory / "model.keras").read_bytes()).hexdigest()
@@ -64,7 +64,7 @@ class TestLoadTrainedModel:
             load_trained_model(directory)
 
     def test_input_size_must_match_preprocessing(self, tmp_path, model):
-        directory = write_model_dir(tmp_path / "m", model, preprocessing=Preprocessing.vgg16((64, 64)))
+        directory = write_model_dir(tmp_path / "m", model, preprocessing=vgg16_preprocessing((64, 64)))
         with pytest.raises(ValueError, match=r"input size \(32, 32\) does not match .* \(64, 64\)"):
             load_trained_model(directory)
 

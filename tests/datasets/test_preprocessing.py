@@ -2,24 +2,19 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from datasets.preprocessing import VGG16_BGR_BIAS, Preprocessing
+from datasets.preprocessing import Preprocessing
+
+BGR = {"color_order": "BGR", "bias": (-1.0, -2.0, -3.0)}
 
 
 class TestPreprocessing:
-    def test_vgg16_matches_keras_caffe_mode(self):
-        import keras
-
-        rgb = np.random.default_rng(0).integers(0, 256, (2, 8, 8, 3)).astype(np.uint8)
-        expected = keras.applications.vgg16.preprocess_input(rgb.astype(np.float32))
-        np.testing.assert_allclose(Preprocessing.vgg16((8, 8)).apply(rgb), expected, atol=1e-4)
-
     def test_rgb_order_and_scale(self):
         p = Preprocessing(input_size=(1, 1), color_order="RGB", bias=(-1.0, -2.0, -3.0), scale=0.5)
         out = p.apply(np.array([[[10, 20, 30]]], np.uint8))
         np.testing.assert_allclose(out[0, 0], [4.0, 8.0, 12.0])
 
     def test_resize_from_pil_and_array(self):
-        p = Preprocessing.vgg16((6, 10))
+        p = Preprocessing((6, 10), **BGR)
         image = Image.new("RGBA", (40, 30), (10, 20, 30, 0))
         assert p.resize(image).shape == (6, 10, 3)
         assert p.resize(np.zeros((30, 40), np.uint8)).shape == (6, 10, 3)
@@ -49,11 +44,13 @@ class TestPreprocessing:
     )
     def test_invalid_arguments(self, kwargs, message):
         with pytest.raises(ValueError, match=message):
-            Preprocessing(**kwargs)
+            Preprocessing(**{"input_size": (4, 4), **BGR, **kwargs})
 
     def test_apply_needs_three_channels(self):
         with pytest.raises(ValueError, match=r"Received shape: \(2, 2, 4\)"):
-            Preprocessing.vgg16((2, 2)).apply(np.zeros((2, 2, 4), np.uint8))
+            Preprocessing((2, 2), **BGR).apply(np.zeros((2, 2, 4), np.uint8))
 
-    def test_default_bias_is_vgg(self):
-        assert Preprocessing().bias == VGG16_BGR_BIAS
+    def test_no_backbone_default(self):
+        """Colour order and bias belong to a backbone's spec; datasets knows none."""
+        with pytest.raises(TypeError, match="color_order"):
+            Preprocessing((4, 4))

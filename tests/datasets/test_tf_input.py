@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from classifier.backbones.vgg16 import vgg16_preprocessing
 from datasets.manifest import Manifest, Record
-from datasets.preprocessing import Preprocessing
 from datasets.tf_input import Augmentation, augment_rgb, load_split, read_rgb
 
 
@@ -26,20 +26,20 @@ def _manifest(tmp_path, n_per_class=3, size=(40, 30)):
 class TestReadRgb:
     def test_resizes_to_input_size(self, tmp_path):
         manifest = _manifest(tmp_path)
-        image = read_rgb(manifest.image_path(manifest.records[0]), Preprocessing.vgg16((16, 32)))
+        image = read_rgb(manifest.image_path(manifest.records[0]), vgg16_preprocessing((16, 32)))
         assert image.shape == (16, 32, 3) and image.dtype == np.uint8
 
     def test_unreadable_file_is_named(self, tmp_path):
         bad = tmp_path / "bad.jpg"
         bad.write_text("not an image")
         with pytest.raises(ValueError, match="bad.jpg"):
-            read_rgb(bad, Preprocessing.vgg16((16, 16)))
+            read_rgb(bad, vgg16_preprocessing((16, 16)))
 
     def test_missing_file_is_named(self, tmp_path):
         with pytest.raises(FileNotFoundError, match="nope.jpg"):
-            read_rgb(tmp_path / "nope.jpg", Preprocessing.vgg16((16, 16)))
+            read_rgb(tmp_path / "nope.jpg", vgg16_preprocessing((16, 16)))
 
-    @pytest.mark.parametrize("preprocessing", [None, Preprocessing.vgg16((16, 16))])
+    @pytest.mark.parametrize("preprocessing", [None, vgg16_preprocessing((16, 16))])
     def test_truncated_jpeg_is_named(self, tmp_path, preprocessing):
         full = tmp_path / "full.jpg"
         Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)).save(full)
@@ -82,7 +82,7 @@ class TestReadRgb:
 class TestLoadSplit:
     def test_split_matches_read_rgb(self, tmp_path):
         manifest = _manifest(tmp_path)
-        prep = Preprocessing.vgg16((24, 32))
+        prep = vgg16_preprocessing((24, 32))
         images, labels, records = load_split(manifest, "train", prep)
         assert images.shape == (4, 24, 32, 3) and images.dtype == np.uint8
         for image, record in zip(images, records, strict=True):

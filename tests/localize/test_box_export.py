@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
+from classifier.backbones.vgg16 import VGG16, vgg16_preprocessing
 from classifier.model import build_classifier
-from datasets.preprocessing import Preprocessing
 from localize.box_export import BoxExportConfig, export_box_model
 from localize.box_model import BoxTrainConfig, build_box_model
 from localize.box_model_dir import load_box_model, save_box_model
@@ -13,9 +13,9 @@ TINY = (4, 4, 8, 8, 8)
 @pytest.fixture(scope="module")
 def box_dir(tmp_path_factory):
     classifier = build_classifier(2, (64, 96), filters=TINY, weights="none")
-    box_model, _ = build_box_model(classifier, BoxTrainConfig(hidden=8, reduce_filters=4))
+    box_model, _ = build_box_model(classifier, BoxTrainConfig(hidden=8, reduce_filters=4), feature_layer=VGG16.feature_layer)
     directory = tmp_path_factory.mktemp("box") / "box_model"
-    save_box_model(box_model, directory, preprocessing=Preprocessing.vgg16((64, 96)), labels=("one", "ten"),
+    save_box_model(box_model, directory, preprocessing=vgg16_preprocessing((64, 96)), labels=("one", "ten"),
                    config=BoxTrainConfig(hidden=8, reduce_filters=4), metrics={"corloc": 0.5})
     return directory
 
@@ -30,7 +30,7 @@ class TestBoxModelDir:
 
     def test_refuses_to_overwrite(self, box_dir):
         with pytest.raises(FileExistsError, match="already exists"):
-            save_box_model(None, box_dir, preprocessing=Preprocessing(), labels=(), config=BoxTrainConfig(),
+            save_box_model(None, box_dir, preprocessing=vgg16_preprocessing(), labels=(), config=BoxTrainConfig(),
                            metrics={})
 
     def test_missing_dir(self, tmp_path):
@@ -59,7 +59,7 @@ class TestExportBoxModel:
         assert image.colorSpace == ct.proto.FeatureTypes_pb2.ImageFeatureType.BGR
         metadata = read_export_metadata(path)
         assert metadata["labels"] == ["one", "ten"]
-        assert metadata["preprocessing"]["bias"] == list(Preprocessing.vgg16().bias)
+        assert metadata["preprocessing"]["bias"] == list(vgg16_preprocessing().bias)
 
     def test_refuses_existing(self, box_dir, tmp_path):
         export_box_model(box_dir, tmp_path)

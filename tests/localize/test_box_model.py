@@ -1,17 +1,18 @@
 import numpy as np
 import pytest
 
+from classifier.backbones.vgg16 import VGG16
 from classifier.model import build_classifier
 from groundwork.box_geometry import cxcywh_to_xyxy, xyxy_to_cxcywh
 from localize.box_model import (
     BoxTrainConfig,
-    box_features,
     box_loss,
     build_box_model,
     feature_views,
     normalise_boxes,
     train_box_head,
 )
+from localize.multi_view_maps import forward
 
 TINY = (4, 4, 8, 8, 8)
 
@@ -23,13 +24,13 @@ def classifier():
 
 class TestBuildBoxModel:
     def test_outputs_and_shared_layers(self, classifier):
-        box_model, head = build_box_model(classifier, BoxTrainConfig(hidden=8, reduce_filters=4))
+        box_model, head = build_box_model(classifier, BoxTrainConfig(hidden=8, reduce_filters=4), feature_layer=VGG16.feature_layer)
         x = np.random.default_rng(0).normal(size=(2, 64, 96, 3)).astype(np.float32)
         probabilities, box = box_model.predict(x, verbose=0)
         assert probabilities.shape == (2, 2) and box.shape == (2, 4)
         assert np.all((box > 0) & (box < 1))
         np.testing.assert_allclose(probabilities, classifier.predict(x, verbose=0)[0], atol=1e-5)
-        features = box_features(classifier, x)
+        features = forward(classifier, x, feature_layer=VGG16.feature_layer)[2]
         np.testing.assert_allclose(head.predict(features.astype(np.float32), verbose=0), box, atol=2e-2)
 
     def test_needs_a_classifier(self):
@@ -37,7 +38,7 @@ class TestBuildBoxModel:
 
         other = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 1, name="conv")])
         with pytest.raises(ValueError, match="Missing: \\['block5_conv3', 'probabilities'\\]"):
-            build_box_model(other)
+            build_box_model(other, feature_layer=VGG16.feature_layer)
 
 
 class TestFeatureViews:
@@ -77,7 +78,7 @@ class TestTrainBoxHead:
     def test_learns_box_from_features(self, classifier):
         # Features that mark the object's cells: the head must learn to read the box off them.
         rng = np.random.default_rng(1)
-        _, head = build_box_model(classifier, BoxTrainConfig(hidden=32, reduce_filters=8))
+        _, head = build_box_model(classifier, BoxTrainConfig(hidden=32, reduce_filters=8), feature_layer=VGG16.feature_layer)
         h, w = head.input.shape[1:3]
         features, boxes = [], []
         for _ in range(96):
@@ -95,7 +96,7 @@ class TestTrainBoxHead:
         assert max(history["val_iou"]) > 0.5
 
     def test_no_boxes(self, classifier):
-        _, head = build_box_model(classifier)
+        _, head = build_box_model(classifier, feature_layer=VGG16.feature_layer)
         with pytest.raises(ValueError, match="No pseudo boxes"):
             train_box_head(head, np.zeros((0, 4, 6, 8)), np.zeros((0, 4)), BoxTrainConfig(), verbose=0)
 
@@ -120,9 +121,9 @@ class TestFeatureScale:
         features = np.random.default_rng(0).normal(0, 300, (4, 4, 6, 8)).astype(np.float32)
         scale = feature_scale(features)
         assert np.std(features * scale) == pytest.approx(1.0, rel=1e-3)
-        _, head = build_box_model(classifier, BoxTrainConfig(hidden=8, reduce_filters=4), feature_scale=scale)
+        _, head = build_box_model(classifier, BoxTrainConfig(hidden=8, reduce_filters=4), feature_scale=scale, feature_layer=VGG16.feature_layer)
         assert head.get_layer("box_scale").scale == pytest.approx(scale)
 
     def test_bad_scale(self, classifier):
         with pytest.raises(ValueError, match="feature_scale must be a positive number"):
-            build_box_model(classifier, feature_scale=0.0)
+            build_box_model(classifier, feature_scale=0.0, feature_layer=VGG16.feature_layer)

@@ -6,9 +6,9 @@ import shutil
 
 import pytest
 
+from classifier.backbones.vgg16 import VGG16, vgg16_preprocessing
 from classifier.model import build_classifier
 from classifier.trained_model import load_trained_model
-from datasets.preprocessing import Preprocessing
 from localize.box_model import BoxTrainConfig, build_box_model
 from localize.box_model_dir import BoxModel, load_box_model, save_box_model
 from tests.classifier._model_dirs import lambda_model, write_model_dir
@@ -21,8 +21,8 @@ def saved(tmp_path_factory):
     """A box model directory and a trained model directory, copied by the tests that spoil them."""
     root = tmp_path_factory.mktemp("dirs")
     classifier = build_classifier(2, (32, 32), filters=TINY, weights="none")
-    box_model, _ = build_box_model(classifier, BoxTrainConfig(hidden=8, reduce_filters=4))
-    box_dir = save_box_model(box_model, root / "box", preprocessing=Preprocessing.vgg16((32, 32)),
+    box_model, _ = build_box_model(classifier, BoxTrainConfig(hidden=8, reduce_filters=4), feature_layer=VGG16.feature_layer)
+    box_dir = save_box_model(box_model, root / "box", preprocessing=vgg16_preprocessing((32, 32)),
                              labels=("one", "ten"), config=BoxTrainConfig(hidden=8, reduce_filters=4),
                              metrics={"images": 5})
     return {"box": box_dir, "trained": write_model_dir(root / "trained")}
@@ -47,7 +47,7 @@ class TestLoadBoxModel:
         loaded = load_box_model(saved["box"])
         assert isinstance(loaded, BoxModel)
         assert loaded.labels == ("one", "ten") and loaded.metrics == {"images": 5}
-        assert loaded.preprocessing == Preprocessing.vgg16((32, 32))
+        assert loaded.preprocessing == vgg16_preprocessing((32, 32))
         assert loaded.model_sha256 == hashlib.sha256((saved["box"] / "box_model.keras").read_bytes()).hexdigest()
         assert [tuple(t.shape[1:]) for t in loaded.model.outputs] == [(2,), (4,)]
 

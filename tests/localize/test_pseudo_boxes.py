@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
 
+from classifier.backbones.vgg16 import VGG16, vgg16_preprocessing
 from classifier.model import build_classifier
-from datasets.preprocessing import Preprocessing
 from groundwork.box_geometry import matched_box_iou
-from localize.multi_view_maps import multi_view_maps
-from localize.pseudo_boxes import LocalizeConfig, box_classes, class_heatmaps, forward, pseudo_boxes
+from localize.multi_view_maps import forward, multi_view_maps
+from localize.pseudo_boxes import LocalizeConfig, box_classes, class_heatmaps, pseudo_boxes
 
 
 def _scene(rng, n=6, size=(48, 64)):
@@ -84,7 +84,7 @@ class TestForward:
     def test_one_pass_gives_all_three(self):
         model = build_classifier(2, (64, 64), filters=(4, 4, 8, 8, 8), weights="none")
         x = np.zeros((3, 64, 64, 3), np.float32)
-        p, cm, f = forward(model, x, batch_size=2)
+        p, cm, f = forward(model, x, batch_size=2, feature_layer=VGG16.feature_layer)
         assert p.shape == (3, 2) and cm.shape == (3, 4, 4, 2) and f.shape == (3, 4, 4, 8)
         assert f.dtype == np.float16
 
@@ -94,7 +94,7 @@ def tiny():
     model = build_classifier(2, (64, 64), filters=(4, 4, 8, 8, 8), weights="none")
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, (48 + 8 * i, 60, 3), np.uint8) for i in range(3)]
-    pre = Preprocessing.vgg16((64, 64))
+    pre = vgg16_preprocessing((64, 64))
     x = np.stack([pre.apply(pre.resize(image)) for image in images]).astype(np.float32)
     return model, images, pre, x
 
@@ -104,35 +104,35 @@ class TestMultiView:
         model, images, pre, x = tiny
         done = []
         p, cm, f = forward(model, x, batch_size=2, scales=(1.0, 1.5), flip=True, images=images,
-                           preprocessing=pre, progress=done.append)
+                           preprocessing=pre, progress=done.append, feature_layer=VGG16.feature_layer)
         assert p.shape == (3, 2) and f.shape == (3, 4, 4, 8)
         assert cm.shape == (3, 6, 6, 2)  # 1.5 x 64 = 96 pixels, stride 16
         assert cm.dtype == np.float32 and cm.min() >= 0 and cm.max() <= 1
         assert sum(done) == 3
-        p1, _, f1 = forward(model, x)
+        p1, _, f1 = forward(model, x, feature_layer=VGG16.feature_layer)
         np.testing.assert_allclose(p, p1, rtol=1e-5, atol=1e-6)
         np.testing.assert_array_equal(f, f1)
 
     def test_multi_view_maps_match_forward(self, tiny):
         model, images, pre, x = tiny
-        _, cm, _ = forward(model, x, scales=(1.5,), flip=True, images=images, preprocessing=pre)
+        _, cm, _ = forward(model, x, scales=(1.5,), flip=True, images=images, preprocessing=pre, feature_layer=VGG16.feature_layer)
         alone = multi_view_maps(model, x, scales=(1.5,), flip=True, images=images, preprocessing=pre, batch_size=2)
         np.testing.assert_allclose(alone, cm, atol=1e-5)
-        np.testing.assert_allclose(multi_view_maps(model, x), forward(model, x)[1], atol=1e-6)
+        np.testing.assert_allclose(multi_view_maps(model, x), forward(model, x, feature_layer=VGG16.feature_layer)[1], atol=1e-6)
         with pytest.raises(ValueError, match="need the photos"):
             multi_view_maps(model, x, scales=(2.0,))
 
     def test_flip_average_is_mirror_symmetric(self, tiny):
         model, _, _, x = tiny
-        _, cm, _ = forward(model, x, flip=True)
-        _, cm_mirror, _ = forward(model, np.ascontiguousarray(x[:, :, ::-1]), flip=True)
+        _, cm, _ = forward(model, x, flip=True, feature_layer=VGG16.feature_layer)
+        _, cm_mirror, _ = forward(model, np.ascontiguousarray(x[:, :, ::-1]), flip=True, feature_layer=VGG16.feature_layer)
         np.testing.assert_allclose(cm_mirror, cm[:, :, ::-1], atol=1e-5)
 
     def test_other_scales_need_the_photos(self, tiny):
         model, images, pre, x = tiny
         with pytest.raises(ValueError, match="need the photos"):
-            forward(model, x, scales=(1.5,))
+            forward(model, x, scales=(1.5,), feature_layer=VGG16.feature_layer)
         with pytest.raises(ValueError, match="one photo per row of x"):
-            forward(model, x, scales=(1.5,), images=images[:2], preprocessing=pre)
+            forward(model, x, scales=(1.5,), images=images[:2], preprocessing=pre, feature_layer=VGG16.feature_layer)
         with pytest.raises(TypeError, match="flip must be a bool"):
-            forward(model, x, flip=1)
+            forward(model, x, flip=1, feature_layer=VGG16.feature_layer)

@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from datasets.preprocessing import VGG16_BGR_BIAS, Preprocessing
+from classifier.backbones.vgg16 import VGG16_BGR_BIAS, vgg16_preprocessing
+from datasets.preprocessing import Preprocessing
 
 LABELS = ("one", "ten")
 SIZE = (32, 32)
@@ -93,7 +94,7 @@ def export(model, path: Path, *, precision: str = "FP32", kind: str = "mlprogram
                              convert_to=kind, **kwargs)
     if metadata:
         mlmodel.user_defined_metadata["boxstrap.labels"] = json.dumps(list(LABELS))
-        mlmodel.user_defined_metadata["boxstrap.preprocessing"] = json.dumps(Preprocessing.vgg16(SIZE).to_dict())
+        mlmodel.user_defined_metadata["boxstrap.preprocessing"] = json.dumps(vgg16_preprocessing(SIZE).to_dict())
     mlmodel.save(str(path))
     return path
 
@@ -103,7 +104,7 @@ def model_dir(tmp_path_factory) -> Path:
     """A model directory (model.keras, preprocessing.json, labels.json) with balanced classes."""
     root = tmp_path_factory.mktemp("model")
     images = make_images(root / "images")
-    preprocessing = Preprocessing.vgg16(SIZE)
+    preprocessing = vgg16_preprocessing(SIZE)
     pixels = np.stack([preprocessing.resize(Image.open(p)) for p in sorted(images.glob("*.png"))])
     model = build_keras_model()
     balance_classes(model, pixels, preprocessing)

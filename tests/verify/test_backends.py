@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from datasets.preprocessing import Preprocessing
+from classifier.backbones.vgg16 import vgg16_preprocessing
 from tests.verify.conftest import SIZE
 from verify.backends import CoreMLBackend, ReferenceBackend, make_backend, resolve_backend
 from verify.model_info import read_model_info
@@ -46,7 +46,7 @@ class TestCoreMLBackend:
         coreml = make_backend("coreml", info, compute_units=units)
         reference = make_backend("reference", info)
         tolerance = 1e-4 if info.precision == "FP32" and units == "cpu" else 2e-2
-        pre = Preprocessing.vgg16(SIZE)
+        pre = vgg16_preprocessing(SIZE)
         for path in sorted(images_dir.glob("*.png")):
             rgb = pre.resize(Image.open(path))
             a, b = coreml.run(rgb).outputs, reference.run(rgb).outputs

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from classifier.backbones.vgg16 import VGG16, vgg16_preprocessing
 from classifier.model import build_classifier
-from datasets.preprocessing import Preprocessing
 from localize.box_export import BoxExportConfig, export_box_model
 from localize.box_model import BoxTrainConfig, build_box_model
 from localize.box_model_dir import save_box_model
@@ -19,9 +19,9 @@ SIZE = (64, 64)
 def box_dir(tmp_path_factory):
     classifier = build_classifier(2, SIZE, filters=(4, 4, 8, 8, 8), weights="none", pooling="max", seed=3)
     config = BoxTrainConfig(hidden=8, reduce_filters=4)
-    box_model, _ = build_box_model(classifier, config, feature_scale=0.05)
+    box_model, _ = build_box_model(classifier, config, feature_scale=0.05, feature_layer=VGG16.feature_layer)
     directory = tmp_path_factory.mktemp("box") / "model"
-    save_box_model(box_model, directory, preprocessing=Preprocessing.vgg16(SIZE), labels=("one", "ten"),
+    save_box_model(box_model, directory, preprocessing=vgg16_preprocessing(SIZE), labels=("one", "ten"),
                    config=config, metrics={})
     return directory
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from datasets.preprocessing import Preprocessing
+from classifier.backbones.vgg16 import vgg16_preprocessing
 from verify.divergence import INPUT_NAME, locate_divergence, suspect_preprocessing
 from verify.runtime_result import Intermediate
 
@@ -54,7 +54,7 @@ class TestLocateDivergence:
 
 class TestSuspectPreprocessing:
     def test_names_the_mistake_that_reproduces_the_outputs(self):
-        pre = Preprocessing.vgg16((2, 2))
+        pre = vgg16_preprocessing((2, 2))
         pixels = np.random.default_rng(0).integers(0, 256, (3, 2, 2, 3), dtype=np.uint8)
 
         def predict(x):  # a "model" whose output depends on every input value

@@ -1,6 +1,6 @@
 import pytest
 
-from datasets.preprocessing import VGG16_BGR_BIAS
+from classifier.backbones.vgg16 import VGG16_BGR_BIAS
 from verify.model_info import read_model_info
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from datasets.preprocessing import Preprocessing
+from classifier.backbones.vgg16 import vgg16_preprocessing
 from tests.verify.conftest import SIZE
 from verify.mil_runtime import MilRuntime
 from verify.model_info import read_model_info
@@ -17,13 +17,13 @@ from verify.runtime_result import UnsupportedOperationError, image_tensor
 
 @pytest.fixture(scope="module")
 def pixels(images_dir):
-    preprocessing = Preprocessing.vgg16(SIZE)
+    preprocessing = vgg16_preprocessing(SIZE)
     return np.stack([preprocessing.resize(Image.open(p)) for p in sorted(images_dir.glob("*.png"))])
 
 
 @pytest.fixture(scope="module")
 def keras_probabilities(keras_model, pixels):
-    return keras_model.predict(Preprocessing.vgg16(SIZE).apply(pixels), verbose=0)["probabilities"]
+    return keras_model.predict(vgg16_preprocessing(SIZE).apply(pixels), verbose=0)["probabilities"]
 
 
 def _probabilities(runtime, pixels):
@@ -67,7 +67,7 @@ class TestAgainstKeras:
     def test_preprocessing_from_the_spec(self, exports, pixels):
         """The NeuralNetwork runtime's first value is the scaler's output: BGR plus the bias."""
         result = reference_runtime(exports["neuralnetwork"]).run(pixels[0], keep_intermediates=True)
-        expected = Preprocessing.vgg16(SIZE).apply(pixels[0]).transpose(2, 0, 1)[None]
+        expected = vgg16_preprocessing(SIZE).apply(pixels[0]).transpose(2, 0, 1)[None]
         np.testing.assert_allclose(result.intermediates[0].value, expected, atol=1e-4)
 
 

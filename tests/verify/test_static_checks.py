@@ -3,13 +3,13 @@ import re
 
 import pytest
 
-from datasets.preprocessing import Preprocessing
+from classifier.backbones.vgg16 import vgg16_preprocessing
 from tests.verify.conftest import LABELS, SIZE
 from verify.model_info import read_model_info
 from verify.static_checks import static_checks
 from verify.verify_config import VerifyConfig
 
-PRE = Preprocessing.vgg16(SIZE)
+PRE = vgg16_preprocessing(SIZE)
 
 
 def _failed(path, config=VerifyConfig(), preprocessing=PRE, labels=LABELS):

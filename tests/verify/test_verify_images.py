@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from datasets.preprocessing import Preprocessing
+from classifier.backbones.vgg16 import vgg16_preprocessing
 from verify.verify_images import load_verify_images
 
-PRE = Preprocessing.vgg16((8, 10))
+PRE = vgg16_preprocessing((8, 10))
 
 
 def _write(path, color):

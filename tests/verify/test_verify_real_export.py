@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from datasets.preprocessing import Preprocessing
+from classifier.backbones.vgg16 import vgg16_preprocessing
 from tests.verify.conftest import LABELS, SIZE
 from verify.parity import near_ties
 from verify.verify import verify_model
@@ -20,7 +20,7 @@ def classifier_dir(tmp_path_factory):
     directory = tmp_path_factory.mktemp("classifier")
     model = build_classifier(len(LABELS), SIZE, pooling="lse", filters=(4, 4, 8, 8, 8))
     model.save(directory / "model.keras")
-    Preprocessing.vgg16(SIZE).save(directory)
+    vgg16_preprocessing(SIZE).save(directory)
     (directory / "labels.json").write_text(json.dumps(list(LABELS)))
     for precision in ("float32", "float16"):
         export_coreml(directory, directory / "coreml",

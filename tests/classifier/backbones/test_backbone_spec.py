@@ -54,6 +54,11 @@ class TestBackboneSpec:
 
 
 class TestVGG16:
+    def test_preprocessing_matches_keras_caffe_mode(self):
+        rgb = np.random.default_rng(0).integers(0, 256, (2, 8, 8, 3)).astype(np.uint8)
+        expected = keras.applications.vgg16.preprocess_input(rgb.astype(np.float32))
+        np.testing.assert_allclose(vgg16_preprocessing((8, 8)).apply(rgb), expected, atol=1e-4)
+
     def test_preprocessing_is_the_caffe_one(self):
         pre = vgg16_preprocessing((4, 6))
         assert (pre.input_size, pre.color_order, pre.bias, pre.scale) == ((4, 6), "BGR", VGG16_BGR_BIAS, 1.0)
