@@ -308,7 +308,7 @@ def image_input_description(pre: Preprocessing) -> str:
     Examples
     --------
     >>> image_input_description(Preprocessing(input_size=(32, 64), color_order="RGB", bias=(0, 0, 0), scale=0.5))
-    'Photo, scaled to 64x32; Core ML applies the preprocessing (RGB, scale 0.5, bias [0, 0, 0]).'
+    'Photo, scaled to 64x32; Core ML applies the preprocessing (RGB, scale 0.5, bias [0.0, 0.0, 0.0]).'
     """
     height, width = pre.input_size
     return (f"Photo, scaled to {width}x{height}; Core ML applies the preprocessing ({pre.color_order}, "
