@@ -20,13 +20,8 @@ class map dropped unless ``heatmap``), and the program is converted again with t
 ``neuralNetworkClassifier`` fields (NeuralNetwork) on the right tensor. One path serves both
 formats, with and without the heatmap.
 
-Precision: ML Program computes in FP16 (``precision="float16"``, weights stored FP16) or FP32.
-A NeuralNetwork stores FP32 weights, or FP16 weights with ``precision="float16"``
-(coremltools' ``quantize_weights(nbits=16)``); the device picks its compute precision.
-``quantize="int8"`` stores 8-bit linear weights (``linear_quantize_weights`` for ML Program,
-``quantize_weights(nbits=8)`` for NeuralNetwork; both edit the spec in Python and run on Linux).
-An int8 ML Program needs iOS 16 (its ``constexpr_affine_dequantize`` ops; spec version 7); the
-NeuralNetwork stays iOS 13. Measured sizes: ``benchmarks/export_sizes.py``.
+Precision and int8 quantization are :mod:`classifier.coreml_toolkit`'s, shared with the box
+model's export (:mod:`localize.box_export`). Measured sizes: ``benchmarks/export_sizes.py``.
 
 Every output is written to a temporary path in the output folder and renamed into place; the
 :class:`ExportConfig` is saved beside it as ``export_config.json`` and also stored in the model's
@@ -35,52 +30,28 @@ metadata (see :mod:`classifier.export_metadata`).
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
 import logging
 import os
-import shutil
-import sys
-import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import groundwork
-from classifier import export_metadata as meta
+from classifier import coreml_toolkit as toolkit
+from classifier.coreml_toolkit import INPUT_NAME
 from classifier.trained_model import TrainedModel, load_trained_model, output_shapes
 from datasets.preprocessing import Preprocessing
-from groundwork.config import config_to_dict, save_config
+from groundwork.config import save_config
 from groundwork.files import disk_size
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("mlprogram", "neuralnetwork", "both")
-PRECISIONS = ("float16", "float32")
-QUANTIZATIONS = (None, "int8")
-EXTENSIONS = {"mlprogram": ".mlpackage", "neuralnetwork": ".mlmodel"}
+EXPORT_FORMATS = (*toolkit.FORMATS, "both")
+"""What ``ExportConfig.format`` takes: one of the Core ML formats, or both."""
 CONFIG_FILENAME = "export_config.json"
-INPUT_NAME = "image"
 LABEL_OUTPUT = "classLabel"
 PROBABILITIES_OUTPUT = "classLabelProbs"
 CLASS_MAP_OUTPUT = "class_map"
-# Weights with fewer elements than this stay float under int8 quantization (coremltools' default).
-QUANTIZE_MIN_ELEMENTS = 2048
-
-
-def check_file_stem(name: str) -> str:
-    """Return ``name`` if it can name an export file (no folder separators, not hidden).
-
-    Raises
-    ------
-    ValueError
-        Naming the value received.
-    """
-    if not isinstance(name, str) or not name or any(c in name for c in "/\\") or name.startswith("."):
-        raise ValueError(f"name must be a plain file stem. Received: {name!r}")
-    return name
 
 
 @dataclass(frozen=True)
@@ -118,13 +89,10 @@ class ExportConfig:
     short_description: str = ""
 
     def __post_init__(self) -> None:
-        if self.format not in FORMATS:
-            raise ValueError(f"format must be one of {FORMATS}. Received: {self.format!r}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}. Received: {self.precision!r}")
-        if self.quantize not in QUANTIZATIONS:
-            raise ValueError(f"quantize must be one of {QUANTIZATIONS}. Received: {self.quantize!r}")
-        check_file_stem(self.name)
+        toolkit.check_choice("format", self.format, EXPORT_FORMATS)
+        toolkit.check_choice("precision", self.precision, toolkit.PRECISIONS)
+        toolkit.check_choice("quantize", self.quantize, toolkit.QUANTIZATIONS)
+        toolkit.check_file_stem(self.name)
         if self.input_size is not None:
             size = tuple(int(v) for v in self.input_size)
             if len(size) != 2 or min(size) < 1:
@@ -199,7 +167,7 @@ def export_coreml(
         raise TypeError(f"config must be an ExportConfig. Received: {type(config).__name__}")
     trained = model if isinstance(model, TrainedModel) else load_trained_model(model)
     out_dir = Path(out_dir)
-    targets = {fmt: out_dir / f"{config.name}{EXTENSIONS[fmt]}" for fmt in config.formats}
+    targets = {fmt: out_dir / f"{config.name}{toolkit.EXTENSIONS[fmt]}" for fmt in config.formats}
     existing = [str(p) for p in targets.values() if p.exists()]
     if existing and not overwrite:
         raise FileExistsError(f"{', '.join(existing)} already exist(s); pass overwrite=True (--overwrite) to "
@@ -210,16 +178,14 @@ def export_coreml(
     for fmt, target in targets.items():
         start = time.perf_counter()
         mlmodel, keep_alive = _convert(keras_model, preprocessing, trained.labels, fmt, config)
-        with tempfile.TemporaryDirectory(prefix=f".{target.name}.", suffix=".part", dir=out_dir) as tmp:
+        with toolkit.staging_folder(target) as tmp:
             if config.quantize:
-                plain = Path(tmp) / f"plain{EXTENSIONS[fmt]}"
+                plain = tmp / f"plain{toolkit.EXTENSIONS[fmt]}"
                 mlmodel.save(str(plain))
                 before[fmt] = disk_size(plain)
-                mlmodel = _quantize_int8(mlmodel, fmt)
+                mlmodel = toolkit.quantize_int8(mlmodel, fmt)
             _describe(mlmodel, trained, preprocessing, fmt, config)
-            staged = Path(tmp) / target.name
-            mlmodel.save(str(staged))
-            move_into_place(staged, target, Path(tmp))
+            toolkit.save_into_place(mlmodel, target, tmp)
         del keep_alive
         paths[fmt], sizes[fmt] = target, disk_size(target)
         log.info("wrote %s (%.1f MB%s) in %.1f s", target, sizes[fmt] / 1e6,
@@ -260,55 +226,13 @@ def _at_input_size(trained: TrainedModel, size: tuple[int, int] | None) -> tuple
 
 
 # --- conversion --------------------------------------------------------------------------------
-def convert_to_mil(keras_model: Any, pre: Preprocessing, fmt: str, precision: str) -> tuple[Any, dict[str, Any]]:
-    """First step of the two-step conversion shared by the classifier and detector exports.
-
-    The Keras model becomes a MIL program whose image input (named ``image``) carries the saved
-    preprocessing: colour order, per-channel bias and scale. The caller renames and picks the
-    program's outputs, then finishes with ``ct.convert(program, convert_to=fmt, **options)``.
-
-    Parameters
-    ----------
-    keras_model : keras.Model
-    pre : Preprocessing
-        Input size, colour order, bias and scale of the image input.
-    fmt : {"mlprogram", "neuralnetwork"}
-    precision : {"float16", "float32"}
-        ML Program compute precision (a NeuralNetwork is converted in float32; its weights are
-        quantized afterwards, :func:`nn_quantize`).
-
-    Returns
-    -------
-    program : coremltools MIL program
-    options : dict
-        Keyword arguments of the second conversion (deployment target and, for an ML Program,
-        the same compute precision: the second step would otherwise add FP16 casts by default).
-    """
-    with quiet_coremltools():
-        import coremltools as ct
-
-    height, width = pre.input_size
-    image = ct.ImageType(name=INPUT_NAME, shape=(1, height, width, 3), scale=pre.scale, bias=list(pre.bias),
-                         color_layout=ct.colorlayout.BGR if pre.color_order == "BGR" else ct.colorlayout.RGB)
-    if fmt == "mlprogram":
-        compute = ct.precision.FLOAT16 if precision == "float16" else ct.precision.FLOAT32
-        options = {"minimum_deployment_target": ct.target.iOS15, "compute_precision": compute}
-        first = options
-    else:
-        options = {"minimum_deployment_target": ct.target.iOS13}
-        first = {**options, "compute_precision": ct.precision.FLOAT32}
-    with quiet_coremltools():
-        program = ct.convert(keras_model, inputs=[image], convert_to="milinternal", **first)
-    return program, options
-
-
 def _convert(keras_model: Any, pre: Preprocessing, labels: tuple[str, ...], fmt: str,
              config: ExportConfig) -> tuple[Any, Any]:
     """Convert to one Core ML format; return (MLModel, object to keep alive until saved)."""
-    with quiet_coremltools():  # on Linux, importing coremltools logs "Failed to load _MLModelProxy" (no Core ML here)
+    with toolkit.quiet_coremltools():  # on Linux, importing coremltools logs "Failed to load _MLModelProxy" (no Core ML here)
         import coremltools as ct
 
-    program, options = convert_to_mil(keras_model, pre, fmt, config.precision)
+    program, options = toolkit.convert_to_mil(keras_model, pre, fmt, config.precision)
     main = program.functions["main"]
     by_rank = {var.rank: var for var in main.outputs}
     if set(by_rank) != {2, 4}:
@@ -322,11 +246,9 @@ def _convert(keras_model: Any, pre: Preprocessing, labels: tuple[str, ...], fmt:
     main.set_output_types(None)
     classifier = ct.ClassifierConfig(list(labels), predicted_feature_name=LABEL_OUTPUT,
                                      predicted_probabilities_output=probabilities.name)
-    with quiet_coremltools():
-        converted = ct.convert(program, convert_to=fmt, classifier_config=classifier, **options)
+    converted = toolkit.convert_from_mil(program, fmt, options, precision=config.precision,
+                                         quantize=config.quantize, classifier_config=classifier)
     if fmt == "neuralnetwork":
-        if config.precision == "float16" and not config.quantize:
-            converted = nn_quantize(converted, 16)
         return converted, None
     spec = converted.get_spec()
     ct.utils.rename_feature(spec, f"{LABEL_OUTPUT}_probs", PROBABILITIES_OUTPUT)
@@ -334,39 +256,11 @@ def _convert(keras_model: Any, pre: Preprocessing, labels: tuple[str, ...], fmt:
     return renamed, converted  # ``converted`` owns the weights folder ``renamed`` reads
 
 
-def _quantize_int8(mlmodel: Any, fmt: str) -> Any:
-    import coremltools as ct
-
-    if fmt == "neuralnetwork":
-        return nn_quantize(mlmodel, 8)
-    op_config = ct.optimize.coreml.OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int8",
-                                                          weight_threshold=QUANTIZE_MIN_ELEMENTS)
-    with quiet_coremltools():
-        return ct.optimize.coreml.linear_quantize_weights(
-            mlmodel, config=ct.optimize.coreml.OptimizationConfig(global_config=op_config))
-
-
-def nn_quantize(mlmodel: Any, nbits: int) -> Any:
-    """A NeuralNetwork model with its weights quantized to ``nbits`` (16: FP16 weights; 8: linear int8)."""
-    from coremltools.models.neural_network import quantization_utils
-
-    with contextlib.redirect_stdout(io.StringIO()):  # it prints "Quantizing using ..."
-        return quantization_utils.quantize_weights(mlmodel, nbits=nbits)
-
-
 def _describe(mlmodel: Any, trained: TrainedModel, pre: Preprocessing, fmt: str, config: ExportConfig) -> None:
     """Fill in descriptions and boxstrap's metadata (readable with read_export_metadata)."""
     labels = list(trained.labels)
     height, width = pre.input_size
-    mlmodel.short_description = config.short_description or (
-        f"Classifies a photo as one of {', '.join(labels)} (boxstrap class-map classifier, "
-        f"{width}x{height} input{', with class heatmaps' if config.heatmap else ''}).")
-    mlmodel.author = config.author
-    mlmodel.license = config.license
-    mlmodel.version = config.version
-    mlmodel.input_description[INPUT_NAME] = (
-        f"Photo, scaled to {width}x{height}; Core ML applies the preprocessing ({pre.color_order}, "
-        f"scale {pre.scale:g}, bias {list(pre.bias)}).")
+    mlmodel.input_description[INPUT_NAME] = toolkit.image_input_description(pre)
     mlmodel.output_description[LABEL_OUTPUT] = "Most probable class"
     mlmodel.output_description[PROBABILITIES_OUTPUT] = "Probability of each class"
     if config.heatmap:
@@ -375,48 +269,11 @@ def _describe(mlmodel: Any, trained: TrainedModel, pre: Preprocessing, fmt: str,
             "class's map to the photo to draw where that class is.")
     outputs = {"label": LABEL_OUTPUT, "probabilities": PROBABILITIES_OUTPUT,
                "class_map": CLASS_MAP_OUTPUT if config.heatmap else None}
-    values = {
-        meta.PREPROCESSING: pre.to_dict(),
-        meta.LABELS: labels,
-        meta.INPUT_SIZE: [height, width],
-        meta.METRICS: trained.metrics,
-        meta.OUTPUTS: outputs,
-        meta.FORMAT: fmt,
-        meta.EXPORT_CONFIG: config_to_dict(config),
-        meta.SOURCE_SHA256: trained.model_sha256,
-        meta.VERSION: groundwork.__version__,
-    }
-    for key, value in values.items():
-        mlmodel.user_defined_metadata[key] = value if isinstance(value, str) else json.dumps(value)
-    mlmodel.user_defined_metadata["com.apple.coreml.model.preview.type"] = "imageClassifier"
-
-
-# --- files -------------------------------------------------------------------------------------
-def move_into_place(staged: Path, target: Path, tmp: Path) -> None:
-    """Rename ``staged`` to ``target``; an existing target is moved aside first and removed after."""
-    if staged.is_dir() and target.exists():
-        aside = tmp / f"old-{target.name}"
-        os.replace(target, aside)
-        os.replace(staged, target)
-        shutil.rmtree(aside, ignore_errors=True)
-    else:
-        if target.is_dir():
-            shutil.rmtree(target)
-        os.replace(staged, target)
-
-
-@contextlib.contextmanager
-def quiet_coremltools():
-    """Hold back coremltools' progress bars and warnings (shown if the conversion fails)."""
-    ct_log = logging.getLogger("coremltools")
-    level = ct_log.level
-    ct_log.setLevel(logging.ERROR)
-    held = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(held):
-            yield
-    except BaseException:
-        sys.stderr.write(held.getvalue())
-        raise
-    finally:
-        ct_log.setLevel(level)
+    metadata = toolkit.boxstrap_metadata(
+        preprocessing=pre, labels=labels, metrics=trained.metrics, outputs=outputs, fmt=fmt, config=config,
+        source_sha256=trained.model_sha256, preview_type="imageClassifier")
+    summary = config.short_description or (
+        f"Classifies a photo as one of {', '.join(labels)} (boxstrap class-map classifier, "
+        f"{width}x{height} input{', with class heatmaps' if config.heatmap else ''}).")
+    toolkit.write_metadata(mlmodel, metadata, short_description=summary, author=config.author,
+                           license=config.license, version=config.version)

@@ -1,6 +1,8 @@
-"""Read back what :func:`classifier.export.export_coreml` stored in a Core ML model's metadata.
+"""Read back what a boxstrap export stored in a Core ML model's metadata.
 
-Every boxstrap export carries, in its ``user_defined_metadata`` (values are JSON text):
+Every boxstrap export (:func:`classifier.export.export_coreml`,
+:func:`localize.box_export.export_box_model`) carries, in its ``user_defined_metadata``, written
+by :func:`classifier.coreml_toolkit.boxstrap_metadata` (values are JSON text):
 
 ==============================  ==========================================================
 ``boxstrap.preprocessing``      Preprocessing dict (input_size, color_order, bias, scale)

@@ -15,38 +15,27 @@ with those outputs gives raw feature values instead. The network predicts one bo
 so suppression keeps or drops that box by ``confidenceThreshold`` (an optional input, default
 from :class:`BoxExportConfig`). Preprocessing (colour order, bias, scale) is the image input's
 own, as in the classifier export, and the labels are the suppression model's class labels.
+Conversion, precision, metadata and writing the package are :mod:`classifier.coreml_toolkit`'s,
+shared with the classifier export.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import groundwork
-from classifier import export_metadata as meta
-from classifier.export import (
-    INPUT_NAME,
-    check_file_stem,
-    convert_to_mil,
-    move_into_place,
-    nn_quantize,
-    quiet_coremltools,
-)
-from groundwork.config import config_to_dict, save_config
+from classifier import coreml_toolkit as toolkit
+from classifier.coreml_toolkit import INPUT_NAME
+from groundwork.config import save_config
 from groundwork.files import disk_size
 from localize.box_model_dir import BoxModel, load_box_model
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("mlprogram", "neuralnetwork")
-PRECISIONS = ("float16", "float32")
-EXTENSIONS = {"mlprogram": ".mlpackage", "neuralnetwork": ".mlmodel"}
 CONFIG_FILENAME = "box_export_config.json"
 RAW_CONFIDENCE = "raw_confidence"
 RAW_COORDINATES = "raw_coordinates"
@@ -85,14 +74,12 @@ class BoxExportConfig:
     short_description: str = ""
 
     def __post_init__(self) -> None:
-        if self.format not in FORMATS:
-            raise ValueError(f"format must be one of {FORMATS}. Received: {self.format!r}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}. Received: {self.precision!r}")
+        toolkit.check_choice("format", self.format, toolkit.FORMATS)
+        toolkit.check_choice("precision", self.precision, toolkit.PRECISIONS)
         for name in ("iou_threshold", "confidence_threshold"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1]. Received: {getattr(self, name)!r}")
-        check_file_stem(self.name)
+        toolkit.check_file_stem(self.name)
 
 
 def export_box_model(model: BoxModel | str | os.PathLike, out_dir: str | os.PathLike,
@@ -112,7 +99,7 @@ def export_box_model(model: BoxModel | str | os.PathLike, out_dir: str | os.Path
         raise TypeError(f"config must be a BoxExportConfig. Received: {type(config).__name__}")
     box_model = model if isinstance(model, BoxModel) else load_box_model(model)
     out_dir = Path(out_dir)
-    target = out_dir / f"{config.name}{EXTENSIONS[config.format]}"
+    target = out_dir / f"{config.name}{toolkit.EXTENSIONS[config.format]}"
     if target.exists() and not overwrite:
         raise FileExistsError(f"{target} already exists; pass overwrite=True (--overwrite) to replace it.")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -120,10 +107,8 @@ def export_box_model(model: BoxModel | str | os.PathLike, out_dir: str | os.Path
     network, keep_alive = _convert_network(box_model, config)
     pipeline = _pipeline(network, box_model.labels, config)
     _describe(pipeline, box_model, config)
-    with tempfile.TemporaryDirectory(prefix=f".{target.name}.", suffix=".part", dir=out_dir) as tmp:
-        staged = Path(tmp) / target.name
-        pipeline.save(str(staged))
-        move_into_place(staged, target, Path(tmp))
+    with toolkit.staging_folder(target) as tmp:
+        toolkit.save_into_place(pipeline, target, tmp)
     del keep_alive
     save_config(config, out_dir / CONFIG_FILENAME)
     log.info("wrote %s (%.1f MB) in %.1f s", target, disk_size(target) / 1e6, time.perf_counter() - start)
@@ -131,9 +116,7 @@ def export_box_model(model: BoxModel | str | os.PathLike, out_dir: str | os.Path
 
 
 def _convert_network(box_model: BoxModel, config: BoxExportConfig) -> tuple[Any, Any]:
-    import coremltools as ct
-
-    program, options = convert_to_mil(box_model.model, box_model.preprocessing, config.format, config.precision)
+    program, options = toolkit.convert_to_mil(box_model.model, box_model.preprocessing, config.format, config.precision)
     main = program.functions["main"]
     shapes = [tuple(var.shape) for var in main.outputs]
     expected = [(1, len(box_model.labels)), (1, 4)]
@@ -143,10 +126,7 @@ def _convert_network(box_model: BoxModel, config: BoxExportConfig) -> tuple[Any,
     confidence, coordinates = main.outputs
     confidence.name, coordinates.name = RAW_CONFIDENCE, RAW_COORDINATES
     main.set_output_types(None)
-    with quiet_coremltools():
-        converted = ct.convert(program, convert_to=config.format, **options)
-    if config.format == "neuralnetwork" and config.precision == "float16":
-        converted = nn_quantize(converted, 16)
+    converted = toolkit.convert_from_mil(program, config.format, options, precision=config.precision)
     return converted, converted
 
 
@@ -216,29 +196,18 @@ def _describe(mlmodel: Any, box_model: BoxModel, config: BoxExportConfig) -> Non
     pre = box_model.preprocessing
     height, width = pre.input_size
     labels = list(box_model.labels)
-    mlmodel.short_description = config.short_description or (
-        f"Finds one {' or '.join(labels)} in a photo: a box and its class (boxstrap box model, "
-        f"{width}x{height} input).")
-    mlmodel.author, mlmodel.license, mlmodel.version = config.author, config.license, config.version
-    mlmodel.input_description[INPUT_NAME] = (
-        f"Photo, scaled to {width}x{height}; Core ML applies the preprocessing ({pre.color_order}, "
-        f"scale {pre.scale:g}, bias {list(pre.bias)}).")
+    mlmodel.input_description[INPUT_NAME] = toolkit.image_input_description(pre)
     mlmodel.input_description[IOU_THRESHOLD] = f"(optional) IoU threshold of suppression, default {config.iou_threshold}"
     mlmodel.input_description[CONFIDENCE_THRESHOLD] = (
         f"(optional) Boxes below this confidence are dropped, default {config.confidence_threshold}")
     mlmodel.output_description[CONFIDENCE] = "Confidence of each class for each box (boxes x classes)"
     mlmodel.output_description[COORDINATES] = "Boxes (boxes x 4): centre x, centre y, width, height, normalised"
-    values = {
-        meta.PREPROCESSING: pre.to_dict(),
-        meta.LABELS: labels,
-        meta.INPUT_SIZE: [height, width],
-        meta.METRICS: box_model.metrics,
-        meta.OUTPUTS: {"confidence": CONFIDENCE, "coordinates": COORDINATES},
-        meta.FORMAT: config.format,
-        meta.EXPORT_CONFIG: config_to_dict(config),
-        meta.SOURCE_SHA256: box_model.model_sha256,
-        meta.VERSION: groundwork.__version__,
-    }
-    for key, value in values.items():
-        mlmodel.user_defined_metadata[key] = value if isinstance(value, str) else json.dumps(value)
-    mlmodel.user_defined_metadata["com.apple.coreml.model.preview.type"] = "objectDetector"
+    metadata = toolkit.boxstrap_metadata(
+        preprocessing=pre, labels=labels, metrics=box_model.metrics,
+        outputs={"confidence": CONFIDENCE, "coordinates": COORDINATES}, fmt=config.format, config=config,
+        source_sha256=box_model.model_sha256, preview_type="objectDetector")
+    summary = config.short_description or (
+        f"Finds one {' or '.join(labels)} in a photo: a box and its class (boxstrap box model, "
+        f"{width}x{height} input).")
+    toolkit.write_metadata(mlmodel, metadata, short_description=summary, author=config.author,
+                           license=config.license, version=config.version)

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import argparse
 
-from localize.box_export import FORMATS, PRECISIONS, BoxExportConfig
+from classifier.coreml_toolkit import FORMATS, PRECISIONS
+from localize.box_export import BoxExportConfig
 
 NAME = "export-boxes"
 HELP = "export a box model to Core ML (a Vision object detector)"
