@@ -44,6 +44,7 @@ from typing import Any, TypeVar
 
 import groundwork
 from classifier import export_metadata as meta
+from classifier.trained_model import INPUT_NAME  # the Keras input's name is the export's
 from datasets.preprocessing import Preprocessing
 from groundwork.config import config_to_dict
 
@@ -55,8 +56,6 @@ PRECISIONS = ("float16", "float32")
 """Weight (and ML Program compute) precisions."""
 QUANTIZATIONS = (None, "int8")
 """Weight quantizations: none, or 8-bit linear."""
-INPUT_NAME = "image"
-"""Name of the image input of every export."""
 QUANTIZE_MIN_ELEMENTS = 2048
 """Weights with fewer elements than this stay float under int8 quantization (coremltools' default)."""
 PREVIEW_TYPE_KEY = "com.apple.coreml.model.preview.type"

@@ -38,6 +38,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from classifier.backbones.registry import DEFAULT_BACKBONE, get_backbone
+from classifier.trained_model import INPUT_NAME
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ def build_classifier(
         raise ValueError(f"head must be one of {HEADS}. Received: {head!r}")
     if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1:
         raise ValueError(f"hidden must be an int >= 1. Received: {hidden!r}")
-    image = keras.Input((height, width, 3), name="image")
+    image = keras.Input((height, width, 3), name=INPUT_NAME)
     taps = spec.build(image, spec.widths if filters is None else tuple(filters))
     if head == "block5":
         outputs = _run_head(taps[spec.feature_layer], _head_layers(num_classes, pooling, sharpness, dropout, seed))

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 import cv2
 import numpy as np
 
+from classifier.trained_model import INPUT_NAME
 from datasets.preprocessing import Preprocessing
 
 log = logging.getLogger(__name__)
@@ -239,7 +240,7 @@ def _class_map_model(classifier, size: tuple[int, int]):
     """The classifier rebuilt at input ``size`` (same weights), outputting only its class maps."""
     import keras
 
-    image = keras.Input((*size, 3), name="image")
+    image = keras.Input((*size, 3), name=INPUT_NAME)
     try:
         clone = keras.models.clone_model(classifier, input_tensors=image)
     except (ValueError, TypeError) as error:

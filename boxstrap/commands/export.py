@@ -25,14 +25,17 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from classifier.coreml_toolkit import PRECISIONS, QUANTIZATIONS
+    from classifier.export import EXPORT_FORMATS
+
     parser.add_argument("model_dir", type=Path, help="trained model directory (boxstrap train --out)")
     parser.add_argument("--out", type=Path, help="output folder (default MODEL_DIR/coreml)")
     parser.add_argument("--config", type=Path, help="an export_config.json to start from (flags override it)")
-    parser.add_argument("--format", choices=("mlprogram", "neuralnetwork", "both"),
+    parser.add_argument("--format", choices=EXPORT_FORMATS,
                         help="ML Program .mlpackage (default), NeuralNetwork .mlmodel (older iOS), or both")
-    parser.add_argument("--precision", choices=("float16", "float32"),
+    parser.add_argument("--precision", choices=PRECISIONS,
                         help="weight / ML Program compute precision (default float16)")
-    parser.add_argument("--quantize", choices=("int8",), help="8-bit weight quantization")
+    parser.add_argument("--quantize", choices=[q for q in QUANTIZATIONS if q], help="8-bit weight quantization")
     parser.add_argument("--heatmap", action="store_true", default=None, help="add the class_map output")
     parser.add_argument("--name", help="file stem of the exports (default BoxstrapClassifier)")
     parser.add_argument("--input-size", type=_size, metavar="HxW",
