@@ -224,12 +224,21 @@ def _freeze(model, *, trainable_after: str | None) -> None:
 
     The trainable part is the functional sub-model from that boundary to the outputs, so this
     follows the graph (branches, residual additions), not a list order. ``None``: all trainable.
+    Batch normalisation layers stay frozen whatever the cut: a frozen Keras BatchNormalization
+    runs in inference mode, so fine-tuning on small batches of a few hundred photos neither
+    moves the ImageNet statistics nor trains scales on them (as Keras' transfer-learning guide
+    advises).
     """
+    import keras
+
     for layer in model.layers:
         layer.trainable = trainable_after is None
     if trainable_after is not None:
         for layer in sub_model(model, trainable_after, ["probabilities", "class_map"]).layers:
             layer.trainable = True
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
 
 
 # --- fitting with resumable state ------------------------------------------------------------

@@ -18,7 +18,7 @@ class TestGetBackbone:
 
     @pytest.mark.parametrize("name", ["resnet50", "", None])
     def test_unknown_name_lists_the_choices(self, name):
-        with pytest.raises(ValueError, match=r"backbone must be one of \['vgg16'\]. Received"):
+        with pytest.raises(ValueError, match=r"backbone must be one of \['efficientnet-lite0', 'vgg16'\]. Received"):
             get_backbone(name)
 
 
