@@ -22,9 +22,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                "folder per class inside); omit with --demo")
     parser.add_argument("--out", required=True, help="run folder (created; rerun to resume)")
     parser.add_argument("--demo", action="store_true", help="run on the built-in synthetic photos")
-    parser.add_argument("--weights", help="backbone start: hed-vgg16 (offline default), imagenet, or a file")
+    from classifier.backbones.registry import BACKBONES, DEFAULT_BACKBONE
+
+    parser.add_argument("--backbone", choices=sorted(BACKBONES), help=f"(default {DEFAULT_BACKBONE})")
+    parser.add_argument("--weights", help="backbone start: one of the backbone's weight choices (its offline "
+                                          "default when omitted) or a weights file")
     parser.add_argument("--input-size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"),
-                        help="network input, multiples of 32 (default from TrainConfig)")
+                        help="network input, multiples of the backbone's size step (default from TrainConfig)")
     parser.add_argument("--train-config", type=Path,
                         help="a train_config.json for the train stage, as `boxstrap train --config` takes "
                              "(e.g. with fine_tune_from); --weights and --input-size override it")
@@ -47,6 +51,10 @@ def build_config(args: argparse.Namespace):
     config = PipelineConfig()
     if args.train_config:
         config = replace(config, train=load_config(TrainConfig, args.train_config))
+    if getattr(args, "backbone", None) and args.backbone != config.train.backbone:
+        # Another backbone: its own default weights and widths, unless given.
+        config = replace(config, train=replace(config.train, backbone=args.backbone, weights=None, filters=None,
+                                               fine_tune_from=None))
     if args.weights or args.input_size:
         config = replace(config, train=replace(config.train, **{k: v for k, v in (
             ("weights", args.weights), ("input_size", tuple(args.input_size) if args.input_size else None)) if v}))

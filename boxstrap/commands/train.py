@@ -77,6 +77,9 @@ def build_config(args: argparse.Namespace):
             changes[field.name] = tuple(value) if isinstance(value, list) else value
     if changes.get("fine_tune_from") == "none":
         changes["fine_tune_from"] = None
+    if changes.get("backbone", config.backbone) != config.backbone:
+        # Another backbone: its own default weights and widths, and no cut of the other one.
+        changes = {"weights": None, "filters": None, "fine_tune_from": None} | changes
     return dataclasses.replace(config, **changes)
 
 

@@ -88,6 +88,12 @@ class TestPipelineCommand:
         assert config.train.input_size == (64, 96)  # the flag wins over the file
         assert config.localize.method == "cam" and config.prepare == PipelineConfig().prepare
 
+    @pytest.mark.parametrize("backbone", ["vgg16", "efficientnet-lite0"])
+    def test_backbone_flag_takes_that_backbones_defaults(self, backbone):
+        config = self._args("--backbone", backbone)
+        assert config.train == TrainConfig(backbone=backbone)
+        assert self._args("--backbone", backbone, "--weights", "none").train.weights == "none"
+
     def test_bad_train_config_is_named(self, tmp_path):
         path = tmp_path / "train_config.json"
         path.write_text(json.dumps({"config": "TrainConfig", "dropout": 2.0}))

@@ -34,6 +34,16 @@ class TestBuildConfig:
         config = build_config(parse("data", "--out", "m", "--fine-tune-from", "none", "--no-class-weights"))
         assert config.fine_tune_from is None and config.class_weights is False
 
+    @pytest.mark.parametrize(("start", "other"), [("vgg16", "efficientnet-lite0"), ("efficientnet-lite0", "vgg16")])
+    def test_another_backbone_takes_its_own_defaults(self, tmp_path, start, other):
+        from boxstrap.commands.train import build_config
+
+        save_config(TrainConfig(backbone=start, views=3), tmp_path / "c.json")
+        config = build_config(parse("data", "--out", "m", "--config", str(tmp_path / "c.json"), "--backbone", other))
+        assert config == TrainConfig(backbone=other, views=3)  # its weights and widths, not the file's
+        config = build_config(parse("data", "--out", "m", "--backbone", other, "--weights", "none"))
+        assert (config.backbone, config.weights) == (other, "none")
+
     def test_bad_flag_value_is_a_clear_error(self, tmp_path, capsys):
         assert main(["train", str(tmp_path), "--out", str(tmp_path / "m"), "--input-size", "100", "100"]) == 1
         assert "multiple of 32" in capsys.readouterr().err
