@@ -4,7 +4,9 @@
 runtime value it became (same shape, channels-first or -last, the closest one after the last
 match, or a matching one before it: a side branch such as the multilevel head's pooled taps may
 run earlier in Core ML than in Keras' layer order); the first layer with no close counterpart is
-where the export diverges.
+where the export diverges. A layer the converter folds into the one before it (a
+``BatchNormalization`` into its convolution: Core ML then has no value for the convolution alone)
+is judged together with that layer: the pair matches when the folded layer's output does.
 :func:`suspect_preprocessing` tries the usual export mistakes on the Keras side (colour order
 swapped, bias missing or applied twice, labels reversed) and names the one that reproduces the
 Core ML outputs.
@@ -30,6 +32,10 @@ INPUT_NAME = "input (image preprocessing)"
 # small values computed from O(1) intermediates (log-sum-exp pooling of small class maps) carries
 # the absolute rounding error of those intermediates, not one relative to its own size.
 SCALE_FLOOR = 1.0
+
+# Keras layers that coremltools folds into the layer before them (batch normalisation into the
+# preceding convolution's weights and bias): the earlier layer's own output has no Core ML value.
+FOLDED_INTO_PREVIOUS = frozenset({"BatchNormalization"})
 
 
 def _relative_diff(reference: np.ndarray, candidate: np.ndarray) -> tuple[float, float]:
@@ -123,11 +129,16 @@ def locate_divergence(
     -------
     dict or None
         None when every layer has a match; else the diverging Keras layer, the closest runtime
-        op (same shape), their differences, and the last layer that still matched.
+        op (same shape), their differences, and the last layer that still matched. A layer
+        without a counterpart that is followed by a same-shape layer of ``FOLDED_INTO_PREVIOUS``
+        (a convolution and its batch normalisation) is judged by that next layer's output, as
+        one: a divergence there names the first layer of the pair, with ``folded_with`` the
+        second (``None`` otherwise), and ``relative_diff`` the pair's output's.
     """
     position = 0
     last_match: dict[str, Any] | None = None
-    for name, kind, value in keras_outputs:
+    pending: tuple[str, str] | None = None  # (name, type) of a layer judged with the next one
+    for index_in_keras, (name, kind, value) in enumerate(keras_outputs):
         best, named = _closest(value, name, intermediates, range(position, len(intermediates)))
         if (best is None or best[0] > rtol) and position:
             # A side branch (a pooled tap of an earlier block) may run before the last match.
@@ -142,11 +153,18 @@ def locate_divergence(
             continue
         relative, absolute, index, item = best
         if relative > rtol:
+            following = keras_outputs[index_in_keras + 1] if index_in_keras + 1 < len(keras_outputs) else None
+            if (pending is None and following is not None and following[1] in FOLDED_INTO_PREVIOUS
+                    and np.shape(following[2]) == value.shape):
+                pending = (name, kind)
+                continue
             # Name the op that computes this layer when the names say which; else the closest value.
             relative, absolute, index, item = named if named is not None else best
+            first_name, first_kind = pending if pending is not None else (name, kind)
             return {
-                "keras_layer": name,
-                "keras_layer_type": kind,
+                "keras_layer": first_name,
+                "keras_layer_type": first_kind,
+                "folded_with": name if pending is not None else None,
                 "coreml_op": item.name,
                 "coreml_op_type": item.op_type,
                 "shape": list(value.shape),
@@ -156,6 +174,9 @@ def locate_divergence(
                 "last_matching_layer": last_match,
             }
         last_match = {"keras_layer": name, "coreml_op": item.name, "relative_diff": relative}
+        if pending is not None:
+            last_match["folded"] = pending[0]
+            pending = None
         position = index
     return None
 

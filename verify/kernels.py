@@ -1,8 +1,8 @@
 """Numpy kernels shared by the reference runtimes: convolution, pooling, reductions, softmax.
 
 Tensors are channels-first, ``(N, C, H, W)``, as in Core ML. Every function is pure: arrays in,
-a new float32 array out. The convolution is im2col + one matrix product per group, so numpy's
-BLAS does the work.
+a new float32 array out. The convolution is im2col + one (batched, for grouped and depthwise
+convolutions) matrix product, so numpy's BLAS does the work.
 """
 
 from __future__ import annotations
@@ -61,6 +61,10 @@ def conv2d(
 ) -> np.ndarray:
     """2-D convolution (cross-correlation, as in Core ML and Keras) by im2col + matmul.
 
+    Grouped convolutions (``groups > 1``; depthwise: ``groups == C_in``, ``C_out`` a multiple of
+    it) run as one batched product over the groups. ``padding`` may be asymmetric (TensorFlow's
+    ``same`` puts the odd pixel at the bottom/right, :func:`same_padding`).
+
     Parameters
     ----------
     x : (N, C_in, H, W) ndarray
@@ -82,6 +86,8 @@ def conv2d(
         raise ValueError(
             f"conv2d: weight expects {c_per_group * groups} input channels ({groups} groups), input has {c_in}."
         )
+    if c_out % groups:
+        raise ValueError(f"conv2d: {c_out} output channels do not split into {groups} groups.")
     (pt, pb), (pl, pr) = padding
     sh, sw = (int(s) for s in strides)
     dh, dw = (int(d) for d in dilations)
@@ -92,23 +98,24 @@ def conv2d(
     h_out = (height + pt + pb - (kh - 1) * dh - 1) // sh + 1
     w_out = (width + pl + pr - (kw - 1) * dw - 1) // sw + 1
     out_per_group = c_out // groups
+    # Every group at once: one im2col over all input channels (channel-major, so each group's rows
+    # are contiguous), then one batched product (groups, out/group, in/group*kh*kw) x (groups,
+    # in/group*kh*kw, pixels). A depthwise convolution is groups == channels; no loop over groups.
+    wg = weight.reshape(groups, out_per_group, c_per_group * kh * kw)
     out = np.empty((n, c_out, h_out, w_out), np.float32)
     for b in range(n):
-        for g in range(groups):
-            xg = x[b, g * c_per_group:(g + 1) * c_per_group]
-            wg = weight[g * out_per_group:(g + 1) * out_per_group].reshape(out_per_group, -1)
-            if kh == kw == 1 and sh == sw == 1:
-                cols = xg.reshape(c_per_group, -1)
-            else:
-                cols = _scratch(c_per_group * kh * kw * h_out * w_out).reshape(c_per_group, kh, kw, h_out, w_out)
-                for i in range(kh):
-                    rows = _valid_range(i * dh - pt, sh, height, h_out)
-                    for j in range(kw):
-                        columns = _valid_range(j * dw - pl, sw, width, w_out)
-                        _fill(cols[:, i, j], xg, rows, columns, sh, sw)
-                cols = cols.reshape(c_per_group * kh * kw, h_out * w_out)
-            target = out[b, g * out_per_group:(g + 1) * out_per_group].reshape(out_per_group, h_out * w_out)
-            np.matmul(wg, cols, out=target)  # straight into the output, no temporary
+        if kh == kw == 1 and sh == sw == 1:
+            cols = x[b].reshape(groups, c_per_group, h_out * w_out)
+        else:
+            cols = _scratch(c_in * kh * kw * h_out * w_out).reshape(c_in, kh, kw, h_out, w_out)
+            for i in range(kh):
+                rows = _valid_range(i * dh - pt, sh, height, h_out)
+                for j in range(kw):
+                    columns = _valid_range(j * dw - pl, sw, width, w_out)
+                    _fill(cols[:, i, j], x[b], rows, columns, sh, sw)
+            cols = cols.reshape(groups, c_per_group * kh * kw, h_out * w_out)
+        target = out[b].reshape(groups, out_per_group, h_out * w_out)
+        np.matmul(wg, cols, out=target)  # straight into the output, no temporary
     if bias is not None:
         out += np.asarray(bias, np.float32).reshape(1, -1, 1, 1)
     return out

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 # Ops whose outputs are some of their inputs' values: fp16 inputs give fp16 outputs, no rounding needed.
-_EXACT = frozenset({"relu", "max_pool", "transpose", "reshape", "squeeze", "expand_dims", "concat", "identity",
+_EXACT = frozenset({"relu", "relu6", "clip", "max_pool", "transpose", "reshape", "squeeze", "expand_dims", "concat", "identity",
                     "maximum", "minimum", "reduce_max"})
 
 
@@ -233,6 +233,7 @@ def _elementwise(function: Callable[..., Any]):
 _OPS: dict[str, Callable[..., list[Any]]] = {
     "conv": _conv,
     "relu": lambda x: [np.maximum(x, np.float32(0))],
+    "relu6": lambda x: [np.clip(x, np.float32(0), np.float32(6))],
     "sigmoid": lambda x: [kernels.sigmoid(x)],
     "tanh": lambda x: [np.tanh(x).astype(np.float32)],
     "exp": lambda x: [np.exp(x).astype(np.float32)],

@@ -312,6 +312,7 @@ def _scale(p: Any, inputs: list[np.ndarray]) -> list[np.ndarray]:
 _LAYERS: dict[str, Callable[[Any, list[np.ndarray]], list[np.ndarray]]] = {
     "convolution": _convolution,
     "activation": _activation,
+    "clip": lambda p, i: [np.clip(i[0], np.float32(p.minVal), np.float32(p.maxVal)).astype(np.float32)],
     "pooling": _pooling,
     "transpose": lambda p, i: [np.ascontiguousarray(i[0].transpose(tuple(p.axes)))],
     "reduceMean": _reduce(np.mean),

@@ -41,7 +41,7 @@ def report_table(report: dict[str, Any]) -> str:
         divergence = parity.get("divergence")
         if divergence:
             notes.append(f"{name}: first divergence at Keras layer {divergence['keras_layer']!r} "
-                         f"({divergence['keras_layer_type']}) ~ Core ML op {divergence['coreml_op']!r}: "
+                         f"({divergence['keras_layer_type']}{_folded(divergence)}) ~ Core ML op {divergence['coreml_op']!r}: "
                          f"relative diff {divergence['relative_diff']:.3g} > {divergence['rtol']:g}")
         elif parity.get("failures_located") is False:
             notes.append(f"{name}: every Keras layer is reproduced within the layer tolerance; the difference "
@@ -63,3 +63,8 @@ def report_table(report: dict[str, Any]) -> str:
 def _top1(parity: dict[str, Any]) -> str:
     counted, raw = parity["top1_agreement"], parity.get("top1_agreement_raw", parity["top1_agreement"])
     return f"{counted:.1%}" if raw == counted else f"{counted:.1%} (raw {raw:.1%})"
+
+
+def _folded(divergence: dict[str, Any]) -> str:
+    folded = divergence.get("folded_with")
+    return f", folded with {folded!r} into one op" if folded else ""

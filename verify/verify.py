@@ -300,8 +300,9 @@ def _parity(backend, info, loaded, data, keras_probabilities, keras_heatmaps, co
         if divergence is not None:
             divergence["image"] = data.names[index]
             if not outputs_failed:
+                folded = f" (folded with {divergence['folded_with']!r})" if divergence.get("folded_with") else ""
                 failures.append(
-                    f"layer parity: Keras layer {divergence['keras_layer']!r} diverges from Core ML op "
+                    f"layer parity: Keras layer {divergence['keras_layer']!r}{folded} diverges from Core ML op "
                     f"{divergence['coreml_op']!r} (relative diff {divergence['relative_diff']:.3g} > "
                     f"{divergence['rtol']:g}) although the outputs agree within tolerance on these images")
         report["divergence"] = divergence

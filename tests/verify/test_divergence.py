@@ -52,6 +52,39 @@ class TestLocateDivergence:
         assert locate_divergence(keras, self._runtime(self.conv), rtol=1e-3) is None
 
 
+class TestFoldedBatchNorm:
+    """coremltools folds a BatchNormalization into the convolution before it: Core ML has no value
+    for the convolution alone, and the pair is judged by the normalised output."""
+
+    def setup_method(self):
+        rng = np.random.default_rng(1)
+        self.x = rng.normal(size=(1, 4, 4, 3)).astype(np.float32)
+        self.conv = rng.normal(size=(1, 4, 4, 5)).astype(np.float32)
+        self.bn = self.conv * 2.0 + 0.5
+        self.relu = np.clip(self.bn, 0, 6)
+        self.keras = [(INPUT_NAME, "Input", self.x), ("dw", "DepthwiseConv2D", self.conv),
+                      ("dw_bn", "BatchNormalization", self.bn), ("dw_relu", "ReLU", self.relu)]
+
+    def _runtime(self, bn):
+        return [Intermediate("image", "input", self.x.transpose(0, 3, 1, 2)),
+                Intermediate("dw_bn_batchnorm_add", "conv", bn.transpose(0, 3, 1, 2)),
+                Intermediate("dw_relu_Relu6", "relu6", np.clip(bn, 0, 6).transpose(0, 3, 1, 2))]
+
+    def test_a_folded_pair_matches(self):
+        assert locate_divergence(self.keras, self._runtime(self.bn), rtol=1e-3) is None
+
+    def test_a_fault_in_the_pair_names_its_first_layer(self):
+        found = locate_divergence(self.keras, self._runtime(self.bn + 0.1), rtol=1e-3)
+        assert (found["keras_layer"], found["keras_layer_type"]) == ("dw", "DepthwiseConv2D")
+        assert found["folded_with"] == "dw_bn" and found["coreml_op"] == "dw_bn_batchnorm_add"
+        assert found["last_matching_layer"]["keras_layer"] == INPUT_NAME
+
+    def test_only_a_batch_norm_is_folded(self):
+        keras = [(INPUT_NAME, "Input", self.x), ("dw", "DepthwiseConv2D", self.conv), ("dw_relu", "ReLU", self.bn)]
+        found = locate_divergence(keras, self._runtime(self.bn), rtol=1e-3)
+        assert found["keras_layer"] == "dw" and found["folded_with"] is None
+
+
 class TestSuspectPreprocessing:
     def test_names_the_mistake_that_reproduces_the_outputs(self):
         pre = vgg16_preprocessing((2, 2))

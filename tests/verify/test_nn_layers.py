@@ -54,3 +54,49 @@ class TestUnary:
         params._message.parametricSoftplus.SetInParent()
         with pytest.raises(UnsupportedOperationError, match="activation 'parametricSoftplus' is not implemented"):
             _LAYERS["activation"](params, [np.zeros(1, np.float32)])
+
+
+class TestEfficientNetLayers:
+    """Layers a converted EfficientNet-Lite may contain besides what its tiny export has."""
+
+    def test_clip(self):
+        params = _layer("clip", minVal=0.0, maxVal=6.0)
+        x = np.array([-1.0, 3.0, 7.5], np.float32)
+        np.testing.assert_array_equal(_LAYERS["clip"](params, [x])[0], [0.0, 3.0, 6.0])
+
+    def test_relu6_as_converted(self):
+        """coremltools writes ReLU6 as ReLU, -x, max(x, -6), -x."""
+        x = np.array([-2.0, 0.5, 6.0, 9.0], np.float32).reshape(1, 4, 1, 1)
+        relu = _layer("activation")
+        relu._message.ReLU.SetInParent()
+        negate = _layer("activation")
+        negate._message.linear.alpha = -1.0
+        threshold = _layer("unary", type=7, alpha=-6.0)
+        y = _LAYERS["activation"](relu, [x])[0]
+        y = _LAYERS["activation"](negate, [y])[0]
+        y = _LAYERS["unary"](threshold, [y])[0]
+        y = _LAYERS["activation"](negate, [y])[0]
+        np.testing.assert_array_equal(y.reshape(-1), [0.0, 0.5, 6.0, 6.0])
+
+    def test_batchnorm_matches_keras(self):
+        import keras
+
+        rng = np.random.default_rng(0)
+        gamma, beta, mean = (rng.normal(size=3).astype(np.float32) for _ in range(3))
+        variance = rng.uniform(0.5, 2.0, 3).astype(np.float32)
+        layer = keras.layers.BatchNormalization(epsilon=1e-3)
+        layer.build((1, 4, 5, 3))
+        layer.set_weights([gamma, beta, mean, variance])
+        x = rng.normal(size=(1, 4, 5, 3)).astype(np.float32)
+        expected = np.asarray(layer(x, training=False)).transpose(0, 3, 1, 2)
+        params = _layer("batchnorm", channels=3, epsilon=1e-3)
+        for name, value in (("gamma", gamma), ("beta", beta), ("mean", mean), ("variance", variance)):
+            getattr(params._message, name).floatValue.extend(value)
+        np.testing.assert_allclose(_LAYERS["batchnorm"](params, [x.transpose(0, 3, 1, 2)])[0], expected, atol=1e-5)
+
+    def test_add_broadcasts(self):
+        a = np.ones((1, 3, 2, 2), np.float32)
+        b = np.arange(3, dtype=np.float32).reshape(1, 3, 1, 1)
+        y = _LAYERS["add"](_layer("add"), [a, b])[0]
+        np.testing.assert_array_equal(y[0, :, 1, 1], [1.0, 2.0, 3.0])
+
