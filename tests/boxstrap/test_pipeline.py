@@ -8,16 +8,16 @@ from classifier.train_config import TrainConfig
 from datasets.synthetic import DemoDataConfig, write_demo_data
 from localize.box_model import BoxTrainConfig
 
-TINY = (4, 8, 8, 16, 16)
+TINY = {"vgg16": (4, 8, 8, 16, 16), "efficientnet-lite0": (4,) * 9}
 
 
-def _tiny_config() -> PipelineConfig:
+def _tiny_config(backbone: str = "vgg16") -> PipelineConfig:
     config = PipelineConfig()
     return replace(
         config,
         prepare=replace(config.prepare, max_side=96),
-        train=TrainConfig(weights="none", filters=TINY, input_size=(64, 96), head_epochs=3, views=1, patience=2,
-                          fine_tune_from=None),
+        train=TrainConfig(backbone=backbone, weights="none", filters=TINY[backbone], input_size=(64, 96),
+                          head_epochs=3, views=1, patience=2, fine_tune_from=None),
         boxes=BoxTrainConfig(epochs=2, hidden=16, reduce_filters=8),
     )
 
@@ -53,6 +53,18 @@ class TestPipeline:
         changed = replace(_tiny_config(), boxes=BoxTrainConfig(epochs=3, hidden=16, reduce_filters=8))
         run_pipeline(src, run, changed, on_stage=lambda stage, what: seen.append((stage, what)))
         assert [s for s, what in seen if what == "run"] == ["boxes", "boxes-export", "boxes-verify"]
+
+
+    def test_every_stage_on_the_efficientnet_backbone(self, tmp_path):
+        src = tmp_path / "photos"
+        write_demo_data(src, DemoDataConfig(per_class=6, size=(96, 128)), progress=False)
+        results = run_pipeline(src, tmp_path / "run", _tiny_config("efficientnet-lite0"))
+        assert results["verify"].numbers["passed"] and results["boxes-verify"].numbers["passed"]
+        assert {e["precision"] for e in results["verify"].numbers["exports"]} >= {"FP16"}
+        assert all(e["top1_agreement"] == 1.0 for e in results["verify"].numbers["exports"])
+        assert results["localize"].numbers["images"] == 12
+        saved = json.loads((tmp_path / "run" / "train" / "model" / "train_config.json").read_text())
+        assert saved["backbone"] == "efficientnet-lite0"
 
 
 class TestPipelineErrors:
