@@ -8,8 +8,9 @@ Prints, from one run (so both see the same CPU load):
   the model folder) and its ratio to the forward pass,
 - the training's peak memory (``getrusage(RUSAGE_CHILDREN).ru_maxrss``),
 - valid/test accuracy from ``metrics.json``,
-- a CorLoc sanity check of the class maps on the held-out photos that have hand-checked boxes
-  (``valid_boxes.json``): the predicted class's map, upsampled to the photo, thresholded at a
+- a CorLoc sanity check of the class maps on the valid/test photos that have hand-checked boxes
+  (``valid_boxes.json``; held out only with ``--ship split``, the saved model is otherwise refitted
+  on every photo): the predicted class's map, upsampled to the photo, thresholded at a
   fraction of its range; the largest component's box is a hit when IoU >= 0.5.
 
 Usage::
@@ -85,9 +86,12 @@ def main() -> int:
         ("test accuracy", _fmt(metrics.get("test", {}).get("accuracy")) + " (target >= 0.99)"),
         ("test confusion (rows true)", str(metrics.get("test", {}).get("confusion_matrix"))),
     ]
+    # The model saved is refitted on every split unless --ship split: then these photos were not held out.
+    held_out = metrics.get("shipped_model", {}).get("trained_on", ["train"]) == ["train"]
+    photos = "held-out boxed photos" if held_out else "boxed valid/test photos, their labels trained on"
     for name, (overall, per_class, n) in corloc.items():
         detail = ", ".join(f"{k} {_fmt(v)}" for k, v in per_class.items())
-        rows.append((name, f"{_fmt(overall)} ({detail}; {n} held-out boxed photos)"))
+        rows.append((name, f"{_fmt(overall)} ({detail}; {n} {photos})"))
     width = max(len(k) for k, _ in rows)
     print(f"\n{'measure':<{width}} | value\n{'-' * width}-|------")
     for key, value in rows:

@@ -157,8 +157,9 @@ def _train(ctx: dict, out: Path) -> dict[str, Any]:
 
     model_dir = train(ctx["run"] / "prepare", out / "model", ctx["config"].train, overwrite=True)
     metrics = json.loads((model_dir / "metrics.json").read_text())
+    shipped = {k: v for k, v in metrics.get("shipped_model", {}).items() if k != "history"}
     return {split: {"accuracy": metrics[split]["accuracy"]} for split in ("valid", "test") if split in metrics} | {
-        "model_dir": str(model_dir)}
+        "model_dir": str(model_dir), "shipped_model": shipped}
 
 
 def _export(ctx: dict, out: Path) -> dict[str, Any]:

@@ -51,7 +51,9 @@ def summary_blocks(run: Path, results: dict) -> list[Block]:
     train = get.get("train", {})
     if train:
         rows = [[split, f"{train[split]['accuracy']:.3f}"] for split in ("valid", "test") if split in train]
-        blocks += [("h2", "Classifier"), ("table", (["split", "accuracy"], rows))]
+        blocks += [("h2", "Classifier"), ("table", (["split", "accuracy (split run's estimate)"], rows))]
+        if train.get("shipped_model"):
+            blocks.append(("p", shipped_model_text(train["shipped_model"])))
         model_dir = run / "train" / "model"
         blocks += [("img", model_dir / name) for name in ("training_curves.png", "confusion_matrix.png")
                    if (model_dir / name).is_file()]
@@ -93,6 +95,33 @@ def summary_blocks(run: Path, results: dict) -> list[Block]:
              _fmt(r.numbers.get("peak_rss_mb"))] for name, r in results.items()]
     blocks += [("h2", "Stages"), ("table", (["stage", "seconds", "peak memory (MB)"], rows))]
     return blocks
+
+
+def shipped_model_text(shipped: dict[str, Any]) -> str:
+    """Which photos the shipped classifier saw, and what its accuracy figures mean.
+
+    ``shipped`` is ``metrics.json``'s ``shipped_model`` (:func:`classifier.train.train`):
+    ``{"trained_on": [...], "images": N, "epochs": {"head": h, "fine_tune": f}}``.
+
+    Examples
+    --------
+    >>> shipped_model_text({"trained_on": ["train"], "images": 8, "epochs": {"head": 3, "fine_tune": 0}}).split(":")[0]
+    "The shipped classifier is the split run's model"
+    """
+    epochs = shipped.get("epochs", {})
+    count = f"{epochs.get('head', 0)} head epoch{'s' * (epochs.get('head', 0) != 1)}"
+    if epochs.get("fine_tune"):
+        count += f" and {epochs['fine_tune']} fine-tuning epoch{'s' * (epochs['fine_tune'] != 1)}"
+    splits = list(shipped.get("trained_on", []))
+    if splits == ["train"]:
+        return (f"The shipped classifier is the split run's model: trained on the {shipped.get('images')} train "
+                f"photos only ({count}, where the valid loss was lowest). Its valid and test accuracy is "
+                "measured on photos it had not seen.")
+    names = ", ".join(splits[:-1]) + f" and {splits[-1]}" if len(splits) > 1 else "".join(splits)
+    return (f"The shipped classifier was trained on all {shipped.get('images')} photos ({names}) for {count}, "
+            "the epochs at which the split run's valid loss was lowest. The accuracy reported is the "
+            "split run's estimate: a model trained the same way on the train photos alone, measured on "
+            "photos it had not seen.")
 
 
 def render_markdown(blocks: list[Block], run: Path) -> str:

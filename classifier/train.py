@@ -11,7 +11,12 @@
 2. Optionally (block5 head only) the last convolution(s) (``fine_tune_from`` onwards) train
    with the head at a low learning rate on the same cached boundary features.
 
-Each phase stops early on the valid loss and keeps its best weights. The run's state (cached
+Each phase stops early on the valid loss and keeps its best weights; the valid and test
+accuracy of this *split run* is the estimate ``metrics.json`` reports. Then (``ship="all"``, the
+default) a fresh model, from the same starting weights and seed, is fitted the same way on the
+cached features of train + valid + test for the epochs the split run kept in each phase, without
+validation (phases 3 and 4), and that model is saved: the user's few hundred photos all count.
+``metrics.json``'s ``shipped_model`` says what the saved model saw. The run's state (cached
 features, best and last weights and optimizer state per phase, epoch, history) lives in a work
 folder beside the output (``.MODEL_DIR.partial``, :mod:`classifier.train_state`); rerunning the
 same command resumes there, Adam's moments and iteration count included. The model folder is
@@ -90,15 +95,70 @@ def train(manifest_dir: str | os.PathLike, out_dir: str | os.PathLike, config: T
     keras.utils.set_random_seed(config.seed)
     labels = list(manifest.labels)
     preprocessing = get_backbone(config.backbone).preprocessing(config.input_size)
-    model = build_classifier(len(labels), config.input_size, backbone=config.backbone, head=config.head,
-                             hidden=config.head_hidden,
-                             pooling=config.pooling, sharpness=config.sharpness, dropout=config.dropout,
-                             filters=config.filters, weights=config.weights, seed=config.seed)
-    data = _features(manifest, model, preprocessing, config, state.features_dir, verbose)
-    weights = _class_weights(data["train"][1], len(labels)) if config.class_weights else None
-    history: dict[str, list] = {}
 
-    # Phase 1: the head on its input features (computed from the cached boundary features).
+    def build():
+        return build_classifier(len(labels), config.input_size, backbone=config.backbone, head=config.head,
+                                hidden=config.head_hidden, pooling=config.pooling, sharpness=config.sharpness,
+                                dropout=config.dropout, filters=config.filters, weights=config.weights,
+                                seed=config.seed)
+
+    model = build()
+    data = _features(manifest, model, preprocessing, config, state.features_dir, verbose)
+    initial = model.get_weights()
+    history: dict[str, list] = {}
+    best = _fit_recipe(model, data, len(labels), config, (1, 2), state, history, verbose)
+
+    # The split run's model is measured on the photos it did not see: the estimate reported.
+    _, upper = split_model(model, config.boundary, backbone=config.backbone)
+    metrics = {"labels": labels, "train_seconds": None}
+    for split in ("valid", "test"):
+        if split in data:
+            x, y = data[split]
+            probabilities = upper.predict(x.astype(np.float32), batch_size=config.batch_size, verbose=0)[0]
+            metrics[split] = classification_metrics(y, probabilities, labels)
+    metrics["epochs"] = {"head": history.get("phase", []).count(1), "fine_tune": history.get("phase", []).count(2)}
+    shipped = list(data) if config.ship == "all" else ["train"]
+    metrics["shipped_model"] = {"trained_on": shipped, "images": sum(len(manifest.split(s)) for s in shipped),
+                                "epochs": best}
+    if config.ship == "all":
+        # A fresh model (the same starting weights, dropout seeds and shuffling) fitted the same
+        # way on every split, for the epochs the split run kept, without validation.
+        del upper
+        keras.utils.set_random_seed(config.seed)
+        model = build()
+        model.set_weights(initial)
+        every = {"train": tuple(np.concatenate([data[s][i] for s in shipped]) for i in (0, 1))}
+        del data
+        refit_history: dict[str, list] = {}
+        _fit_recipe(model, every, len(labels), config, (3, 4), state, refit_history, verbose, epochs=best)
+        del every
+        metrics["shipped_model"]["history"] = refit_history
+    metrics["train_seconds"] = round(time.perf_counter() - started, 1)
+    _write_model_dir(model, out_dir, preprocessing, labels, config, metrics, history, overwrite, state.logs_dir)
+    # Done: the run's state goes (the feature cache too, unless it lives in config.cache_dir).
+    state.remove()
+    log.info("Trained in %.0f s; the split run's valid accuracy %s, test accuracy %s; the model saved was "
+             "trained on %s (%d photos)", metrics["train_seconds"], metrics.get("valid", {}).get("accuracy"),
+             metrics.get("test", {}).get("accuracy"), " + ".join(shipped), metrics["shipped_model"]["images"])
+    return out_dir
+
+
+# --- the recipe --------------------------------------------------------------------------------
+def _fit_recipe(model, data, num_classes: int, config, phases: tuple[int, int], state: TrainState, history: dict,
+                verbose, *, epochs: dict[str, int] | None = None) -> dict[str, int]:
+    """Fit ``model`` on cached boundary features: the head, then (if configured) fine-tuning.
+
+    ``data`` is ``{split: (features, labels)}``, the class weights (``config.class_weights``)
+    come from its train labels; ``phases`` are the state's phase numbers of the head and the
+    fine-tuning. ``epochs=None``: each phase stops early on ``data["valid"]`` and
+    keeps its best weights; otherwise ``{"head": h, "fine_tune": f}`` epochs are run on
+    ``data["train"]`` alone, without validation. Returns the epochs the kept weights of each
+    phase come from, and leaves every layer of ``model`` trainable.
+    """
+    head_phase, tune_phase = phases
+    fixed = epochs is not None
+    weights = _class_weights(data["train"][1], num_classes) if config.class_weights else None
+    # The head on its input features (computed from the cached boundary features).
     features_at = head_input(config.head, config.backbone)
     _freeze(model, trainable_after=features_at)
     middle = sub_model(model, config.boundary, [features_at]) if config.boundary != features_at else None
@@ -108,35 +168,23 @@ def train(manifest_dir: str | os.PathLike, out_dir: str | os.PathLike, config: T
     if standardise:
         mean, std = _channel_stats(head_data["train"][0])
         head = _behind_standardisation(head, mean, std)
-    _fit_phase(1, head, head_data, config, config.head_epochs, config.head_learning_rate, config.head_batch_size,
-               weights, state, history, verbose)
+    best = {"head": _fit_phase(head_phase, head, head_data, config,
+                               epochs["head"] if fixed else config.head_epochs, config.head_learning_rate,
+                               config.head_batch_size, weights, state, history, verbose, validate=not fixed),
+            "fine_tune": 0}
     if standardise:
         hidden = model.get_layer("head_hidden")
         hidden.set_weights(list(fold_standardisation(*hidden.get_weights(), mean, std)))
     del head_data
-    # Phase 2: fine-tune from config.fine_tune_from on the cached boundary features.
-    if config.fine_tune_from is not None and config.fine_tune_epochs > 0:
+    # Fine-tuning from config.fine_tune_from on the cached boundary features.
+    tune_epochs = epochs["fine_tune"] if fixed else config.fine_tune_epochs
+    if config.fine_tune_from is not None and tune_epochs > 0:
         _freeze(model, trainable_after=config.boundary)
         _, upper = split_model(model, config.boundary, scores=True, backbone=config.backbone)
-        _fit_phase(2, upper, data, config, config.fine_tune_epochs, config.fine_tune_learning_rate,
-                   config.batch_size, weights, state, history, verbose)
+        best["fine_tune"] = _fit_phase(tune_phase, upper, data, config, tune_epochs, config.fine_tune_learning_rate,
+                                       config.batch_size, weights, state, history, verbose, validate=not fixed)
     _freeze(model, trainable_after=None)
-
-    _, upper = split_model(model, config.boundary, backbone=config.backbone)
-    metrics = {"labels": labels, "train_seconds": None}
-    for split in ("valid", "test"):
-        if split in data:
-            x, y = data[split]
-            probabilities = upper.predict(x.astype(np.float32), batch_size=config.batch_size, verbose=0)[0]
-            metrics[split] = classification_metrics(y, probabilities, labels)
-    metrics["epochs"] = {"head": history.get("phase", []).count(1), "fine_tune": history.get("phase", []).count(2)}
-    metrics["train_seconds"] = round(time.perf_counter() - started, 1)
-    _write_model_dir(model, out_dir, preprocessing, labels, config, metrics, history, overwrite, state.logs_dir)
-    # Done: the run's state goes (the feature cache too, unless it lives in config.cache_dir).
-    state.remove()
-    log.info("Trained in %.0f s; valid accuracy %s, test accuracy %s", metrics["train_seconds"],
-             metrics.get("valid", {}).get("accuracy"), metrics.get("test", {}).get("accuracy"))
-    return out_dir
+    return best
 
 
 # --- features ---------------------------------------------------------------------------------
@@ -260,7 +308,12 @@ def _loss(kind: str):
 
 
 def _fit_phase(phase, net, data, config, epochs, learning_rate, batch_size, class_weights, state: TrainState,
-               history, verbose):
+               history, verbose, *, validate: bool = True) -> int:
+    """Fit ``net`` for phase ``phase`` (resuming its state); return the epoch its kept weights are from.
+
+    ``validate``: stop early on ``data["valid"]`` and keep the best weights; otherwise run
+    ``epochs`` epochs on ``data["train"]`` and keep the last.
+    """
     import keras
 
     trainable = [layer for layer in net.layers if layer.trainable and layer.weights]
@@ -269,23 +322,25 @@ def _fit_phase(phase, net, data, config, epochs, learning_rate, batch_size, clas
         state.load_best(phase, trainable)
         _merge(history, phase_state["history"])
         log.info("Phase %d already done (resumed from %s)", phase, state.work)
-        return
+        return int(phase_state.get("best_epoch") or 0)
     net.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=_loss(config.head_loss),
                 metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
     initial_epoch = state.resume(phase, trainable, net.optimizer, net.trainable_variables)
-    (x, y), (xv, yv) = data["train"], data["valid"]
+    x, y = data["train"]
     num_classes = int(net.output.shape[-1])
-    callback = state.checkpoint(phase, trainable, config.patience)
+    one_hot = np.eye(num_classes, dtype=np.float32)
+    validation = (data["valid"][0].astype(np.float32), one_hot[data["valid"][1]]) if validate else None
+    callback = state.checkpoint(phase, trainable, config.patience if validate else None)
     callbacks = [callback]
     if config.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(state.logs_dir / f"phase{phase}")))
     if initial_epoch < epochs and not phase_state.get("stopped"):
-        net.fit(x.astype(np.float32), np.eye(num_classes, dtype=np.float32)[y],
-                validation_data=(xv.astype(np.float32), np.eye(num_classes, dtype=np.float32)[yv]),
+        net.fit(x.astype(np.float32), one_hot[y], validation_data=validation,
                 batch_size=batch_size, epochs=epochs, initial_epoch=initial_epoch, shuffle=True,
                 class_weight=class_weights, callbacks=callbacks, verbose=verbose)
     callback.finish()
     _merge(history, callback.phase_state["history"])
+    return int(callback.phase_state["best_epoch"] or 0)
 
 
 def _merge(history: dict, phase_history: dict) -> None:

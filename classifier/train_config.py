@@ -8,6 +8,7 @@ from classifier.backbones.registry import DEFAULT_BACKBONE, get_backbone
 from classifier.model import HEADS, POOLINGS, head_input
 
 HEAD_LOSSES = ("softmax", "sigmoid", "softmax+sigmoid")
+SHIP_CHOICES = ("all", "split")
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,12 @@ class TrainConfig:
         ones are for tests.
     tensorboard : bool
         Write TensorBoard logs into ``MODEL_DIR/logs``.
+    ship : {"all", "split"}
+        Which model the folder holds. Training first runs on the train split, stopping early on
+        the valid loss, and measures valid and test accuracy: the estimate ``metrics.json``
+        reports. ``"all"`` then fits a fresh model the same way on train + valid + test, for the
+        epochs that run kept in each phase, without validation, and ships it (every labelled
+        photo is learned from); ``"split"`` ships the split run's model (the one measured).
     """
 
     backbone: str = DEFAULT_BACKBONE
@@ -92,6 +99,7 @@ class TrainConfig:
     cache_dir: str | None = None
     filters: tuple[int, ...] | None = None
     tensorboard: bool = False
+    ship: str = "all"
 
     def __post_init__(self) -> None:
         spec = get_backbone(self.backbone)
@@ -108,6 +116,9 @@ class TrainConfig:
             raise ValueError(f"head_hidden must be an int >= 1. Received: {self.head_hidden!r}")
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}. Received: {self.pooling!r}")
+        if self.ship not in SHIP_CHOICES:
+            raise ValueError(f"ship must be one of {SHIP_CHOICES} (train + valid + test, or the train split "
+                             f"alone). Received: {self.ship!r}")
         if self.head_loss not in HEAD_LOSSES:
             raise ValueError(f"head_loss must be one of {HEAD_LOSSES}. Received: {self.head_loss!r}")
         if self.fine_tune_from is not None:

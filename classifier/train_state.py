@@ -5,7 +5,10 @@
 - ``train_config.json``: the config of the run; a rerun with another config starts afresh (its
   cached features are kept: their cache key says what they were computed from).
 - ``state.json``: per phase, the epochs done, the best valid loss and its epoch, the history, and
-  whether the phase stopped early or is done.
+  whether the phase stopped early or is done. Phases 1 (head) and 2 (fine-tuning) are the split
+  run, early-stopped on the valid loss; phases 3 and 4 refit them on train + valid + test for
+  the best epochs of 1 and 2 (``TrainConfig.ship="all"``), without validation: their "best"
+  weights are the last.
 - ``weights/phase{P}_best.npz``: the trainable layers' weights at the best valid loss.
 - ``weights/phase{P}_last.npz``: the trainable layers' weights after the last epoch done, and the
   optimizer's variables (Adam's iteration count and moments) in the same file, so that resuming a
@@ -36,6 +39,8 @@ from groundwork.config import config_to_dict, save_config
 log = logging.getLogger(__name__)
 
 _OPTIMIZER = "optimizer/"
+# TrainConfig fields that change no phase's work: a rerun that changes only them keeps the state.
+_RESUMABLE_ACROSS = ("ship",)
 
 
 class TrainState:
@@ -75,10 +80,11 @@ class TrainState:
     def check_config(self, config) -> None:
         """Start afresh (features kept) if the work folder holds a run with another config; save ``config``."""
         path = self.work / "train_config.json"
-        current = config_to_dict(config)
+        current = {k: v for k, v in config_to_dict(config).items() if k not in _RESUMABLE_ACROSS}
         if path.is_file():
             previous = json.loads(path.read_text())
-            previous.pop("config", None)
+            for key in ("config", *_RESUMABLE_ACROSS):
+                previous.pop(key, None)
             if previous != json.loads(json.dumps(current)):
                 log.info("%s holds a run with another config; starting afresh", self.work)
                 self._path.unlink(missing_ok=True)
@@ -112,11 +118,14 @@ class TrainState:
         log.info("Resuming phase %d at epoch %d", phase, epoch + 1)
         return epoch
 
-    def checkpoint(self, phase: int, layers, patience: int):
+    def checkpoint(self, phase: int, layers, patience: int | None):
         """A Keras callback saving best/last weights, the optimizer, epoch and history; early stop.
 
         Call its ``finish()`` after ``fit``: it loads the best weights into ``layers`` and marks the
-        phase done. ``callback.phase_state["history"]`` is the phase's whole history.
+        phase done. ``callback.phase_state["history"]`` is the phase's whole history and
+        ``callback.phase_state["best_epoch"]`` the epoch (from 1) the kept weights come from.
+        ``patience=None``: a fixed number of epochs without validation, no early stopping, and
+        the weights kept are the last epoch's.
         """
         return _checkpoint_class()(self, phase, layers, patience)
 
@@ -150,13 +159,17 @@ def _checkpoint_class():
             for key, value in logs.items():
                 ps["history"].setdefault(key, []).append(float(value))
             ps["history"].setdefault("phase", []).append(self.phase)
-            value = float(logs.get("val_loss", np.inf))
-            if ps["best"] is None or value < ps["best"]:
-                ps["best"], ps["best_epoch"] = value, epoch + 1
+            if self.patience is None:  # no validation: the last epoch is the one kept
+                ps["best"], ps["best_epoch"] = None, epoch + 1
                 _save_layers(self.layers, self.state._weights(self.phase, "best"))
+            else:
+                value = float(logs.get("val_loss", np.inf))
+                if ps["best"] is None or value < ps["best"]:
+                    ps["best"], ps["best_epoch"] = value, epoch + 1
+                    _save_layers(self.layers, self.state._weights(self.phase, "best"))
             _save_layers(self.layers, self.state._weights(self.phase, "last"), self.model.optimizer)
             ps["epoch"] = epoch + 1
-            if epoch + 1 - ps["best_epoch"] >= self.patience:
+            if self.patience is not None and epoch + 1 - ps["best_epoch"] >= self.patience:
                 ps["stopped"] = True
                 self.model.stop_training = True
             self.state._write(self.phase, ps)
@@ -167,8 +180,11 @@ def _checkpoint_class():
                 _load_layers(self.layers, best)
             self.phase_state["done"] = True
             self.state._write(self.phase, self.phase_state)
-            log.info("Phase %d: best val_loss %s at epoch %s", self.phase, self.phase_state["best"],
-                     self.phase_state["best_epoch"])
+            if self.patience is None:
+                log.info("Phase %d: %s epochs", self.phase, self.phase_state["best_epoch"])
+            else:
+                log.info("Phase %d: best val_loss %s at epoch %s", self.phase, self.phase_state["best"],
+                         self.phase_state["best_epoch"])
 
     return PhaseCheckpoint
 

@@ -11,6 +11,7 @@ import argparse
 import time
 from pathlib import Path
 
+from classifier.train_config import SHIP_CHOICES, TrainConfig
 from localize.pseudo_boxes import METHODS, LocalizeConfig
 
 NAME = "pipeline"
@@ -31,7 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="network input, multiples of the backbone's size step (default from TrainConfig)")
     parser.add_argument("--train-config", type=Path,
                         help="a train_config.json for the train stage, as `boxstrap train --config` takes "
-                             "(e.g. with fine_tune_from); --weights and --input-size override it")
+                             "(e.g. with fine_tune_from); --weights, --input-size and --ship override it")
+    parser.add_argument("--ship", choices=SHIP_CHOICES,
+                        help="the classifier shipped: 'all' is trained again on train + valid + test for the "
+                             "epochs the split run kept, 'split' is the split run's, trained on train only "
+                             f"(default {TrainConfig().ship}); overrides --train-config")
     parser.add_argument("--method", choices=METHODS,
                         help=f"pseudo-box method (default {LocalizeConfig().method})")
     parser.add_argument("--ground-truth", help="boxes file to score boxes against (default: SRC/boxes.json or "
@@ -45,7 +50,6 @@ def build_config(args: argparse.Namespace):
     from dataclasses import replace
 
     from boxstrap.pipeline import PipelineConfig
-    from classifier.train_config import TrainConfig
     from groundwork.config import load_config
 
     config = PipelineConfig()
@@ -55,9 +59,10 @@ def build_config(args: argparse.Namespace):
         # Another backbone: its own default weights and widths, unless given.
         config = replace(config, train=replace(config.train, backbone=args.backbone, weights=None, filters=None,
                                                fine_tune_from=None))
-    if args.weights or args.input_size:
+    if args.weights or args.input_size or args.ship:
         config = replace(config, train=replace(config.train, **{k: v for k, v in (
-            ("weights", args.weights), ("input_size", tuple(args.input_size) if args.input_size else None)) if v}))
+            ("weights", args.weights), ("input_size", tuple(args.input_size) if args.input_size else None),
+            ("ship", args.ship)) if v}))
     if args.method:
         config = replace(config, localize=replace(config.localize, method=args.method))
     if args.ground_truth:

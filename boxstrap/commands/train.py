@@ -2,7 +2,10 @@
 
 Phase 1 trains the head on cached features of the frozen backbone; phase 2, when
 --fine-tune-from is given, fine-tunes the backbone from that layer on at a low learning rate on
-the same cached features. An interrupted run resumes when the same command is run again.
+the same cached features. Both stop early on the valid loss; the valid and test accuracy of this
+split run is the estimate metrics.json reports. Then, unless --ship split, the model saved is
+trained again the same way on every photo (train + valid + test) for the epochs the split run
+kept. An interrupted run resumes when the same command is run again.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ HELP = "train the classifier (a backbone + class-map head) on a prepared dataset
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from classifier.backbones.registry import BACKBONES, get_backbone
     from classifier.model import HEADS
-    from classifier.train_config import HEAD_LOSSES, TrainConfig
+    from classifier.train_config import HEAD_LOSSES, SHIP_CHOICES, TrainConfig
 
     defaults = TrainConfig()
     spec = get_backbone(defaults.backbone)
@@ -59,6 +62,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, help=f"(default {defaults.seed})")
     parser.add_argument("--cache-dir", help="keep the feature cache here (default: a work folder beside --out, "
                                             "removed after success)")
+    parser.add_argument("--ship", choices=SHIP_CHOICES,
+                        help="the model saved: 'all' is trained again on train + valid + test for the epochs "
+                             "the split run kept, 'split' is the split run's (trained on train only, the one "
+                             f"the accuracy is measured on) (default {defaults.ship})")
     parser.add_argument("--tensorboard", action="store_true", default=None,
                         help="write TensorBoard logs into MODEL_DIR/logs")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -84,10 +91,18 @@ def build_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    import json
+
+    from boxstrap.summary import shipped_model_text
     from classifier.train import train
 
     config = build_config(args)
     out = train(args.manifest_dir, args.out, config, overwrite=args.overwrite, verbose=0 if args.quiet else 1)
+    metrics = json.loads((out / "metrics.json").read_text())
+    accuracy = ", ".join(f"{split} {metrics[split]['accuracy']:.3f}" for split in ("valid", "test")
+                         if split in metrics)
+    print(f"accuracy (split run's estimate): {accuracy}")
+    print(shipped_model_text(metrics["shipped_model"]))
     print(f"wrote model to {out}")
     for name in ("model.keras", "metrics.json", "training_curves.png", "confusion_matrix.png"):
         print(f"  {out / name}")

@@ -38,6 +38,11 @@ class TestPipeline:
         assert (run / "boxes-export" / "BoxstrapDetector.mlpackage").is_dir()
         summary = (run / "summary.md").read_text()
         assert "CorLoc" in summary and "BoxstrapDetector.mlpackage" in summary
+        # The shipped classifier saw every photo; the accuracy shown is the split run's estimate.
+        shipped = results["train"].numbers["shipped_model"]
+        assert shipped["trained_on"] == ["train", "valid", "test"] and shipped["images"] == 20
+        assert "trained on all 20 photos (train, valid and test)" in summary
+        assert "accuracy (split run's estimate)" in summary
         # The demo's boxes calibrate the CAM threshold; the pseudo boxes are scored 2-fold.
         assert results["localize"].numbers["scores"]["threshold"]["method"] == "box_accuracy"
         assert "calibrated on the 20 hand-boxed photos" in summary
@@ -105,6 +110,16 @@ class TestPipelineCommand:
         config = self._args("--backbone", backbone)
         assert config.train == TrainConfig(backbone=backbone)
         assert self._args("--backbone", backbone, "--weights", "none").train.weights == "none"
+
+    def test_ship_flag_feeds_the_train_config(self, tmp_path):
+        from groundwork.config import save_config
+
+        assert self._args().train.ship == "all"
+        assert self._args("--ship", "split").train == replace(TrainConfig(), ship="split")
+        path = save_config(TrainConfig(ship="split", views=3), tmp_path / "train_config.json")
+        assert self._args("--train-config", str(path)).train.ship == "split"
+        config = self._args("--train-config", str(path), "--ship", "all")
+        assert (config.train.ship, config.train.views) == ("all", 3)  # the flag wins over the file
 
     def test_bad_train_config_is_named(self, tmp_path):
         path = tmp_path / "train_config.json"

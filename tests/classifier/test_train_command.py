@@ -44,6 +44,17 @@ class TestBuildConfig:
         config = build_config(parse("data", "--out", "m", "--backbone", other, "--weights", "none"))
         assert (config.backbone, config.weights) == (other, "none")
 
+    def test_ship_flag_reaches_the_config(self, tmp_path):
+        from boxstrap.commands.train import build_config
+
+        assert build_config(parse("data", "--out", "m", "--ship", "split")).ship == "split"
+        save_config(TrainConfig(ship="split"), tmp_path / "c.json")
+        assert build_config(parse("data", "--out", "m", "--config", str(tmp_path / "c.json"))).ship == "split"
+        assert build_config(parse("data", "--out", "m", "--config", str(tmp_path / "c.json"),
+                                  "--ship", "all")).ship == "all"
+        with pytest.raises(SystemExit):
+            parse("data", "--out", "m", "--ship", "test")
+
     def test_bad_flag_value_is_a_clear_error(self, tmp_path, capsys):
         assert main(["train", str(tmp_path), "--out", str(tmp_path / "m"), "--input-size", "100", "100"]) == 1
         assert "multiple of 32" in capsys.readouterr().err
@@ -56,13 +67,18 @@ def test_train_command_end_to_end(tmp_path, capsys):
     out = tmp_path / "model"
     assert main(["train", str(manifest.root), "--out", str(out), "--config", str(tmp_path / "tiny.json"),
                  "--quiet"]) == 0
-    assert f"wrote model to {out}" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert f"wrote model to {out}" in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    # It says which photos the shipped model saw, and that the accuracy is the split run's estimate.
+    assert f"accuracy (split run's estimate): valid {metrics['valid']['accuracy']:.3f}" in printed
+    assert "trained on all 16 photos (train, valid and test)" in printed
     assert json.loads((out / "train_config.json").read_text())["filters"] == list(TINY_FILTERS)
     assert main(["train", str(manifest.root), "--out", str(out), "--config", str(tmp_path / "tiny.json")]) == 1
     assert "--overwrite" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("flag", ["--weights", "--pooling", "--head-loss", "--fine-tune-from"])
+@pytest.mark.parametrize("flag", ["--weights", "--pooling", "--head-loss", "--fine-tune-from", "--ship"])
 def test_help_mentions_the_defaults(flag, capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--help"])

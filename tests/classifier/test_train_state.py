@@ -24,17 +24,17 @@ CONFIG = TrainConfig(weights="none", input_size=(32, 32), filters=TINY_FILTERS, 
 STEPS_PER_EPOCH = 1
 
 
-def _train_interrupted(manifest, out, monkeypatch, epochs_done: int) -> None:
-    """Train, interrupted (KeyboardInterrupt) once phase 1 has checkpointed ``epochs_done`` epochs."""
+def _train_interrupted(manifest, out, monkeypatch, epochs_done: int, phase: int = 1) -> None:
+    """Train, interrupted (KeyboardInterrupt) once ``phase`` has checkpointed ``epochs_done`` epochs."""
     real = TrainState.checkpoint
 
-    def checkpoint(self, phase, layers, patience):
-        callback = real(self, phase, layers, patience)
+    def checkpoint(self, checkpointed_phase, layers, patience):
+        callback = real(self, checkpointed_phase, layers, patience)
         on_epoch_end = callback.on_epoch_end
 
         def interrupting(epoch, logs=None):
             on_epoch_end(epoch, logs)
-            if epoch + 1 == epochs_done:
+            if checkpointed_phase == phase and epoch + 1 == epochs_done:
                 raise KeyboardInterrupt
 
         callback.on_epoch_end = interrupting
@@ -46,20 +46,24 @@ def _train_interrupted(manifest, out, monkeypatch, epochs_done: int) -> None:
 
 
 def _train(manifest, out, monkeypatch) -> tuple[list[np.ndarray], dict]:
-    """Train to the end; return the weights after the last epoch (the model folder holds the best
-    epoch's) and the history."""
+    """Train to the end; return the weights after phase 1's last epoch (the model folder holds the
+    refit's), and the metrics (the split run's history, what the refit ran)."""
     last = []
     real = train_state_module._save_layers
 
     def save_layers(layers, path, optimizer=None):
-        if path.name.endswith("_last.npz"):
+        if path.name == "phase1_last.npz":
             last[:] = [w for layer in layers for w in layer.get_weights()]
         real(layers, path, optimizer)
 
     with monkeypatch.context() as patch:
         patch.setattr(train_state_module, "_save_layers", save_layers)
         train(manifest.root, out, CONFIG, verbose=0)
-    return last, json.loads((out / "metrics.json").read_text())["history"]
+    return last, json.loads((out / "metrics.json").read_text())
+
+
+def _saved_weights(out) -> list[np.ndarray]:
+    return keras.saving.load_model(out / "model.keras", safe_mode=True).get_weights()
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +76,8 @@ def uninterrupted(tmp_path_factory):
 
 class TestResume:
     def test_resumed_run_matches_the_uninterrupted_one(self, uninterrupted, tmp_path, monkeypatch):
-        manifest, expected, expected_history = uninterrupted
+        manifest, expected, expected_metrics = uninterrupted
+        expected_history = expected_metrics["history"]
         out = tmp_path / "model"
         _train_interrupted(manifest, out, monkeypatch, 2)
         assert not out.exists()
@@ -92,7 +97,8 @@ class TestResume:
             return ok
 
         monkeypatch.setattr(train_state_module, "_restore_optimizer", spy)
-        resumed, history = _train(manifest, out, monkeypatch)
+        resumed, metrics = _train(manifest, out, monkeypatch)
+        history = metrics["history"]
         (ok, variables), = restored
         assert ok and len(variables) == len(saved_optimizer)
         for got, want in zip(variables, saved_optimizer, strict=True):
@@ -102,6 +108,49 @@ class TestResume:
         for key in ("loss", "val_loss"):
             np.testing.assert_allclose(history[key], expected_history[key], rtol=1e-5)
         for got, want in zip(resumed, expected, strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+
+    def test_run_interrupted_in_the_refit_resumes_there(self, tmp_path, monkeypatch):
+        manifest = make_manifest(tmp_path / "data")
+        # The tiny model learns next to nothing, so its best epoch is noise: the valid loss the
+        # checkpoints see falls every epoch instead, making the split run's best epoch its last.
+        real_checkpoint = TrainState.checkpoint
+
+        def falling_val_loss(self, phase, layers, patience):
+            callback = real_checkpoint(self, phase, layers, patience)
+            on_epoch_end = callback.on_epoch_end
+            callback.on_epoch_end = lambda epoch, logs=None: on_epoch_end(
+                epoch, {**logs, "val_loss": 1.0 / (epoch + 1)} if logs and "val_loss" in logs else logs)
+            return callback
+
+        monkeypatch.setattr(TrainState, "checkpoint", falling_val_loss)
+        _, expected_metrics = _train(manifest, tmp_path / "uninterrupted", monkeypatch)
+        expected_weights = _saved_weights(tmp_path / "uninterrupted")
+        assert expected_metrics["shipped_model"]["epochs"]["head"] == CONFIG.head_epochs
+        out = tmp_path / "model"
+        _train_interrupted(manifest, out, monkeypatch, 2, phase=3)
+        assert not out.exists()
+        state = json.loads((tmp_path / ".model.partial" / "state.json").read_text())
+        assert state["phase1"]["done"] and state["phase3"]["epoch"] == 2 and not state["phase3"].get("done")
+        with np.load(tmp_path / ".model.partial" / "weights" / "phase3_last.npz") as saved:
+            assert int(saved["optimizer/0"]) == 2 * STEPS_PER_EPOCH  # the refit's Adam iterations
+
+        fits, resumed_at = [], {}
+        real_fit, real_resume = keras.Model.fit, TrainState.resume
+        monkeypatch.setattr(keras.Model, "fit", lambda net, *a, **k: fits.append(k["initial_epoch"]) or
+                            real_fit(net, *a, **k))
+        monkeypatch.setattr(TrainState, "resume", lambda self, phase, *a: resumed_at.setdefault(
+            phase, real_resume(self, phase, *a)))
+        _, metrics = _train(manifest, out, monkeypatch)
+        # The split run was not repeated; the refit went on from its third epoch.
+        assert fits == [2] and resumed_at == {3: 2}
+        shipped, expected = metrics["shipped_model"], expected_metrics["shipped_model"]
+        assert (shipped["trained_on"], shipped["images"], shipped["epochs"]) == (
+            ["train", "valid", "test"], 16, {"head": CONFIG.head_epochs, "fine_tune": 0})
+        assert shipped["history"]["phase"] == [3] * CONFIG.head_epochs
+        # The same epochs as the run that was never interrupted, Adam's state included.
+        np.testing.assert_allclose(shipped["history"]["loss"], expected["history"]["loss"], rtol=1e-5)
+        for got, want in zip(_saved_weights(out), expected_weights, strict=True):
             np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
 
     @pytest.mark.slow
@@ -162,6 +211,33 @@ class TestTrainState:
         assert int(fresh_optimizer.iterations) == 0
         for got, want in zip(fresh.get_weights(), model.get_weights(), strict=True):
             np.testing.assert_array_equal(got, want)  # the weights are still resumed
+
+    def test_fixed_epochs_keep_the_last_weights_and_never_stop_early(self, tmp_path):
+        model, optimizer = self._layers_and_optimizer()
+        model.compile(optimizer=optimizer, loss="mse")
+        state = TrainState(tmp_path / "model")
+        callback = state.checkpoint(3, model.layers, patience=None)
+        model.fit(np.ones((4, 3), np.float32), np.zeros((4, 2), np.float32), epochs=4, batch_size=2,
+                  callbacks=[callback], verbose=0)
+        callback.finish()
+        saved = TrainState(tmp_path / "model").phase(3)
+        assert (saved["epoch"], saved["best_epoch"], saved["done"]) == (4, 4, True)
+        assert not saved.get("stopped") and len(saved["history"]["loss"]) == 4
+        fresh, _ = self._layers_and_optimizer()
+        state.load_best(3, fresh.layers)
+        for got, want in zip(fresh.get_weights(), model.get_weights(), strict=True):
+            np.testing.assert_array_equal(got, want)
+
+    def test_changing_what_is_shipped_keeps_the_state(self, tmp_path):
+        from dataclasses import replace
+
+        model, optimizer = self._layers_and_optimizer()
+        state = TrainState(tmp_path / "model")
+        state.check_config(CONFIG)
+        self._checkpoint_one_epoch(state, model, optimizer)
+        TrainState(tmp_path / "model").check_config(replace(CONFIG, ship="split"))
+        assert TrainState(tmp_path / "model").phase(1)["epoch"] == 1  # the split run is the same work
+        assert json.loads((state.work / "train_config.json").read_text())["ship"] == "split"
 
     def test_other_config_starts_afresh(self, tmp_path):
         model, optimizer = self._layers_and_optimizer()
