@@ -61,9 +61,9 @@ class ReferenceBackend:
     name = "reference"
     has_intermediates = True
 
-    def __init__(self, info: ModelInfo) -> None:
+    def __init__(self, info: ModelInfo, *, emulate_fp16: bool = True) -> None:
         self.info = info
-        self._runtime = reference_runtime(info)
+        self._runtime = reference_runtime(info, emulate_fp16=emulate_fp16)
 
     def run(self, rgb: np.ndarray, *, keep_intermediates: bool = False) -> RuntimeResult:
         """Predict on one ``(H, W, 3)`` uint8 RGB image at the model's input size."""

@@ -22,7 +22,7 @@ import numpy as np
 from classifier.trained_model import TrainedModel, load_trained_model
 from groundwork.atomic import write_json, write_text
 from groundwork.config import config_to_dict, save_config
-from verify.backends import make_backend, resolve_backend
+from verify.backends import ReferenceBackend, make_backend, resolve_backend
 from verify.divergence import keras_layer_outputs, locate_divergence, suspect_preprocessing
 from verify.model_info import ModelInfo, read_model_info
 from verify.parity import compare_outputs, near_ties
@@ -294,7 +294,12 @@ def _parity(backend, info, loaded, data, keras_probabilities, keras_heatmaps, co
             atol=min(tolerance, comparison.max_abs_diff / 10))
     if config.check_layers and backend.has_intermediates:
         x = loaded.preprocessing.apply(data.pixels[index:index + 1])
-        intermediates = backend.run(data.pixels[index], keep_intermediates=True).intermediates
+        # The layers are compared on the program run in float32 with its stored weights: rounding
+        # every intermediate to fp16 (the output check above) drifts through a deep network by more
+        # than any per-layer tolerance that still catches a wrong weight or op, and is judged on
+        # the outputs; an export fault shows in the float32 run all the same.
+        runner = ReferenceBackend(info, emulate_fp16=False) if info.kind == "mlprogram" else backend
+        intermediates = runner.run(data.pixels[index], keep_intermediates=True).intermediates
         divergence = locate_divergence(keras_layer_outputs(loaded.model, x), intermediates,
                                        rtol=config.layer_rtol(info.precision))
         if divergence is not None:

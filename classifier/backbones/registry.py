@@ -7,7 +7,7 @@ from classifier.backbones.efficientnet_lite import EFFICIENTNET_LITE0
 from classifier.backbones.vgg16 import VGG16
 
 BACKBONES: dict[str, BackboneSpec] = {spec.name: spec for spec in (VGG16, EFFICIENTNET_LITE0)}
-DEFAULT_BACKBONE = "vgg16"
+DEFAULT_BACKBONE = "efficientnet-lite0"
 # Models trained before the registry existed have no ``backbone`` in train_config.json: all VGG16.
 UNNAMED_BACKBONE = "vgg16"
 

@@ -98,8 +98,8 @@ class TestPipelineCommand:
     def test_train_config_file_then_flags(self, tmp_path):
         from groundwork.config import save_config
 
-        path = save_config(TrainConfig(fine_tune_from="block4_conv1", fine_tune_epochs=2, input_size=(96, 128)),
-                           tmp_path / "train_config.json")
+        path = save_config(TrainConfig(backbone="vgg16", fine_tune_from="block4_conv1", fine_tune_epochs=2,
+                                       input_size=(96, 128)), tmp_path / "train_config.json")
         config = self._args("--train-config", str(path), "--input-size", "64", "96", "--method", "cam")
         assert (config.train.fine_tune_from, config.train.fine_tune_epochs) == ("block4_conv1", 2)
         assert config.train.input_size == (64, 96)  # the flag wins over the file

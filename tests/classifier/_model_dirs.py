@@ -17,7 +17,8 @@ def tiny_model(num_classes: int = 2, input_size: tuple[int, int] = (32, 32), *, 
     """The real classifier architecture (classifier.model) with tiny widths."""
     from classifier.model import build_classifier
 
-    return build_classifier(num_classes, input_size, pooling=pooling, filters=filters, seed=seed, dropout=0.0)
+    return build_classifier(num_classes, input_size, pooling=pooling, backbone="vgg16", filters=filters, seed=seed,
+                            dropout=0.0)
 
 
 def lambda_model(input_size: tuple[int, int] = (32, 32)):

@@ -15,8 +15,8 @@ TINY = (4, 4, 8, 8, 8)
 
 @pytest.fixture(scope="module")
 def lower():
-    model = build_classifier(2, (32, 32), filters=TINY)
-    return split_model(model, "block4_pool")[0]
+    model = build_classifier(2, (32, 32), backbone="vgg16", filters=TINY)
+    return split_model(model, "block4_pool", backbone="vgg16")[0]
 
 
 def images(n, seed=0):

@@ -60,7 +60,7 @@ class TestLogSumExpPooling2D:
 class TestBuildClassifier:
     @pytest.mark.parametrize("pooling", ["lse", "max", "avg"])
     def test_contract(self, pooling):
-        model = build_classifier(3, (32, 64), filters=TINY, pooling=pooling)
+        model = build_classifier(3, (32, 64), backbone="vgg16", filters=TINY, pooling=pooling)
         assert model.input.name == "image" or model.layers[0].name == "image"
         assert model.output_names == ["probabilities", "class_map"]
         probabilities, class_map = model.predict(np.zeros((2, 32, 64, 3), "float32"), verbose=0)
@@ -69,7 +69,7 @@ class TestBuildClassifier:
         assert not any(isinstance(layer, keras.layers.Lambda) for layer in model.layers)
 
     def test_probabilities_are_the_softmax_of_the_pooled_class_map(self):
-        model = build_classifier(2, (32, 32), filters=TINY, pooling="lse", sharpness=3.0)
+        model = build_classifier(2, (32, 32), backbone="vgg16", filters=TINY, pooling="lse", sharpness=3.0)
         x = np.random.default_rng(0).normal(0, 50, (2, 32, 32, 3)).astype("float32")
         probabilities, class_map = model.predict(x, verbose=0)
         scores = np.asarray(LogSumExpPooling2D(sharpness=3.0)(class_map))
@@ -78,7 +78,7 @@ class TestBuildClassifier:
 
     @pytest.mark.parametrize("pooling", ["lse", "avg"])
     def test_saves_and_loads_in_safe_mode(self, tmp_path, pooling):
-        model = build_classifier(2, (32, 32), filters=TINY, pooling=pooling)
+        model = build_classifier(2, (32, 32), backbone="vgg16", filters=TINY, pooling=pooling)
         x = np.random.default_rng(0).normal(0, 50, (1, 32, 32, 3)).astype("float32")
         model.save(tmp_path / "model.keras")
         loaded = keras.saving.load_model(tmp_path / "model.keras", safe_mode=True)
@@ -94,7 +94,7 @@ class TestBuildClassifier:
         ({"hidden": 0}, "hidden must be an int >= 1"),
     ])
     def test_invalid_arguments(self, kwargs, match):
-        args = {"num_classes": 2, "input_size": (32, 32), "filters": TINY, **kwargs}
+        args = {"num_classes": 2, "input_size": (32, 32), "backbone": "vgg16", "filters": TINY, **kwargs}
         with pytest.raises(ValueError, match=match):
             build_classifier(**args)
 
@@ -122,43 +122,43 @@ class TestFoldStandardisation:
 class TestSplitModel:
     @pytest.mark.parametrize("boundary", ["head_features", "head_hidden"])
     def test_multilevel_head_is_cut_where_its_inputs_meet(self, boundary):
-        model = build_classifier(2, (32, 64), filters=TINY, head="multilevel", hidden=8)
+        model = build_classifier(2, (32, 64), backbone="vgg16", filters=TINY, head="multilevel", hidden=8)
         x = np.random.default_rng(0).normal(0, 50, (2, 32, 64, 3)).astype("float32")
-        lower, upper = split_model(model, boundary)
+        lower, upper = split_model(model, boundary, backbone="vgg16")
         for a, b in zip(model.predict(x, verbose=0), upper.predict(lower.predict(x, verbose=0), verbose=0),
                         strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
         with pytest.raises(ValueError, match=r"one of \['head_features'"):
-            split_model(model, "block4_pool")
+            split_model(model, "block4_pool", backbone="vgg16")
 
     @pytest.mark.parametrize("boundary", ["block4_pool", "block5_conv2", "block5_conv3"])
     def test_lower_then_upper_equals_the_model(self, boundary):
-        model = build_classifier(2, (32, 64), filters=TINY)
+        model = build_classifier(2, (32, 64), backbone="vgg16", filters=TINY)
         x = np.random.default_rng(0).normal(0, 50, (2, 32, 64, 3)).astype("float32")
-        lower, upper = split_model(model, boundary)
+        lower, upper = split_model(model, boundary, backbone="vgg16")
         for a, b in zip(model.predict(x, verbose=0), upper.predict(lower.predict(x, verbose=0), verbose=0),
                         strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
     def test_scores_are_logits(self):
-        model = build_classifier(2, (32, 32), filters=TINY)
+        model = build_classifier(2, (32, 32), backbone="vgg16", filters=TINY)
         x = np.random.default_rng(0).normal(0, 50, (2, 32, 32, 3)).astype("float32")
-        lower, upper = split_model(model, "block5_conv3", scores=True)
+        lower, upper = split_model(model, "block5_conv3", scores=True, backbone="vgg16")
         logits = np.asarray(upper(lower(x)))
         probabilities = model.predict(x, verbose=0)[0]
         np.testing.assert_allclose(np.exp(logits) / np.exp(logits).sum(1, keepdims=True), probabilities, rtol=1e-4)
 
     def test_bad_boundary(self):
-        model = build_classifier(2, (32, 32), filters=TINY)
+        model = build_classifier(2, (32, 32), backbone="vgg16", filters=TINY)
         with pytest.raises(ValueError, match="boundary must name a layer before the class map"):
-            split_model(model, "class_map")
+            split_model(model, "class_map", backbone="vgg16")
 
 
 @pytest.mark.slow
 def test_lse_model_converts_to_core_ml():
     import coremltools as ct
 
-    model = build_classifier(2, (32, 64), filters=TINY, pooling="lse")
+    model = build_classifier(2, (32, 64), backbone="vgg16", filters=TINY, pooling="lse")
     converted = ct.convert(model, inputs=[ct.TensorType(name="image", shape=(1, 32, 64, 3))],
                            convert_to="mlprogram")
     ops = {op.op_type for f in converted._mil_program.functions.values() for op in f.operations}
@@ -188,5 +188,5 @@ class TestSubModel:
     def test_split_names_the_cut_points_of_the_backbone(self):
         from classifier.model import cut_points
 
-        model = build_classifier(2, (32, 32), filters=TINY)
-        assert cut_points(model) == [*vgg16_layer_names(), "head_dropout"]
+        model = build_classifier(2, (32, 32), backbone="vgg16", filters=TINY)
+        assert cut_points(model, "vgg16") == [*vgg16_layer_names(), "head_dropout"]

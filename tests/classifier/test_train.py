@@ -20,7 +20,7 @@ from ._tiny_data import TINY_FILTERS, make_manifest
 
 
 def tiny_config(**changes):
-    base = dict(weights="none", input_size=(32, 32), filters=TINY_FILTERS, head_epochs=3, views=2,
+    base = dict(backbone="vgg16", weights="none", input_size=(32, 32), filters=TINY_FILTERS, head_epochs=3, views=2,
                 fine_tune_from="block5_conv3", fine_tune_epochs=2, batch_size=8)
     return TrainConfig(**{**base, **changes})
 
@@ -258,11 +258,17 @@ class TestTrainConfig:
         assert TrainConfig().ship == "all"
         assert TrainConfig(ship="split").ship == "split"
 
+    def test_the_default_backbone_is_efficientnet_lite0_with_imagenet_weights(self):
+        config = TrainConfig()
+        assert (config.backbone, config.weights, config.boundary) == ("efficientnet-lite0", "imagenet", "block10_add")
+        assert TrainConfig(fine_tune_from="block10_expand_conv").boundary == "block9_add"
+
     def test_boundary(self):
-        assert TrainConfig().boundary == "block5_conv3"
-        assert TrainConfig(head="multilevel").boundary == "head_features"
-        assert TrainConfig(head="block5", fine_tune_from="block5_conv3").boundary == "block5_conv2"
-        assert TrainConfig(head="block5", fine_tune_from="block5_conv1").boundary == "block4_pool"
+        vgg = {"backbone": "vgg16"}
+        assert TrainConfig(**vgg).boundary == "block5_conv3"
+        assert TrainConfig(**vgg, head="multilevel").boundary == "head_features"
+        assert TrainConfig(**vgg, head="block5", fine_tune_from="block5_conv3").boundary == "block5_conv2"
+        assert TrainConfig(**vgg, head="block5", fine_tune_from="block5_conv1").boundary == "block4_pool"
 
     @pytest.mark.parametrize(("changes", "match"), [
         ({"input_size": (240, 320)}, "multiple of 32"),
@@ -281,7 +287,7 @@ class TestTrainConfig:
     ])
     def test_invalid(self, changes, match):
         with pytest.raises(ValueError, match=match):
-            TrainConfig(**changes)
+            TrainConfig(**{"backbone": "vgg16", **changes})
 
 
 @pytest.mark.slow

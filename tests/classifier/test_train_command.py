@@ -26,11 +26,12 @@ class TestBuildConfig:
     def test_flags_override_the_config_file(self, tmp_path):
         from boxstrap.commands.train import build_config
 
-        save_config(TrainConfig(dropout=0.6, views=3), tmp_path / "c.json")
+        save_config(TrainConfig(backbone="vgg16", dropout=0.6, views=3), tmp_path / "c.json")
         config = build_config(parse("data", "--out", "m", "--config", str(tmp_path / "c.json"), "--views", "4",
                                     "--input-size", "288", "384", "--fine-tune-from", "block5_conv3"))
         assert (config.dropout, config.views, config.input_size) == (0.6, 4, (288, 384))
         assert config.fine_tune_from == "block5_conv3"
+        assert config.backbone == "vgg16"  # the file's
         config = build_config(parse("data", "--out", "m", "--fine-tune-from", "none", "--no-class-weights"))
         assert config.fine_tune_from is None and config.class_weights is False
 
@@ -57,12 +58,12 @@ class TestBuildConfig:
 
     def test_bad_flag_value_is_a_clear_error(self, tmp_path, capsys):
         assert main(["train", str(tmp_path), "--out", str(tmp_path / "m"), "--input-size", "100", "100"]) == 1
-        assert "multiple of 32" in capsys.readouterr().err
+        assert "multiple of 16 (the efficientnet-lite0 backbone" in capsys.readouterr().err
 
 
 def test_train_command_end_to_end(tmp_path, capsys):
     manifest = make_manifest(tmp_path / "data")
-    save_config(TrainConfig(weights="none", input_size=(32, 32), filters=TINY_FILTERS, head_epochs=2),
+    save_config(TrainConfig(backbone="vgg16", weights="none", input_size=(32, 32), filters=TINY_FILTERS, head_epochs=2),
                 tmp_path / "tiny.json")
     out = tmp_path / "model"
     assert main(["train", str(manifest.root), "--out", str(out), "--config", str(tmp_path / "tiny.json"),

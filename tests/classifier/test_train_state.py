@@ -19,7 +19,7 @@ from ._tiny_data import TINY_FILTERS, make_manifest
 # One batch per epoch (8 train images, one view, batch 64) and no dropout: an epoch's update does
 # not depend on the shuffling or on dropout masks, the random streams a restarted process does not
 # continue. What is left is the optimizer state, which the resume must restore.
-CONFIG = TrainConfig(weights="none", input_size=(32, 32), filters=TINY_FILTERS, views=1, dropout=0.0,
+CONFIG = TrainConfig(backbone="vgg16", weights="none", input_size=(32, 32), filters=TINY_FILTERS, views=1, dropout=0.0,
                      head_epochs=5, head_batch_size=64, fine_tune_from=None, batch_size=8, patience=10)
 STEPS_PER_EPOCH = 1
 

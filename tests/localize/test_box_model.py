@@ -19,7 +19,7 @@ TINY = (4, 4, 8, 8, 8)
 
 @pytest.fixture(scope="module")
 def classifier():
-    return build_classifier(2, (64, 96), filters=TINY, weights="none")
+    return build_classifier(2, (64, 96), backbone="vgg16", filters=TINY, weights="none")
 
 
 class TestBuildBoxModel:

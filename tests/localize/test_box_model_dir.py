@@ -20,7 +20,7 @@ TINY = (4, 4, 8, 8, 8)
 def saved(tmp_path_factory):
     """A box model directory and a trained model directory, copied by the tests that spoil them."""
     root = tmp_path_factory.mktemp("dirs")
-    classifier = build_classifier(2, (32, 32), filters=TINY, weights="none")
+    classifier = build_classifier(2, (32, 32), backbone="vgg16", filters=TINY, weights="none")
     box_model, _ = build_box_model(classifier, BoxTrainConfig(hidden=8, reduce_filters=4), feature_layer=VGG16.feature_layer)
     box_dir = save_box_model(box_model, root / "box", preprocessing=vgg16_preprocessing((32, 32)),
                              labels=("one", "ten"), config=BoxTrainConfig(hidden=8, reduce_filters=4),

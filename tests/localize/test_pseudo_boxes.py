@@ -82,7 +82,7 @@ class TestPseudoBoxes:
 
 class TestForward:
     def test_one_pass_gives_all_three(self):
-        model = build_classifier(2, (64, 64), filters=(4, 4, 8, 8, 8), weights="none")
+        model = build_classifier(2, (64, 64), backbone="vgg16", filters=(4, 4, 8, 8, 8), weights="none")
         x = np.zeros((3, 64, 64, 3), np.float32)
         p, cm, f = forward(model, x, batch_size=2, feature_layer=VGG16.feature_layer)
         assert p.shape == (3, 2) and cm.shape == (3, 4, 4, 2) and f.shape == (3, 4, 4, 8)
@@ -91,7 +91,7 @@ class TestForward:
 
 @pytest.fixture(scope="module")
 def tiny():
-    model = build_classifier(2, (64, 64), filters=(4, 4, 8, 8, 8), weights="none")
+    model = build_classifier(2, (64, 64), backbone="vgg16", filters=(4, 4, 8, 8, 8), weights="none")
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, (48 + 8 * i, 60, 3), np.uint8) for i in range(3)]
     pre = vgg16_preprocessing((64, 64))
