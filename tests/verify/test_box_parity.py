@@ -17,7 +17,7 @@ SIZE = (64, 64)
 
 @pytest.fixture(scope="module")
 def box_dir(tmp_path_factory):
-    classifier = build_classifier(2, SIZE, filters=(4, 4, 8, 8, 8), weights="none", pooling="max", seed=3)
+    classifier = build_classifier(2, SIZE, backbone="vgg16", filters=(4, 4, 8, 8, 8), weights="none", pooling="max", seed=3)
     config = BoxTrainConfig(hidden=8, reduce_filters=4)
     box_model, _ = build_box_model(classifier, config, feature_scale=0.05, feature_layer=VGG16.feature_layer)
     directory = tmp_path_factory.mktemp("box") / "model"

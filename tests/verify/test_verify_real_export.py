@@ -18,7 +18,7 @@ def classifier_dir(tmp_path_factory):
     from classifier.model import build_classifier
 
     directory = tmp_path_factory.mktemp("classifier")
-    model = build_classifier(len(LABELS), SIZE, pooling="lse", filters=(4, 4, 8, 8, 8))
+    model = build_classifier(len(LABELS), SIZE, pooling="lse", backbone="vgg16", filters=(4, 4, 8, 8, 8))
     model.save(directory / "model.keras")
     vgg16_preprocessing(SIZE).save(directory)
     (directory / "labels.json").write_text(json.dumps(list(LABELS)))
