@@ -159,7 +159,8 @@ def _train(ctx: dict, out: Path) -> dict[str, Any]:
     metrics = json.loads((model_dir / "metrics.json").read_text())
     shipped = {k: v for k, v in metrics.get("shipped_model", {}).items() if k != "history"}
     return {split: {"accuracy": metrics[split]["accuracy"]} for split in ("valid", "test") if split in metrics} | {
-        "model_dir": str(model_dir), "shipped_model": shipped}
+        "model_dir": str(model_dir), "shipped_model": shipped, "backbone": ctx["config"].train.backbone,
+        "weights": ctx["config"].train.weights, "input_size": list(ctx["config"].train.input_size)}
 
 
 def _export(ctx: dict, out: Path) -> dict[str, Any]:

@@ -52,6 +52,10 @@ def summary_blocks(run: Path, results: dict) -> list[Block]:
     if train:
         rows = [[split, f"{train[split]['accuracy']:.3f}"] for split in ("valid", "test") if split in train]
         blocks += [("h2", "Classifier"), ("table", (["split", "accuracy (split run's estimate)"], rows))]
+        if train.get("backbone"):
+            size = train.get("input_size") or []
+            blocks.append(("p", f"Backbone {train['backbone']} (starting weights {train.get('weights')}), "
+                                f"input {'x'.join(str(v) for v in size)}."))
         if train.get("shipped_model"):
             blocks.append(("p", shipped_model_text(train["shipped_model"])))
         model_dir = run / "train" / "model"

@@ -42,3 +42,11 @@ class TestSummaryClassifier:
     def test_a_run_from_before_the_refit_shows_the_accuracy_alone(self, tmp_path):
         md, _ = _summary(tmp_path, {"valid": {"accuracy": 0.9}})
         assert "| valid | 0.900 |" in md and "shipped classifier" not in md
+
+    def test_names_the_backbone_and_its_weights(self, tmp_path):
+        md, page = _summary(tmp_path, {"valid": {"accuracy": 0.9}, "backbone": "efficientnet-lite0",
+                                       "weights": "imagenet", "input_size": [224, 288]})
+        assert "Backbone efficientnet-lite0 (starting weights imagenet), input 224x288." in md
+        assert "Backbone efficientnet-lite0" in page
+        md, _ = _summary(tmp_path, {"valid": {"accuracy": 0.9}})  # a run from before: no such line
+        assert "Backbone" not in md
