@@ -30,7 +30,7 @@ from groundwork.config import config_to_dict, save_config
 from groundwork.files import disk_size
 from verify.backends import resolve_backend
 from verify.model_info import read_model_info
-from verify.parity import compare_outputs, near_ties
+from verify.parity import compare_outputs, json_number, near_ties
 from verify.reference_runtime import reference_runtime
 from verify.static_checks import static_checks
 from verify.verify import VerifyReport
@@ -123,7 +123,10 @@ def verify_box_model(box_dir: str | os.PathLike, export: str | os.PathLike, imag
     comparison = compare_outputs(keras_probabilities, confidence,
                                  reference_boxes=cxcywh_to_xyxy(keras_boxes, dtype=np.float32),
                                  candidate_boxes=cxcywh_to_xyxy(coordinates, dtype=np.float32))
-    coordinates_diff = float(np.max(np.abs(keras_boxes - coordinates))) if len(coordinates) else 0.0
+    with np.errstate(invalid="ignore"):
+        coordinates_diff = float(np.max(np.abs(keras_boxes - coordinates))) if len(coordinates) else 0.0
+    if len(coordinates) and not np.all(np.isfinite(coordinates)):
+        coordinates_diff = float("inf")
     keras_kept = keras_probabilities.max(axis=1) >= nms.confidenceThreshold
     tied = near_ties(keras_probabilities, confidence, comparison.disagreements, tolerance)
     counted = len(comparison.disagreements) - (len(tied) if config.near_ties_agree else 0)
@@ -132,18 +135,22 @@ def verify_box_model(box_dir: str | os.PathLike, export: str | os.PathLike, imag
     if top1 < config.min_top1_agreement:
         failures.append(f"top-1 agreement {top1:.4f} < {config.min_top1_agreement} ({counted} of "
                         f"{len(data.names)} images disagree, {len(tied)} near ties not counted)")
-    if comparison.max_abs_diff > tolerance:
+    if comparison.non_finite:
+        failures.append(f"{len(comparison.non_finite)} of {len(data.names)} images give NaN or Inf confidences "
+                        f"(first: {data.names[comparison.non_finite[0]]}): the export computes garbage")
+    elif comparison.max_abs_diff > tolerance:
         failures.append(f"probabilities max abs diff {comparison.max_abs_diff:.3g} > {tolerance:g} ({info.precision})")
-    if coordinates_diff > tolerance:
+    if not coordinates_diff <= tolerance:  # NaN or Inf coordinates fail too
         failures.append(f"box coordinates max abs diff {coordinates_diff:.3g} > {tolerance:g} ({info.precision})")
     if not np.array_equal(keras_kept, kept):
         failures.append(f"suppression keeps a different set of boxes on {int(np.sum(keras_kept != kept))} images")
     result["parity"] = {
         "images": len(data.names), "top1_agreement": top1, "raw_top1_agreement": comparison.top1_agreement,
         "near_tie_images": [data.names[i] for i in tied],
-        "max_abs_diff": comparison.max_abs_diff, "mean_abs_diff": comparison.mean_abs_diff,
-        "coordinates_max_abs_diff": coordinates_diff, "min_box_iou": comparison.min_box_iou,
-        "mean_box_iou": float(np.mean(comparison.box_iou)) if comparison.box_iou is not None else None,
+        "max_abs_diff": json_number(comparison.max_abs_diff), "mean_abs_diff": json_number(comparison.mean_abs_diff),
+        "non_finite_images": [data.names[i] for i in comparison.non_finite],
+        "coordinates_max_abs_diff": json_number(coordinates_diff), "min_box_iou": json_number(comparison.min_box_iou),
+        "mean_box_iou": json_number(float(np.mean(comparison.box_iou))) if comparison.box_iou is not None else None,
         "tolerance": tolerance, "kept_by_suppression": int(np.sum(kept)),
         "disagreeing_images": [data.names[i] for i in comparison.disagreements],
     }

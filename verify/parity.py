@@ -26,7 +26,10 @@ class OutputComparison:
     top1_agreement : float or None
         Share of samples whose arg-max agree (None unless the outputs are ``(N, C)`` scores).
     disagreements : tuple of int
-        Indices of the samples whose arg-max differ.
+        Indices of the samples whose arg-max differ (a sample with a NaN or Inf output always).
+    non_finite : tuple of int
+        Indices of the samples with a NaN or Inf value in either output: their difference is
+        infinite, never "within tolerance" (a NaN compares false with every tolerance).
     box_iou : (N,) ndarray or None
         IoU of each pair of boxes, when boxes were given
         (:func:`groundwork.box_geometry.matched_box_iou`: a box without area scores 0).
@@ -38,6 +41,7 @@ class OutputComparison:
     top1_agreement: float | None
     disagreements: tuple[int, ...]
     box_iou: np.ndarray | None = None
+    non_finite: tuple[int, ...] = ()
 
     @property
     def min_box_iou(self) -> float | None:
@@ -84,11 +88,15 @@ def compare_outputs(
         )
     if reference.ndim == 0 or reference.shape[0] == 0:
         raise ValueError(f"outputs must be a non-empty batch (N, ...). Received shape: {reference.shape}")
-    diff = np.abs(reference - candidate).reshape(reference.shape[0], -1)
+    n = reference.shape[0]
+    finite = np.isfinite(reference).reshape(n, -1).all(axis=1) & np.isfinite(candidate).reshape(n, -1).all(axis=1)
+    with np.errstate(invalid="ignore"):
+        diff = np.abs(reference - candidate).reshape(n, -1)
+    diff[~finite] = np.inf
     top1 = None
     disagreements: tuple[int, ...] = ()
     if reference.ndim == 2:
-        agree = np.argmax(reference, axis=1) == np.argmax(candidate, axis=1)
+        agree = (np.argmax(reference, axis=1) == np.argmax(candidate, axis=1)) & finite
         top1 = float(np.mean(agree))
         disagreements = tuple(int(i) for i in np.flatnonzero(~agree))
     iou = None
@@ -105,7 +113,19 @@ def compare_outputs(
         top1_agreement=top1,
         disagreements=disagreements,
         box_iou=iou,
+        non_finite=tuple(int(i) for i in np.flatnonzero(~finite)),
     )
+
+
+def json_number(value: float | None) -> float | None:
+    """``value`` as a float for a JSON report, or None when it is NaN or infinite (JSON has neither).
+
+    Examples
+    --------
+    >>> json_number(0.5), json_number(float("inf")), json_number(None)
+    (0.5, None, None)
+    """
+    return None if value is None or not np.isfinite(value) else float(value)
 
 
 def near_ties(keras: np.ndarray, coreml: np.ndarray, disagreements: Sequence[int], tolerance: float) -> list[int]:

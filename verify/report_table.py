@@ -26,9 +26,9 @@ def report_table(report: dict[str, Any]) -> str:
             export.get("backend", "?"),
             f"{len(checks) - failed_checks}/{len(checks)}",
             _top1(parity) if parity else "-",
-            f"{parity['max_abs_diff']:.2e} ({parity['tolerance']['max_abs_diff']:g})" if parity else "-",
-            f"{parity['mean_abs_diff']:.2e}" if parity else "-",
-            f"{heatmap['relative_max_diff']:.2e}" if heatmap else "-",
+            f"{_e(parity['max_abs_diff'])} ({parity['tolerance']['max_abs_diff']:g})" if parity else "-",
+            _e(parity["mean_abs_diff"]) if parity else "-",
+            _e(heatmap["relative_max_diff"]) if heatmap else "-",
             "PASS" if export["passed"] else "FAIL",
         ))
         name = rows[-1][0]
@@ -68,3 +68,8 @@ def _top1(parity: dict[str, Any]) -> str:
 def _folded(divergence: dict[str, Any]) -> str:
     folded = divergence.get("folded_with")
     return f", folded with {folded!r} into one op" if folded else ""
+
+
+def _e(value: float | None) -> str:
+    """A difference for the table; None is a NaN or Inf output (the report's JSON has no such numbers)."""
+    return "nan/inf" if value is None else f"{value:.2e}"

@@ -25,7 +25,7 @@ from groundwork.config import config_to_dict, save_config
 from verify.backends import ReferenceBackend, make_backend, resolve_backend
 from verify.divergence import keras_layer_outputs, locate_divergence, suspect_preprocessing
 from verify.model_info import ModelInfo, read_model_info
-from verify.parity import compare_outputs, near_ties
+from verify.parity import compare_outputs, json_number, near_ties
 from verify.report_table import report_table
 from verify.static_checks import static_checks
 from verify.verify_config import VerifyConfig
@@ -248,23 +248,27 @@ def _parity(backend, info, loaded, data, keras_probabilities, keras_heatmaps, co
         failures.append(f"top-1 agreement {top1:.4f} < {config.min_top1_agreement} "
                         f"({counted} of {len(data.names)} images disagree"
                         + (f", {len(tied)} near ties not counted)" if tied and config.near_ties_agree else ")"))
-    if comparison.max_abs_diff > tolerance:
+    if comparison.non_finite:
+        failures.append(f"{len(comparison.non_finite)} of {len(data.names)} images give NaN or Inf probabilities "
+                        f"(first: {data.names[comparison.non_finite[0]]}): the export computes garbage")
+    elif comparison.max_abs_diff > tolerance:
         failures.append(f"probabilities max abs diff {comparison.max_abs_diff:.3g} > {tolerance:g} "
                         f"({info.precision} tolerance)")
     heatmap_report = None
     if heatmaps and all(h is not None for h in heatmaps):
         heat = compare_outputs(keras_heatmaps, np.stack(heatmaps))
         scale = max(float(np.max(np.abs(keras_heatmaps))), 1e-6)
-        heatmap_report = {"max_abs_diff": heat.max_abs_diff, "mean_abs_diff": heat.mean_abs_diff,
-                          "relative_max_diff": heat.max_abs_diff / scale, "rtol": config.heatmap_rtol(info.precision),
-                          "per_image_max_abs_diff": heat.per_sample_max_abs_diff.tolist()}
+        heatmap_report = {"max_abs_diff": json_number(heat.max_abs_diff), "mean_abs_diff": json_number(heat.mean_abs_diff),
+                          "relative_max_diff": json_number(heat.max_abs_diff / scale),
+                          "rtol": config.heatmap_rtol(info.precision),
+                          "per_image_max_abs_diff": [json_number(v) for v in heat.per_sample_max_abs_diff]}
         if heat.max_abs_diff / scale > config.heatmap_rtol(info.precision):
             failures.append(f"heatmap relative max diff {heat.max_abs_diff / scale:.3g} > "
                             f"{config.heatmap_rtol(info.precision):g}")
     per_image = [
         {"file": name, "keras_label": labels[int(np.argmax(keras_probabilities[i]))],
          "coreml_label": labels[int(np.argmax(coreml[i]))],
-         "max_abs_diff": float(comparison.per_sample_max_abs_diff[i]),
+         "max_abs_diff": json_number(comparison.per_sample_max_abs_diff[i]),
          "agree": i not in comparison.disagreements, "near_tie": i in tied}
         for i, name in enumerate(data.names)
     ]
@@ -273,8 +277,9 @@ def _parity(backend, info, loaded, data, keras_probabilities, keras_heatmaps, co
         "top1_agreement": top1,
         "top1_agreement_raw": comparison.top1_agreement,
         "near_tie_images": [data.names[i] for i in tied],
-        "max_abs_diff": comparison.max_abs_diff,
-        "mean_abs_diff": comparison.mean_abs_diff,
+        "max_abs_diff": json_number(comparison.max_abs_diff),
+        "mean_abs_diff": json_number(comparison.mean_abs_diff),
+        "non_finite_images": [data.names[i] for i in comparison.non_finite],
         "tolerance": {"max_abs_diff": tolerance, "min_top1_agreement": config.min_top1_agreement},
         "heatmap": heatmap_report,
         "disagreeing_images": [data.names[i] for i in comparison.disagreements],
@@ -291,7 +296,7 @@ def _parity(backend, info, loaded, data, keras_probabilities, keras_heatmaps, co
         report["suspected_cause"] = suspect_preprocessing(
             lambda batch: _split_keras_outputs(loaded.model, loaded.model.predict(batch, verbose=0))[0],
             data.pixels, loaded.preprocessing, keras_probabilities, coreml,
-            atol=min(tolerance, comparison.max_abs_diff / 10))
+            atol=min(tolerance, comparison.max_abs_diff / 10) if not comparison.non_finite else tolerance)
     if config.check_layers and backend.has_intermediates:
         x = loaded.preprocessing.apply(data.pixels[index:index + 1])
         # The layers are compared on the program run in float32 with its stored weights: rounding

@@ -30,6 +30,16 @@ class TestCompareOutputs:
         np.testing.assert_allclose(c.box_iou, [0.5])
         assert c.min_box_iou == pytest.approx(0.5)
 
+    @pytest.mark.parametrize("bad", [np.nan, np.inf])
+    def test_nan_or_inf_is_infinitely_far_and_disagrees(self, bad):
+        reference = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+        candidate = reference.copy()
+        candidate[1, 0] = bad  # argmax of a NaN row would be class 0: "agreement" by accident
+        c = compare_outputs(reference, candidate)
+        assert c.non_finite == (1,) and c.disagreements == (1,)
+        assert c.max_abs_diff == np.inf and not c.max_abs_diff <= 1.0
+        assert c.per_sample_max_abs_diff.tolist() == [0.0, np.inf, 0.0]
+
     def test_shape_mismatch_is_an_error(self):
         with pytest.raises(ValueError, match="same shape"):
             compare_outputs(np.zeros((2, 2)), np.zeros((2, 3)))

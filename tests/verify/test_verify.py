@@ -119,6 +119,40 @@ class TestLayerParity:
         assert verify_model(model_dir, [exports["bias_twice"]], images_dir, loose, output_dir=tmp_path).passed
 
 
+class TestNonFiniteOutputs:
+    def test_nan_outputs_fail_and_the_report_stays_json(self, model_dir, exports, images_dir, tmp_path, monkeypatch):
+        """Damaged weights can make an export compute NaN: never "within tolerance"."""
+        import numpy as np
+
+        from verify import backends
+
+        real = backends.ReferenceBackend.run
+
+        def nan_run(self, rgb, *, keep_intermediates=False):
+            result = real(self, rgb, keep_intermediates=keep_intermediates)
+            for key, value in result.outputs.items():
+                if isinstance(value, dict):
+                    result.outputs[key] = {k: float("nan") for k in value}
+                elif isinstance(value, np.ndarray) and value.dtype.kind == "f":
+                    result.outputs[key] = np.full_like(value, np.nan)
+            return result
+
+        monkeypatch.setattr(backends.ReferenceBackend, "run", nan_run)
+        config = VerifyConfig(backend="reference", check_layers=False)
+        result = verify_model(model_dir, [exports["mlprogram_fp32"]], images_dir, config, output_dir=tmp_path)
+        (entry,) = result.report["exports"]
+        assert not result.passed
+        assert any("images give NaN or Inf probabilities" in f for f in entry["failures"])
+
+        def refuse(constant):
+            raise AssertionError(f"bare {constant} in verify_report.json")
+
+        saved = json.loads(result.report_path.read_text(), parse_constant=refuse)
+        assert saved["exports"][0]["parity"]["max_abs_diff"] is None
+        assert saved["exports"][0]["parity"]["non_finite_images"]
+        assert "nan/inf" in result.table
+
+
 class TestInputs:
     def test_finds_exports_in_the_model_dir(self, tmp_path):
         (tmp_path / "coreml").mkdir()
