@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from groundwork.atomic import write_json
+from groundwork.paths import confined
 
 FILENAME = "manifest.json"
 SPLITS = ("train", "valid", "test")
@@ -110,7 +111,7 @@ def load_manifest(path: str | os.PathLike) -> Manifest:
             Record(**{**r, "source_size": tuple(r["source_size"]), "size": tuple(r["size"])})
             for r in data["records"]
         )
-        return Manifest(
+        manifest = Manifest(
             root=path.parent.resolve(),
             records=records,
             labels=tuple(data["labels"]),
@@ -121,6 +122,11 @@ def load_manifest(path: str | os.PathLike) -> Manifest:
         )
     except (json.JSONDecodeError, KeyError, TypeError) as error:
         raise ValueError(f"{path} is not a boxstrap manifest ({type(error).__name__}: {error}).") from None
+    for record in manifest.records:  # prepared images live in the manifest's folder, nowhere else
+        if not isinstance(record.path, str):
+            raise ValueError(f"{path} is not a boxstrap manifest: a record's path is {record.path!r}.")
+        confined(manifest.root, record.path, source=str(path))
+    return manifest
 
 
 def _record_dict(record: Record) -> dict[str, Any]:

@@ -40,6 +40,7 @@ from datasets.manifest import load_manifest
 from datasets.tf_input import read_rgb
 from groundwork.atomic import write_json
 from groundwork.config import save_config
+from groundwork.paths import confined
 from localize.multi_view_maps import forward
 from localize.pseudo_boxes import LocalizeConfig, PseudoBoxes, box_classes, class_heatmaps, pseudo_boxes
 from localize.review import ReviewItem, render_contact_sheets, render_overlay, write_png
@@ -121,9 +122,9 @@ def find_images(source: str | os.PathLike, labels: Sequence[str]) -> tuple[Path,
 
 
 def _manifest_item(manifest, record, original: Path) -> ImageItem:
-    source = Path(record.source)
+    source = Path(os.path.normpath(record.source))  # '<src>/../x.jpg' is not under <src>
     try:
-        name = source.relative_to(original).as_posix()
+        name = source.relative_to(os.path.normpath(original)).as_posix()
     except ValueError:
         return ImageItem(manifest.image_path(record), record.path, record.label)
     (sw, sh), (w, h) = record.source_size, record.size
@@ -309,7 +310,8 @@ def _write_review(out_dir: Path, items, images, pseudo: PseudoBoxes, labels, *, 
         for i in tqdm(range(len(items)), desc="overlays", unit="img", disable=not progress):
             overlay = render_overlay(images[i], heatmap=pseudo.heatmaps[i], boxes=pseudo.boxes[i],
                                      scores=pseudo.scores[i], labels=[labels[pseudo.classes[i]]] * len(pseudo.boxes[i]))
-            write_png(out_dir / "overlays" / Path(items[i].name).with_suffix(".png"), overlay)
+            write_png(confined(out_dir / "overlays", Path(items[i].name).with_suffix(".png"),
+                               source=f"the image name {items[i].name!r}"), overlay)
 
 
 def save_features(out_dir: Path, features: np.ndarray, names: Sequence[str], model_sha256: str) -> None:

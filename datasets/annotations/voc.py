@@ -23,6 +23,7 @@ from datasets.annotations.annotation import (
     number,
 )
 from groundwork.atomic import write_bytes
+from groundwork.paths import confined
 
 
 def read_voc(path: str | os.PathLike, labels: Sequence[str] | None = None) -> list[ImageAnnotation]:
@@ -68,7 +69,7 @@ def write_voc(annotations: Sequence[ImageAnnotation], out: str | os.PathLike,
     targets: dict[Path, str] = {}
     for ann in annotations:
         rel = PurePosixPath(ann.image)
-        target = out.joinpath(*rel.parent.parts, rel.stem + ".xml")
+        target = confined(out, rel.parent / (rel.stem + ".xml"), source=f"the image name {ann.image!r}")
         if target in targets:
             raise ValueError(f"images {targets[target]!r} and {ann.image!r} would both be written to {target}")
         targets[target] = ann.image

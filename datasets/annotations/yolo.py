@@ -29,6 +29,7 @@ from datasets.annotations.annotation import (
 )
 from datasets.images import IMAGE_SUFFIXES
 from groundwork.atomic import write_text
+from groundwork.paths import confined
 
 DATA_YAML = "data.yaml"
 
@@ -106,7 +107,8 @@ def write_yolo(annotations: Sequence[ImageAnnotation], out: str | os.PathLike,
     for ann in annotations:
         rel = PurePosixPath(ann.image)
         parts = rel.parent.parts[1:] if rel.parts[0] == "images" else rel.parent.parts
-        target = out.joinpath("labels", *parts, rel.stem + ".txt")
+        target = confined(out / "labels", PurePosixPath(*parts, rel.stem + ".txt"),
+                          source=f"the image name {ann.image!r}")
         if target in files:
             raise ValueError(f"images {files[target]!r} and {ann.image!r} would both be written to {target}")
         files[target] = ann.image

@@ -188,3 +188,44 @@ class TestPreparedSource:
                                  ground_truth=demo / "boxes.json", progress=False)
         assert all((a.width, a.height) == (80, 64) for a in result.annotations)
         assert result.scores["n_unmatched_pred"] == 0
+
+
+class TestConfinedOutputs:
+    """Names come from manifests and annotation files: nothing is read or written outside the folders named."""
+
+    def test_a_manifest_source_climbing_out_writes_nothing_outside_out(self, model_dir, tmp_path):
+        from datasets.ingest import prepare
+        from datasets.prepare_config import PrepareConfig
+
+        src = tmp_path / "photos"
+        write_demo_data(src, DemoDataConfig(per_class=2, size=(64, 80)), progress=False)
+        prepared = tmp_path / "prepared"
+        prepare(PrepareConfig(src=src, out=prepared, max_side=80))
+        data = json.loads((prepared / "manifest.json").read_text())
+        data["records"][0]["source"] = str(src / ".." / ".." / "escaped" / "evil.jpg")
+        (prepared / "manifest.json").write_text(json.dumps(data))
+        before = set(tmp_path.parent.rglob("*"))
+        out = tmp_path / "loc"
+        localize_images(model_dir, prepared, out, LocalizeConfig(overlays=True), progress=False)
+        written = set(tmp_path.parent.rglob("*")) - before
+        assert written and all(p.is_relative_to(out) for p in written), sorted(map(str, written - {out}))
+        assert not (tmp_path.parent.parent / "escaped").exists()
+
+    def test_a_manifest_path_climbing_out_is_refused(self, tmp_path):
+        from datasets.manifest import load_manifest
+
+        (tmp_path / "manifest.json").write_text(json.dumps({"labels": ["one"], "records": [
+            {"path": "../../etc/x.jpg", "label": "one", "source": "x", "sha256": "0", "source_size": [1, 1],
+             "size": [1, 1], "phash": "0", "split": "train", "group": 0}]}))
+        with pytest.raises(ValueError, match=r"path '../../etc/x.jpg' leaves .*manifest.json"):
+            load_manifest(tmp_path)
+
+    @pytest.mark.parametrize("fmt", ["voc", "yolo"])
+    def test_annotation_writers_refuse_names_outside_their_folder(self, tmp_path, fmt):
+        from datasets.annotations import Box, ImageAnnotation, write_annotations
+
+        ann = ImageAnnotation("../../evil.jpg", 10, 10, [Box("one", 1, 1, 5, 5)])
+        with pytest.raises(ValueError, match=r"path '.*evil\.(xml|txt)' leaves"):
+            write_annotations([ann], tmp_path / "out", fmt, labels=["one"])
+        assert not list(tmp_path.parent.rglob("evil.*"))
+
