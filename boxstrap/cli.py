@@ -87,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("boxstrap: interrupted; finished outputs are kept, rerun the same command to go on.",
               file=sys.stderr)
         return 130
-    except (FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError,
+    except (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError,
             ValueError, TypeError) as error:
         if args.verbose:
             raise

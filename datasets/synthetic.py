@@ -127,18 +127,22 @@ def render_scene(label: str, *, size: tuple[int, int] = (480, 640), rng: np.rand
 
 
 def write_demo_data(out: str | os.PathLike, config: DemoDataConfig | None = None, *,
-                    progress: bool = True) -> Path:
+                    progress: bool = True, overwrite: bool = False) -> Path:
     """Render ``config.per_class`` scenes per label into ``out`` and return ``out/boxes.json``.
 
     Writes ``out/<label>/<label>_NNNN.jpg``, ``out/boxes.json`` (``file`` relative to ``out``,
-    inclusive pixel boxes) and ``out/demo_data_config.json``, each atomically. Existing files of
-    the same names are replaced; nothing else in ``out`` is touched (other ``.jpg`` files in the
-    class folders, left by an earlier run, are logged as a warning since ``boxes.json`` omits them).
+    inclusive pixel boxes) and ``out/demo_data_config.json``, each atomically. Files of the same
+    names are replaced only when an earlier run wrote them (``demo_data_config.json`` is there) or
+    ``overwrite`` is true; nothing else in ``out`` is touched (other ``.jpg`` files in the class
+    folders, left by an earlier run, are logged as a warning since ``boxes.json`` omits them).
 
     Raises
     ------
     NotADirectoryError
         If ``out`` exists and is not a folder.
+    FileExistsError
+        If ``out`` holds files of the names it writes that no earlier run of it wrote (someone's
+        photos or boxes), and ``overwrite`` is false.
     TypeError
         If ``config`` is not a :class:`DemoDataConfig`.
     """
@@ -149,9 +153,16 @@ def write_demo_data(out: str | os.PathLike, config: DemoDataConfig | None = None
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"out must be a folder. Received: {out} (a file)")
     height, width = config.size
+    jobs = [(c, label, i) for c, label in enumerate(LABELS) for i in range(config.per_class)]
+    if not overwrite and not (out / "demo_data_config.json").is_file():
+        names = ["boxes.json", *(f"{label}/{label}_{i:04d}.jpg" for _, label, i in jobs)]
+        clashing = [name for name in names if (out / name).exists()]
+        if clashing:
+            raise FileExistsError(f"{out} already holds {len(clashing)} file(s) demo-data would replace (e.g. "
+                                  f"{clashing[0]}) that no earlier demo-data run wrote (no demo_data_config.json). "
+                                  "Choose an empty folder, or pass --overwrite to replace them.")
     start = time.perf_counter()
     annotations = []
-    jobs = [(c, label, i) for c, label in enumerate(LABELS) for i in range(config.per_class)]
     for c, label, i in tqdm(jobs, desc="demo scenes", unit="img", disable=not progress):
         rng = np.random.default_rng([config.seed, c, i])
         rgb, box = render_scene(label, size=config.size, rng=rng, distractors=config.distractors)

@@ -29,6 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=defaults.seed, help=f"random seed (default {defaults.seed})")
     parser.add_argument("--size", type=_size, default=defaults.size, metavar="HxW",
                         help="image size as HEIGHTxWIDTH (default {}x{})".format(*defaults.size))
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace files of the same names that an earlier demo-data run did not write")
     parser.add_argument("--no-distractors", action="store_true",
                         help="do not draw random shapes of other colours on the backgrounds")
 
@@ -37,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     config = DemoDataConfig(per_class=args.per_class, size=tuple(args.size), seed=args.seed,
                             distractors=not args.no_distractors)
     start = time.perf_counter()
-    boxes = write_demo_data(args.out, config)
+    boxes = write_demo_data(args.out, config, overwrite=args.overwrite)
     elapsed = time.perf_counter() - start
     total = 2 * config.per_class
     print(f"wrote {total} images ({config.size[0]}x{config.size[1]}) in {elapsed:.1f} s "

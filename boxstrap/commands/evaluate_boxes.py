@@ -8,6 +8,8 @@ top box, BoxAcc at IoU 0.3/0.5/0.7 with any box, COCO mAP@0.5 and mAP@[.5:.95].
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
 from groundwork.atomic import write_json
 
@@ -24,9 +26,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", metavar="JSON", default=None, help="also write the metrics to this JSON file")
 
 
+def check_output(output: str, inputs: tuple[str, ...]) -> Path:
+    """``--output`` as a path, refused when it would replace an input or a file it did not write.
+
+    Raises
+    ------
+    IsADirectoryError, FileExistsError
+        Naming the path and what is there.
+    """
+    out = Path(output)
+    if out.is_dir():
+        raise IsADirectoryError(f"--output {out} is a folder; give the path of a .json file to write.")
+    for given in inputs:
+        source = Path(given).resolve()
+        if out.resolve() == source or out.resolve().is_relative_to(source):
+            raise FileExistsError(f"--output {out} is the input {given}: it would be replaced by the metrics. "
+                                  "Choose another path.")
+    if out.exists():
+        try:
+            earlier = json.loads(out.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            earlier = None
+        if not (isinstance(earlier, dict) and {"pred", "gt", "corloc"} <= set(earlier)):
+            raise FileExistsError(f"--output {out} exists and is not a metrics file of evaluate-boxes; it is left "
+                                  "as it is. Choose another path.")
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     from localize.evaluate import evaluate_box_files
 
+    output = check_output(args.output, (args.pred, args.gt)) if args.output else None  # before any work
     result = evaluate_box_files(args.pred, args.gt, pred_format=args.pred_format, gt_format=args.gt_format)
     rows = result.rows()
     width = max(len(name) for name, _ in rows)
@@ -34,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'-' * width}  -----")
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
-    if args.output:
-        path = write_json(args.output, {"pred": str(args.pred), "gt": str(args.gt), **result.to_dict()})
+    if output is not None:
+        path = write_json(output, {"pred": str(args.pred), "gt": str(args.gt), **result.to_dict()})
         print(f"wrote metrics to {path}")
     return 0

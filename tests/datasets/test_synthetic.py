@@ -129,6 +129,19 @@ class TestWriteDemoData:
         for name in ("one/one_0000.jpg", "ten/ten_0000.jpg", "boxes.json"):
             assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
 
+    def test_never_replaces_photos_it_did_not_write(self, tmp_path):
+        (tmp_path / "one").mkdir()
+        (tmp_path / "one" / "one_0000.jpg").write_bytes(b"my photo")
+        (tmp_path / "boxes.json").write_text("[]")
+        config = DemoDataConfig(per_class=1, size=(64, 64))
+        with pytest.raises(FileExistsError, match=r"holds 2 file\(s\) demo-data would replace \(e.g. boxes.json\)"):
+            write_demo_data(tmp_path, config, progress=False)
+        assert (tmp_path / "one" / "one_0000.jpg").read_bytes() == b"my photo"
+        assert (tmp_path / "boxes.json").read_text() == "[]"
+        write_demo_data(tmp_path, config, progress=False, overwrite=True)
+        assert (tmp_path / "one" / "one_0000.jpg").read_bytes() != b"my photo"
+        write_demo_data(tmp_path, config, progress=False)  # its own files: replaced without asking
+
     def test_warns_about_images_of_an_earlier_run(self, tmp_path, caplog):
         write_demo_data(tmp_path, DemoDataConfig(per_class=2, size=SIZE), progress=False)
         write_demo_data(tmp_path, DemoDataConfig(per_class=1, size=SIZE), progress=False)

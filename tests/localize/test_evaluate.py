@@ -88,6 +88,22 @@ class TestCommand:
         assert f"wrote metrics to {out}" in text
         assert json.loads(out.read_text())["corloc"] == 1.0
 
+    def test_output_never_replaces_an_input_or_a_foreign_file(self, tmp_path, gt, capsys):
+        before = gt.read_bytes()
+        assert main(["evaluate-boxes", str(gt), str(gt), "--output", str(gt)]) == 1
+        assert f"--output {gt} is the input {gt}" in capsys.readouterr().err
+        assert gt.read_bytes() == before
+        notes = tmp_path / "notes.json"
+        notes.write_text('{"mine": 1}')
+        assert main(["evaluate-boxes", str(gt), str(gt), "--output", str(notes)]) == 1
+        assert "exists and is not a metrics file of evaluate-boxes" in capsys.readouterr().err
+        assert notes.read_text() == '{"mine": 1}'
+        assert main(["evaluate-boxes", str(gt), str(gt), "--output", str(tmp_path)]) == 1
+        assert "is a folder; give the path of a .json file" in capsys.readouterr().err
+        out = tmp_path / "metrics.json"  # its own earlier output is replaced
+        assert main(["evaluate-boxes", str(gt), str(gt), "--output", str(out)]) == 0
+        assert main(["evaluate-boxes", str(gt), str(gt), "--output", str(out)]) == 0
+
     def test_error_is_a_message(self, tmp_path, gt, capsys):
         assert main(["evaluate-boxes", str(tmp_path / "nope.json"), str(gt)]) == 1
         assert "evaluate-boxes: error" in capsys.readouterr().err
