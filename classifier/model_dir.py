@@ -177,6 +177,7 @@ def _load_keras(path: Path) -> Any:
             importlib.import_module(module)
         except ImportError:  # pragma: no cover - the module is part of boxstrap
             log.debug("custom layer module %s not importable", module)
+    _check_archive(path)
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
     except ValueError as error:
@@ -188,6 +189,20 @@ def _load_keras(path: Path) -> Any:
         raise ValueError(f"{path}: not a loadable Keras model: {text}") from None
     except (OSError, KeyError, TypeError, zipfile.BadZipFile) as error:
         raise ValueError(f"{path}: not a loadable Keras model: {error}") from None
+
+
+def _check_archive(path: Path) -> None:
+    """A ``.keras`` file is a zip archive: say so when it is truncated or not one (Keras says "File not found")."""
+    damaged = f"{path}: the file is truncated or damaged, or not a .keras archive"
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{damaged} (no zip directory at its end). Copy it again or retrain the model.")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (OSError, zipfile.BadZipFile, EOFError) as error:
+        raise ValueError(f"{damaged} ({error}). Copy it again or retrain the model.") from None
+    if bad is not None:
+        raise ValueError(f"{damaged} ({bad} inside it fails its checksum). Copy it again or retrain the model.")
 
 
 def _read_labels(path: Path) -> tuple[str, ...]:

@@ -84,6 +84,11 @@ def train(manifest_dir: str | os.PathLike, out_dir: str | os.PathLike, config: T
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
         raise FileExistsError(f"{out_dir} exists. Choose another --out or pass --overwrite.")
+    if out_dir.exists() and (not out_dir.is_dir() or (any(out_dir.iterdir()) and not (
+            (out_dir / "model.keras").is_file() or (out_dir / "train_config.json").is_file()))):
+        # --overwrite replaces a model folder as a whole: never a folder of someone else's files.
+        raise FileExistsError(f"{out_dir} is not a model folder written by boxstrap train (no model.keras or "
+                              "train_config.json in it); --overwrite replaces only those. Choose another --out.")
     manifest = load_manifest(manifest_dir)
     for split in ("train", "valid"):
         if not manifest.split(split):

@@ -191,10 +191,18 @@ class TestTrain:
 
     def test_overwrite_replaces(self, tiny_manifest, tmp_path):
         (tmp_path / "model").mkdir()
+        (tmp_path / "model" / "model.keras").write_text("an earlier model")
         (tmp_path / "model" / "old.txt").write_text("old")
         out = train(tiny_manifest.root, tmp_path / "model", tiny_config(fine_tune_from=None), overwrite=True,
                     verbose=0)
-        assert not (out / "old.txt").exists() and (out / "model.keras").is_file()
+        assert not (out / "old.txt").exists() and (out / "model.keras").stat().st_size > 100
+
+    def test_overwrite_never_empties_a_folder_that_is_not_a_model(self, tiny_manifest, tmp_path):
+        (tmp_path / "photos").mkdir()
+        (tmp_path / "photos" / "IMG_1.jpg").write_bytes(b"a photo")
+        with pytest.raises(FileExistsError, match="is not a model folder written by boxstrap train"):
+            train(tiny_manifest.root, tmp_path / "photos", tiny_config(), overwrite=True, verbose=0)
+        assert (tmp_path / "photos" / "IMG_1.jpg").read_bytes() == b"a photo"
 
     def test_empty_valid_split(self, tmp_path):
         manifest = make_manifest(tmp_path / "data", per_split=(4, 0, 2))
