@@ -29,7 +29,7 @@ from groundwork.box_geometry import cxcywh_to_xyxy, matched_box_iou
 from groundwork.config import config_to_dict, save_config
 from groundwork.files import disk_size
 from verify.backends import resolve_backend
-from verify.model_info import read_model_info
+from verify.model_info import load_spec, read_model_info
 from verify.parity import compare_outputs, json_number, near_ties
 from verify.reference_runtime import reference_runtime
 from verify.static_checks import static_checks
@@ -86,7 +86,6 @@ def verify_box_model(box_dir: str | os.PathLike, export: str | os.PathLike, imag
         If the box model directory is not valid (see :func:`classifier.model_dir.load_model_dir`)
         or the export is not a boxstrap detector pipeline.
     """
-    import coremltools as ct
 
     config = config or VerifyConfig()
     started = time.perf_counter()
@@ -94,8 +93,7 @@ def verify_box_model(box_dir: str | os.PathLike, export: str | os.PathLike, imag
     export = Path(export)
     if not export.exists():
         raise FileNotFoundError(f"export: no Core ML model at {export}.")
-    pipeline = ct.models.MLModel(str(export), skip_model_load=True)
-    spec = pipeline.get_spec()
+    pipeline, spec = load_spec(export)
     if spec.WhichOneof("Type") != "pipeline" or len(spec.pipeline.models) != 2 or \
             spec.pipeline.models[1].WhichOneof("Type") != "nonMaximumSuppression":
         raise ValueError(f"{export} is not a detector pipeline (network + non-maximum suppression) as "

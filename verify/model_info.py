@@ -108,14 +108,13 @@ def read_model_info(path: str | os.PathLike) -> ModelInfo:
     ValueError
         If it is neither a NeuralNetwork nor an ML Program model.
     """
-    import coremltools as ct
 
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"No Core ML model at {path} (expected a .mlmodel file or .mlpackage folder).")
-    mlmodel = ct.models.MLModel(str(path), skip_model_load=True)
-    spec = mlmodel.get_spec()
+    mlmodel, spec = load_spec(path)
     kind_field = spec.WhichOneof("Type")
+    damaged = f"{path}: a damaged or incomplete Core ML model, coremltools cannot read it"
     program = None
     if kind_field in ("neuralNetwork", "neuralNetworkClassifier", "neuralNetworkRegressor"):
         kind = "neuralnetwork"
@@ -123,8 +122,12 @@ def read_model_info(path: str | os.PathLike) -> ModelInfo:
         kind = "mlprogram"
         from coremltools.converters.mil.frontend.milproto.load import load as load_milproto
 
-        program = load_milproto(spec, specification_version=spec.specificationVersion,
-                                file_weights_dir=mlmodel.weights_dir)
+        try:
+            program = load_milproto(spec, specification_version=spec.specificationVersion,
+                                    file_weights_dir=mlmodel.weights_dir)
+        except Exception as error:  # noqa: BLE001 - truncated or missing weights end here
+            raise ValueError(f"{damaged}: its program or weights ({mlmodel.weights_dir}) do not load "
+                             f"({type(error).__name__}: {error}). Export it again.") from None
     else:
         raise ValueError(f"{path}: model type {kind_field!r} is not supported; expected a NeuralNetwork or ML Program.")
 
@@ -150,6 +153,46 @@ def read_model_info(path: str | os.PathLike) -> ModelInfo:
     )
     log.debug("read %s: %s, %s, spec %d", path, kind, precision, info.spec_version)
     return info
+
+
+def load_spec(path: str | os.PathLike) -> tuple[Any, Any]:
+    """``(MLModel, spec)`` of a Core ML file without compiling it; a damaged file is a clear error.
+
+    Raises
+    ------
+    ValueError
+        Naming the file and what is wrong: a missing part of an ``.mlpackage``, an empty file, or
+        what coremltools could not read (protobuf errors, a missing weights file).
+    """
+    import coremltools as ct
+
+    path = Path(path)
+    _check_package(path)
+    try:  # coremltools' own errors (protobuf, RuntimeError on a missing weights file) name no cause
+        mlmodel = ct.models.MLModel(str(path), skip_model_load=True)
+        return mlmodel, mlmodel.get_spec()
+    except Exception as error:  # noqa: BLE001 - any failure of the reader on untrusted bytes is this
+        raise ValueError(f"{path}: a damaged or incomplete Core ML model, coremltools cannot read it "
+                         f"({type(error).__name__}: {error}). Export it again.") from None
+
+
+def _check_package(path: Path) -> None:
+    """The files an ``.mlpackage`` must hold, named when missing (coremltools' errors do not)."""
+    if path.suffix != ".mlpackage":
+        if path.is_dir():
+            raise ValueError(f"{path} is a folder but not an .mlpackage; expected a .mlmodel file or .mlpackage.")
+        if path.stat().st_size == 0:
+            raise ValueError(f"{path} is empty (0 bytes): a damaged or incomplete export. Export it again.")
+        return
+    data = path / "Data" / "com.apple.CoreML"
+    for required in (path / "Manifest.json", data / "model.mlmodel"):
+        if not required.is_file():
+            raise ValueError(f"{path}: a damaged or incomplete .mlpackage: {required.relative_to(path)} is missing. "
+                             "Export it again.")
+    weights = data / "weights"
+    if weights.is_dir() and not any(weights.iterdir()):
+        raise ValueError(f"{path}: a damaged or incomplete .mlpackage: {weights.relative_to(path)} is empty. "
+                         "Export it again.")
 
 
 def _color_layout(feature: Any) -> str:

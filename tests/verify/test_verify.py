@@ -1,6 +1,7 @@
 """The parity check end to end: passes on correct exports, fails with the right reason on each fault."""
 
 import json
+import re
 
 import pytest
 
@@ -151,6 +152,60 @@ class TestNonFiniteOutputs:
         assert saved["exports"][0]["parity"]["max_abs_diff"] is None
         assert saved["exports"][0]["parity"]["non_finite_images"]
         assert "nan/inf" in result.table
+
+
+class TestDamagedExports:
+    """A damaged or incomplete export is a verify failure naming the file and the problem, not a traceback."""
+
+    @pytest.mark.parametrize(("damage", "message"), [
+        ("weights missing", r"Data/com.apple.CoreML/weights is empty"),
+        ("weights truncated", r"its program or weights .* do not load"),
+        ("manifest missing", r"Manifest.json is missing"),
+        ("spec missing", r"Data/com.apple.CoreML/model.mlmodel is missing"),
+        ("spec garbage", r"a damaged or incomplete Core ML model, coremltools cannot read it"),
+        ("mlmodel empty", r"is empty \(0 bytes\)"),
+        ("mlmodel garbage", r"a damaged or incomplete Core ML model, coremltools cannot read it"),
+    ])
+    def test_fails_naming_the_file(self, model_dir, exports, images_dir, tmp_path, damage, message):
+        import shutil
+
+        source = exports["neuralnetwork" if damage.startswith("mlmodel") else "mlprogram_fp16"]
+        export = tmp_path / source.name
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, export)
+        data = export / "Data" / "com.apple.CoreML"
+        if damage == "weights missing":
+            (data / "weights" / "weight.bin").unlink()
+        elif damage == "weights truncated":
+            weights = data / "weights" / "weight.bin"
+            weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 3])
+        elif damage == "manifest missing":
+            (export / "Manifest.json").unlink()
+        elif damage == "spec missing":
+            (data / "model.mlmodel").unlink()
+        elif damage == "spec garbage":
+            (data / "model.mlmodel").write_bytes(b"\x08\x01garbage" * 10)
+        elif damage == "mlmodel empty":
+            export.write_bytes(b"")
+        else:
+            export.write_bytes(b"not a protobuf at all \xff\xfe" * 20)
+        result = verify_model(model_dir, [export], images_dir, VerifyConfig(backend="reference"),
+                              output_dir=tmp_path / "report")
+        (entry,) = result.report["exports"]
+        assert not result.passed
+        assert entry["failures"][0].startswith(f"cannot read the model: {export}")
+        assert re.search(message, entry["failures"][0]), entry["failures"][0]
+
+    def test_the_command_exits_1(self, model_dir, exports, images_dir, tmp_path, capsys):
+        import shutil
+
+        from boxstrap.cli import main
+
+        export = tmp_path / "Broken.mlpackage"
+        shutil.copytree(exports["mlprogram_fp16"], export)
+        (export / "Data" / "com.apple.CoreML" / "weights" / "weight.bin").unlink()
+        assert main(["verify", str(model_dir), "--coreml", str(export), "--images", str(images_dir)]) == 1
+        captured = capsys.readouterr()
+        assert "Broken.mlpackage: a damaged or incomplete .mlpackage" in captured.out + captured.err
 
 
 class TestInputs:
