@@ -108,5 +108,5 @@ class TestLoadTrainedModel:
     def test_broken_model_file(self, tmp_path, model):
         directory = write_model_dir(tmp_path / "m", model)
         (directory / "model.keras").write_bytes(b"not a zip file")
-        with pytest.raises(ValueError, match="not a loadable Keras model"):
+        with pytest.raises(ValueError, match="model.keras: the file is truncated or damaged, or not a .keras archive"):
             load_trained_model(directory)

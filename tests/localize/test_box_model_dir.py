@@ -88,7 +88,7 @@ class TestSameErrorsAsTheClassifierLoader:
         load, filename = LOADERS[kind]
         path = directory / filename
         path.write_bytes(b"not a zip file" if damage == "garbage" else path.read_bytes()[:1000])
-        with pytest.raises(ValueError, match=f"{filename}: not a loadable Keras model"):
+        with pytest.raises(ValueError, match=f"{filename}: the file is truncated or damaged, or not a .keras archive"):
             load(directory)
 
     def test_lambda_layer_refused(self, directory, kind):

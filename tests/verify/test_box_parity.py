@@ -98,5 +98,5 @@ class TestVerifyBoxModel:
             verify_box_model(spoiled, tmp_path / "nope.mlpackage", images)
         (spoiled / "box_model.keras").write_bytes(b"not a zip file")
         (spoiled / "labels.json").write_text('["one", "ten"]')
-        with pytest.raises(ValueError, match="box_model.keras: not a loadable Keras model"):
+        with pytest.raises(ValueError, match=r"box_model.keras: the file is truncated or damaged, or not a \.keras archive"):
             verify_box_model(spoiled, tmp_path / "nope.mlpackage", images)
