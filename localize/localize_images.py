@@ -162,10 +162,16 @@ def localize_images(
 
     trained = model if isinstance(model, TrainedModel) else load_trained_model(model)
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise NotADirectoryError(f"out {out_dir} is a file; localize writes a folder of annotation files and "
+                                 "pictures. Choose a folder path.")
     if (out_dir / ANNOTATION_PATHS["boxes-json"]).exists() and not overwrite:
         raise FileExistsError(f"{out_dir} already holds pseudo boxes; pass overwrite=True (--overwrite) to "
                               "replace them, or choose another folder.")
     root, items = find_images(source, trained.labels)
+    if Path(source).is_dir() and Path(os.path.abspath(out_dir)).is_relative_to(os.path.abspath(root)):
+        # A rerun would read the overlays written there as photos.
+        raise ValueError(f"out {out_dir} is inside the photo folder {root}; choose a folder outside it.")
     pre = trained.preprocessing
     images, readable, skipped = [], [], []
     for item in tqdm(items, desc="reading", unit="img", disable=not progress):

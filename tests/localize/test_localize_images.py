@@ -229,3 +229,14 @@ class TestConfinedOutputs:
             write_annotations([ann], tmp_path / "out", fmt, labels=["one"])
         assert not list(tmp_path.parent.rglob("evil.*"))
 
+    def test_out_is_checked_before_any_photo_is_read(self, demo, model_dir, tmp_path, monkeypatch):
+        import localize.localize_images as module
+
+        monkeypatch.setattr(module, "read_rgb", lambda *a, **k: pytest.fail("a photo was read"))
+        (tmp_path / "file.txt").write_text("x")
+        with pytest.raises(NotADirectoryError, match=r"file.txt is a file; localize writes a folder"):
+            localize_images(model_dir, demo, tmp_path / "file.txt", progress=False)
+        with pytest.raises(ValueError, match=r"is inside the photo folder"):
+            localize_images(model_dir, demo, demo / "boxes-out", progress=False)
+        assert not (demo / "boxes-out").exists()
+
