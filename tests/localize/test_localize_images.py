@@ -128,11 +128,11 @@ class TestLocalizeImages:
         assert "2 of 7 images could not be read" in err
 
     def test_no_readable_image_is_an_error(self, model_dir, tmp_path):
-        (tmp_path / "one").mkdir()
-        (tmp_path / "one" / "a.jpg").write_text("not a photo")
+        (tmp_path / "photos" / "one").mkdir(parents=True)
+        (tmp_path / "photos" / "one" / "a.jpg").write_text("not a photo")
         with pytest.raises(ValueError, match=r"none of the 1 image\(s\) under .* could be read; the first: "
                                              r"Cannot read image .*a\.jpg"):
-            localize_images(model_dir, tmp_path, tmp_path / "out", progress=False)
+            localize_images(model_dir, tmp_path / "photos", tmp_path / "out", progress=False)
 
     def test_refuses_to_overwrite(self, demo, model_dir, tmp_path):
         localize_images(model_dir, demo, tmp_path, LocalizeConfig(overlays=False, formats=("boxes-json",)),
