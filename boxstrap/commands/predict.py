@@ -87,6 +87,11 @@ def _image_files(paths: list[Path]) -> list[Path]:
             found = image_files(path)
             if not found:
                 print(f"boxstrap predict: no images ({', '.join(IMAGE_SUFFIXES)}) in {path}", file=sys.stderr)
+            others = sorted(p for p in path.rglob("*") if p.is_file() and p not in set(found)
+                            and not any(part.startswith(".") for part in p.relative_to(path).parts))
+            for other in others:  # listed, as prepare lists them: never a silent gap
+                print(f"boxstrap predict: {other}: not an image ({other.suffix or 'no suffix'}); skipped",
+                      file=sys.stderr)
             files.extend(found)
         elif path.exists():
             files.append(path)

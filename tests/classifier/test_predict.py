@@ -147,6 +147,7 @@ class TestPredictCommand:
         out, err = capsys.readouterr()
         assert status == 1
         assert f"Cannot read image {photos / 'broken.jpg'}" in err
+        assert f"{photos / 'notes.txt'}: not an image (.txt); skipped" in err  # listed, not silently ignored
         rows = [json.loads(line) for line in out.splitlines()]
         assert [row["file"] for row in rows] == [str(photos / "p0.png"), str(photos / "sub" / "p1.png")]
         for row in rows:
