@@ -195,10 +195,9 @@ def _fit_recipe(model, data, num_classes: int, config, phases: tuple[int, int], 
 # --- features ---------------------------------------------------------------------------------
 def _features(manifest, model, preprocessing, config, features_dir, verbose) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """{split: (features (V*N, ...) float16, labels (V*N,))} at the boundary, from the cache."""
-    from tqdm import tqdm
-
     from classifier.features import FeatureCache, cache_key, extract_features
     from datasets.tf_input import Augmentation, load_split
+    from groundwork.progress import progress_bar
 
     weights_path = get_backbone(config.backbone).resolve_weights(config.weights)
     weights_id = (None if weights_path is None else
@@ -226,7 +225,7 @@ def _features(manifest, model, preprocessing, config, features_dir, verbose) -> 
             for v, name in enumerate(names):
                 if arrays[v] is not None:
                     continue
-                with tqdm(total=len(images), desc=f"features {name}", unit="img", disable=not verbose) as bar:
+                with progress_bar(total=len(images), desc=f"features {name}", unit="img", enabled=bool(verbose)) as bar:
                     arrays[v] = extract_features(
                         lower, images, preprocessing.apply, augmentation=augmentation if v else None,
                         seed=config.seed, view=v, batch_size=config.batch_size,

@@ -26,13 +26,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from datasets.annotations.annotation import ImageAnnotation
 from datasets.annotations.boxes_json import write_boxes_json
 from datasets.textures import KINDS, texture
 from groundwork.atomic import write_bytes
 from groundwork.config import save_config
+from groundwork.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ def write_demo_data(out: str | os.PathLike, config: DemoDataConfig | None = None
                                   "Choose an empty folder, or pass --overwrite to replace them.")
     start = time.perf_counter()
     annotations = []
-    for c, label, i in tqdm(jobs, desc="demo scenes", unit="img", disable=not progress):
+    for c, label, i in progress_bar(jobs, desc="demo scenes", unit="img", enabled=progress):
         rng = np.random.default_rng([config.seed, c, i])
         rgb, box = render_scene(label, size=config.size, rng=rng, distractors=config.distractors)
         name = f"{label}/{label}_{i:04d}.jpg"

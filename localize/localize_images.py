@@ -156,8 +156,7 @@ def localize_images(
     FileNotFoundError, ValueError
         For a missing model or images, no readable image at all, or a broken ground truth.
     """
-    from tqdm import tqdm
-
+    from groundwork.progress import progress_bar
     from localize.calibration import load_calibration, save_calibration
 
     trained = model if isinstance(model, TrainedModel) else load_trained_model(model)
@@ -174,7 +173,7 @@ def localize_images(
         raise ValueError(f"out {out_dir} is inside the photo folder {root}; choose a folder outside it.")
     pre = trained.preprocessing
     images, readable, skipped = [], [], []
-    for item in tqdm(items, desc="reading", unit="img", disable=not progress):
+    for item in progress_bar(items, desc="reading", unit="img", enabled=progress):
         try:
             images.append(read_rgb(item.path))
             readable.append(item)
@@ -188,7 +187,7 @@ def localize_images(
     x = np.empty((len(items), *pre.input_size, 3), np.float32)
     for i, image in enumerate(images):
         x[i] = pre.apply(pre.resize(image))
-    with tqdm(total=len(items), desc="classifier pass", unit="img", disable=not progress) as bar:
+    with progress_bar(total=len(items), desc="classifier pass", unit="img", enabled=progress) as bar:
         probabilities, class_maps, features = forward(trained.model, x, feature_layer=trained.feature_layer,
                                                       batch_size=config.batch_size,
                                                       progress=bar.update, scales=config.scales,
@@ -294,7 +293,7 @@ def photo_annotation(item: ImageItem, shape: tuple[int, ...], boxes: np.ndarray,
 
 def _write_review(out_dir: Path, items, images, pseudo: PseudoBoxes, labels, *, overlays: bool,
                   progress: bool) -> None:
-    from tqdm import tqdm
+    from groundwork.progress import progress_bar
 
     confidence = pseudo.probabilities[np.arange(len(items)), pseudo.classes]
     order = np.argsort(confidence, kind="stable")
@@ -313,7 +312,7 @@ def _write_review(out_dir: Path, items, images, pseudo: PseudoBoxes, labels, *, 
     for k, sheet in enumerate(render_contact_sheets(review), start=1):
         write_png(sheets_dir / f"sheet_{k:03d}.png", sheet)
     if overlays:
-        for i in tqdm(range(len(items)), desc="overlays", unit="img", disable=not progress):
+        for i in progress_bar(range(len(items)), desc="overlays", unit="img", enabled=progress):
             overlay = render_overlay(images[i], heatmap=pseudo.heatmaps[i], boxes=pseudo.boxes[i],
                                      scores=pseudo.scores[i], labels=[labels[pseudo.classes[i]]] * len(pseudo.boxes[i]))
             write_png(confined(out_dir / "overlays", Path(items[i].name).with_suffix(".png"),

@@ -50,11 +50,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from tqdm import tqdm
-
     from classifier.export import ExportConfig, export_coreml
     from classifier.trained_model import load_trained_model
     from groundwork.config import load_config
+    from groundwork.progress import progress_bar
 
     flags = {
         "format": args.format, "precision": args.precision, "quantize": args.quantize,
@@ -65,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     base = load_config(ExportConfig, args.config) if args.config is not None else ExportConfig()
     config = dataclasses.replace(base, **flags)
     out = args.out if args.out is not None else args.model_dir / "coreml"
-    with tqdm(total=2, desc="export", unit="step", leave=False, disable=None) as bar:
+    with progress_bar(total=2, desc="export", unit="step", leave=False) as bar:
         bar.set_postfix_str("loading model")
         trained = load_trained_model(args.model_dir)
         bar.update(1)

@@ -31,18 +31,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from classifier.predict import predict
     from classifier.trained_model import load_trained_model
     from datasets.tf_input import read_rgb
+    from groundwork.progress import progress_bar
 
     files = _image_files(args.images)
     trained = load_trained_model(args.model_dir)
     failed = 0
     used_names: set[str] = set()
     written = 0
-    with tqdm(total=len(files), unit="img", desc="predict", leave=False, disable=None) as bar:
+    with progress_bar(total=len(files), unit="img", desc="predict", leave=False) as bar:
         for first in range(0, len(files), args.batch_size):
             batch, images = [], []
             for path in files[first:first + args.batch_size]:

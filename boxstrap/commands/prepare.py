@@ -50,11 +50,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from tqdm import tqdm
-
     from datasets.ingest import prepare
     from datasets.prepare_config import PrepareConfig
     from groundwork.config import load_config
+    from groundwork.progress import progress_bar
 
     flags = {
         "max_side": args.max_side, "valid": args.valid, "test": args.test, "seed": args.seed,
@@ -70,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         config = PrepareConfig(src=args.src, out=args.out, **flags)
 
-    bar = tqdm(unit="img", desc="prepare", leave=False)
+    bar = progress_bar(unit="img", desc="prepare", leave=False)
 
     def progress(done: int, total: int, path: Path) -> None:
         bar.total = total

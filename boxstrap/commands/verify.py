@@ -61,9 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from groundwork.config import load_config
+    from groundwork.progress import progress_bar
     from verify.verify import verify_model
     from verify.verify_config import VerifyConfig
 
@@ -82,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--images is required unless MODEL_DIR is a `boxstrap pipeline` run folder.")
     result = verify_model(
         args.model_dir, args.coreml, args.images, config, output_dir=args.output,
-        progress=lambda items: tqdm(items, desc="verify", unit="image", leave=False),
+        progress=lambda items: progress_bar(items, desc="verify", unit="image", leave=False),
     )
     print(result.table, end="")
     print(f"wrote the verify report to {result.report_path} and {result.table_path}")
