@@ -43,6 +43,9 @@ def main() -> int:
                         default=[DEFAULT_BACKBONE, *sorted(set(BACKBONES) - {DEFAULT_BACKBONE})],
                         help="backbones to run, a column each (default: all, the default first)")
     parser.add_argument("--readme", action="store_true", help="write the table into README.md")
+    parser.add_argument("--tabulate-only", action="store_true",
+                        help="run nothing: tabulate the runs already in --run (the whole-pipeline time is then "
+                             "the sum of the stage times)")
     args = parser.parse_args()
 
     from boxstrap.pipeline import PipelineConfig
@@ -52,10 +55,13 @@ def main() -> int:
     for backbone in args.backbone:
         run = args.run / backbone
         start = time.perf_counter()
-        subprocess.run([BOXSTRAP, "pipeline", str(args.photos), "--out", str(run), "--backbone", backbone,
-                        "--force", "prepare"], check=True)
-        columns[backbone] = {stage: json.loads((run / stage / "stage.json").read_text()) for stage in STAGES}
-        columns[backbone]["wall"] = {"seconds": time.perf_counter() - start}
+        if not args.tabulate_only:
+            subprocess.run([BOXSTRAP, "pipeline", str(args.photos), "--out", str(run), "--backbone", backbone,
+                            "--force", "prepare"], check=True)
+        columns[backbone] = {stage: json.loads((run / stage / "stage.json").read_text()) for stage in STAGES
+                             if (run / stage / "stage.json").is_file()}  # all of them, unless a run was cut short
+        columns[backbone]["wall"] = {"seconds": sum(s["seconds"] for s in columns[backbone].values())
+                                     if args.tabulate_only else time.perf_counter() - start}
     input_size = PipelineConfig().train.input_size
     manifest = load_manifest(args.run / args.backbone[0] / "prepare")
     forward, count = forward_pass(manifest, input_size)
@@ -94,18 +100,22 @@ def format_table(columns: dict[str, dict], forward: float, count: int, photos: s
         put("test accuracy (split run)", backbone, _fmt(n["train"].get("test", {}).get("accuracy")))
         put("valid accuracy (split run)", backbone, _fmt(n["train"].get("valid", {}).get("accuracy")))
         for stage, name in (("verify", "classifier"), ("boxes-verify", "detector")):
-            for e in n[stage]["exports"]:
+            for e in n.get(stage, {}).get("exports", []):
                 put(f"parity {name} {Path(e['path']).suffix} ({e.get('precision')})", backbone,
                     f"top-1 {_fmt(e.get('top1_agreement'))}, max abs diff {_g(e.get('max_abs_diff'))}"
                     + (f", min box IoU {_fmt(e.get('min_box_iou'))}" if e.get("min_box_iou") is not None else ""))
         for stage, name in (("localize", "pseudo boxes"), ("boxes", "box model")):
-            s = n[stage].get("scores")
+            s = n.get(stage, {}).get("scores")
             if s:
                 put(f"{name} CorLoc / mean IoU / mAP@0.5", backbone,
                     f"{_fmt(s['corloc'])} / {_fmt(s['mean_iou'])} / {_fmt(s['map50'])} ({s['n_scored']} photos)")
         for fmt, size in n["export"]["sizes_mb"].items():
             put(f"classifier {fmt} size", backbone, f"{size} MB")
-        put("detector size", backbone, f"{n['boxes-export']['size_mb']} MB")
+        if "boxes-export" in n:
+            put("detector size", backbone, f"{n['boxes-export']['size_mb']} MB")
+        missing = [stage for stage in STAGES if stage not in stages]
+        if missing:
+            put("not finished", backbone, ", ".join(missing))
     names = list(columns)
     lines = [f"Block photos ({photos}): {count} at {input_size[0]}x{input_size[1]}; one plain VGG16 forward pass "
              f"over them {forward:.0f} s ({forward / count * 1000:.0f} ms/photo).", "",
