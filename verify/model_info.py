@@ -189,10 +189,6 @@ def _check_package(path: Path) -> None:
         if not required.is_file():
             raise ValueError(f"{path}: a damaged or incomplete .mlpackage: {required.relative_to(path)} is missing. "
                              "Export it again.")
-    weights = data / "weights"
-    if weights.is_dir() and not any(weights.iterdir()):
-        raise ValueError(f"{path}: a damaged or incomplete .mlpackage: {weights.relative_to(path)} is empty. "
-                         "Export it again.")
 
 
 def _color_layout(feature: Any) -> str:

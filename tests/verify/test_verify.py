@@ -158,7 +158,7 @@ class TestDamagedExports:
     """A damaged or incomplete export is a verify failure naming the file and the problem, not a traceback."""
 
     @pytest.mark.parametrize(("damage", "message"), [
-        ("weights missing", r"Data/com.apple.CoreML/weights is empty"),
+        ("weights missing", r"(cannot read it|do not load) .*weight\.bin"),
         ("weights truncated", r"its program or weights .* do not load"),
         ("manifest missing", r"Manifest.json is missing"),
         ("spec missing", r"Data/com.apple.CoreML/model.mlmodel is missing"),
@@ -205,7 +205,8 @@ class TestDamagedExports:
         (export / "Data" / "com.apple.CoreML" / "weights" / "weight.bin").unlink()
         assert main(["verify", str(model_dir), "--coreml", str(export), "--images", str(images_dir)]) == 1
         captured = capsys.readouterr()
-        assert "Broken.mlpackage: a damaged or incomplete .mlpackage" in captured.out + captured.err
+        assert "Broken.mlpackage: a damaged or incomplete Core ML model" in captured.out + captured.err
+        assert "weight.bin" in captured.out + captured.err
 
 
 class TestInputs:
