@@ -41,12 +41,15 @@ from datasets.tf_input import read_rgb
 from groundwork.atomic import write_json
 from groundwork.config import save_config
 from groundwork.paths import confined
+from localize.cell_localizer import CellLocalizer, load_cell_localizer, save_cell_localizer
 from localize.multi_view_maps import forward
 from localize.pseudo_boxes import LocalizeConfig, PseudoBoxes, box_classes, class_heatmaps, pseudo_boxes
 from localize.review import ReviewItem, render_contact_sheets, render_overlay, write_png
 
 log = logging.getLogger(__name__)
 
+HELD_OUT_BOXES = "held_out_boxes.json"
+FOLDS = "folds.json"
 ANNOTATION_PATHS = {"voc": "annotations/voc", "coco": "annotations/coco.json", "yolo": "annotations/yolo",
                     "createml": "annotations/createml.json", "boxes-json": "pseudo_boxes.json"}
 
@@ -58,13 +61,15 @@ class ImageItem:
     ``path`` is the file read; ``name`` the image as annotation files name it (relative to the
     source folder); ``label`` its known class or None; ``size`` the ``(width, height)`` the
     annotations are in when it differs from the file read (a prepared image stands in for the
-    user's original photo: boxes are scaled back to the original), else None.
+    user's original photo: boxes are scaled back to the original), else None; ``group`` its
+    capture group when a prepared dataset's manifest gives one (burst shots share one), else None.
     """
 
     path: Path
     name: str
     label: str | None
     size: tuple[int, int] | None = None
+    group: int | None = None
 
 
 @dataclass(frozen=True)
@@ -126,11 +131,11 @@ def _manifest_item(manifest, record, original: Path) -> ImageItem:
     try:
         name = source.relative_to(os.path.normpath(original)).as_posix()
     except ValueError:
-        return ImageItem(manifest.image_path(record), record.path, record.label)
+        return ImageItem(manifest.image_path(record), record.path, record.label, group=record.group)
     (sw, sh), (w, h) = record.source_size, record.size
     # source_size is as stored; the photo is seen upright (EXIF), like the prepared image.
     upright = (sw, sh) if (sw >= sh) == (w >= h) else (sh, sw)
-    return ImageItem(manifest.image_path(record), name, record.label, upright)
+    return ImageItem(manifest.image_path(record), name, record.label, upright, record.group)
 
 
 def localize_images(
@@ -188,28 +193,45 @@ def localize_images(
     for i, image in enumerate(images):
         x[i] = pre.apply(pre.resize(image))
     with progress_bar(total=len(items), desc="classifier pass", unit="img", enabled=progress) as bar:
-        probabilities, class_maps, features = forward(trained.model, x, feature_layer=trained.feature_layer,
-                                                      batch_size=config.batch_size,
-                                                      progress=bar.update, scales=config.scales,
-                                                      flip=config.flip, images=images, preprocessing=pre)
+        probabilities, class_maps, features, map_features = forward(
+            trained.model, x, feature_layer=trained.feature_layer, batch_size=config.batch_size,
+            progress=bar.update, scales=config.scales, flip=config.flip, images=images, preprocessing=pre)
     del x
     calibration = load_calibration(trained.directory)
+    localizer = None
+    if config.threshold is None:
+        localizer = load_cell_localizer(trained.directory, model_sha256=trained.model_sha256)
     known = [trained.labels.index(it.label) if it.label in trained.labels else None for it in items]
-    gt, gt_path, held_out = None, None, None
+    gt, gt_path, held_out, learned = None, None, None, None
     if ground_truth is not None:
         gt_path = Path(ground_truth)
         gt = read_annotations(gt_path, labels=trained.labels)
-        if config.calibrate and config.threshold is None and calibration.method == "default":
+        if config.learn and config.threshold is None:
+            learned = _learn(gt, gt_path, root, items, known, probabilities, class_maps, map_features, config,
+                             trained.model_sha256)
+            if learned is not None:
+                localizer = learned.localizer
+        if (learned is None and config.calibrate and config.threshold is None and localizer is None
+                and calibration.method == "default"):
             calibration, held_out = _calibrate(gt, gt_path, root, items, known, probabilities, class_maps,
                                                pre.input_size)
     pseudo = pseudo_boxes(images, probabilities, class_maps, features, known=known, input_size=pre.input_size,
-                          config=config, calibrated_threshold=calibration.threshold)
+                          config=config, calibrated_threshold=calibration.threshold, localizer=localizer,
+                          map_features=map_features)
     annotations = [_annotation(item, image, pseudo, i, trained.labels)
                    for i, (item, image) in enumerate(zip(items, images, strict=True))]
     out_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, out_dir / "localize_config.json")
     if held_out is not None:
         save_calibration(calibration, out_dir)
+        save_calibration(calibration, trained.directory)
+        log.info("saved the calibrated CAM threshold with the model (%s): new photos are boxed at it",
+                 trained.directory)
+    if learned is not None:
+        save_cell_localizer(learned.localizer, out_dir)
+        save_cell_localizer(learned.localizer, trained.directory)
+        log.info("saved the cell localizer with the model (%s): `boxstrap localize` uses it on new photos",
+                 trained.directory)
     for fmt in config.formats:
         write_annotations(annotations, out_dir / ANNOTATION_PATHS[fmt], fmt, labels=trained.labels)
     _write_review(out_dir, items, images, pseudo, trained.labels, overlays=config.overlays, progress=progress)
@@ -220,7 +242,22 @@ def localize_images(
         from localize.evaluate import evaluate_annotations
 
         scored = annotations
-        if held_out is not None:
+        if learned is not None:
+            # Each hand-boxed image boxed by the localizer fitted without its capture group.
+            scored = list(annotations)
+            for k, fold_localizer in enumerate(learned.fold_localizers):
+                subset = [i for i, f in zip(learned.indices, learned.fold, strict=True) if f == k]
+                redo = pseudo_boxes([images[i] for i in subset], probabilities[subset], class_maps[subset],
+                                    features[subset], known=[known[i] for i in subset],
+                                    input_size=pre.input_size, config=config, localizer=fold_localizer,
+                                    map_features=map_features[subset])
+                for j, i in enumerate(subset):
+                    scored[i] = _annotation(items[i], images[i], redo, j, trained.labels)
+            write_annotations([scored[i] for i in learned.indices], out_dir / HELD_OUT_BOXES, "boxes-json",
+                              labels=trained.labels)
+            write_json(out_dir / FOLDS, {items[i].name: int(f) for i, f in zip(learned.indices, learned.fold,
+                                                                               strict=True)})
+        elif held_out is not None:
             # Boxes of the hand-boxed images made at thresholds calibrated without them.
             scored = list(annotations)
             for threshold in np.unique(held_out[~np.isnan(held_out)]):
@@ -234,8 +271,17 @@ def localize_images(
                                       labels=trained.labels).to_dict()
         scores["threshold"] = ({"value": config.threshold, "method": "fixed", "n_images": 0}
                                if config.threshold is not None else
+                               {"value": localizer.threshold, "method": "cell_localizer",
+                                "n_images": localizer.n_boxes} if localizer is not None else
                                {"value": calibration.threshold, "method": calibration.method,
                                 "n_images": calibration.n_images})
+        if learned is not None:
+            scores["localizer"] = {
+                "method": "cell localizer (descriptors + class map, logistic regression)",
+                "hand_boxes": learned.localizer.n_boxes, "threshold": learned.localizer.threshold,
+                "folds": len(learned.fold_localizers), "groups": learned.n_groups,
+                "scored": f"{len(learned.fold_localizers)}-fold over capture groups: each hand-boxed photo boxed "
+                          "by a localizer fitted without its group's boxes"}
         if held_out is not None:
             scores["threshold"]["held_out"] = sorted({float(t) for t in held_out[~np.isnan(held_out)]})
             scores["threshold"]["scored"] = "2-fold: each half's boxes at the threshold calibrated on the other half"
@@ -243,6 +289,51 @@ def localize_images(
     log.info("localised %d images into %s", len(items), out_dir)
     return LocalizeResult(out_dir=out_dir, annotations=annotations, pseudo=pseudo, items=items, scores=scores,
                           skipped=tuple(skipped))
+
+
+@dataclass(frozen=True)
+class _Learned:
+    localizer: CellLocalizer
+    fold_localizers: list[CellLocalizer]
+    indices: list[int]
+    fold: np.ndarray
+    n_groups: int
+
+
+def _learn(gt, gt_path: Path, root: Path, items, known, probabilities, class_maps, map_features,
+           config: LocalizeConfig, model_sha256: str) -> _Learned | None:
+    """A cell localizer fitted on the hand-boxed images among ``items``, and one per fold over their
+    capture groups for scoring them; None (with a warning) when fewer than 2 groups are boxed."""
+    from localize.cell_localizer import cross_fit, fit_cell_localizer
+    from localize.evaluate import match_images
+
+    names = [ImageAnnotation(item.name, 1, 1) for item in items]
+    match = match_images(names, gt, pred_root=root, gt_root=gt_path.parent)
+    pairs = [(i, g) for g, i in zip(gt, match, strict=True) if i is not None and len(g.boxes)]
+    # Without a manifest every photo is its own capture group.
+    groups = np.array([items[i].group if items[i].group is not None else -1 - i for i, _ in pairs])
+    if len(np.unique(groups)) < 2:
+        log.warning("%d hand-boxed image(s) from %d capture group(s) match the images: too few to learn a "
+                    "localizer from", len(pairs), len(np.unique(groups)))
+        return None
+    indices = [i for i, _ in pairs]
+    boxes = np.stack([_top_box(g) / [g.width, g.height, g.width, g.height] for _, g in pairs])
+    classes = box_classes(probabilities[indices], [known[i] for i in indices], num_classes=class_maps.shape[-1])
+    cams = class_heatmaps(class_maps[indices], classes)
+    feats = np.asarray(map_features[indices])
+    localizer = fit_cell_localizer(feats, cams, boxes, groups=groups, folds=config.folds,
+                                   model_sha256=model_sha256)
+    fold_localizers, fold = cross_fit(feats, cams, boxes, groups=groups, folds=config.folds,
+                                      model_sha256=model_sha256)
+    log.info("cell localizer learned from %d hand boxes in %d capture groups (scored %d-fold over the groups)",
+             len(pairs), len(np.unique(groups)), len(fold_localizers))
+    return _Learned(localizer, fold_localizers, indices, fold, len(np.unique(groups)))
+
+
+def _top_box(annotation: ImageAnnotation) -> np.ndarray:
+    """The hand box an image is learned from: its largest (one object per photo is assumed)."""
+    xyxy = annotation.xyxy()
+    return xyxy[int(np.argmax((xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1])))]
 
 
 def _calibrate(gt, gt_path: Path, root: Path, items, known, probabilities, class_maps, input_size):

@@ -33,7 +33,8 @@ def forward(classifier, x: np.ndarray, *, feature_layer: str, batch_size: int = 
             progress: Callable[[int], None] | None = None,
             scales: Sequence[float] = (1.0,), flip: bool = False,
             images: Sequence[np.ndarray] | None = None,
-            preprocessing: Preprocessing | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            preprocessing: Preprocessing | None = None
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The classifier's probabilities, class maps and descriptors, its maps optionally multi-view.
 
     One pass at ``x``'s size gives the probabilities and the ``feature_layer`` descriptors. With the
@@ -74,6 +75,11 @@ def forward(classifier, x: np.ndarray, *, feature_layer: str, batch_size: int = 
         Raw maps at ``x``'s size (defaults), else the averaged normalised maps in [0, 1] on the grid
         of the largest scale.
     features : (N, h, w, D) float16
+        At ``x``'s size (what the box model reads).
+    map_features : (N, h', w', D) float16
+        The descriptors on the class maps' grid (what :mod:`localize.cell_localizer` reads):
+        ``features`` themselves with the defaults, else those of the largest scale (averaged with
+        its mirrored view when ``flip``), which that view's pass computes anyway.
 
     Raises
     ------
@@ -87,18 +93,26 @@ def forward(classifier, x: np.ndarray, *, feature_layer: str, batch_size: int = 
 
     scales, plain = _check_views(x, scales, flip, images, preprocessing)
     model = keras.Model(classifier.input, [*classifier.outputs, classifier.get_layer(feature_layer).output])
-    views = _Views(classifier, tuple(int(v) for v in x.shape[1:3]), scales, flip, preprocessing)
-    probabilities, class_maps, features = [], [], []
+    views = _Views(classifier, tuple(int(v) for v in x.shape[1:3]), scales, flip, preprocessing,
+                   feature_layer=feature_layer)
+    probabilities, class_maps, features, map_features = [], [], [], []
     for start in range(0, len(x), batch_size):
         xb = x[start:start + batch_size]
         p, m, f = (np.asarray(v) for v in model.predict_on_batch(xb))
         probabilities.append(p.astype(np.float32))
         features.append(f.astype(np.float16))
-        class_maps.append(m.astype(np.float32) if plain else
-                          views.average(xb, m, None if images is None else images[start:start + len(xb)]))
+        if plain:
+            class_maps.append(m.astype(np.float32))
+            map_features.append(features[-1])
+        else:
+            maps, descriptors = views.average(xb, m, None if images is None else images[start:start + len(xb)],
+                                              base_features=f)
+            class_maps.append(maps)
+            map_features.append(descriptors.astype(np.float16))
         if progress is not None:
             progress(len(xb))
-    return np.concatenate(probabilities), _concatenate_maps(class_maps), np.concatenate(features)
+    return (np.concatenate(probabilities), _concatenate_maps(class_maps), np.concatenate(features),
+            np.concatenate(map_features))
 
 
 def multi_view_maps(classifier, x: np.ndarray, *, scales: Sequence[float] = (1.0,), flip: bool = False,
@@ -137,32 +151,54 @@ class _Views:
     """The classifier's class maps of one batch over scales and flips, averaged (:func:`average_maps`)."""
 
     def __init__(self, classifier, base: tuple[int, int], scales: tuple[float, ...], flip: bool,
-                 preprocessing: Preprocessing | None) -> None:
+                 preprocessing: Preprocessing | None, *, feature_layer: str | None = None) -> None:
         import keras
 
         self.classifier, self.base, self.scales, self.flip, self.preprocessing = (
             classifier, base, scales, flip, preprocessing)
-        self.base_net = keras.Model(classifier.input, classifier.get_layer(CLASS_MAP_LAYER).output)
+        self.feature_layer = feature_layer
+        outputs = [classifier.get_layer(CLASS_MAP_LAYER).output]
+        if feature_layer is not None:
+            outputs.append(classifier.get_layer(feature_layer).output)
+        self.base_net = keras.Model(classifier.input, outputs)
         self.nets: dict[tuple[int, int], object] = {}
 
-    def average(self, xb: np.ndarray, base_maps: np.ndarray, images: Sequence[np.ndarray] | None) -> np.ndarray:
+    def _run(self, net, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        out = net.predict_on_batch(xs)
+        if self.feature_layer is None:
+            return np.asarray(out[0] if isinstance(out, list | tuple) else out), None
+        return np.asarray(out[0]), np.asarray(out[1])
+
+    def average(self, xb: np.ndarray, base_maps: np.ndarray, images: Sequence[np.ndarray] | None, *,
+                base_features: np.ndarray | None = None):
+        """The averaged maps of a batch; with a feature layer also the descriptors of the largest
+        view (with its mirror when flipping), as ``(maps, descriptors)``."""
         stride = max(1, self.base[0] // base_maps.shape[1])
         views = []
+        largest, descriptors = 0, None
         for scale in self.scales:
             size = _scaled_size(self.base, scale, stride)
             if size == self.base:
                 xs, net = xb, self.base_net
-                views.append(base_maps)
+                maps, feats = base_maps, base_features
             else:
                 if size not in self.nets:
-                    self.nets[size] = _class_map_model(self.classifier, size)
+                    self.nets[size] = _class_map_model(self.classifier, size, self.feature_layer)
                 net = self.nets[size]
                 pre = dataclasses.replace(self.preprocessing, input_size=size)
                 xs = np.stack([pre.apply(pre.resize(image)) for image in images]).astype(np.float32)
-                views.append(np.asarray(net.predict_on_batch(xs)))
+                maps, feats = self._run(net, xs)
+            views.append(maps)
             if self.flip:
-                views.append(np.asarray(net.predict_on_batch(np.ascontiguousarray(xs[:, :, ::-1])))[:, :, ::-1])
-        return average_maps(views)
+                mirror_maps, mirror_feats = self._run(net, np.ascontiguousarray(xs[:, :, ::-1]))
+                views.append(mirror_maps[:, :, ::-1])
+                if feats is not None and mirror_feats is not None:
+                    feats = (np.asarray(feats, np.float32) + mirror_feats[:, :, ::-1]) / 2
+            if size[0] * size[1] > largest:
+                largest, descriptors = size[0] * size[1], feats
+        if self.feature_layer is None:
+            return average_maps(views)
+        return average_maps(views), descriptors
 
 
 def _concatenate_maps(class_maps: list[np.ndarray]) -> np.ndarray:
@@ -236,8 +272,9 @@ def _resize_maps(maps: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def _class_map_model(classifier, size: tuple[int, int]):
-    """The classifier rebuilt at input ``size`` (same weights), outputting only its class maps."""
+def _class_map_model(classifier, size: tuple[int, int], feature_layer: str | None = None):
+    """The classifier rebuilt at input ``size`` (same weights), outputting its class maps (and the
+    ``feature_layer`` descriptors when given)."""
     import keras
 
     image = keras.Input((*size, 3), name=INPUT_NAME)
@@ -247,4 +284,7 @@ def _class_map_model(classifier, size: tuple[int, int]):
         raise ValueError(f"the classifier cannot be rebuilt at input size {size}: {error}") from None
     clone.set_weights(classifier.get_weights())
     log.info("class maps also at input size %s", size)
-    return keras.Model(clone.input, clone.get_layer(CLASS_MAP_LAYER).output)
+    outputs = [clone.get_layer(CLASS_MAP_LAYER).output]
+    if feature_layer is not None:
+        outputs.append(clone.get_layer(feature_layer).output)
+    return keras.Model(clone.input, outputs if feature_layer is not None else outputs[0])

@@ -29,6 +29,7 @@ import numpy as np
 
 from localize.boxes import DEFAULT_THRESHOLD, heatmap_to_boxes
 from localize.cam import upsample_normalize
+from localize.cell_localizer import CellLocalizer
 from localize.ddt import ddt_maps
 from localize.multi_view_maps import check_scales
 from localize.refine import grabcut_refine
@@ -78,6 +79,15 @@ class LocalizeConfig:
         ``(1.0,)`` with ``flip=False`` is the plain map (one pass).
     flip : bool
         Also average the maps of the horizontally mirrored photo (one more pass per scale).
+    learn : bool
+        When hand-checked boxes are given (and ``threshold`` is None), fit a cell localizer on
+        them (:mod:`localize.cell_localizer`: which feature cells are object, from the
+        descriptors and the class map) and box its maps instead of the class maps; it is saved
+        with the model (``cell_localizer.json``) and used on new photos from then on. The
+        hand-boxed photos are scored by localizers fitted without their capture group
+        (``folds``-fold). False: calibrate only the class maps' threshold (as before).
+    folds : int >= 2
+        Folds over capture groups for scoring (and calibrating) the cell localizer.
     """
 
     method: str = "grabcut"
@@ -89,6 +99,8 @@ class LocalizeConfig:
     overlays: bool = True
     scales: tuple[float, ...] = (1.5,)
     flip: bool = True
+    learn: bool = True
+    folds: int = 5
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -105,6 +117,10 @@ class LocalizeConfig:
             raise TypeError(f"calibrate must be a bool. Received: {self.calibrate!r}")
         if not isinstance(self.flip, bool):
             raise TypeError(f"flip must be a bool. Received: {self.flip!r}")
+        if not isinstance(self.learn, bool):
+            raise TypeError(f"learn must be a bool. Received: {self.learn!r}")
+        if isinstance(self.folds, bool) or not isinstance(self.folds, int) or self.folds < 2:
+            raise ValueError(f"folds must be an int >= 2. Received: {self.folds!r}")
 
 
 @dataclass(frozen=True)
@@ -148,6 +164,8 @@ def pseudo_boxes(
     input_size: tuple[int, int] | None = None,
     config: LocalizeConfig = LocalizeConfig(),
     calibrated_threshold: float | None = None,
+    localizer: CellLocalizer | None = None,
+    map_features: np.ndarray | None = None,
 ) -> PseudoBoxes:
     """Boxes for N images from the classifier's outputs (pure: arrays in, arrays out).
 
@@ -164,7 +182,13 @@ def pseudo_boxes(
         so box edges fall between map cells. Default: the class maps' own size.
     config : LocalizeConfig
     calibrated_threshold : float, optional
-        Used when ``config.threshold`` is None.
+        Used when ``config.threshold`` is None (and no ``localizer``).
+    localizer : CellLocalizer, optional
+        Box its maps (of ``map_features`` and the class maps) instead of the class maps, at its
+        own threshold unless ``config.threshold`` is set.
+    map_features : (N, h, w, D) array, optional
+        The descriptors on the class maps' grid (:func:`localize.multi_view_maps.forward`);
+        required with ``localizer``.
 
     Raises
     ------
@@ -178,7 +202,16 @@ def pseudo_boxes(
     classes = box_classes(probabilities, known, num_classes=class_maps.shape[-1])
     threshold = config.threshold if config.threshold is not None else (
         calibrated_threshold if calibrated_threshold is not None else DEFAULT_THRESHOLD)
-    heatmaps = class_heatmaps(class_maps, classes, input_size)
+    if localizer is not None:
+        if map_features is None or len(map_features) != n:
+            raise ValueError("a cell localizer needs map_features: one descriptor grid per image.")
+        learned = localizer.maps(map_features, class_heatmaps(class_maps, classes))
+        size = tuple(input_size) if input_size is not None else class_maps.shape[1:3]
+        heatmaps = [upsample_normalize(m, size) for m in learned]
+        if config.threshold is None:
+            threshold = localizer.threshold
+    else:
+        heatmaps = class_heatmaps(class_maps, classes, input_size)
     if config.method == "ddt":
         maps = _ddt_heatmaps(features, heatmaps, classes)
     else:

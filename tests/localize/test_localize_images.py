@@ -18,8 +18,16 @@ def demo(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
+def _model_dir(tmp_path_factory):
     return write_model_dir(tmp_path_factory.mktemp("model") / "m", input_size=(64, 64))
+
+
+@pytest.fixture()
+def model_dir(_model_dir, tmp_path_factory):
+    """A fresh copy per test: localize with hand boxes saves what it learned into the model directory."""
+    import shutil
+
+    return shutil.copytree(_model_dir, tmp_path_factory.mktemp("model") / "m")
 
 
 def replace_formats(config):
@@ -82,7 +90,8 @@ class TestLocalizeImages:
     def test_ground_truth_calibrates_and_scores_held_out(self, demo, model_dir, tmp_path):
         from localize.calibration import load_calibration
 
-        result = localize_images(model_dir, demo, tmp_path, LocalizeConfig(overlays=False, formats=("boxes-json",)),
+        result = localize_images(model_dir, demo, tmp_path, LocalizeConfig(overlays=False, formats=("boxes-json",),
+                                                                            learn=False),
                                  ground_truth=demo / "boxes.json", progress=False)
         threshold = result.scores["threshold"]
         assert threshold["method"] == "box_accuracy" and threshold["n_images"] == 6
@@ -91,8 +100,45 @@ class TestLocalizeImages:
         assert 1 <= len(threshold["held_out"]) <= 2 and "2-fold" in threshold["scored"]
         assert json.loads((tmp_path / "scores.json").read_text())["threshold"] == threshold
 
+    def test_hand_boxes_train_a_localizer_scored_out_of_fold_and_kept_with_the_model(self, demo, model_dir,
+                                                                                      tmp_path):
+        from localize.cell_localizer import load_cell_localizer
+
+        first = localize_images(model_dir, demo, tmp_path / "a", replace_formats(LocalizeConfig(folds=3)),
+                                ground_truth=demo / "boxes.json", progress=False)
+        learned = first.scores["localizer"]
+        assert learned["hand_boxes"] == 6 and learned["folds"] == 3 and learned["groups"] == 6
+        assert first.scores["threshold"]["method"] == "cell_localizer"
+        saved = load_cell_localizer(model_dir)
+        assert saved is not None and saved.n_boxes == 6 and saved.threshold == learned["threshold"]
+        folds = json.loads((tmp_path / "a" / "folds.json").read_text())
+        assert sorted(folds.values()).count(0) == 2 and set(folds.values()) == {0, 1, 2}
+        # Scored boxes are each made by a localizer fitted without that image (held_out_boxes.json),
+        # written boxes by the one fitted on all six.
+        assert (tmp_path / "a" / "held_out_boxes.json").is_file()
+        # Later, photos without hand boxes are boxed by what was learned (not the CAM default 0.2).
+        later = localize_images(model_dir, demo, tmp_path / "b", replace_formats(LocalizeConfig()), progress=False)
+        np.testing.assert_allclose(later.pseudo.heatmaps[0], first.pseudo.heatmaps[0], atol=1e-6)
+        assert [b.tolist() for b in later.pseudo.boxes] == [b.tolist() for b in first.pseudo.boxes]
+        plain = localize_images(model_dir, demo, tmp_path / "c", replace_formats(LocalizeConfig(threshold=0.2)),
+                                progress=False)
+        assert not np.allclose(plain.pseudo.heatmaps[0], first.pseudo.heatmaps[0])
+
+    def test_a_localizer_of_another_model_is_refused(self, demo, model_dir, tmp_path):
+        import dataclasses
+
+        from groundwork.config import save_config
+        from localize.cell_localizer import FILENAME, load_cell_localizer
+
+        localize_images(model_dir, demo, tmp_path / "a", replace_formats(LocalizeConfig(folds=2)),
+                        ground_truth=demo / "boxes.json", progress=False)
+        saved = load_cell_localizer(model_dir)
+        save_config(dataclasses.replace(saved, model_sha256="0" * 64), model_dir / FILENAME)
+        with pytest.raises(ValueError, match="another classifier"):
+            localize_images(model_dir, demo, tmp_path / "b", replace_formats(LocalizeConfig()), progress=False)
+
     def test_fixed_threshold_or_no_calibrate_is_kept(self, demo, model_dir, tmp_path):
-        for i, config in enumerate((LocalizeConfig(threshold=0.3), LocalizeConfig(calibrate=False))):
+        for i, config in enumerate((LocalizeConfig(threshold=0.3), LocalizeConfig(calibrate=False, learn=False))):
             result = localize_images(model_dir, demo, tmp_path / str(i), replace_formats(config),
                                      ground_truth=demo / "boxes.json", progress=False)
             expected = {"value": 0.3, "method": "fixed"} if i == 0 else {"value": 0.2, "method": "default"}

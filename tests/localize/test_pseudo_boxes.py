@@ -84,7 +84,7 @@ class TestForward:
     def test_one_pass_gives_all_three(self):
         model = build_classifier(2, (64, 64), backbone="vgg16", filters=(4, 4, 8, 8, 8), weights="none")
         x = np.zeros((3, 64, 64, 3), np.float32)
-        p, cm, f = forward(model, x, batch_size=2, feature_layer=VGG16.feature_layer)
+        p, cm, f, _ = forward(model, x, batch_size=2, feature_layer=VGG16.feature_layer)
         assert p.shape == (3, 2) and cm.shape == (3, 4, 4, 2) and f.shape == (3, 4, 4, 8)
         assert f.dtype == np.float16
 
@@ -103,19 +103,22 @@ class TestMultiView:
     def test_scales_and_flip_average_on_the_finest_grid(self, tiny):
         model, images, pre, x = tiny
         done = []
-        p, cm, f = forward(model, x, batch_size=2, scales=(1.0, 1.5), flip=True, images=images,
+        p, cm, f, g = forward(model, x, batch_size=2, scales=(1.0, 1.5), flip=True, images=images,
                            preprocessing=pre, progress=done.append, feature_layer=VGG16.feature_layer)
         assert p.shape == (3, 2) and f.shape == (3, 4, 4, 8)
         assert cm.shape == (3, 6, 6, 2)  # 1.5 x 64 = 96 pixels, stride 16
         assert cm.dtype == np.float32 and cm.min() >= 0 and cm.max() <= 1
         assert sum(done) == 3
-        p1, _, f1 = forward(model, x, feature_layer=VGG16.feature_layer)
+        p1, _, f1, g1 = forward(model, x, feature_layer=VGG16.feature_layer)
         np.testing.assert_allclose(p, p1, rtol=1e-5, atol=1e-6)
-        np.testing.assert_array_equal(f, f1)
+        np.testing.assert_allclose(f, f1, atol=1e-5)  # float16; batches of 2 and of 8
+        # Descriptors on the class maps' grid: the 1.5x view's (mirror averaged); the plain pass's own.
+        assert g.shape == (3, 6, 6, 8) and g.dtype == np.float16
+        np.testing.assert_array_equal(g1, f1)
 
     def test_multi_view_maps_match_forward(self, tiny):
         model, images, pre, x = tiny
-        _, cm, _ = forward(model, x, scales=(1.5,), flip=True, images=images, preprocessing=pre, feature_layer=VGG16.feature_layer)
+        _, cm, _, _ = forward(model, x, scales=(1.5,), flip=True, images=images, preprocessing=pre, feature_layer=VGG16.feature_layer)
         alone = multi_view_maps(model, x, scales=(1.5,), flip=True, images=images, preprocessing=pre, batch_size=2)
         np.testing.assert_allclose(alone, cm, atol=1e-5)
         np.testing.assert_allclose(multi_view_maps(model, x), forward(model, x, feature_layer=VGG16.feature_layer)[1], atol=1e-6)
@@ -124,8 +127,8 @@ class TestMultiView:
 
     def test_flip_average_is_mirror_symmetric(self, tiny):
         model, _, _, x = tiny
-        _, cm, _ = forward(model, x, flip=True, feature_layer=VGG16.feature_layer)
-        _, cm_mirror, _ = forward(model, np.ascontiguousarray(x[:, :, ::-1]), flip=True, feature_layer=VGG16.feature_layer)
+        _, cm, _, _ = forward(model, x, flip=True, feature_layer=VGG16.feature_layer)
+        _, cm_mirror, _, _ = forward(model, np.ascontiguousarray(x[:, :, ::-1]), flip=True, feature_layer=VGG16.feature_layer)
         np.testing.assert_allclose(cm_mirror, cm[:, :, ::-1], atol=1e-5)
 
     def test_other_scales_need_the_photos(self, tiny):
