@@ -26,7 +26,7 @@ log = logging.getLogger("boxstrap")
 
 # The order commands are listed in ``boxstrap --help``: the order a user runs them.
 _ORDER = ["demo-data", "prepare", "train", "predict", "export", "verify", "localize",
-          "evaluate-boxes", "train-boxes", "export-boxes", "pipeline"]
+          "evaluate-boxes", "train-boxes", "export-boxes", "detect", "pipeline"]
 
 
 def _command_modules():

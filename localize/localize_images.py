@@ -166,29 +166,12 @@ def localize_images(
 
     trained = model if isinstance(model, TrainedModel) else load_trained_model(model)
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise NotADirectoryError(f"out {out_dir} is a file; localize writes a folder of annotation files and "
-                                 "pictures. Choose a folder path.")
-    if (out_dir / ANNOTATION_PATHS["boxes-json"]).exists() and not overwrite:
-        raise FileExistsError(f"{out_dir} already holds pseudo boxes; pass overwrite=True (--overwrite) to "
-                              "replace them, or choose another folder.")
+    check_out_dir(out_dir, ANNOTATION_PATHS["boxes-json"], overwrite=overwrite, what="pseudo boxes")
     root, items = find_images(source, trained.labels)
-    if Path(source).is_dir() and Path(os.path.abspath(out_dir)).is_relative_to(os.path.abspath(root)):
-        # A rerun would read the overlays written there as photos.
-        raise ValueError(f"out {out_dir} is inside the photo folder {root}; choose a folder outside it.")
+    check_out_dir(out_dir, ANNOTATION_PATHS["boxes-json"], overwrite=overwrite, what="pseudo boxes",
+                  source=source, root=root)
     pre = trained.preprocessing
-    images, readable, skipped = [], [], []
-    for item in progress_bar(items, desc="reading", unit="img", enabled=progress):
-        try:
-            images.append(read_rgb(item.path))
-            readable.append(item)
-        except ValueError as error:
-            log.warning("%s; skipped", error)
-            skipped.append({"image": item.name, "file": str(item.path), "reason": str(error)})
-    if not readable:
-        raise ValueError(f"images: none of the {len(items)} image(s) under {source} could be read; the first: "
-                         f"{skipped[0]['reason']}")
-    items = readable
+    items, images, skipped = read_images(items, source, progress=progress)
     x = np.empty((len(items), *pre.input_size, 3), np.float32)
     for i, image in enumerate(images):
         x[i] = pre.apply(pre.resize(image))
@@ -336,6 +319,53 @@ def _top_box(annotation: ImageAnnotation) -> np.ndarray:
     return xyxy[int(np.argmax((xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1])))]
 
 
+def check_out_dir(out_dir: Path, marker: str, *, overwrite: bool, what: str, source=None, root=None) -> None:
+    """Refuse an output folder before any photo is read: a file, a folder holding an earlier result
+    (``marker``) without ``overwrite``, or (with ``source``/``root``) a folder inside the photo
+    folder, where a rerun would read the pictures written there as photos."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise NotADirectoryError(f"out {out_dir} is a file; a folder of annotation files and pictures is written "
+                                 "there. Choose a folder path.")
+    if (out_dir / marker).exists() and not overwrite:
+        raise FileExistsError(f"{out_dir} already holds {what}; pass overwrite=True (--overwrite) to "
+                              "replace them, or choose another folder.")
+    if root is not None and Path(source).is_dir() and \
+            Path(os.path.abspath(out_dir)).is_relative_to(os.path.abspath(root)):
+        raise ValueError(f"out {out_dir} is inside the photo folder {root}; choose a folder outside it.")
+
+
+def read_images(items: Sequence[ImageItem], source, *, progress: bool = True
+                ) -> tuple[list[ImageItem], list[np.ndarray], list[dict[str, str]]]:
+    """Read every item's photo; the unreadable ones are left out, each named in a warning.
+
+    Returns
+    -------
+    items, images
+        The readable items and their upright RGB photos.
+    skipped : list of dict
+        ``image``, ``file`` and ``reason`` per unreadable photo.
+
+    Raises
+    ------
+    ValueError
+        If no photo at all can be read (naming the first reason).
+    """
+    from groundwork.progress import progress_bar
+
+    images, readable, skipped = [], [], []
+    for item in progress_bar(items, desc="reading", unit="img", enabled=progress):
+        try:
+            images.append(read_rgb(item.path))
+            readable.append(item)
+        except ValueError as error:
+            log.warning("%s; skipped", error)
+            skipped.append({"image": item.name, "file": str(item.path), "reason": str(error)})
+    if not readable:
+        raise ValueError(f"images: none of the {len(items)} image(s) under {source} could be read; the first: "
+                         f"{skipped[0]['reason']}")
+    return readable, images, skipped
+
+
 def _calibrate(gt, gt_path: Path, root: Path, items, known, probabilities, class_maps, input_size):
     """The CAM threshold calibrated on the hand-boxed images among ``items``, and per item the
     threshold calibrated on the other fold (NaN for items without ground truth)."""
@@ -384,18 +414,27 @@ def photo_annotation(item: ImageItem, shape: tuple[int, ...], boxes: np.ndarray,
 
 def _write_review(out_dir: Path, items, images, pseudo: PseudoBoxes, labels, *, overlays: bool,
                   progress: bool) -> None:
+    confidence = pseudo.probabilities[np.arange(len(items)), pseudo.classes]
+    write_review(out_dir, items, images, pseudo.boxes, pseudo.scores, [labels[c] for c in pseudo.classes],
+                 confidence, pseudo.notes, heatmaps=pseudo.heatmaps, overlays=overlays, progress=progress)
+
+
+def write_review(out_dir: Path, items: Sequence[ImageItem], images: Sequence[np.ndarray],
+                 boxes: Sequence[np.ndarray], scores: Sequence[np.ndarray], classes: Sequence[str],
+                 confidence: np.ndarray, notes: Sequence[str], *, heatmaps: Sequence[np.ndarray] | None = None,
+                 overlays: bool = True, progress: bool = True) -> None:
+    """``review.json`` (lowest confidence first), contact sheets and (with ``overlays``) one picture
+    per image: its box, class and score, over its heatmap when given."""
     from groundwork.progress import progress_bar
 
-    confidence = pseudo.probabilities[np.arange(len(items)), pseudo.classes]
     order = np.argsort(confidence, kind="stable")
     write_json(out_dir / "review.json", [
-        {"image": items[i].name, "class": labels[pseudo.classes[i]], "confidence": float(confidence[i]),
-         "box": pseudo.boxes[i][0].tolist() if len(pseudo.boxes[i]) else None, "note": pseudo.notes[i]}
+        {"image": items[i].name, "class": classes[i], "confidence": float(confidence[i]),
+         "box": boxes[i][0].tolist() if len(boxes[i]) else None, "note": notes[i]}
         for i in order])
     review = [
-        ReviewItem(images[i], pseudo.boxes[i], pseudo.scores[i], caption=Path(items[i].name).name,
-                   labels=(labels[pseudo.classes[i]],) * len(pseudo.boxes[i]),
-                   confidence=float(confidence[i])).shrunk(200)
+        ReviewItem(images[i], boxes[i], scores[i], caption=Path(items[i].name).name,
+                   labels=(classes[i],) * len(boxes[i]), confidence=float(confidence[i])).shrunk(200)
         for i in range(len(items))
     ]
     sheets_dir = out_dir / "contact_sheets"
@@ -404,8 +443,8 @@ def _write_review(out_dir: Path, items, images, pseudo: PseudoBoxes, labels, *, 
         write_png(sheets_dir / f"sheet_{k:03d}.png", sheet)
     if overlays:
         for i in progress_bar(range(len(items)), desc="overlays", unit="img", enabled=progress):
-            overlay = render_overlay(images[i], heatmap=pseudo.heatmaps[i], boxes=pseudo.boxes[i],
-                                     scores=pseudo.scores[i], labels=[labels[pseudo.classes[i]]] * len(pseudo.boxes[i]))
+            overlay = render_overlay(images[i], heatmap=None if heatmaps is None else heatmaps[i], boxes=boxes[i],
+                                     scores=scores[i], labels=[classes[i]] * len(boxes[i]))
             write_png(confined(out_dir / "overlays", Path(items[i].name).with_suffix(".png"),
                                source=f"the image name {items[i].name!r}"), overlay)
 

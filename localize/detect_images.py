@@ -1,0 +1,143 @@
+"""``boxstrap detect``: the box model on new photos, written as ``localize`` writes its pseudo boxes.
+
+:func:`detect_images` is the I/O edge: it finds the photos (a prepared dataset, a folder per class
+or plain files, as :func:`localize.localize_images.find_images`), runs the box model
+(:func:`localize.box_predictions.predict_boxes`: one box and class per photo, in the photo's own
+pixels) and writes into ``OUT``::
+
+    OUT/detect_config.json         DetectConfig
+    OUT/detections.json            boxes JSON (with scores)
+    OUT/annotations/voc/ ...       the same boxes for CVAT, Label Studio, Roboflow, Create ML
+    OUT/annotations/coco.json, annotations/yolo/, annotations/createml.json
+    OUT/review.json                per image: class, confidence, box, note; lowest confidence first
+    OUT/contact_sheets/sheet_NNN.png, OUT/overlays/<image>.png
+    OUT/skipped.json               images that could not be read (file and reason)
+    OUT/scores.json                CorLoc, IoU, MaxBoxAcc, COCO mAP when ground truth is given
+
+The class is the box model's prediction (a photo's folder name is not used: new photos are
+what the model is for); a photo whose class probability is below ``min_confidence`` is flagged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from datasets.annotations import ImageAnnotation, read_annotations, write_annotations
+from groundwork.atomic import write_json
+from groundwork.config import save_config
+from localize.box_model_dir import BoxModel, load_box_model
+from localize.box_predictions import predict_boxes
+from localize.localize_images import (
+    ImageItem,
+    check_out_dir,
+    find_images,
+    photo_annotation,
+    read_images,
+    write_review,
+)
+
+log = logging.getLogger(__name__)
+
+DETECTIONS = "detections.json"
+ANNOTATION_PATHS = {"voc": "annotations/voc", "coco": "annotations/coco.json", "yolo": "annotations/yolo",
+                    "createml": "annotations/createml.json", "boxes-json": DETECTIONS}
+
+
+@dataclass(frozen=True)
+class DetectConfig:
+    """How ``boxstrap detect`` writes; saved as ``detect_config.json`` beside the boxes.
+
+    Parameters
+    ----------
+    formats : tuple of str
+        Annotation formats to write (``boxes-json`` is always written, as ``detections.json``).
+    overlays : bool
+        One picture per photo with its box.
+    min_confidence : float in [0, 1]
+        Photos whose class probability is below it are flagged ``"low confidence"``.
+    batch_size : int >= 1
+    """
+
+    formats: tuple[str, ...] = ("voc", "coco", "yolo", "createml", "boxes-json")
+    overlays: bool = True
+    min_confidence: float = 0.5
+    batch_size: int = 8
+
+    def __post_init__(self) -> None:
+        formats = tuple(dict.fromkeys((*self.formats, "boxes-json")))
+        unknown = sorted(set(formats) - set(ANNOTATION_PATHS))
+        if unknown:
+            raise ValueError(f"formats must be among {tuple(ANNOTATION_PATHS)}. Received: {unknown}")
+        object.__setattr__(self, "formats", formats)
+        if not 0 <= self.min_confidence <= 1:
+            raise ValueError(f"min_confidence must be in [0, 1]. Received: {self.min_confidence!r}")
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ValueError(f"batch_size must be an int >= 1. Received: {self.batch_size!r}")
+
+
+@dataclass(frozen=True)
+class DetectResult:
+    """What :func:`detect_images` wrote and found."""
+
+    out_dir: Path
+    annotations: list[ImageAnnotation]
+    items: list[ImageItem]
+    probabilities: np.ndarray
+    scores: dict | None
+    skipped: tuple[dict[str, str], ...] = ()
+
+
+def detect_images(model: BoxModel | str | os.PathLike, source: str | os.PathLike, out_dir: str | os.PathLike,
+                  config: DetectConfig = DetectConfig(), *, ground_truth: str | os.PathLike | None = None,
+                  overwrite: bool = False, progress: bool = True) -> DetectResult:
+    """Box every photo under ``source`` with the box model; write annotations and review pictures.
+
+    Raises
+    ------
+    NotADirectoryError, FileExistsError, ValueError
+        For an output folder that is a file, holds earlier detections (without ``overwrite``) or
+        lies inside the photo folder: all before any photo is read. ValueError also when no photo
+        can be read.
+    FileNotFoundError
+        For a missing box model, photos or ground truth.
+    """
+    from localize.evaluate import evaluate_annotations
+
+    out_dir = Path(out_dir)
+    check_out_dir(out_dir, DETECTIONS, overwrite=overwrite, what="detections")
+    if ground_truth is not None and not Path(ground_truth).is_file():
+        raise FileNotFoundError(f"ground truth: no annotation file at {ground_truth}.")
+    box_model = model if isinstance(model, BoxModel) else load_box_model(model)
+    labels = list(box_model.labels)
+    root, items = find_images(source, labels)
+    check_out_dir(out_dir, DETECTIONS, overwrite=overwrite, what="detections", source=source, root=root)
+    items, images, skipped = read_images(items, source, progress=progress)
+    probabilities, boxes = predict_boxes(box_model, images, batch_size=config.batch_size)
+    classes = np.argmax(probabilities, axis=1)
+    confidence = probabilities[np.arange(len(items)), classes]
+    scores = [confidence[i:i + 1].astype(np.float64) for i in range(len(items))]
+    notes = [f"low confidence ({c:.2f})" if c < config.min_confidence else "" for c in confidence]
+    annotations = [photo_annotation(item, image.shape, b, s, labels[int(c)])
+                   for item, image, b, s, c in zip(items, images, boxes, scores, classes, strict=True)]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_config(config, out_dir / "detect_config.json")
+    for fmt in config.formats:
+        write_annotations(annotations, out_dir / ANNOTATION_PATHS[fmt], fmt, labels=labels)
+    write_review(out_dir, items, images, boxes, scores, [labels[int(c)] for c in classes], confidence, notes,
+                 overlays=config.overlays, progress=progress)
+    write_json(out_dir / "skipped.json", skipped)
+    metrics = None
+    if ground_truth is not None:
+        gt_path = Path(ground_truth)
+        gt = read_annotations(gt_path, labels=labels)
+        metrics = evaluate_annotations(annotations, gt, pred_root=root, gt_root=gt_path.parent,
+                                       labels=labels).to_dict()
+        write_json(out_dir / "scores.json", metrics)
+    log.info("boxed %d photos with %s into %s", len(items), box_model.directory, out_dir)
+    return DetectResult(out_dir=out_dir, annotations=annotations, items=items, probabilities=probabilities,
+                        scores=metrics, skipped=tuple(skipped))

@@ -1,0 +1,97 @@
+"""boxstrap detect: the box model on new photos, written and reviewed as localize writes pseudo boxes."""
+
+import json
+
+import numpy as np
+import pytest
+
+from classifier.backbones.vgg16 import VGG16, vgg16_preprocessing
+from classifier.model import build_classifier
+from datasets.annotations import read_annotations
+from datasets.synthetic import DemoDataConfig, write_demo_data
+from localize.box_model import BoxTrainConfig, build_box_model
+from localize.box_model_dir import load_box_model, save_box_model
+from localize.box_predictions import predict_boxes
+from localize.detect_images import DetectConfig, detect_images
+
+TINY = (4, 4, 8, 8, 8)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    write_demo_data(out, DemoDataConfig(per_class=3, size=(64, 80)), progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def box_dir(tmp_path_factory):
+    classifier = build_classifier(2, (64, 64), backbone="vgg16", filters=TINY, weights="none")
+    config = BoxTrainConfig(hidden=8, reduce_filters=4)
+    box_model, _ = build_box_model(classifier, config, feature_layer=VGG16.feature_layer)
+    return save_box_model(box_model, tmp_path_factory.mktemp("box") / "box", labels=("one", "ten"),
+                          preprocessing=vgg16_preprocessing((64, 64)), config=config, metrics={})
+
+
+def snapshot(folder):
+    return {p: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+class TestDetectImages:
+    def test_writes_the_box_models_boxes_in_every_format_and_scores(self, demo, box_dir, tmp_path):
+        before = snapshot(demo)
+        out = tmp_path / "det"
+        result = detect_images(box_dir, demo, out, ground_truth=demo / "boxes.json", progress=False)
+        for path in ("detections.json", "annotations/coco.json", "annotations/createml.json",
+                     "annotations/yolo/data.yaml", "review.json", "contact_sheets/sheet_001.png",
+                     "detect_config.json", "scores.json", "skipped.json"):
+            assert (out / path).exists(), path
+        assert len(list((out / "annotations" / "voc").rglob("*.xml"))) == 6
+        assert len(list((out / "overlays").rglob("*.png"))) == 6
+        # The boxes written are the box model's, scaled to each photo.
+        from datasets.tf_input import read_rgb
+
+        box_model = load_box_model(box_dir)
+        images = [read_rgb(item.path) for item in result.items]
+        probabilities, boxes = predict_boxes(box_model, images)
+        written = read_annotations(out / "detections.json")
+        assert [a.image for a in written] == [it.name for it in result.items]
+        for a, b, p in zip(written, boxes, probabilities, strict=True):
+            np.testing.assert_allclose(a.xyxy(), b, atol=1.0)  # boxes JSON stores whole pixels
+            assert a.boxes[0].label == box_model.labels[int(np.argmax(p))]
+        scores = json.loads((out / "scores.json").read_text())
+        assert scores["n_images"] == 6 and 0 <= scores["corloc"] <= 1
+        assert snapshot(demo) == before  # the photos are only read
+
+    def test_outputs_are_checked_before_any_photo_is_read(self, demo, box_dir, tmp_path):
+        a_file = tmp_path / "f.txt"
+        a_file.write_text("keep")
+        with pytest.raises(NotADirectoryError, match="is a file"):
+            detect_images(box_dir, demo, a_file, progress=False)
+        assert a_file.read_text() == "keep"
+        with pytest.raises(ValueError, match="inside the photo folder"):
+            detect_images(box_dir, demo, demo / "out", progress=False)
+        assert not (demo / "out").exists()
+        detect_images(box_dir, demo, tmp_path / "d", DetectConfig(overlays=False), progress=False)
+        with pytest.raises(FileExistsError, match="already holds detections"):
+            detect_images(box_dir, demo, tmp_path / "d", progress=False)
+        detect_images(box_dir, demo, tmp_path / "d", DetectConfig(overlays=False), overwrite=True, progress=False)
+
+    def test_cli_lists_unreadable_photos_and_exits_1(self, demo, box_dir, tmp_path, capsys):
+        import shutil
+
+        from boxstrap.cli import main
+
+        photos = tmp_path / "photos"
+        shutil.copytree(demo, photos)
+        (photos / "one" / "notes.jpg").write_text("not a photo")
+        status = main(["detect", str(box_dir), str(photos), "--out", str(tmp_path / "out"), "--no-overlays"])
+        captured = capsys.readouterr()
+        assert status == 1
+        assert "boxed 6 photos" in captured.out and "notes.jpg" in captured.err
+        assert json.loads((tmp_path / "out" / "skipped.json").read_text())[0]["image"] == "one/notes.jpg"
+
+    def test_config_is_checked(self):
+        with pytest.raises(ValueError, match="formats"):
+            DetectConfig(formats=("pdf",))
+        assert DetectConfig(formats=("voc",)).formats == ("voc", "boxes-json")
