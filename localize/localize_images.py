@@ -199,8 +199,8 @@ def localize_images(
             calibration, held_out = _calibrate(gt, gt_path, root, items, known, probabilities, class_maps,
                                                pre.input_size)
     pseudo = pseudo_boxes(images, probabilities, class_maps, features, known=known, input_size=pre.input_size,
-                          config=config, calibrated_threshold=calibration.threshold, localizer=localizer,
-                          map_features=map_features)
+                          config=config, localizer=localizer, map_features=map_features,
+                          calibrated_threshold=None if calibration.method == "default" else calibration.threshold)
     annotations = [_annotation(item, image, pseudo, i, trained.labels)
                    for i, (item, image) in enumerate(zip(items, images, strict=True))]
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -257,7 +257,8 @@ def localize_images(
                                {"value": localizer.threshold, "method": "cell_localizer",
                                 "n_images": localizer.n_boxes} if localizer is not None else
                                {"value": calibration.threshold, "method": calibration.method,
-                                "n_images": calibration.n_images})
+                                "n_images": calibration.n_images} if calibration.method != "default" else
+                               {"value": None, "method": "midpoint", "n_images": 0})
         if learned is not None:
             scores["localizer"] = {
                 "method": "cell localizer (descriptors + class map, logistic regression)",

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from localize.boxes import DEFAULT_THRESHOLD, heatmap_to_boxes
+from localize.boxes import heatmap_to_boxes, midpoint_threshold
 from localize.cam import upsample_normalize
 from localize.cell_localizer import CellLocalizer
 from localize.ddt import ddt_maps
@@ -50,9 +50,11 @@ class LocalizeConfig:
         a 2-fold calibrated threshold, it beat the thresholded map on all three classifiers tried
         (CorLoc 0.39-0.61 against 0.16-0.38; about 0.6 s per photo on 2 cores).
     threshold : float in [0, 1] or None
-        CAM threshold (fraction of the normalised map); ``None`` uses the threshold calibrated
-        and saved with the model, else one calibrated on ground-truth boxes (``calibrate``),
-        else 0.2.
+        CAM threshold (fraction of the normalised map); ``None`` uses what was learned from hand
+        boxes (the cell localizer or the calibrated threshold saved with the model, or learned
+        now from ground-truth boxes), else each map's own
+        :func:`localize.boxes.midpoint_threshold` (no box seen: the CAM paper's fixed 0.2 boxed
+        nearly every block photo whole).
     calibrate : bool
         When hand-checked boxes are given (``boxstrap localize --ground-truth``, the pipeline's
         ``valid_boxes.json``) and neither ``threshold`` nor a calibration saved with the model
@@ -182,7 +184,8 @@ def pseudo_boxes(
         so box edges fall between map cells. Default: the class maps' own size.
     config : LocalizeConfig
     calibrated_threshold : float, optional
-        Used when ``config.threshold`` is None (and no ``localizer``).
+        Used when ``config.threshold`` is None (and no ``localizer``). Without any of the three
+        each map is boxed at its own :func:`localize.boxes.midpoint_threshold`.
     localizer : CellLocalizer, optional
         Box its maps (of ``map_features`` and the class maps) instead of the class maps, at its
         own threshold unless ``config.threshold`` is set.
@@ -200,8 +203,7 @@ def pseudo_boxes(
         raise ValueError(f"images, probabilities, class_maps and features must have one entry per image. "
                          f"Received: {n}, {len(probabilities)}, {len(class_maps)}, {len(features)}")
     classes = box_classes(probabilities, known, num_classes=class_maps.shape[-1])
-    threshold = config.threshold if config.threshold is not None else (
-        calibrated_threshold if calibrated_threshold is not None else DEFAULT_THRESHOLD)
+    threshold = config.threshold if config.threshold is not None else calibrated_threshold
     if localizer is not None:
         if map_features is None or len(map_features) != n:
             raise ValueError("a cell localizer needs map_features: one descriptor grid per image.")
@@ -219,12 +221,13 @@ def pseudo_boxes(
     boxes, scores, notes = [], [], []
     for i, image in enumerate(images):
         size = image.shape[:2]
+        level = threshold if threshold is not None else midpoint_threshold(maps[i])
         if config.method == "grabcut":
-            b, s = grabcut_refine(image, maps[i], threshold=threshold)
+            b, s = grabcut_refine(image, maps[i], threshold=level)
         elif config.method == "ddt":
             b, s = heatmap_to_boxes(maps[i], threshold=1e-6, image_size=size)
         else:
-            b, s = heatmap_to_boxes(maps[i], threshold=threshold, image_size=size)
+            b, s = heatmap_to_boxes(maps[i], threshold=level, image_size=size)
         confidence = float(probabilities[i, classes[i]])
         note = "no box: empty heatmap" if len(b) == 0 else ""
         if confidence < config.min_confidence:

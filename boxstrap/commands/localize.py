@@ -24,18 +24,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", choices=METHODS, default=defaults.method,
                         help=f"how a heatmap becomes a box (default {defaults.method})")
     parser.add_argument("--threshold", type=float, default=None,
-                        help="CAM threshold as a fraction of the map's maximum (default: the calibrated one "
-                             "saved with the model, else one calibrated on --ground-truth, else 0.2)")
+                        help="fixed threshold as a fraction of the map's range (default: what was learned from "
+                             "hand boxes, saved with the model or learned now from --ground-truth; with no box "
+                             "ever seen, half way from each map's median to its peak)")
     parser.add_argument("--min-confidence", type=float, default=defaults.min_confidence,
                         help="flag images whose class probability is below this (default %(default)s)")
     parser.add_argument("--scales", type=float, nargs="+", default=defaults.scales,
                         help="input scales whose class maps are averaged (default %(default)s)")
     parser.add_argument("--no-flip", action="store_true", help="do not average in the mirrored photo's maps")
     parser.add_argument("--no-overlays", action="store_true", help="skip the per-image overlay PNGs")
-    parser.add_argument("--ground-truth", help="hand-checked boxes (any annotation format) to score against and, "
-                             "unless a threshold is fixed, to calibrate the threshold on (scored 2-fold)")
+    parser.add_argument("--ground-truth", help="hand-checked boxes (any annotation format; as few as 10): a cell "
+                             "localizer is learned from them and saved with the model, and the photos they box are "
+                             "scored by localizers fitted without their capture group (k-fold)")
+    parser.add_argument("--folds", type=int, default=defaults.folds,
+                        help="folds over capture groups for scoring the learned localizer (default %(default)s)")
+    parser.add_argument("--no-learn", action="store_true",
+                        help="do not learn a localizer from --ground-truth; only calibrate the class maps' "
+                             "threshold on it (scored 2-fold)")
     parser.add_argument("--no-calibrate", action="store_true",
-                        help="score against --ground-truth but do not calibrate the threshold on it")
+                        help="with --no-learn: score against --ground-truth but do not calibrate on it")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier result in --out")
 
 
@@ -44,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = LocalizeConfig(method=args.method, threshold=args.threshold, min_confidence=args.min_confidence,
                             overlays=not args.no_overlays, scales=tuple(args.scales), flip=not args.no_flip,
-                            calibrate=not args.no_calibrate)
+                            calibrate=not args.no_calibrate, learn=not args.no_learn, folds=args.folds)
     start = time.perf_counter()
     result = localize_images(args.model, args.images, args.out, config, ground_truth=args.ground_truth,
                              overwrite=args.overwrite)
@@ -58,9 +65,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"scores vs {args.ground_truth}: CorLoc {s['corloc']:.3f}, mean IoU {s['mean_iou']:.3f}, "
               f"mAP@0.5 {s['map50']:.3f} (all in {out / 'scores.json'})")
         t = s["threshold"]
-        print(f"  threshold {t['value']:.2f} ({t['method']}"
+        value = "per map" if t["value"] is None else f"{t['value']:.2f}"
+        print(f"  threshold {value} ({t['method']}"
               + (f" on {t['n_images']} boxed images; scored at {t['held_out']}, 2-fold" if "held_out" in t else "")
               + ")")
+        if "localizer" in s:
+            print(f"  learned from {s['localizer']['hand_boxes']} hand boxes; {s['localizer']['scored']}")
     for fmt in config.formats:
         print(f"  {fmt:10s} {out / ANNOTATION_PATHS[fmt]}")
     print(f"  review     {out / 'contact_sheets'}/ (lowest confidence first), {out / 'review.json'}"

@@ -151,3 +151,25 @@ class TestHelpers:
     def test_scale_boxes_rounds_outward_and_clips(self):
         out = scale_boxes(np.array([[1.0, 1.0, 3.0, 3.0]]), (4, 4), (10, 10))
         np.testing.assert_array_equal(out, [[2, 2, 8, 8]])
+
+
+class TestMidpointThreshold:
+    def test_half_way_from_the_median_to_the_peak(self):
+        from localize.boxes import midpoint_threshold
+
+        h = np.full((10, 10), 2.0)
+        h[0, 0], h[4:6, 4:6] = 0.0, 10.0  # normalised: median 0.2, peak 1
+        assert midpoint_threshold(h) == pytest.approx(0.6)
+        assert midpoint_threshold(np.ones((3, 3))) == 0.5  # flat: no evidence either way
+        assert midpoint_threshold(np.array([[0.0, np.nan]])) == 0.5
+
+    def test_boxes_the_object_on_a_raised_background(self):
+        from localize.boxes import heatmap_to_boxes, midpoint_threshold
+
+        h = np.full((40, 40), 0.4)
+        h[10:20, 15:30] = 1.0
+        h[39, 39] = 0.0  # one cold corner: the rest of the background sits at 0.4 of the range
+        boxes, _ = heatmap_to_boxes(h, threshold=midpoint_threshold(h))
+        np.testing.assert_array_equal(boxes, [[15, 10, 30, 20]])
+        whole, _ = heatmap_to_boxes(h, threshold=0.2)  # the CAM paper's fixed fraction boxes everything
+        np.testing.assert_array_equal(whole, [[0, 0, 40, 40]])

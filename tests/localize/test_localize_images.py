@@ -141,7 +141,7 @@ class TestLocalizeImages:
         for i, config in enumerate((LocalizeConfig(threshold=0.3), LocalizeConfig(calibrate=False, learn=False))):
             result = localize_images(model_dir, demo, tmp_path / str(i), replace_formats(config),
                                      ground_truth=demo / "boxes.json", progress=False)
-            expected = {"value": 0.3, "method": "fixed"} if i == 0 else {"value": 0.2, "method": "default"}
+            expected = {"value": 0.3, "method": "fixed"} if i == 0 else {"value": None, "method": "midpoint"}
             assert {k: result.scores["threshold"][k] for k in expected} == expected
             assert "held_out" not in result.scores["threshold"]
             assert not (tmp_path / str(i) / "localize_calibration.json").exists()
@@ -280,7 +280,7 @@ class TestConfinedOutputs:
 
         monkeypatch.setattr(module, "read_rgb", lambda *a, **k: pytest.fail("a photo was read"))
         (tmp_path / "file.txt").write_text("x")
-        with pytest.raises(NotADirectoryError, match=r"file.txt is a file; localize writes a folder"):
+        with pytest.raises(NotADirectoryError, match=r"file.txt is a file; a folder of annotation files"):
             localize_images(model_dir, demo, tmp_path / "file.txt", progress=False)
         with pytest.raises(ValueError, match=r"is inside the photo folder"):
             localize_images(model_dir, demo, demo / "boxes-out", progress=False)
