@@ -192,14 +192,35 @@ def _boxes(ctx: dict, out: Path) -> dict[str, Any]:
     from localize.train_box_model import train_box_model
 
     model_dir = train_box_model(ctx["run"] / "train" / "model", ctx["run"] / "localize" / "pseudo_boxes.json",
-                                ctx["run"] / "prepare", out / "model", ctx["config"].boxes, overwrite=True)
+                                ctx["run"] / "prepare", out / "model", ctx["config"].boxes,
+                                hand_boxes=ctx["ground_truth"], overwrite=True)
     metrics = json.loads((model_dir / "box_metrics.json").read_text())
-    numbers = {"images": metrics["images"], "agreement_with_pseudo_boxes": metrics["agreement_with_boxes"]}
+    numbers = {"images": metrics["images"], "hand_boxes": metrics["hand_boxes"],
+               "agreement_with_pseudo_boxes": metrics["agreement_with_boxes"],
+               "rounds": [{k: v for k, v in r.items() if k != "history"} for r in metrics["rounds"]],
+               "chosen_round": metrics["chosen_round"]}
     if ctx["ground_truth"] is not None:
-        from localize.box_predictions import predict_box_annotations
+        from datasets.annotations import read_annotations
+        from groundwork.atomic import write_json
+        from localize.evaluate import evaluate_annotations
 
-        scores = predict_box_annotations(model_dir, ctx["run"] / "prepare", out / "predictions",
-                                         ground_truth=ctx["ground_truth"])
+        gt_path = Path(ctx["ground_truth"])
+        if (model_dir / "held_out_boxes.json").is_file():
+            # The hand-boxed photos boxed by box models that never saw their hand boxes.
+            labels = json.loads((model_dir / "labels.json").read_text())
+            held = read_annotations(model_dir / "held_out_boxes.json", labels=labels)
+            scores = evaluate_annotations(held, read_annotations(gt_path, labels=labels), pred_root=ctx["src"],
+                                          gt_root=gt_path.parent, labels=labels).to_dict()
+            scores["scored"] = metrics["held_out"]["scored"]
+            (out / "predictions").mkdir(parents=True, exist_ok=True)
+            write_json(out / "predictions" / "scores.json", scores)
+        else:
+            from localize.box_predictions import predict_box_annotations
+
+            scores = predict_box_annotations(model_dir, ctx["run"] / "prepare", out / "predictions",
+                                             ground_truth=ctx["ground_truth"])
+            if metrics["hand_boxes"]:
+                scores["scored"] = "in sample: the box model trained on these hand boxes"
         numbers["scores"] = scores
     return numbers
 

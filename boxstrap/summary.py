@@ -84,14 +84,7 @@ def summary_blocks(run: Path, results: dict) -> list[Block]:
         if box_rows:
             blocks.append(("table", (["boxes", "CorLoc", "mean IoU", "mAP@0.5", "mAP@[.5:.95]", "photos scored"],
                                      box_rows)))
-        threshold = (loc.get("scores") or {}).get("threshold")
-        if threshold:
-            text = f"CAM threshold {threshold['value']:.2f} ({threshold['method']}"
-            if "held_out" in threshold:
-                text += (f", calibrated on the {threshold['n_images']} hand-boxed photos; they were scored at "
-                         f"{', '.join(f'{t:.2f}' for t in threshold['held_out'])}, each half at the threshold "
-                         "calibrated on the other half")
-            blocks.append(("p", text + ")."))
+        blocks += [("p", text) for text in boxes_text(loc.get("scores") or {}, get.get("boxes", {}))]
         sheet = run / "localize" / "contact_sheets" / "sheet_001.png"
         if sheet.is_file():
             blocks += [("p", "Lowest-confidence pseudo boxes first:"), ("img", sheet)]
@@ -99,6 +92,43 @@ def summary_blocks(run: Path, results: dict) -> list[Block]:
              _fmt(r.numbers.get("peak_rss_mb"))] for name, r in results.items()]
     blocks += [("h2", "Stages"), ("table", (["stage", "seconds", "peak memory (MB)"], rows))]
     return blocks
+
+
+def boxes_text(localize_scores: dict[str, Any], boxes: dict[str, Any]) -> list[str]:
+    """What the box scores rest on: the hand boxes learned from and how the photos were held out.
+
+    Examples
+    --------
+    >>> boxes_text({"threshold": {"value": None, "method": "midpoint", "n_images": 0}}, {})
+    ['No hand box was given: each class map was boxed half way from its median to its peak.']
+    """
+    texts = []
+    learned = localize_scores.get("localizer")
+    threshold = localize_scores.get("threshold")
+    if learned:
+        texts.append(f"Pseudo boxes: a cell localizer learned from {learned['hand_boxes']} hand boxes in "
+                     f"{learned['groups']} capture groups (threshold {learned['threshold']:.2f}), saved with the "
+                     f"model; the {localize_scores.get('n_scored', 0)} hand-boxed photos were scored "
+                     f"{learned['scored'].split(':', 1)[0]} (each by a localizer fitted without its group).")
+    elif threshold and threshold["method"] == "midpoint":
+        texts.append("No hand box was given: each class map was boxed half way from its median to its peak.")
+    elif threshold:
+        text = f"CAM threshold {threshold['value']:.2f} ({threshold['method']}"
+        if "held_out" in threshold:
+            text += (f", calibrated on the {threshold['n_images']} hand-boxed photos; they were scored at "
+                     f"{', '.join(f'{t:.2f}' for t in threshold['held_out'])}, each half at the threshold "
+                     "calibrated on the other half")
+        texts.append(text + ").")
+    scored = (boxes.get("scores") or {}).get("scored")
+    if scored:
+        rounds = boxes.get("rounds", [])
+        text = f"Box model: trained on the pseudo boxes and {boxes.get('hand_boxes', 0)} hand boxes; scored {scored}."
+        if any("held_out" in r for r in rounds):
+            text += (" Self-training rounds (held-out mean IoU): "
+                     + ", ".join(f"{r['round']}: {r['held_out']['mean_iou']:.3f}" for r in rounds if "held_out" in r)
+                     + f"; kept round {boxes.get('chosen_round')}.")
+        texts.append(text)
+    return texts
 
 
 def shipped_model_text(shipped: dict[str, Any]) -> str:

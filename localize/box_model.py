@@ -53,6 +53,13 @@ class BoxTrainConfig:
     flip : bool
         Add horizontally flipped views.
     seed : int
+    hand_weight : int >= 1
+        How many times a hand-checked box counts against one pseudo box (its image is repeated).
+    rounds : int >= 1
+        Self-training rounds at most: after each, the box model's own boxes become the next
+        round's targets (hand boxes stay); it stops at the first round that does not improve the
+        mean IoU on the held-out hand boxes (scored k-fold over capture groups), keeping the best.
+        Without hand boxes there is nothing to judge a round by: one round.
     """
 
     reduce_filters: int = 64
@@ -65,9 +72,11 @@ class BoxTrainConfig:
     crops: int = 2
     flip: bool = True
     seed: int = 0
+    hand_weight: int = 3
+    rounds: int = 2
 
     def __post_init__(self) -> None:
-        for name in ("reduce_filters", "hidden", "epochs", "batch_size"):
+        for name in ("reduce_filters", "hidden", "epochs", "batch_size", "hand_weight", "rounds"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an int >= 1. Received: {value!r}")

@@ -38,6 +38,7 @@ def train_box_model(
     out_dir: str | os.PathLike,
     config: BoxTrainConfig = BoxTrainConfig(),
     *,
+    hand_boxes: str | os.PathLike | None = None,
     overwrite: bool = False,
     verbose: int = 1,
 ) -> Path:
@@ -55,6 +56,14 @@ def train_box_model(
     out_dir : path
         The box model directory to write (see :mod:`localize.box_model_dir`).
     config : BoxTrainConfig
+    hand_boxes : path, optional
+        Hand-checked boxes (any format): they replace the pseudo boxes of their images and count
+        ``config.hand_weight`` times. When ``boxes`` is a ``localize`` output that scored its
+        pseudo boxes k-fold against the same hand boxes (``folds.json``, ``held_out_boxes.json``
+        beside it), the box model is scored the same way: for each fold, a box model trained
+        without that fold's hand boxes (its images keep their held-out pseudo boxes) boxes the
+        fold's images; ``box_metrics.json`` holds those scores and self-training
+        (``config.rounds``) is judged by them.
 
     Raises
     ------
@@ -64,7 +73,7 @@ def train_box_model(
     trained = model if isinstance(model, TrainedModel) else load_trained_model(model)
     boxes_path = Path(boxes)
     annotations = read_annotations(boxes_path, labels=trained.labels)
-    _, items = find_images(source, trained.labels)
+    root, items = find_images(source, trained.labels)
     by_name = {item.name: item for item in items}
     chosen = [(a, by_name[a.image]) for a in annotations if len(a.boxes) and a.image in by_name]
     missing = sum(a.image not in by_name for a in annotations)
@@ -85,29 +94,168 @@ def train_box_model(
     else:
         log.info("reusing the descriptors saved beside %s", boxes_path)
     features = np.asarray(features)  # float16 as cached: the views are made and batches cast from it
-    order = np.random.default_rng(config.seed).permutation(len(names))
-    n_valid = int(round(len(names) * VALID_SHARE)) if len(names) >= 10 else 0
-    valid, train = order[:n_valid], order[n_valid:]
-    box_model, head = build_box_model(trained.model, config, feature_layer=trained.feature_layer,
-                                      feature_scale=feature_scale(features[train]))
-    history = train_box_head(head, features[train], target[train], config,
-                             valid=(features[valid], target[valid]) if n_valid else None, verbose=verbose)
-    predicted = np.asarray(head.predict(features, verbose=0))
+    hand = _hand_targets(hand_boxes, names, root, trained.labels) if hand_boxes is not None else {}
+    folds = _folds(folder, names, hand, root, trained.labels) if hand else None
+    fit = _Fitter(trained, features, config, verbose)
+    targets = target.copy()
+    for row, box in hand.items():
+        targets[row] = box
+    rounds: list[dict] = []
+    best = None
+    fold_targets = None
+    if folds is not None:
+        fold_of, held_out_pseudo = folds
+        fold_targets = {k: _fold_targets(target, hand, fold_of, held_out_pseudo, k) for k in sorted(set(fold_of.values()))}
+    for r in range(config.rounds if folds is not None else 1):
+        box_model, predicted, history = fit(targets, hand)
+        entry: dict = {"round": r + 1, "history": history}
+        if fold_targets is not None:
+            fold_of = folds[0]
+            held = {}
+            for k, tk in fold_targets.items():
+                fold_hand = {row: box for row, box in hand.items() if fold_of[row] != k}
+                _, fold_predicted, _ = fit(tk, fold_hand)
+                for row in hand:
+                    if fold_of[row] == k:
+                        held[row] = fold_predicted[row]
+                fold_targets[k] = _next_targets(fold_predicted, fold_hand)
+            rows = sorted(held)
+            ious = matched_box_iou(cxcywh_to_xyxy(np.stack([held[i] for i in rows]), dtype=np.float32),
+                                   cxcywh_to_xyxy(np.stack([hand[i] for i in rows]), dtype=np.float32))
+            entry["held_out"] = {"images": len(rows), "mean_iou": float(ious.mean()),
+                                 "corloc": float(np.mean(ious >= 0.5))}
+            log.info("box model round %d: held-out hand boxes mean IoU %.3f, CorLoc %.3f", r + 1,
+                     entry["held_out"]["mean_iou"], entry["held_out"]["corloc"])
+            if best is not None and entry["held_out"]["mean_iou"] <= best[2]["held_out"]["mean_iou"]:
+                rounds.append(entry)
+                break
+            best = (box_model, predicted, entry, held)
+        else:
+            best = (box_model, predicted, entry, {})
+        rounds.append(entry)
+        targets = _next_targets(predicted, hand)
+    box_model, predicted, chosen_round, held = best
     ious = matched_box_iou(cxcywh_to_xyxy(predicted, dtype=np.float32), cxcywh_to_xyxy(target, dtype=np.float32))
     metrics = {
         "images": len(names),
-        "train_images": int(len(train)),
-        "valid_images": int(n_valid),
+        "hand_boxes": len(hand),
         "boxes_file": str(boxes_path),
-        "agreement_with_boxes": {
-            "train_mean_iou": float(ious[train].mean()),
-            "valid_mean_iou": float(ious[valid].mean()) if n_valid else None,
-        },
-        "history": history,
+        "hand_boxes_file": None if hand_boxes is None else str(hand_boxes),
+        "agreement_with_boxes": {"mean_iou": float(ious.mean())},
+        "rounds": rounds,
+        "chosen_round": chosen_round["round"],
+        "history": chosen_round["history"],
         "seconds": round(time.perf_counter() - start, 1),
     }
-    return save_box_model(box_model, out_dir, preprocessing=trained.preprocessing, labels=trained.labels,
+    if held:
+        metrics["held_out"] = dict(chosen_round["held_out"], scored=(
+            f"{len(set(folds[0].values()))}-fold over capture groups: each hand-boxed photo boxed by a box model "
+            "trained without its fold's hand boxes (its own target was its held-out pseudo box)"))
+    path = save_box_model(box_model, out_dir, preprocessing=trained.preprocessing, labels=trained.labels,
                           config=config, metrics=metrics, overwrite=overwrite)
+    if held:
+        _write_held_out(path, held, [chosen[i] for i in sorted(held)], sorted(held), trained.labels)
+    return path
+
+
+class _Fitter:
+    """Trains one box head on targets (hand-boxed rows repeated) and predicts every row."""
+
+    def __init__(self, trained, features, config, verbose):
+        self.trained, self.features, self.config, self.verbose = trained, features, config, verbose
+
+    def __call__(self, targets: np.ndarray, hand: dict[int, np.ndarray]):
+        config = self.config
+        rows = np.concatenate([np.arange(len(targets)), np.repeat(sorted(hand), config.hand_weight - 1)]
+                              ).astype(np.int64)
+        order = np.random.default_rng(config.seed).permutation(len(targets))
+        n_valid = int(round(len(targets) * VALID_SHARE)) if len(targets) >= 10 else 0
+        valid = order[:n_valid]
+        train = rows[~np.isin(rows, valid)]
+        box_model, head = build_box_model(self.trained.model, config, feature_layer=self.trained.feature_layer,
+                                          feature_scale=feature_scale(self.features[train]))
+        history = train_box_head(head, self.features[train], targets[train], config,
+                                 valid=(self.features[valid], targets[valid]) if n_valid else None,
+                                 verbose=self.verbose)
+        predicted = np.asarray(head.predict(self.features, verbose=0), np.float32)
+        return box_model, predicted, history
+
+
+def _next_targets(predicted: np.ndarray, hand: dict[int, np.ndarray]) -> np.ndarray:
+    """The next self-training round's targets: the box model's boxes, hand boxes kept."""
+    targets = np.clip(predicted, 0.0, 1.0).astype(np.float32)
+    for row, box in hand.items():
+        targets[row] = box
+    return targets
+
+
+def _fold_targets(pseudo: np.ndarray, hand: dict[int, np.ndarray], fold_of: dict[int, int],
+                  held_out_pseudo: dict[int, np.ndarray], k: int) -> np.ndarray:
+    """Fold ``k``'s targets: its hand-boxed images keep their held-out pseudo boxes, the others'
+    hand boxes stand."""
+    targets = pseudo.copy()
+    for row, box in hand.items():
+        targets[row] = held_out_pseudo[row] if fold_of[row] == k else box
+    return targets
+
+
+def _hand_targets(path, names: list[str], root: Path, labels) -> dict[int, np.ndarray]:
+    """Row -> normalised hand box (its largest) for the hand-boxed images among ``names``."""
+    from datasets.annotations import ImageAnnotation
+    from localize.evaluate import match_images
+
+    path = Path(path)
+    gt = read_annotations(path, labels=labels)
+    match = match_images([ImageAnnotation(n, 1, 1) for n in names], gt, pred_root=root, gt_root=path.parent)
+    hand = {}
+    for g, row in zip(gt, match, strict=True):
+        if row is not None and len(g.boxes):
+            xyxy = g.xyxy()
+            big = xyxy[int(np.argmax((xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1])))]
+            hand[row] = normalise_boxes(big[None], [(g.width, g.height)])[0]
+    log.info("%d of %d images have a hand box (%s): they count %s", len(hand), len(names), path,
+             "as hand boxes" if hand else "nothing")
+    return hand
+
+
+def _folds(folder: Path, names: list[str], hand: dict[int, np.ndarray], root: Path, labels):
+    """The folds ``localize`` scored the hand boxes with and its held-out pseudo boxes, when they
+    cover every hand-boxed image; else None (the box model is then not scored out of fold)."""
+    import json
+
+    from localize.localize_images import FOLDS, HELD_OUT_BOXES
+
+    try:
+        fold_by_name = json.loads((folder / FOLDS).read_text(encoding="utf-8"))
+        held = read_annotations(folder / HELD_OUT_BOXES, labels=labels)
+    except (FileNotFoundError, ValueError) as error:
+        log.info("no k-fold record beside the boxes (%s): the box model is not scored out of fold", error)
+        return None
+    held_by_name = {a.image: a for a in held if len(a.boxes)}
+    fold_of, held_out = {}, {}
+    for row in hand:
+        name = names[row]
+        if name not in fold_by_name or name not in held_by_name:
+            log.warning("%s has a hand box but no held-out pseudo box in %s: the box model is not scored out of "
+                        "fold", name, folder)
+            return None
+        fold_of[row] = int(fold_by_name[name])
+        a = held_by_name[name]
+        held_out[row] = normalise_boxes(_top_box(a)[None], [(a.width, a.height)])[0]
+    return fold_of, held_out
+
+
+def _write_held_out(box_dir: Path, held: dict[int, np.ndarray], chosen, rows, labels) -> None:
+    """The box model's held-out boxes of the hand-boxed images (boxes JSON), for review."""
+    from datasets.annotations import Box, ImageAnnotation, write_annotations
+
+    annotations = []
+    for (a, _), row in zip(chosen, rows, strict=True):
+        x0, y0, x1, y1 = (np.clip(cxcywh_to_xyxy(held[row][None], dtype=np.float32)[0], 0, 1).astype(np.float64)
+                          * [a.width, a.height, a.width, a.height])
+        box = Box(a.boxes[0].label, x0, y0, max(x1, x0 + 1e-3), max(y1, y0 + 1e-3), None)
+        annotations.append(ImageAnnotation(a.image, a.width, a.height, (box,)))
+    write_annotations(annotations, box_dir / "held_out_boxes.json", "boxes-json", labels=labels)
 
 
 def _top_box(annotation) -> np.ndarray:

@@ -205,6 +205,38 @@ class TestTrainBoxModel:
         assert box.labels == ("one", "ten")
         assert box.metrics["images"] > 0
 
+    def test_hand_boxes_are_learned_from_and_scored_out_of_fold(self, demo, model_dir, tmp_path):
+        from datasets.annotations import read_annotations
+        from localize.box_model import BoxTrainConfig
+        from localize.box_model_dir import load_box_model
+        from localize.train_box_model import train_box_model
+
+        loc = tmp_path / "loc"
+        localize_images(model_dir, demo, loc, replace_formats(LocalizeConfig(folds=2)),
+                        ground_truth=demo / "boxes.json", progress=False)
+        config = BoxTrainConfig(epochs=2, hidden=8, reduce_filters=4, rounds=3)
+        path = train_box_model(model_dir, loc / "pseudo_boxes.json", demo, tmp_path / "boxes", config,
+                               hand_boxes=demo / "boxes.json", verbose=0)
+        metrics = load_box_model(path).metrics
+        assert metrics["hand_boxes"] == 6 and metrics["held_out"]["images"] == 6
+        assert "2-fold over capture groups" in metrics["held_out"]["scored"]
+        # Rounds stop at the first that does not improve the held-out mean IoU; the best is kept.
+        ious = [r["held_out"]["mean_iou"] for r in metrics["rounds"]]
+        assert 1 <= len(ious) <= 3 and metrics["chosen_round"] == 1 + int(np.argmax(ious))
+        assert all(later > earlier for earlier, later in zip(ious[:-2], ious[1:-1], strict=False))
+        held = read_annotations(path / "held_out_boxes.json")
+        assert sorted(a.image for a in held) == sorted(a.image for a in read_annotations(demo / "boxes.json"))
+
+    def test_fold_targets_hide_the_folds_hand_boxes(self):
+        from localize.train_box_model import _fold_targets, _next_targets
+
+        pseudo = np.full((4, 4), 0.5, np.float32)
+        hand = {0: np.array([0.1, 0.1, 0.1, 0.1]), 2: np.array([0.2, 0.2, 0.2, 0.2])}
+        held_out = {0: np.array([0.3, 0.3, 0.3, 0.3]), 2: np.array([0.4, 0.4, 0.4, 0.4])}
+        targets = _fold_targets(pseudo, hand, {0: 0, 2: 1}, held_out, 0)
+        np.testing.assert_allclose(targets[:, 0], [0.3, 0.5, 0.2, 0.5])
+        np.testing.assert_allclose(_next_targets(np.full((4, 4), 1.5), hand)[:, 0], [0.1, 1.0, 0.2, 1.0])
+
     def test_no_matching_images(self, demo, model_dir, tmp_path):
         from localize.train_box_model import train_box_model
 
