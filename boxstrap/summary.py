@@ -85,6 +85,9 @@ def summary_blocks(run: Path, results: dict) -> list[Block]:
             blocks.append(("table", (["boxes", "CorLoc", "mean IoU", "mAP@0.5", "mAP@[.5:.95]", "photos scored"],
                                      box_rows)))
         blocks += [("p", text) for text in boxes_text(loc.get("scores") or {}, get.get("boxes", {}))]
+        if (run / "learning_curve.png").is_file():
+            blocks += [("p", "What hand boxes buy (benchmarks/learning_curve.py; held-out photos only):"),
+                       ("img", run / "learning_curve.png")]
         sheet = run / "localize" / "contact_sheets" / "sheet_001.png"
         if sheet.is_file():
             blocks += [("p", "Lowest-confidence pseudo boxes first:"), ("img", sheet)]

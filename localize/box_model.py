@@ -41,6 +41,8 @@ class BoxTrainConfig:
     ----------
     reduce_filters, hidden : int
         Width of the 1x1 reduction and of the hidden dense layer.
+    pool : int >= 1
+        Max-pooling of the descriptor grid before the reduction (1: none).
     dropout : float
         Before the box output, in [0, 1).
     epochs, batch_size : int
@@ -64,6 +66,7 @@ class BoxTrainConfig:
 
     reduce_filters: int = 64
     hidden: int = 256
+    pool: int = 2
     dropout: float = 0.3
     epochs: int = 40
     batch_size: int = 32
@@ -76,7 +79,7 @@ class BoxTrainConfig:
     rounds: int = 2
 
     def __post_init__(self) -> None:
-        for name in ("reduce_filters", "hidden", "epochs", "batch_size", "hand_weight", "rounds"):
+        for name in ("reduce_filters", "hidden", "pool", "epochs", "batch_size", "hand_weight", "rounds"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an int >= 1. Received: {value!r}")
@@ -146,7 +149,7 @@ def _head_layers(config: BoxTrainConfig, feature_scale: float) -> list:
     init = keras.initializers.GlorotUniform
     return [
         keras.layers.Rescaling(feature_scale, name="box_scale"),
-        keras.layers.MaxPooling2D(2, strides=2, name="box_pool"),
+        keras.layers.MaxPooling2D(config.pool, strides=config.pool, name="box_pool"),
         keras.layers.Conv2D(config.reduce_filters, 1, activation="relu", name="box_reduce",
                             kernel_initializer=init(seed=config.seed)),
         keras.layers.Flatten(name="box_flatten"),
@@ -252,7 +255,8 @@ def train_box_head(head, features: np.ndarray, boxes: np.ndarray, config: BoxTra
     if len(boxes) == 0:
         raise ValueError("No pseudo boxes to train the box model on: every image was left without a box.")
     keras.utils.set_random_seed(config.seed)
-    head.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=box_loss(config.iou_weight),
+    # Clipped: without it an unlucky first step can saturate the sigmoid outputs for good.
+    head.compile(optimizer=keras.optimizers.Adam(config.learning_rate, clipnorm=1.0), loss=box_loss(config.iou_weight),
                  metrics=[box_iou_metric])
     callbacks = []
     validation = None

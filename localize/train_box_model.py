@@ -96,7 +96,6 @@ def train_box_model(
     features = np.asarray(features)  # float16 as cached: the views are made and batches cast from it
     hand = _hand_targets(hand_boxes, names, root, trained.labels) if hand_boxes is not None else {}
     folds = _folds(folder, names, hand, root, trained.labels) if hand else None
-    fit = _Fitter(trained, features, config, verbose)
     targets = target.copy()
     for row, box in hand.items():
         targets[row] = box
@@ -107,14 +106,14 @@ def train_box_model(
         fold_of, held_out_pseudo = folds
         fold_targets = {k: _fold_targets(target, hand, fold_of, held_out_pseudo, k) for k in sorted(set(fold_of.values()))}
     for r in range(config.rounds if folds is not None else 1):
-        box_model, predicted, history = fit(targets, hand)
+        box_model, predicted, history = train_on_targets(trained, features, targets, hand, config, verbose=verbose)
         entry: dict = {"round": r + 1, "history": history}
         if fold_targets is not None:
             fold_of = folds[0]
             held = {}
             for k, tk in fold_targets.items():
                 fold_hand = {row: box for row, box in hand.items() if fold_of[row] != k}
-                _, fold_predicted, _ = fit(tk, fold_hand)
+                _, fold_predicted, _ = train_on_targets(trained, features, tk, fold_hand, config, verbose=verbose)
                 for row in hand:
                     if fold_of[row] == k:
                         held[row] = fold_predicted[row]
@@ -158,27 +157,42 @@ def train_box_model(
     return path
 
 
-class _Fitter:
-    """Trains one box head on targets (hand-boxed rows repeated) and predicts every row."""
+def train_on_targets(trained: TrainedModel, features: np.ndarray, targets: np.ndarray,
+                     hand: dict[int, np.ndarray], config: BoxTrainConfig, *, verbose: int = 0):
+    """One box model trained on cached descriptors: every row's target, hand-boxed rows repeated
+    ``config.hand_weight`` times; a seeded 15% of the rows (10 or more) is the validation set
+    whose best epoch is kept.
 
-    def __init__(self, trained, features, config, verbose):
-        self.trained, self.features, self.config, self.verbose = trained, features, config, verbose
+    Parameters
+    ----------
+    trained : TrainedModel
+    features : (N, h, w, D) array
+        The feature layer's descriptors at the classifier's input size.
+    targets : (N, 4) array
+        Normalised ``(cx, cy, w, h)`` per row.
+    hand : dict of row -> (4,) array
+        Rows whose target is a hand box (their ``targets`` row is used; the dict gives the rows).
+    config : BoxTrainConfig
 
-    def __call__(self, targets: np.ndarray, hand: dict[int, np.ndarray]):
-        config = self.config
-        rows = np.concatenate([np.arange(len(targets)), np.repeat(sorted(hand), config.hand_weight - 1)]
-                              ).astype(np.int64)
-        order = np.random.default_rng(config.seed).permutation(len(targets))
-        n_valid = int(round(len(targets) * VALID_SHARE)) if len(targets) >= 10 else 0
-        valid = order[:n_valid]
-        train = rows[~np.isin(rows, valid)]
-        box_model, head = build_box_model(self.trained.model, config, feature_layer=self.trained.feature_layer,
-                                          feature_scale=feature_scale(self.features[train]))
-        history = train_box_head(head, self.features[train], targets[train], config,
-                                 valid=(self.features[valid], targets[valid]) if n_valid else None,
-                                 verbose=self.verbose)
-        predicted = np.asarray(head.predict(self.features, verbose=0), np.float32)
-        return box_model, predicted, history
+    Returns
+    -------
+    box_model : keras.Model
+    predicted : (N, 4) float32 ndarray
+        The trained head's box for every row.
+    history : dict
+    """
+    rows = np.concatenate([np.arange(len(targets)), np.repeat(sorted(hand), config.hand_weight - 1)]
+                          ).astype(np.int64)
+    order = np.random.default_rng(config.seed).permutation(len(targets))
+    n_valid = int(round(len(targets) * VALID_SHARE)) if len(targets) >= 10 else 0
+    valid = order[:n_valid]
+    train = rows[~np.isin(rows, valid)]
+    box_model, head = build_box_model(trained.model, config, feature_layer=trained.feature_layer,
+                                      feature_scale=feature_scale(features[train]))
+    history = train_box_head(head, features[train], targets[train], config,
+                             valid=(features[valid], targets[valid]) if n_valid else None, verbose=verbose)
+    predicted = np.asarray(head.predict(features, verbose=0), np.float32)
+    return box_model, predicted, history
 
 
 def _next_targets(predicted: np.ndarray, hand: dict[int, np.ndarray]) -> np.ndarray:

@@ -43,10 +43,24 @@ class TestPipeline:
         assert shipped["trained_on"] == ["train", "valid", "test"] and shipped["images"] == 20
         assert "trained on all 20 photos (train, valid and test)" in summary
         assert "accuracy (split run's estimate)" in summary
-        # The demo's boxes calibrate the CAM threshold; the pseudo boxes are scored 2-fold.
-        assert results["localize"].numbers["scores"]["threshold"]["method"] == "box_accuracy"
-        assert "calibrated on the 20 hand-boxed photos" in summary
-        assert (run / "localize" / "localize_calibration.json").is_file()
+        # The demo's boxes teach a cell localizer, kept with the model; photos scored k-fold over groups.
+        scores = results["localize"].numbers["scores"]
+        assert scores["threshold"]["method"] == "cell_localizer" and scores["localizer"]["hand_boxes"] == 20
+        assert "a cell localizer learned from 20 hand boxes" in summary
+        assert (run / "train" / "model" / "cell_localizer.json").is_file()
+        # The box model learned from the hand boxes too, and is scored on box models that never saw them.
+        boxes = results["boxes"].numbers
+        assert boxes["hand_boxes"] == 20 and "fold over capture groups" in boxes["scores"]["scored"]
+        assert 1 <= len(boxes["rounds"]) <= PipelineConfig().boxes.rounds
+        assert "Box model: trained on the pseudo boxes and 20 hand boxes" in summary
+        # `boxstrap localize MODEL PHOTOS` afterwards boxes new photos with what the pipeline learned.
+        from localize.localize_images import localize_images
+        from localize.pseudo_boxes import LocalizeConfig
+
+        localize_images(run / "train" / "model", run / "prepare", tmp_path / "later",
+                                LocalizeConfig(overlays=False, formats=("boxes-json",)), progress=False)
+        pipeline_boxes = json.loads((run / "localize" / "pseudo_boxes.json").read_text())
+        assert json.loads((tmp_path / "later" / "pseudo_boxes.json").read_text()) == pipeline_boxes
         assert "data:image/png;base64," in (run / "summary.html").read_text()
         assert json.loads((run / "pipeline_config.json").read_text())["config"] == "PipelineConfig"
 

@@ -50,3 +50,26 @@ class TestSummaryClassifier:
         assert "Backbone efficientnet-lite0" in page
         md, _ = _summary(tmp_path, {"valid": {"accuracy": 0.9}})  # a run from before: no such line
         assert "Backbone" not in md
+
+
+class TestBoxesText:
+    def test_says_what_each_score_rests_on(self):
+        from boxstrap.summary import boxes_text
+
+        localize = {"n_scored": 88, "threshold": {"value": 0.53, "method": "cell_localizer", "n_images": 88},
+                    "localizer": {"hand_boxes": 88, "groups": 66, "threshold": 0.53,
+                                  "scored": "5-fold over capture groups: each hand-boxed photo ..."}}
+        boxes = {"hand_boxes": 88, "chosen_round": 1,
+                 "rounds": [{"round": 1, "held_out": {"mean_iou": 0.80}}, {"round": 2, "held_out": {"mean_iou": 0.79}}],
+                 "scores": {"scored": "5-fold over capture groups: ..."}}
+        first, second = boxes_text(localize, boxes)
+        assert "learned from 88 hand boxes in 66 capture groups" in first and "scored 5-fold" in first
+        assert "88 hand boxes" in second and "1: 0.800, 2: 0.790; kept round 1" in second
+
+    def test_no_hand_boxes(self):
+        from boxstrap.summary import boxes_text
+
+        assert boxes_text({"threshold": {"value": None, "method": "midpoint", "n_images": 0}}, {}) == [
+            "No hand box was given: each class map was boxed half way from its median to its peak."]
+        calibrated = {"threshold": {"value": 0.6, "method": "box_accuracy", "n_images": 8, "held_out": [0.5, 0.7]}}
+        assert "calibrated on the 8 hand-boxed photos" in boxes_text(calibrated, {})[0]

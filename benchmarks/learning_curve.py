@@ -1,0 +1,257 @@
+"""What ten minutes of drawing buys: pseudo-box and box-model CorLoc and mean IoU with 0, 10, 20,
+44 and all hand boxes, on a finished ``boxstrap pipeline`` run.
+
+The run gives the classifier, the prepared photos and the hand-checked boxes it was scored on
+(its ``ground_truth``). Every row is scored only on hand-boxed photos whose capture group gave no
+box to what is scored:
+
+- 0: no hand box: every class map boxed at its own midpoint threshold; the box model trained on
+  those pseudo boxes; all hand-boxed photos scored.
+- n (10, 20, 44): n hand boxes taken capture group by capture group (seeded); the cell localizer
+  fitted on them boxes every photo; the box model trained on those pseudo boxes and the n hand
+  boxes (one round); scored on the hand-boxed photos of the other groups.
+- all: the pipeline's own scores (k-fold over capture groups, self-training judged on them).
+
+Prints a table, writes ``RUN/learning_curve.json`` and ``RUN/learning_curve.png`` (the run's
+summary shows the plot) and with ``--readme`` puts the table into README.md between its
+``<!-- learning-curve -->`` markers.
+
+Usage::
+
+    python benchmarks/learning_curve.py RUN [--counts 0 10 20 44] [--seed 0] [--readme]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run", type=Path, help="a finished `boxstrap pipeline` run folder (scored on hand boxes)")
+    parser.add_argument("--counts", type=int, nargs="+", default=[0, 10, 20, 44], help="hand boxes per row")
+    parser.add_argument("--seed", type=int, default=0, help="which groups give the hand boxes")
+    parser.add_argument("--readme", action="store_true", help="write the table into README.md")
+    args = parser.parse_args()
+    rows = learning_curve(args.run, args.counts, seed=args.seed)
+    table = format_table(rows)
+    print(table)
+    from groundwork.atomic import write_json
+
+    write_json(args.run / "learning_curve.json", rows)
+    plot(rows, args.run / "learning_curve.png")
+    _rewrite_summary(args.run)
+    if args.readme:
+        text = README.read_text()
+        block = f"<!-- learning-curve -->\n{table}\n<!-- /learning-curve -->"
+        README.write_text(re.sub(r"<!-- learning-curve -->.*?<!-- /learning-curve -->", block, text, flags=re.S))
+        print(f"wrote the table into {README}")
+    return 0
+
+
+def learning_curve(run: Path, counts, *, seed: int = 0) -> list[dict]:
+    from boxstrap.pipeline import PipelineConfig
+    from classifier.trained_model import load_trained_model
+    from datasets.annotations import ImageAnnotation, read_annotations
+    from groundwork.config import load_config
+    from localize.evaluate import match_images
+    from localize.localize_images import find_images, read_images
+    from localize.multi_view_maps import forward
+
+    config = load_config(PipelineConfig, run / "pipeline_config.json")
+    ground_truth = _ground_truth(run)
+    trained = load_trained_model(run / "train" / "model")
+    root, items = find_images(run / "prepare", trained.labels)
+    items, images, _ = read_images(items, run / "prepare", progress=False)
+    pre = trained.preprocessing
+    x = np.stack([pre.apply(pre.resize(image)) for image in images]).astype(np.float32)
+    start = time.perf_counter()
+    probabilities, class_maps, features, map_features = forward(
+        trained.model, x, feature_layer=trained.feature_layer, batch_size=config.localize.batch_size,
+        scales=config.localize.scales, flip=config.localize.flip, images=images, preprocessing=pre)
+    print(f"classifier pass over {len(items)} photos: {time.perf_counter() - start:.0f} s", file=sys.stderr)
+    del x
+    gt = read_annotations(ground_truth, labels=trained.labels)
+    match = match_images([ImageAnnotation(it.name, 1, 1) for it in items], gt, pred_root=root,
+                         gt_root=ground_truth.parent)
+    pairs = [(i, g) for g, i in zip(gt, match, strict=True) if i is not None and len(g.boxes)]
+    context = dict(trained=trained, items=items, images=images, probabilities=probabilities, class_maps=class_maps,
+                   features=np.asarray(features), map_features=map_features, pairs=pairs, root=root,
+                   ground_truth=ground_truth, gt=gt,
+                   localize=dataclasses.replace(config.localize, overlays=False), boxes=config.boxes)
+    rows = [_row(context, n, seed) for n in counts]
+    rows.append(_pipeline_row(run, len(pairs)))
+    return rows
+
+
+def _row(ctx: dict, n: int, seed: int) -> dict:
+    from groundwork.box_geometry import xyxy_to_cxcywh
+    from localize.cell_localizer import fit_cell_localizer
+    from localize.localize_images import _annotation, _top_box
+    from localize.pseudo_boxes import box_classes, class_heatmaps, pseudo_boxes
+    from localize.train_box_model import train_on_targets
+
+    start = time.perf_counter()
+    items, images, pairs, labels = ctx["items"], ctx["images"], ctx["pairs"], ctx["trained"].labels
+    known = [labels.index(it.label) if it.label in labels else None for it in items]
+    chosen, scored = _draw(pairs, items, n, seed)
+    localizer = None
+    if chosen:
+        rows = [pairs[k][0] for k in chosen]
+        boxes = np.stack([_top_box(pairs[k][1]) / ([pairs[k][1].width, pairs[k][1].height] * 2) for k in chosen])
+        classes = box_classes(ctx["probabilities"][rows], [known[i] for i in rows],
+                              num_classes=ctx["class_maps"].shape[-1])
+        localizer = fit_cell_localizer(np.asarray(ctx["map_features"][rows]),
+                                       class_heatmaps(ctx["class_maps"][rows], classes), boxes,
+                                       groups=[_group(items[i], i) for i in rows], folds=ctx["localize"].folds,
+                                       model_sha256=ctx["trained"].model_sha256)
+    pseudo = pseudo_boxes(images, ctx["probabilities"], ctx["class_maps"], ctx["features"], known=known,
+                          input_size=ctx["trained"].preprocessing.input_size, config=ctx["localize"],
+                          localizer=localizer, map_features=ctx["map_features"])
+    annotations = [_annotation(item, image, pseudo, i, labels) for i, (item, image) in enumerate(zip(items, images, strict=True))]
+    pseudo_scores = _score(ctx, [annotations[pairs[k][0]] for k in scored], [pairs[k][1] for k in scored])
+    # The box model: pseudo boxes for every photo with a box, the drawn hand boxes in their place.
+    has_box = [i for i, a in enumerate(annotations) if len(a.boxes)]
+    targets = np.stack([xyxy_to_cxcywh(np.clip(_top_box(annotations[i]) / ([annotations[i].width,
+                                                                           annotations[i].height] * 2), 0, 1)[None])[0]
+                        for i in has_box]).astype(np.float32)
+    position = {i: r for r, i in enumerate(has_box)}
+    hand = {}
+    for k in chosen:
+        i, g = pairs[k]
+        if i in position:
+            hand[position[i]] = xyxy_to_cxcywh(np.clip(_top_box(g) / ([g.width, g.height] * 2), 0, 1)[None])[0]
+            targets[position[i]] = hand[position[i]]
+    config = dataclasses.replace(ctx["boxes"], rounds=1)
+    _, predicted, _ = train_on_targets(ctx["trained"], ctx["features"][has_box], targets, hand, config)
+    box_annotations = [_box_annotation(annotations[pairs[k][0]], predicted[position[pairs[k][0]]])
+                       if pairs[k][0] in position else annotations[pairs[k][0]] for k in scored]
+    box_scores = _score(ctx, box_annotations, [pairs[k][1] for k in scored])
+    row = {"hand_boxes": len(chosen), "scored_photos": len(scored),
+           "pseudo_corloc": pseudo_scores["corloc"], "pseudo_mean_iou": pseudo_scores["mean_iou"],
+           "box_corloc": box_scores["corloc"], "box_mean_iou": box_scores["mean_iou"],
+           "threshold": None if localizer is None else localizer.threshold,
+           "seconds": round(time.perf_counter() - start, 1)}
+    print(row, file=sys.stderr, flush=True)
+    return row
+
+
+def _draw(pairs, items, n: int, seed: int) -> tuple[list[int], list[int]]:
+    """``n`` hand-boxed pairs taken group by group (groups in a seeded order), and the pairs left
+    to score: those of groups that gave none."""
+    groups = [_group(items[i], i) for i, _ in pairs]
+    order = list(dict.fromkeys(groups[k] for k in np.random.default_rng(seed).permutation(len(pairs))))
+    chosen, used = [], set()
+    for g in order:
+        if len(chosen) >= n:
+            break
+        members = [k for k in range(len(pairs)) if groups[k] == g]
+        chosen += members[:n - len(chosen)]
+        used.add(g)
+    return chosen, [k for k in range(len(pairs)) if groups[k] not in used]
+
+
+def _group(item, i: int) -> int:
+    return item.group if item.group is not None else -1 - i
+
+
+def _box_annotation(annotation, box_cxcywh):
+    from datasets.annotations import Box, ImageAnnotation
+    from groundwork.box_geometry import cxcywh_to_xyxy
+
+    w, h = annotation.width, annotation.height
+    x0, y0, x1, y1 = np.clip(cxcywh_to_xyxy(box_cxcywh[None], dtype=np.float32)[0], 0, 1).astype(np.float64) * [w, h, w, h]
+    return ImageAnnotation(annotation.image, w, h, (Box(annotation.boxes[0].label, x0, y0, max(x1, x0 + 1e-3),
+                                                        max(y1, y0 + 1e-3), None),))
+
+
+def _score(ctx: dict, predictions, truths) -> dict:
+    from localize.evaluate import evaluate_annotations
+
+    return evaluate_annotations(predictions, truths, pred_root=ctx["root"], gt_root=ctx["ground_truth"].parent,
+                                labels=ctx["trained"].labels).to_dict()
+
+
+def _pipeline_row(run: Path, n_pairs: int) -> dict:
+    localize = json.loads((run / "localize" / "scores.json").read_text())
+    boxes = json.loads((run / "boxes" / "predictions" / "scores.json").read_text())
+    return {"hand_boxes": f"all ({n_pairs}, k-fold)", "scored_photos": localize["n_scored"],
+            "pseudo_corloc": localize["corloc"], "pseudo_mean_iou": localize["mean_iou"],
+            "box_corloc": boxes["corloc"], "box_mean_iou": boxes["mean_iou"],
+            "threshold": (localize.get("localizer") or {}).get("threshold"), "seconds": None}
+
+
+def _ground_truth(run: Path) -> Path:
+    from boxstrap.pipeline import GROUND_TRUTH_NAMES
+
+    config = json.loads((run / "pipeline_config.json").read_text())
+    setting, src = config.get("ground_truth"), Path(config["prepare"]["src"])
+    path = src / next((n for n in GROUND_TRUTH_NAMES if (src / n).is_file()), "") if setting == "auto" else Path(setting)
+    if not path.is_file():
+        raise SystemExit(f"{run} was not scored on hand boxes (no ground truth found): nothing to draw a curve of.")
+    return path
+
+
+def format_table(rows: list[dict]) -> str:
+    lines = ["| hand boxes | photos scored | pseudo boxes CorLoc | mean IoU | box model CorLoc | mean IoU |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['hand_boxes']} | {r['scored_photos']} | {r['pseudo_corloc']:.3f} | "
+                     f"{r['pseudo_mean_iou']:.3f} | {r['box_corloc']:.3f} | {r['box_mean_iou']:.3f} |")
+    return "\n".join(lines)
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from groundwork.atomic import atomic_open
+
+    counts = [r["hand_boxes"] if isinstance(r["hand_boxes"], int) else int(r["hand_boxes"].split("(")[1].split(",")[0])
+              for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=110)
+    for key, name, style in (("pseudo_corloc", "pseudo boxes CorLoc", "o-"), ("box_corloc", "box model CorLoc", "s-"),
+                             ("pseudo_mean_iou", "pseudo boxes mean IoU", "o--"),
+                             ("box_mean_iou", "box model mean IoU", "s--")):
+        ax.plot(counts, [r[key] for r in rows], style, label=name)
+    ax.set_xlabel("hand boxes drawn (the last point: all, scored k-fold)")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title("What hand boxes buy (held-out photos only)")
+    fig.tight_layout()
+    with atomic_open(path) as handle:
+        fig.savefig(handle, format="png")
+    plt.close(fig)
+
+
+def _rewrite_summary(run: Path) -> None:
+    """Re-render the run's summary so that it shows the learning curve."""
+    from boxstrap.pipeline import PipelineConfig, StageResult
+    from boxstrap.summary import write_summary
+    from groundwork.config import load_config
+
+    config = load_config(PipelineConfig, run / "pipeline_config.json")
+    results = {}
+    for stage_json in sorted(run.glob("*/stage.json")):
+        done = json.loads(stage_json.read_text())
+        results[stage_json.parent.name] = StageResult(stage_json.parent.name, done["numbers"], done["seconds"])
+    from boxstrap.pipeline import STAGES
+
+    write_summary(run, {s: results[s] for s in STAGES if s in results}, config)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
