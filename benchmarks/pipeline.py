@@ -94,6 +94,8 @@ def format_table(columns: dict[str, dict], forward: float, count: int, photos: s
         put("whole pipeline", backbone, f"{total:.0f} s")
         put("pipeline / one VGG16 forward pass", backbone, f"{total / forward:.1f}x")
         put("training / one VGG16 forward pass", backbone, f"{stages['train']['seconds'] / forward:.2f}x")
+        if "localize" in stages:
+            put("localize / one VGG16 forward pass", backbone, f"{stages['localize']['seconds'] / forward:.2f}x")
         put("peak memory (training; whole run)", backbone,
             f"{n['train']['peak_rss_mb'] / 1024:.1f} GB; "
             f"{max(s.get('peak_rss_mb', 0) for s in n.values()) / 1024:.1f} GB")
@@ -107,8 +109,9 @@ def format_table(columns: dict[str, dict], forward: float, count: int, photos: s
         for stage, name in (("localize", "pseudo boxes"), ("boxes", "box model")):
             s = n.get(stage, {}).get("scores")
             if s:
+                held = " held out" if (s.get("localizer") or s.get("scored", "").startswith(tuple("0123456789"))) else ""
                 put(f"{name} CorLoc / mean IoU / mAP@0.5", backbone,
-                    f"{_fmt(s['corloc'])} / {_fmt(s['mean_iou'])} / {_fmt(s['map50'])} ({s['n_scored']} photos)")
+                    f"{_fmt(s['corloc'])} / {_fmt(s['mean_iou'])} / {_fmt(s['map50'])} ({s['n_scored']} photos{held})")
         for fmt, size in n["export"]["sizes_mb"].items():
             put(f"classifier {fmt} size", backbone, f"{size} MB")
         if "boxes-export" in n:
