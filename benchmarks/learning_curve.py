@@ -60,15 +60,16 @@ def main() -> int:
 
 
 def learning_curve(run: Path, counts, *, seed: int = 0) -> list[dict]:
-    from boxstrap.pipeline import PipelineConfig
     from classifier.trained_model import load_trained_model
     from datasets.annotations import ImageAnnotation, read_annotations
-    from groundwork.config import load_config
+    from localize.box_model import BoxTrainConfig
     from localize.evaluate import match_images
     from localize.localize_images import find_images, read_images
     from localize.multi_view_maps import forward
+    from localize.pseudo_boxes import LocalizeConfig
 
-    config = load_config(PipelineConfig, run / "pipeline_config.json")
+    raw = json.loads((run / "pipeline_config.json").read_text())
+    localize_config, boxes_config = _stage(LocalizeConfig, raw["localize"]), _stage(BoxTrainConfig, raw["boxes"])
     ground_truth = _ground_truth(run)
     trained = load_trained_model(run / "train" / "model")
     root, items = find_images(run / "prepare", trained.labels)
@@ -77,8 +78,8 @@ def learning_curve(run: Path, counts, *, seed: int = 0) -> list[dict]:
     x = np.stack([pre.apply(pre.resize(image)) for image in images]).astype(np.float32)
     start = time.perf_counter()
     probabilities, class_maps, features, map_features = forward(
-        trained.model, x, feature_layer=trained.feature_layer, batch_size=config.localize.batch_size,
-        scales=config.localize.scales, flip=config.localize.flip, images=images, preprocessing=pre)
+        trained.model, x, feature_layer=trained.feature_layer, batch_size=localize_config.batch_size,
+        scales=localize_config.scales, flip=localize_config.flip, images=images, preprocessing=pre)
     print(f"classifier pass over {len(items)} photos: {time.perf_counter() - start:.0f} s", file=sys.stderr)
     del x
     gt = read_annotations(ground_truth, labels=trained.labels)
@@ -88,7 +89,7 @@ def learning_curve(run: Path, counts, *, seed: int = 0) -> list[dict]:
     context = dict(trained=trained, items=items, images=images, probabilities=probabilities, class_maps=class_maps,
                    features=np.asarray(features), map_features=map_features, pairs=pairs, root=root,
                    ground_truth=ground_truth, gt=gt,
-                   localize=dataclasses.replace(config.localize, overlays=False), boxes=config.boxes)
+                   localize=dataclasses.replace(localize_config, overlays=False), boxes=boxes_config)
     rows = [_row(context, n, seed) for n in counts]
     rows.append(_pipeline_row(run, len(pairs)))
     return rows
@@ -144,6 +145,12 @@ def _row(ctx: dict, n: int, seed: int) -> dict:
            "seconds": round(time.perf_counter() - start, 1)}
     print(row, file=sys.stderr, flush=True)
     return row
+
+
+def _stage(cls, raw: dict):
+    """A stage config from the run's ``pipeline_config.json`` (settings it lacks take today's defaults)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in names})
 
 
 def _draw(pairs, items, n: int, seed: int) -> tuple[list[int], list[int]]:
@@ -241,9 +248,9 @@ def _rewrite_summary(run: Path) -> None:
     """Re-render the run's summary so that it shows the learning curve."""
     from boxstrap.pipeline import PipelineConfig, StageResult
     from boxstrap.summary import write_summary
-    from groundwork.config import load_config
 
-    config = load_config(PipelineConfig, run / "pipeline_config.json")
+    raw = json.loads((run / "pipeline_config.json").read_text())
+    config = PipelineConfig(ground_truth=raw.get("ground_truth"))  # the summary reads only this of it
     results = {}
     for stage_json in sorted(run.glob("*/stage.json")):
         done = json.loads(stage_json.read_text())
