@@ -38,6 +38,7 @@ from classifier.train_config import TrainConfig
 from datasets.prepare_config import PrepareConfig
 from groundwork.atomic import write_json
 from groundwork.config import config_to_dict, save_config
+from groundwork.run_lock import run_lock
 from localize.box_export import BoxExportConfig
 from localize.box_model import BoxTrainConfig
 from localize.pseudo_boxes import LocalizeConfig
@@ -99,6 +100,8 @@ def run_pipeline(src: str | os.PathLike, run_dir: str | os.PathLike, config: Pip
     ------
     ValueError
         If ``force`` names an unknown stage, or a stage fails (its error is passed on).
+    groundwork.run_lock.RunLocked
+        If another run is writing ``run_dir`` (its process id is named).
     """
     unknown = sorted(set(force) - set(STAGES))
     if unknown:
@@ -107,6 +110,12 @@ def run_pipeline(src: str | os.PathLike, run_dir: str | os.PathLike, config: Pip
     if not src.is_dir():
         raise FileNotFoundError(f"src must be a folder of photos (a folder per class). Received: {src}")
     run.mkdir(parents=True, exist_ok=True)
+    with run_lock(run, "boxstrap pipeline"):
+        return _run_pipeline(src, run, config, force, on_stage)
+
+
+def _run_pipeline(src: Path, run: Path, config: PipelineConfig, force: tuple[str, ...],
+                  on_stage: Callable[[str, str], None] | None) -> dict[str, StageResult]:
     config = replace(config, prepare=replace(config.prepare, src=src, out=run / "prepare"))
     save_config(config, run / "pipeline_config.json")
     ground_truth = _ground_truth(src, config.ground_truth)

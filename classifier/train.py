@@ -41,6 +41,7 @@ from classifier.train_config import TrainConfig
 from classifier.train_state import TrainState
 from groundwork.atomic import write_json
 from groundwork.config import save_config
+from groundwork.run_lock import run_lock
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +75,6 @@ def train(manifest_dir: str | os.PathLike, out_dir: str | os.PathLike, config: T
     ValueError
         An empty train or valid split, or a bad weights file.
     """
-    import keras
-
-    from classifier.metrics import classification_metrics
     from datasets.manifest import load_manifest
 
     if not isinstance(config, TrainConfig):
@@ -89,11 +87,21 @@ def train(manifest_dir: str | os.PathLike, out_dir: str | os.PathLike, config: T
         # --overwrite replaces a model folder as a whole: never a folder of someone else's files.
         raise FileExistsError(f"{out_dir} is not a model folder written by boxstrap train (no model.keras or "
                               "train_config.json in it); --overwrite replaces only those. Choose another --out.")
-    manifest = load_manifest(manifest_dir)
-    for split in ("train", "valid"):
-        if not manifest.split(split):
-            raise ValueError(f"The '{split}' split of {manifest.root} is empty; `boxstrap prepare` "
-                             "with --resplit assigns train/valid/test.")
+    # One training per model folder: a second run into it is refused at once, naming the first.
+    with run_lock(out_dir.parent, "boxstrap train", lock_file=out_dir.parent / f".{out_dir.name}.lock"):
+        manifest = load_manifest(manifest_dir)
+        for split in ("train", "valid"):
+            if not manifest.split(split):
+                raise ValueError(f"The '{split}' split of {manifest.root} is empty; `boxstrap prepare` "
+                                 "with --resplit assigns train/valid/test.")
+        return _train(manifest, out_dir, config, overwrite=overwrite, verbose=verbose)
+
+
+def _train(manifest, out_dir: Path, config: TrainConfig, *, overwrite: bool, verbose: int) -> Path:
+    import keras
+
+    from classifier.metrics import classification_metrics
+
     started = time.perf_counter()
     state = TrainState(out_dir)
     state.check_config(config)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,20 +87,27 @@ def read_rgb(path: str | os.PathLike, preprocessing: Preprocessing | None = None
     FileNotFoundError
         If there is no such file.
     ValueError
-        If the file cannot be decoded (not an image, truncated, over twice
-        ``PIL.Image.MAX_IMAGE_PIXELS``); the message names the file and the reason.
+        If the file cannot be decoded (not an image, truncated, over
+        ``PIL.Image.MAX_IMAGE_PIXELS``, the limit ``prepare`` applies); the message names the file
+        and the reason.
     """
     from datasets.images import DECODE_ERRORS, IMAGE_KINDS, upright_srgb  # also registers the HEIC opener
 
     try:
-        with Image.open(path) as image:
-            image.load()  # decode now, so a truncated file fails here, named
-            rgb = upright_srgb(image)
+        with warnings.catch_warnings():
+            # One size rule for every reader: prepare refuses what Pillow only warns about.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.load()  # decode now, so a truncated file fails here, named
+                rgb = upright_srgb(image)
         if preprocessing is not None:
             return preprocessing.resize(rgb)
         return np.asarray(rgb, dtype=np.uint8)
     except FileNotFoundError:
         raise FileNotFoundError(f"Image not found: {path}") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ValueError(f"Cannot read image {path}: too large to decode safely ({error}); resize it below "
+                         f"{Image.MAX_IMAGE_PIXELS} pixels or remove it") from None
     except UnidentifiedImageError:
         raise ValueError(f"Cannot read image {path}: not a {IMAGE_KINDS} image Pillow can decode") from None
     except DECODE_ERRORS as error:

@@ -35,6 +35,18 @@ class TestReadRgb:
         with pytest.raises(ValueError, match="bad.jpg"):
             read_rgb(bad, vgg16_preprocessing((16, 16)))
 
+    @pytest.mark.parametrize("pixels", [1100, 2100])  # Pillow only warns below twice its limit
+    def test_prepares_size_rule_holds_for_every_reader(self, tmp_path, monkeypatch, pixels):
+        from datasets.images import UnreadableImage, read_image
+
+        big = tmp_path / "big.png"
+        Image.new("RGB", (pixels // 10, 10)).save(big)
+        monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+        with pytest.raises(ValueError, match=r"big\.png: too large to decode safely .* below 1000 pixels"):
+            read_rgb(big)
+        with pytest.raises(UnreadableImage, match="too large to decode safely"):  # what prepare says
+            read_image(big.read_bytes())
+
     def test_missing_file_is_named(self, tmp_path):
         with pytest.raises(FileNotFoundError, match="nope.jpg"):
             read_rgb(tmp_path / "nope.jpg", vgg16_preprocessing((16, 16)))
