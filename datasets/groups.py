@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from datasets.images import colour_distance
+
 _FILE_NUMBER = re.compile(r"^(?P<prefix>.*?)(?P<number>\d+)$")
 
 
@@ -118,6 +120,8 @@ def capture_groups(
     burst_seconds: float | None = 2.0,
     burst_gap: int | None = 2,
     burst_max_distance: int | None = 16,
+    colours: list[str] | tuple[str, ...] | None = None,
+    colour_max_distance: float | None = 0.5,
 ) -> CaptureGroups:
     """Join images into capture groups and find label conflicts.
 
@@ -142,6 +146,12 @@ def capture_groups(
         prefix); None disables.
     burst_max_distance : int or None
         A burst link (time or number) also needs a pHash distance at most this; None: no check.
+    colours : sequence of N str, optional
+        :func:`datasets.images.colour_signature` of each image ("" where unknown).
+    colour_max_distance : float in [0, 1] or None
+        A near-duplicate or burst link (and so a label conflict) also needs a
+        :func:`datasets.images.colour_distance` at most this, when both colours are known: the
+        pHash is colour-blind (a solid green and a solid blue photo hash alike). None: no check.
 
     Returns
     -------
@@ -170,6 +180,10 @@ def capture_groups(
         raise ValueError(f"times must have {n} entries. Received shape: {np.shape(times)}")
     if stems is not None and len(stems) != n:
         raise ValueError(f"stems must have {n} entries. Received: {len(stems)}")
+    if colours is not None and len(colours) != n:
+        raise ValueError(f"colours must have {n} entries. Received: {len(colours)}")
+    if colour_max_distance is not None and not 0 <= colour_max_distance <= 1:
+        raise ValueError(f"colour_max_distance must be in [0, 1] or None. Received: {colour_max_distance!r}")
     if not isinstance(near_threshold, int) or near_threshold > 64:
         raise ValueError(f"near_threshold must be an int <= 64. Received: near_threshold={near_threshold!r}")
     if burst_gap is not None and (not isinstance(burst_gap, int) or burst_gap < 1):
@@ -205,10 +219,16 @@ def capture_groups(
             if labels[i] != labels[j]:
                 conflicts.append({"a": j, "b": i, "kind": "exact", "distance": 0})
 
-    def looks_alike(i: int, j: int) -> bool:
-        if burst_max_distance is None:
+    def same_colours(i: int, j: int) -> bool:
+        if colours is None or colour_max_distance is None:
             return True
-        return int(np.bitwise_count(phash[i] ^ phash[j])) <= burst_max_distance
+        distance = colour_distance(colours[i], colours[j])
+        return distance is None or distance <= colour_max_distance
+
+    def looks_alike(i: int, j: int) -> bool:
+        if burst_max_distance is not None and int(np.bitwise_count(phash[i] ^ phash[j])) > burst_max_distance:
+            return False
+        return same_colours(i, j)
 
     chunk = 1024
     for start in range(0, n, chunk):
@@ -216,7 +236,7 @@ def capture_groups(
         rows, cols = np.nonzero(block <= near_threshold)
         for r, j in zip(rows.tolist(), cols.tolist(), strict=True):
             i = start + r
-            if j <= i or sha256[i] == sha256[j]:
+            if j <= i or sha256[i] == sha256[j] or not same_colours(i, j):
                 continue
             links["near"] += union(i, j)
             if labels[i] != labels[j]:

@@ -62,6 +62,8 @@ class PreparedImage:
     captured_at : str or None
         EXIF ``DateTimeOriginal`` as ISO 8601 (``2024-05-01T12:30:05``, with the offset when
         the photo stores one), or ``None``.
+    colour : str
+        :func:`colour_signature` of the prepared image (the pHash is computed on grey levels).
     """
 
     jpeg: bytes
@@ -70,6 +72,7 @@ class PreparedImage:
     size: tuple[int, int]
     phash: str
     captured_at: str | None
+    colour: str = ""
 
 
 def read_image(data: bytes, *, max_side: int = 640) -> PreparedImage:
@@ -134,7 +137,59 @@ def read_image(data: bytes, *, max_side: int = 640) -> PreparedImage:
     phash = str(imagehash.phash(rgb))
     buffer = io.BytesIO()
     rgb.save(buffer, "JPEG", quality=JPEG_QUALITY)
-    return PreparedImage(buffer.getvalue(), sha256, tuple(source_size), rgb.size, phash, captured_at)
+    return PreparedImage(buffer.getvalue(), sha256, tuple(source_size), rgb.size, phash, captured_at,
+                         colour_signature(np.asarray(rgb.convert("RGB"))))
+
+
+#: Hue bins of :func:`colour_signature` (30 degrees each), then one bin for grey pixels.
+HUE_BINS = 12
+
+
+def colour_signature(rgb: np.ndarray) -> str:
+    """A coarse colour histogram of an image as a hex string: the share of its pixels in each of
+    12 hue bins (pixels with saturation and value of at least 0.2) and of grey pixels (the rest),
+    each quantised to 0-15.
+
+    The perceptual hash sees grey levels only: a green and a blue photo of one background can hash
+    alike. Two photos whose signatures differ (:func:`colour_distance`) are not the same scene.
+
+    Examples
+    --------
+    >>> green = np.zeros((8, 8, 3), np.uint8); green[..., 1] = 200
+    >>> colour_signature(green)
+    '0000f00000000'
+    """
+    pixels = np.asarray(rgb, np.float32).reshape(-1, 3) / 255.0
+    if pixels.size == 0:
+        return "0" * (HUE_BINS + 1)
+    top, low = pixels.max(axis=1), pixels.min(axis=1)
+    span = top - low
+    chromatic = (top >= 0.2) & (span >= 0.2 * np.maximum(top, 1e-6))
+    r, g, b = pixels[:, 0], pixels[:, 1], pixels[:, 2]
+    safe = np.where(span > 0, span, 1.0)
+    hue = np.where(top == r, ((g - b) / safe) % 6, np.where(top == g, (b - r) / safe + 2, (r - g) / safe + 4)) / 6
+    bins = np.minimum((hue[chromatic] * HUE_BINS).astype(np.int64), HUE_BINS - 1)
+    counts = np.append(np.bincount(bins, minlength=HUE_BINS), np.count_nonzero(~chromatic)).astype(np.float64)
+    shares = np.rint(counts / counts.sum() * 15).astype(np.int64)
+    return "".join(f"{v:x}" for v in shares)
+
+
+def colour_distance(a: str, b: str) -> float | None:
+    """Half the L1 distance of two :func:`colour_signature` histograms, in [0, 1] (the share of
+    pixels that would have to change colour); None when either is unknown (an older manifest).
+
+    Examples
+    --------
+    >>> colour_distance('0000f00000000', '00000000f0000')
+    1.0
+    """
+    if not a or not b or len(a) != len(b):
+        return None
+    x = np.array([int(c, 16) for c in a], np.float64)
+    y = np.array([int(c, 16) for c in b], np.float64)
+    if x.sum() == 0 or y.sum() == 0:
+        return None
+    return float(np.abs(x / x.sum() - y / y.sum()).sum() / 2)
 
 
 def _captured_at(image: Image.Image) -> str | None:

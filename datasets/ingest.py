@@ -118,6 +118,7 @@ def prepare(config: PrepareConfig, progress: Progress | None = None) -> Manifest
         stems=[unicodedata.normalize("NFC", c.path.stem) for c, _ in kept],
         near_threshold=config.phash_threshold, burst_seconds=config.burst_seconds,
         burst_gap=config.burst_gap, burst_max_distance=config.burst_max_distance,
+        colours=[e.get("colour", "") for _, e in kept], colour_max_distance=config.colour_max_distance,
     )
     if layout == "given" and not config.resplit:
         splits = np.array([c.folder_split for c, _ in kept])
@@ -127,7 +128,7 @@ def prepare(config: PrepareConfig, progress: Progress | None = None) -> Manifest
     records = tuple(
         Record(path=e["path"], label=c.label, source=str(c.path), sha256=e["sha256"],
                source_size=tuple(e["source_size"]), size=tuple(e["size"]), phash=e["phash"],
-               captured_at=e["captured_at"], group=int(g), split=str(s))
+               captured_at=e["captured_at"], group=int(g), split=str(s), colour=e.get("colour", ""))
         for (c, e), g, s in zip(kept, groups.group, splits, strict=True)
     )
     report = groups.report()
@@ -303,7 +304,8 @@ def _ingest(
                     continue
                 write_bytes(out / rel, image.jpeg)
                 entry = {"sha256": sha256, "path": rel, "source_size": list(image.source_size),
-                         "size": list(image.size), "phash": image.phash, "captured_at": image.captured_at}
+                         "size": list(image.size), "phash": image.phash, "captured_at": image.captured_at,
+                         "colour": image.colour}
                 new += 1
                 if new % _CHECKPOINT_EVERY == 0:
                     checkpoint()

@@ -29,7 +29,8 @@ class Record:
     ``path`` is the prepared image relative to the manifest's folder; ``source`` the original
     file as given (absolute); ``source_size``/``size`` are ``(width, height)``; ``phash`` a hex
     perceptual hash; ``captured_at`` ISO-8601 from EXIF or ``None``; ``group`` the capture
-    group id (duplicates and bursts share one); ``split`` one of ``SPLITS`` or ``None``.
+    group id (duplicates and bursts share one); ``split`` one of ``SPLITS`` or ``None``;
+    ``colour`` the image's :func:`datasets.images.colour_signature` ("" in older manifests).
     """
 
     path: str
@@ -42,6 +43,7 @@ class Record:
     captured_at: str | None = None
     group: int | None = None
     split: str | None = None
+    colour: str = ""
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,10 @@ class PrepareConfig:
         Photos of one class whose file numbers (``IMG_0002``) differ by at most this are one burst.
     burst_max_distance : int or None
         A burst link also needs a pHash distance at most this (``None``: numbers/time alone).
+    colour_max_distance : float in [0, 1] or None
+        A near-duplicate or burst link also needs the photos' coarse colour histograms to differ by
+        at most this share of pixels (:func:`datasets.images.colour_distance`); ``None``: no check.
+        The pHash is colour-blind: a solid green and a solid blue photo are "distance 0".
     resplit : bool
         Pool a given ``training/valid/test`` layout and split it anew.
     strict : bool
@@ -49,6 +53,7 @@ class PrepareConfig:
     burst_seconds: float | None = 2.0
     burst_gap: int | None = 2
     burst_max_distance: int | None = 16
+    colour_max_distance: float | None = 0.5
     resplit: bool = False
     strict: bool = False
     overwrite: bool = False
@@ -66,6 +71,12 @@ class PrepareConfig:
             _check_int("burst_gap", self.burst_gap, 1)
         if self.burst_max_distance is not None:
             _check_int("burst_max_distance", self.burst_max_distance, 0, 64)
+        if self.colour_max_distance is not None and (
+            isinstance(self.colour_max_distance, bool) or not isinstance(self.colour_max_distance, int | float)
+            or not 0 <= self.colour_max_distance <= 1
+        ):
+            raise ValueError(f"colour_max_distance must be in [0, 1] or None. "
+                             f"Received: colour_max_distance={self.colour_max_distance!r}")
         if self.burst_seconds is not None and (
             isinstance(self.burst_seconds, bool) or not isinstance(self.burst_seconds, int | float)
             or not self.burst_seconds >= 0

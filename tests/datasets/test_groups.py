@@ -102,3 +102,37 @@ class TestCaptureGroups:
             capture_groups(["a"], _hashes(0), np.array([0]), burst_gap=0)
         with pytest.raises(ValueError, match="burst_seconds must be >= 0"):
             capture_groups(["a"], _hashes(0), np.array([0]), burst_seconds=-1.0)
+
+
+class TestColour:
+    def test_signature_and_distance(self):
+        from datasets.images import colour_distance, colour_signature
+
+        green = np.zeros((8, 8, 3), np.uint8)
+        green[..., 1] = 200
+        grey = np.full((8, 8, 3), 120, np.uint8)
+        half = green.copy()
+        half[:, 4:] = 120
+        assert colour_signature(grey) == "000000000000f"
+        assert colour_distance(colour_signature(green), colour_signature(grey)) == 1.0
+        assert colour_distance(colour_signature(green), colour_signature(half)) == pytest.approx(0.5)
+        assert colour_distance("", colour_signature(green)) is None
+
+    def test_near_and_burst_links_need_the_same_colours(self):
+        from datasets.images import colour_signature
+
+        green, blue = (np.zeros((4, 4, 3), np.uint8) for _ in range(2))
+        green[..., 1], blue[..., 2] = 200, 200
+        colours = [colour_signature(green), colour_signature(blue), colour_signature(green)]
+        hashes = np.zeros(3, np.uint64)  # identical grey-level hashes
+        labels = np.array([0, 1, 1])
+        g = capture_groups(["a", "b", "c"], hashes, labels, colours=colours, stems=["IMG_1", "IMG_2", "IMG_3"])
+        assert g.group.tolist() == [0, 1, 0] and [(c["a"], c["b"]) for c in g.conflicts] == [(0, 2)]
+        # Without colours (an older manifest) or with the check off, the hash alone decides.
+        assert capture_groups(["a", "b", "c"], hashes, labels).group.tolist() == [0, 0, 0]
+        off = capture_groups(["a", "b", "c"], hashes, labels, colours=colours, colour_max_distance=None)
+        assert off.group.tolist() == [0, 0, 0]
+        # File-number bursts of one class also need the same colours.
+        burst = capture_groups(["a", "b"], np.array([0, 2**63], np.uint64), np.array([0, 0]),
+                               stems=["IMG_1", "IMG_2"], burst_max_distance=None, colours=colours[:2])
+        assert burst.group.tolist() == [0, 1]

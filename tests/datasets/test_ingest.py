@@ -225,6 +225,22 @@ class TestBadInput:
         assert {i["label"] for i in exact["images"]} == {"one", "ten"}
         assert len({r.split for r in manifest.records if r.sha256 == manifest.records[0].sha256}) == 1
 
+    def test_photos_of_other_colours_are_not_one_scene(self, tmp_path):
+        # A solid green and a solid blue photo hash alike (the pHash sees grey levels): they are
+        # neither a label conflict nor one capture group. A re-saved copy of the same colours is.
+        src = tmp_path / "src"
+        for label, colour in (("one", (0, 160, 0)), ("ten", (0, 0, 160))):
+            (src / label).mkdir(parents=True)
+            Image.new("RGB", (64, 48), colour).save(src / label / "plain.png")
+        Image.new("RGB", (64, 48), (0, 160, 0)).save(src / "ten" / "green_copy.png")
+        manifest = prepare(_config(src, tmp_path / "out"))
+        by_name = {Path(r.source).parent.name + "/" + Path(r.source).stem: r for r in manifest.records}
+        assert by_name["one/plain"].group != by_name["ten/plain"].group
+        assert by_name["one/plain"].group == by_name["ten/green_copy"].group
+        pairs = [{Path(i["source"]).stem for i in c["images"]} for c in manifest.conflicts]
+        assert pairs == [{"plain", "green_copy"}]
+        assert by_name["one/plain"].colour == "0000f00000000"
+
     def test_missing_source(self, tmp_path):
         with pytest.raises(FileNotFoundError, match="does not exist"):
             prepare(_config(tmp_path / "nope", tmp_path / "out"))
