@@ -87,13 +87,14 @@ def train(manifest_dir: str | os.PathLike, out_dir: str | os.PathLike, config: T
         # --overwrite replaces a model folder as a whole: never a folder of someone else's files.
         raise FileExistsError(f"{out_dir} is not a model folder written by boxstrap train (no model.keras or "
                               "train_config.json in it); --overwrite replaces only those. Choose another --out.")
+    manifest = load_manifest(manifest_dir)
+    for split in ("train", "valid"):
+        if not manifest.split(split):
+            raise ValueError(f"The '{split}' split of {manifest.root} is empty; `boxstrap prepare` "
+                             "with --resplit assigns train/valid/test.")
     # One training per model folder: a second run into it is refused at once, naming the first.
-    with run_lock(out_dir.parent, "boxstrap train", lock_file=out_dir.parent / f".{out_dir.name}.lock"):
-        manifest = load_manifest(manifest_dir)
-        for split in ("train", "valid"):
-            if not manifest.split(split):
-                raise ValueError(f"The '{split}' split of {manifest.root} is empty; `boxstrap prepare` "
-                                 "with --resplit assigns train/valid/test.")
+    with run_lock(out_dir.parent, "boxstrap train", lock_file=out_dir.parent / f".{out_dir.name}.lock",
+                  remove=True):
         return _train(manifest, out_dir, config, overwrite=overwrite, verbose=verbose)
 
 

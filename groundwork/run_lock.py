@@ -30,8 +30,8 @@ class RunLocked(RuntimeError):
 
 
 @contextlib.contextmanager
-def run_lock(folder: str | os.PathLike, command: str, *, lock_file: str | os.PathLike | None = None
-             ) -> Iterator[Path]:
+def run_lock(folder: str | os.PathLike, command: str, *, lock_file: str | os.PathLike | None = None,
+             remove: bool = False) -> Iterator[Path]:
     """Hold the folder's run lock for the ``with`` block; yield the lock file's path.
 
     Parameters
@@ -43,6 +43,10 @@ def run_lock(folder: str | os.PathLike, command: str, *, lock_file: str | os.Pat
     lock_file : path, optional
         Where the lock lives instead of ``folder/.boxstrap.lock`` (for a folder that is replaced
         whole at the end of a run, e.g. a model directory).
+    remove : bool
+        Delete the lock file when the block ends (for a lock file beside the user's folders).
+        A run that opened it just before would then hold a lock nobody else can see: a window of
+        microseconds, accepted to leave no file behind.
 
     Raises
     ------
@@ -71,9 +75,12 @@ def run_lock(folder: str | os.PathLike, command: str, *, lock_file: str | os.Pat
         try:
             yield path
         finally:
-            handle.seek(0)
-            handle.truncate()
-            handle.flush()
+            if remove:
+                path.unlink(missing_ok=True)
+            else:
+                handle.seek(0)
+                handle.truncate()
+                handle.flush()
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
     finally:
         handle.close()

@@ -306,6 +306,8 @@ def number(value: object, what: str) -> float:
         return float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raise ValueError(f"{what} must be a number. Received: {value!r}") from None
+    except OverflowError:
+        raise ValueError(f"{what} must be a finite number. Received one of {len(str(value))} digits") from None
 
 
 def fmt_number(value: float, digits: int = 3) -> int | float:
@@ -322,12 +324,17 @@ def load_json(path: Path) -> object:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"{path} is not valid JSON: {error}") from None
+    except RecursionError:
+        raise ValueError(f"{path} is nested too deeply to be an annotation file") from None
 
 
 def _real(value: object, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
         raise TypeError(f"Box {name} must be a real number. Received: {value!r}")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:
+        raise ValueError(f"Box {name} must be finite. Received a number of {len(str(value))} digits") from None
     if not math.isfinite(value):
         raise ValueError(f"Box {name} must be finite. Received: {value}")
     return value

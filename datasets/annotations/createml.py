@@ -25,6 +25,7 @@ from datasets.annotations.annotation import (
     number,
 )
 from groundwork.atomic import write_json
+from groundwork.paths import confined
 
 
 def read_createml(path: str | os.PathLike, labels: Sequence[str] | None = None,
@@ -62,7 +63,8 @@ def read_createml(path: str | os.PathLike, labels: Sequence[str] | None = None,
         boxes = entry.get("annotations", [])
         if not isinstance(boxes, list):
             raise ValueError(f"{where} (image {image!r}): 'annotations' must be a list. Received: {boxes!r}")
-        width, height = image_size(root / image, path)
+        # Sizes come from the images themselves: only ones beside the file are opened.
+        width, height = image_size(confined(root, image, source=f"{where} of a Create ML file"), path)
         raw = []
         for i, a in enumerate(boxes):
             c = a.get("coordinates") if isinstance(a, dict) else None

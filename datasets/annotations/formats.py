@@ -64,6 +64,8 @@ def detect_format(path: str | os.PathLike) -> str:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise ValueError(f"{path} is not valid JSON: {error}") from None
+        except RecursionError:
+            raise ValueError(f"{path} is nested too deeply to be an annotation file") from None
         if isinstance(data, dict) and "images" in data and "annotations" in data:
             return "coco"
         if isinstance(data, list) and data and isinstance(data[0], dict):

@@ -49,6 +49,11 @@ class TestRunLock:
                 assert json.loads(path.read_text())["pid"] == os.getpid()
         assert f"process {holder.pid}" in caplog.text and "has ended" in caplog.text
 
+    def test_a_lock_beside_a_folder_is_removed_after_the_run(self, tmp_path):
+        with run_lock(tmp_path, "train", lock_file=tmp_path / ".model.lock", remove=True) as path:
+            assert path.is_file()
+        assert not path.exists()
+
     def test_released_after_the_block_even_on_error(self, tmp_path):
         with pytest.raises(KeyError):
             with run_lock(tmp_path, "first"):
@@ -67,7 +72,12 @@ class TestRunLock:
             holder.kill()
             holder.wait()
         from classifier.train import train
+        from datasets.ingest import prepare
+        from datasets.prepare_config import PrepareConfig
+        from datasets.synthetic import DemoDataConfig, write_demo_data
 
+        write_demo_data(tmp_path / "photos", DemoDataConfig(per_class=3, size=(64, 80)), progress=False)
+        prepare(PrepareConfig(src=tmp_path / "photos", out=tmp_path / "prepared", resplit=True), progress=None)
         model = tmp_path / "model"
         holder = subprocess.Popen(
             [sys.executable, "-c", HOLD.replace("run_lock(sys.argv[1], \"holder\")",
@@ -77,7 +87,7 @@ class TestRunLock:
         assert holder.stdout.readline().strip() == "held"
         try:
             with pytest.raises(RunLocked, match=f"process {holder.pid}"):
-                train(tmp_path, model)
+                train(tmp_path / "prepared", model)
         finally:
             holder.kill()
             holder.wait()
