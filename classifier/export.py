@@ -43,6 +43,7 @@ from classifier.trained_model import TrainedModel, load_trained_model, output_sh
 from datasets.preprocessing import Preprocessing
 from groundwork.config import save_config
 from groundwork.files import disk_size
+from groundwork.paths import check_out_folder
 
 log = logging.getLogger(__name__)
 
@@ -165,8 +166,8 @@ def export_coreml(
     """
     if not isinstance(config, ExportConfig):
         raise TypeError(f"config must be an ExportConfig. Received: {type(config).__name__}")
+    out_dir = check_out_folder(out_dir)
     trained = model if isinstance(model, TrainedModel) else load_trained_model(model)
-    out_dir = Path(out_dir)
     targets = {fmt: out_dir / f"{config.name}{toolkit.EXTENSIONS[fmt]}" for fmt in config.formats}
     existing = [str(p) for p in targets.values() if p.exists()]
     if existing and not overwrite:

@@ -124,6 +124,8 @@ def load_manifest(path: str | os.PathLike) -> Manifest:
         )
     except (json.JSONDecodeError, KeyError, TypeError) as error:
         raise ValueError(f"{path} is not a boxstrap manifest ({type(error).__name__}: {error}).") from None
+    except RecursionError:
+        raise ValueError(f"{path} is not a boxstrap manifest (nested too deeply).") from None
     for record in manifest.records:  # prepared images live in the manifest's folder, nowhere else
         if not isinstance(record.path, str):
             raise ValueError(f"{path} is not a boxstrap manifest: a record's path is {record.path!r}.")

@@ -51,6 +51,8 @@ def load_config(cls: type[C], path: str | os.PathLike) -> C:
         raise FileNotFoundError(f"No config file at {path}.") from None
     except json.JSONDecodeError as error:
         raise ValueError(f"{path} is not valid JSON: {error}") from None
+    except RecursionError:
+        raise ValueError(f"{path} is nested too deeply to be a config file") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a {cls.__name__} file holds a JSON object. Received: {type(data).__name__}")
     kind = data.pop("config", None)

@@ -1,4 +1,6 @@
-"""``confined``: a path named by a file (a manifest, an annotation) kept inside the folder it belongs to.
+"""Paths kept where they belong: ``confined`` keeps a path named by a file (a manifest, an
+annotation) inside the folder it belongs to; ``check_out_folder`` refuses an output folder that
+cannot be written before any work is done.
 
 Image names come from files a user or a tool wrote (``manifest.json`` records, annotation
 files). Joined to an output or input folder as they are, ``../../x.jpg`` or ``/etc/x`` would read
@@ -45,3 +47,30 @@ def confined(root: str | os.PathLike, relative: str | os.PathLike, *, source: st
         raise ValueError(f"path {text!r} leaves {root}{where}: image and file names must be relative paths "
                          "inside their folder (no absolute paths, no '..').")
     return Path(root).joinpath(*rel.parts)
+
+
+def check_out_folder(path: str | os.PathLike, *, what: str = "out") -> Path:
+    """Refuse an output folder before any work: a file where the folder should be, or a place
+    this process cannot write. Returns ``path`` as a Path.
+
+    Raises
+    ------
+    NotADirectoryError
+        If ``path`` (or the nearest existing folder above it) is a file.
+    PermissionError
+        If the nearest existing folder is not writable.
+
+    Examples
+    --------
+    >>> check_out_folder("/tmp/boxstrap-doctest/new/folder").name
+    'folder'
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"{what} {path} is a file; a folder is written there. Choose a folder path.")
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise NotADirectoryError(f"{what} {path}: {existing} is a file, so no folder can be made there.")
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(f"{what} {path}: no permission to write in {existing}.")
+    return path

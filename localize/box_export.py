@@ -32,6 +32,7 @@ from classifier import coreml_toolkit as toolkit
 from classifier.coreml_toolkit import INPUT_NAME
 from groundwork.config import save_config
 from groundwork.files import disk_size
+from groundwork.paths import check_out_folder
 from localize.box_model_dir import BoxModel, load_box_model
 
 log = logging.getLogger(__name__)
@@ -97,8 +98,8 @@ def export_box_model(model: BoxModel | str | os.PathLike, out_dir: str | os.Path
     """
     if not isinstance(config, BoxExportConfig):
         raise TypeError(f"config must be a BoxExportConfig. Received: {type(config).__name__}")
+    out_dir = check_out_folder(out_dir)
     box_model = model if isinstance(model, BoxModel) else load_box_model(model)
-    out_dir = Path(out_dir)
     target = out_dir / f"{config.name}{toolkit.EXTENSIONS[config.format]}"
     if target.exists() and not overwrite:
         raise FileExistsError(f"{target} already exists; pass overwrite=True (--overwrite) to replace it.")

@@ -40,7 +40,7 @@ from datasets.manifest import load_manifest
 from datasets.tf_input import read_rgb
 from groundwork.atomic import write_json
 from groundwork.config import save_config
-from groundwork.paths import confined
+from groundwork.paths import check_out_folder, confined
 from localize.cell_localizer import CellLocalizer, load_cell_localizer, save_cell_localizer
 from localize.multi_view_maps import forward
 from localize.pseudo_boxes import LocalizeConfig, PseudoBoxes, box_classes, class_heatmaps, pseudo_boxes
@@ -327,6 +327,7 @@ def check_out_dir(out_dir: Path, marker: str, *, overwrite: bool, what: str, sou
     if out_dir.exists() and not out_dir.is_dir():
         raise NotADirectoryError(f"out {out_dir} is a file; a folder of annotation files and pictures is written "
                                  "there. Choose a folder path.")
+    check_out_folder(out_dir)
     if (out_dir / marker).exists() and not overwrite:
         raise FileExistsError(f"{out_dir} already holds {what}; pass overwrite=True (--overwrite) to "
                               "replace them, or choose another folder.")

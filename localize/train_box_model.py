@@ -21,6 +21,7 @@ from classifier.trained_model import TrainedModel, load_trained_model
 from datasets.annotations import read_annotations
 from datasets.tf_input import read_rgb
 from groundwork.box_geometry import cxcywh_to_xyxy, matched_box_iou
+from groundwork.paths import check_out_folder
 from localize.box_model import BoxTrainConfig, build_box_model, feature_scale, normalise_boxes, train_box_head
 from localize.box_model_dir import save_box_model
 from localize.localize_images import find_images, load_features
@@ -70,6 +71,9 @@ def train_box_model(
     ValueError
         If no image of the boxes file is found under ``source``, or no image has a box.
     """
+    out_dir = check_out_folder(out_dir)
+    if out_dir.exists() and not overwrite:  # refused now, not after the training
+        raise FileExistsError(f"{out_dir} already exists; pass overwrite=True (--overwrite) to replace it.")
     trained = model if isinstance(model, TrainedModel) else load_trained_model(model)
     boxes_path = Path(boxes)
     annotations = read_annotations(boxes_path, labels=trained.labels)

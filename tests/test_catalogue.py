@@ -258,6 +258,20 @@ CASES = [
                                                            "--out", str(c / "photos" / "det")], 1,
          r"inside the photo folder", outputs=()),
     Case("detect: an interrupted run rerun to completion", _interrupted_detect, 0, r"boxed 6 photos"),
+    # outputs that cannot be written are refused before any work
+    Case("export: --out is a file", lambda c, fx: ["export", str(fx["model"]), "--out", str(_write(c / "out", b"k"))],
+         1, r"out .*out is a file", outputs=()),
+    Case("export-boxes: --out is a file", lambda c, fx: ["export-boxes", str(fx["box"]), "--out",
+                                                         str(_write(c / "out", b"k"))], 1, r"is a file", outputs=()),
+    Case("train-boxes: --out exists (refused before training)", lambda c, fx: [
+        "train-boxes", str(fx["model"]), str(fx["photos"] / "boxes.json"), str(fx["photos"]), "--out",
+        str((c / "out").mkdir() or c / "out")], 1, r"already exists"),
+    Case("predict: --overlay-dir is a file", lambda c, fx: [
+        "predict", str(fx["model"]), str(fx["photos"] / "one"), "--overlay-dir", str(_write(c / "out", b"k"))], 1,
+         r"--overlay-dir .* is a file", outputs=()),
+    Case("verify: --output is a file", lambda c, fx: [
+        "verify", str(fx["model"]), "--coreml", str(_write(c / "x.mlmodel", b"garbage")), "--images",
+        str(fx["photos"]), "--output", str(_write(c / "out", b"k"))], 1, r"--output .* is a file", outputs=()),
 ]
 
 

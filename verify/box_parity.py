@@ -28,6 +28,7 @@ from groundwork.atomic import write_json, write_text
 from groundwork.box_geometry import cxcywh_to_xyxy, matched_box_iou
 from groundwork.config import config_to_dict, save_config
 from groundwork.files import disk_size
+from groundwork.paths import check_out_folder
 from verify.backends import resolve_backend
 from verify.model_info import load_spec, read_model_info
 from verify.parity import compare_outputs, json_number, near_ties
@@ -88,6 +89,8 @@ def verify_box_model(box_dir: str | os.PathLike, export: str | os.PathLike, imag
     """
 
     config = config or VerifyConfig()
+    if output_dir is not None:
+        check_out_folder(output_dir, what="--output")
     started = time.perf_counter()
     box_model = load_model_dir(box_dir, BOX_MODEL_LAYOUT)
     export = Path(export)

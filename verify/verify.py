@@ -22,6 +22,7 @@ import numpy as np
 from classifier.trained_model import TrainedModel, load_trained_model
 from groundwork.atomic import write_json, write_text
 from groundwork.config import config_to_dict, save_config
+from groundwork.paths import check_out_folder
 from verify.backends import ReferenceBackend, make_backend, resolve_backend
 from verify.divergence import keras_layer_outputs, locate_divergence, suspect_preprocessing
 from verify.model_info import ModelInfo, read_model_info
@@ -97,6 +98,8 @@ def verify_model(
     config = config or VerifyConfig()
     if not isinstance(config, VerifyConfig):
         raise TypeError(f"config must be a VerifyConfig. Received: {type(config).__name__}")
+    if output_dir is not None:
+        check_out_folder(output_dir, what="--output")
     if images is None:
         raise ValueError("images must be a folder of images or a prepared dataset folder. Received: None")
     started = time.perf_counter()

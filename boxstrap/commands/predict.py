@@ -36,6 +36,10 @@ def run(args: argparse.Namespace) -> int:
     from datasets.tf_input import read_rgb
     from groundwork.progress import progress_bar
 
+    if args.overlay_dir is not None:
+        from groundwork.paths import check_out_folder
+
+        check_out_folder(args.overlay_dir, what="--overlay-dir")
     files = _image_files(args.images)
     trained = load_trained_model(args.model_dir)
     failed = 0
