@@ -34,7 +34,9 @@ class PrepareConfig:
     colour_max_distance : float in [0, 1] or None
         A near-duplicate or burst link also needs the photos' coarse colour histograms to differ by
         at most this share of pixels (:func:`datasets.images.colour_distance`); ``None``: no check.
-        The pHash is colour-blind: a solid green and a solid blue photo are "distance 0".
+        The pHash is colour-blind: a solid green and a solid blue photo are "distance 0". On the
+        721 block photos, pairs within one capture group differ by at most 0.27 (99th percentile
+        0.19), pairs of different classes by 0.86 in the median: 0.5 splits no group there.
     resplit : bool
         Pool a given ``training/valid/test`` layout and split it anew.
     strict : bool
