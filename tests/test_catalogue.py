@@ -170,7 +170,7 @@ CASES = [
         "--out", str(c / "out")], 1, r"class folder|folder per class"),
     Case("prepare: unrelated files in --out", lambda c, fx: [
         "prepare", str(fx["photos"]), "--out", str((c / "out").mkdir() or (c / "out" / "notes.txt").write_text("mine")
-                                                   and c / "out")], 1, r"out"),
+                                                   and c / "out")], 1, r"not empty and holds no prepare run"),
     # train
     Case("train: no manifest", lambda c, fx: ["train", str(fx["photos"]), "--out", str(c / "out")], 1,
          r"No manifest at"),
