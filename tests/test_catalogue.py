@@ -148,6 +148,57 @@ def _damaged_export(spoil: Callable[[Path], None]) -> Callable[[Path, dict], lis
     return setup
 
 
+_HOLDERS: list = []  # processes a case started; the test stops them
+
+
+def _held_run_folder(case: Path, fx: dict) -> list[str]:
+    """A first pipeline run holding RUN (a process holding its lock), and a second one."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys, time\nfrom groundwork.run_lock import run_lock\n"
+            "with run_lock(sys.argv[1], 'boxstrap pipeline'):\n    print('held', flush=True)\n    time.sleep(60)\n")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(case / "out")], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    _HOLDERS.append(holder)
+    assert holder.stdout.readline().strip() == "held"
+    return ["pipeline", str(fx["photos"]), "--out", str(case / "out")]
+
+
+def _colour_scenes(case: Path, fx: dict) -> list[str]:
+    src = case / "src"
+    for label, colour in (("one", (0, 160, 0)), ("ten", (0, 0, 160))):
+        (src / label).mkdir(parents=True)
+        Image.new("RGB", (64, 48), colour).save(src / label / "plain.png")
+        Image.new("RGB", (64, 48), tuple(int(v * 0.9) for v in colour)).save(src / label / "dim.png")
+    return ["prepare", str(src), "--out", str(case / "out"), "--resplit"]
+
+
+def _escaping_source(case: Path, fx: dict) -> list[str]:
+    import os
+
+    prepared = copy(fx, "prepared", case)
+    manifest = json.loads((prepared / "manifest.json").read_text())
+    src = manifest["settings"]["src"]
+    # '<src>/../../..../escaped/evil.jpg' pointing beside the case folder.
+    climb = os.path.relpath(case.parent.parent / "escaped" / "evil.jpg", src)
+    manifest["records"][0]["source"] = f"{src}/{climb}"
+    (prepared / "manifest.json").write_text(json.dumps(manifest))
+    return ["localize", str(fx["model"]), str(prepared), "--out", str(case / "out"), "--no-overlays", "--threshold",
+            "0.5"]
+
+
+def _nan_weights(case: Path, fx: dict) -> list[str]:
+    package = _export(case, fx)
+    weights = package / "Data" / "com.apple.CoreML" / "weights" / "weight.bin"
+    data = bytearray(weights.read_bytes())
+    data[64:] = b"\xff" * (len(data) - 64)  # every fp16 weight past the header NaN
+    weights.write_bytes(bytes(data))
+    return ["verify", str(fx["model"]), "--coreml", str(package), "--images", str(fx["photos"]),
+            "--no-layer-check", "--output", str(case / "out")]
+
+
 def _interrupted_detect(case: Path, fx: dict) -> list[str]:
     out = case / "out"
     (out / "annotations" / "voc").mkdir(parents=True)
@@ -269,6 +320,17 @@ CASES = [
     Case("predict: --overlay-dir is a file", lambda c, fx: [
         "predict", str(fx["model"]), str(fx["photos"] / "one"), "--overlay-dir", str(_write(c / "out", b"k"))], 1,
          r"--overlay-dir .* is a file", outputs=()),
+    # the hardening issue's own cases
+    Case("pipeline: a second run into a held folder", _held_run_folder, 1,
+         r"in use by another run: process \d+ on .*boxstrap pipeline", outputs=("out",)),
+    Case("prepare: a green and a blue photo are not one scene", _colour_scenes, 0,
+         r"^(?!.*label conflict)(?=.*groups per split)"),
+    Case("predict: non-image files are listed", lambda c, fx: [
+        "predict", str(fx["model"]), str(_with_notes(c, fx))], 0, r"notes\.txt"),
+    Case("localize: manifest source climbing out", _escaping_source, 0, r"localised 6 images"),
+    Case("verify: NaN weights", _nan_weights, 1, r"NaN or Inf|FAIL"),
+    Case("demo-data: photos it did not write", lambda c, fx: ["demo-data", "--out", str(_my_photos(c))], 1,
+         r"no earlier demo-data run wrote"),
     Case("verify: --output is a file", lambda c, fx: [
         "verify", str(fx["model"]), "--coreml", str(_write(c / "x.mlmodel", b"garbage")), "--images",
         str(fx["photos"]), "--output", str(_write(c / "out", b"k"))], 1, r"--output .* is a file", outputs=()),
@@ -292,6 +354,19 @@ def _truncated_box(case: Path, fx: dict) -> Path:
     return box
 
 
+def _my_photos(case: Path) -> Path:
+    """A user's folder with a photo where demo-data would write one."""
+    (case / "mine" / "one").mkdir(parents=True)
+    Image.new("RGB", (64, 48), (200, 10, 10)).save(case / "mine" / "one" / "one_0000.jpg")
+    return case / "mine"
+
+
+def _with_notes(case: Path, fx: dict) -> Path:
+    photos = Path(shutil.copytree(fx["photos"] / "one", case / "one"))
+    (photos / "notes.txt").write_text("x")
+    return photos
+
+
 def _with_fake_jpeg(case: Path, fx: dict) -> Path:
     photos = copy(fx, "photos", case)
     (photos / "one" / "notes.jpg").write_text("not a photo")
@@ -313,7 +388,13 @@ def test_catalogue(case, fixtures, tmp_path, capsys, monkeypatch):
     allowed = [case_dir / o for o in case.outputs]
     before_case = {p: b for p, b in _snapshot(case_dir).items() if not any(p.is_relative_to(a) for a in allowed)}
     before_parent = sorted(p.name for p in tmp_path.parent.iterdir())
-    status = main(argv)
+    try:
+        status = main(argv)
+    finally:
+        for holder in _HOLDERS:
+            holder.kill()
+            holder.wait()
+        _HOLDERS.clear()
     captured = capsys.readouterr()
     text = captured.out + captured.err
     assert status == case.status, text
