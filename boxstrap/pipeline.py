@@ -38,6 +38,7 @@ from classifier.train_config import TrainConfig
 from datasets.prepare_config import PrepareConfig
 from groundwork.atomic import write_json
 from groundwork.config import config_to_dict, save_config
+from groundwork.paths import check_out_folder
 from groundwork.run_lock import run_lock
 from localize.box_export import BoxExportConfig
 from localize.box_model import BoxTrainConfig
@@ -109,6 +110,7 @@ def run_pipeline(src: str | os.PathLike, run_dir: str | os.PathLike, config: Pip
     src, run = Path(src).resolve(), Path(run_dir).resolve()
     if not src.is_dir():
         raise FileNotFoundError(f"src must be a folder of photos (a folder per class). Received: {src}")
+    check_out_folder(run)
     run.mkdir(parents=True, exist_ok=True)
     with run_lock(run, "boxstrap pipeline"):
         return _run_pipeline(src, run, config, force, on_stage)
