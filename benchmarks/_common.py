@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -39,3 +40,15 @@ def print_table(rows: list[tuple[str, str]], header: tuple[str, str] = ("measure
     text = "\n".join(lines)
     print(text)
     return text
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def write_readme_block(marker: str, text: str) -> None:
+    """Put ``text`` into README.md between ``<!-- marker -->`` and ``<!-- /marker -->``: the README's
+    tables are the benchmarks' output, never typed by hand."""
+    block = f"<!-- {marker} -->\n{text}\n<!-- /{marker} -->"
+    README.write_text(re.sub(rf"<!-- {marker} -->.*?<!-- /{marker} -->", lambda _: block, README.read_text(),
+                             flags=re.S))
+    print(f"wrote the table into {README}")

@@ -26,14 +26,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import re
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-
-README = Path(__file__).resolve().parents[1] / "README.md"
+from _common import write_readme_block
 
 
 def main() -> int:
@@ -52,10 +50,7 @@ def main() -> int:
     plot(rows, args.run / "learning_curve.png")
     _rewrite_summary(args.run)
     if args.readme:
-        text = README.read_text()
-        block = f"<!-- learning-curve -->\n{table}\n<!-- /learning-curve -->"
-        README.write_text(re.sub(r"<!-- learning-curve -->.*?<!-- /learning-curve -->", block, text, flags=re.S))
-        print(f"wrote the table into {README}")
+        write_readme_block("learning-curve", table)
     return 0
 
 
@@ -96,11 +91,10 @@ def learning_curve(run: Path, counts, *, seed: int = 0) -> list[dict]:
 
 
 def _row(ctx: dict, n: int, seed: int) -> dict:
-    from groundwork.box_geometry import xyxy_to_cxcywh
     from localize.cell_localizer import fit_cell_localizer
-    from localize.localize_images import _annotation, _top_box
+    from localize.localize_images import _annotation, largest_box
     from localize.pseudo_boxes import box_classes, class_heatmaps, pseudo_boxes
-    from localize.train_box_model import train_on_targets
+    from localize.train_box_model import box_annotation, train_on_targets
 
     start = time.perf_counter()
     items, images, pairs, labels = ctx["items"], ctx["images"], ctx["pairs"], ctx["trained"].labels
@@ -109,7 +103,7 @@ def _row(ctx: dict, n: int, seed: int) -> dict:
     localizer = None
     if chosen:
         rows = [pairs[k][0] for k in chosen]
-        boxes = np.stack([_top_box(pairs[k][1]) / ([pairs[k][1].width, pairs[k][1].height] * 2) for k in chosen])
+        boxes = np.stack([largest_box(pairs[k][1]) / ([pairs[k][1].width, pairs[k][1].height] * 2) for k in chosen])
         classes = box_classes(ctx["probabilities"][rows], [known[i] for i in rows],
                               num_classes=ctx["class_maps"].shape[-1])
         localizer = fit_cell_localizer(np.asarray(ctx["map_features"][rows]),
@@ -123,19 +117,17 @@ def _row(ctx: dict, n: int, seed: int) -> dict:
     pseudo_scores = _score(ctx, [annotations[pairs[k][0]] for k in scored], [pairs[k][1] for k in scored])
     # The box model: pseudo boxes for every photo with a box, the drawn hand boxes in their place.
     has_box = [i for i, a in enumerate(annotations) if len(a.boxes)]
-    targets = np.stack([xyxy_to_cxcywh(np.clip(_top_box(annotations[i]) / ([annotations[i].width,
-                                                                           annotations[i].height] * 2), 0, 1)[None])[0]
-                        for i in has_box]).astype(np.float32)
+    targets = np.stack([_normalised(largest_box(annotations[i]), annotations[i]) for i in has_box]).astype(np.float32)
     position = {i: r for r, i in enumerate(has_box)}
     hand = {}
     for k in chosen:
         i, g = pairs[k]
         if i in position:
-            hand[position[i]] = xyxy_to_cxcywh(np.clip(_top_box(g) / ([g.width, g.height] * 2), 0, 1)[None])[0]
+            hand[position[i]] = _normalised(largest_box(g), g)
             targets[position[i]] = hand[position[i]]
     config = dataclasses.replace(ctx["boxes"], rounds=1)
     _, predicted, _ = train_on_targets(ctx["trained"], ctx["features"][has_box], targets, hand, config)
-    box_annotations = [_box_annotation(annotations[pairs[k][0]], predicted[position[pairs[k][0]]])
+    box_annotations = [box_annotation(annotations[pairs[k][0]], predicted[position[pairs[k][0]]])
                        if pairs[k][0] in position else annotations[pairs[k][0]] for k in scored]
     box_scores = _score(ctx, box_annotations, [pairs[k][1] for k in scored])
     row = {"hand_boxes": len(chosen), "scored_photos": len(scored),
@@ -151,6 +143,14 @@ def _stage(cls, raw: dict):
     """A stage config from the run's ``pipeline_config.json`` (settings it lacks take today's defaults)."""
     names = {f.name for f in dataclasses.fields(cls)}
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in names})
+
+
+def _normalised(box: np.ndarray, annotation) -> np.ndarray:
+    """A pixel box of ``annotation``'s image as normalised ``(cx, cy, w, h)``, computed in float64 (the
+    README's rows were made so; the box head's training is sensitive to the last float32 bit)."""
+    from groundwork.box_geometry import xyxy_to_cxcywh
+
+    return xyxy_to_cxcywh(np.clip(box / ([annotation.width, annotation.height] * 2), 0, 1)[None])[0]
 
 
 def _draw(pairs, items, n: int, seed: int) -> tuple[list[int], list[int]]:
@@ -170,16 +170,6 @@ def _draw(pairs, items, n: int, seed: int) -> tuple[list[int], list[int]]:
 
 def _group(item, i: int) -> int:
     return item.group if item.group is not None else -1 - i
-
-
-def _box_annotation(annotation, box_cxcywh):
-    from datasets.annotations import Box, ImageAnnotation
-    from groundwork.box_geometry import cxcywh_to_xyxy
-
-    w, h = annotation.width, annotation.height
-    x0, y0, x1, y1 = np.clip(cxcywh_to_xyxy(box_cxcywh[None], dtype=np.float32)[0], 0, 1).astype(np.float64) * [w, h, w, h]
-    return ImageAnnotation(annotation.image, w, h, (Box(annotation.boxes[0].label, x0, y0, max(x1, x0 + 1e-3),
-                                                        max(y1, y0 + 1e-3), None),))
 
 
 def _score(ctx: dict, predictions, truths) -> dict:

@@ -19,15 +19,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from _common import PHOTOS, forward_pass
+from _common import PHOTOS, forward_pass, write_readme_block
 
-README = Path(__file__).resolve().parents[1] / "README.md"
 BOXSTRAP = str(Path(sys.executable).with_name("boxstrap"))
 STAGES = ("prepare", "train", "export", "verify", "localize", "boxes", "boxes-export", "boxes-verify")
 
@@ -68,10 +66,7 @@ def main() -> int:
     table = format_table(columns, forward, count, args.photos.name, input_size)
     print(table)
     if args.readme:
-        text = README.read_text()
-        block = f"<!-- results -->\n{table}\n<!-- /results -->"
-        README.write_text(re.sub(r"<!-- results -->.*?<!-- /results -->", block, text, flags=re.S))
-        print(f"wrote the table into {README}")
+        write_readme_block("results", table)
     return 0
 
 

@@ -49,9 +49,10 @@ def confined(root: str | os.PathLike, relative: str | os.PathLike, *, source: st
     return Path(root).joinpath(*rel.parts)
 
 
-def check_out_folder(path: str | os.PathLike, *, what: str = "out") -> Path:
+def check_out_folder(path: str | os.PathLike, *, what: str = "out", holds: str = "a folder") -> Path:
     """Refuse an output folder before any work: a file where the folder should be, or a place
-    this process cannot write. Returns ``path`` as a Path.
+    this process cannot write (``holds`` says what the folder is for, in the message). Returns
+    ``path`` as a Path.
 
     Raises
     ------
@@ -67,7 +68,7 @@ def check_out_folder(path: str | os.PathLike, *, what: str = "out") -> Path:
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise NotADirectoryError(f"{what} {path} is a file; a folder is written there. Choose a folder path.")
+        raise NotADirectoryError(f"{what} {path} is a file; {holds} is written there. Choose a folder path.")
     existing = next((p for p in (path, *path.parents) if p.exists()), None)
     if existing is not None and not existing.is_dir():
         raise NotADirectoryError(f"{what} {path}: {existing} is a file, so no folder can be made there.")

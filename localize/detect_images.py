@@ -32,9 +32,11 @@ from groundwork.atomic import write_json
 from groundwork.config import save_config
 from localize.box_model_dir import BoxModel, load_box_model
 from localize.box_predictions import predict_boxes
+from localize.localize_images import ANNOTATION_PATHS as LOCALIZE_PATHS
 from localize.localize_images import (
     ImageItem,
     check_out_dir,
+    check_outside_photos,
     find_images,
     photo_annotation,
     read_images,
@@ -44,8 +46,8 @@ from localize.localize_images import (
 log = logging.getLogger(__name__)
 
 DETECTIONS = "detections.json"
-ANNOTATION_PATHS = {"voc": "annotations/voc", "coco": "annotations/coco.json", "yolo": "annotations/yolo",
-                    "createml": "annotations/createml.json", "boxes-json": DETECTIONS}
+#: Where each format is written: as ``localize`` writes them, the boxes JSON named for what it holds.
+ANNOTATION_PATHS = {**LOCALIZE_PATHS, "boxes-json": DETECTIONS}
 
 
 @dataclass(frozen=True)
@@ -115,7 +117,7 @@ def detect_images(model: BoxModel | str | os.PathLike, source: str | os.PathLike
     box_model = model if isinstance(model, BoxModel) else load_box_model(model)
     labels = list(box_model.labels)
     root, items = find_images(source, labels)
-    check_out_dir(out_dir, DETECTIONS, overwrite=overwrite, what="detections", source=source, root=root)
+    check_outside_photos(out_dir, source, root)
     items, images, skipped = read_images(items, source, progress=progress)
     probabilities, boxes = predict_boxes(box_model, images, batch_size=config.batch_size)
     classes = np.argmax(probabilities, axis=1)

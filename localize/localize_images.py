@@ -168,8 +168,7 @@ def localize_images(
     out_dir = Path(out_dir)
     check_out_dir(out_dir, ANNOTATION_PATHS["boxes-json"], overwrite=overwrite, what="pseudo boxes")
     root, items = find_images(source, trained.labels)
-    check_out_dir(out_dir, ANNOTATION_PATHS["boxes-json"], overwrite=overwrite, what="pseudo boxes",
-                  source=source, root=root)
+    check_outside_photos(out_dir, source, root)
     pre = trained.preprocessing
     items, images, skipped = read_images(items, source, progress=progress)
     x = np.empty((len(items), *pre.input_size, 3), np.float32)
@@ -301,7 +300,7 @@ def _learn(gt, gt_path: Path, root: Path, items, known, probabilities, class_map
                     "localizer from", len(pairs), len(np.unique(groups)))
         return None
     indices = [i for i, _ in pairs]
-    boxes = np.stack([_top_box(g) / [g.width, g.height, g.width, g.height] for _, g in pairs])
+    boxes = np.stack([largest_box(g) / [g.width, g.height, g.width, g.height] for _, g in pairs])
     classes = box_classes(probabilities[indices], [known[i] for i in indices], num_classes=class_maps.shape[-1])
     cams = class_heatmaps(class_maps[indices], classes)
     feats = np.asarray(map_features[indices])
@@ -314,25 +313,25 @@ def _learn(gt, gt_path: Path, root: Path, items, known, probabilities, class_map
     return _Learned(localizer, fold_localizers, indices, fold, len(np.unique(groups)))
 
 
-def _top_box(annotation: ImageAnnotation) -> np.ndarray:
+def largest_box(annotation: ImageAnnotation) -> np.ndarray:
     """The hand box an image is learned from: its largest (one object per photo is assumed)."""
     xyxy = annotation.xyxy()
     return xyxy[int(np.argmax((xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1])))]
 
 
-def check_out_dir(out_dir: Path, marker: str, *, overwrite: bool, what: str, source=None, root=None) -> None:
-    """Refuse an output folder before any photo is read: a file, a folder holding an earlier result
-    (``marker``) without ``overwrite``, or (with ``source``/``root``) a folder inside the photo
-    folder, where a rerun would read the pictures written there as photos."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise NotADirectoryError(f"out {out_dir} is a file; a folder of annotation files and pictures is written "
-                                 "there. Choose a folder path.")
-    check_out_folder(out_dir)
+def check_out_dir(out_dir: Path, marker: str, *, overwrite: bool, what: str) -> None:
+    """Refuse an output folder before any photo is read: a file, a place that cannot be written, or a
+    folder holding an earlier result (``marker``) without ``overwrite``."""
+    check_out_folder(out_dir, holds="a folder of annotation files and pictures")
     if (out_dir / marker).exists() and not overwrite:
         raise FileExistsError(f"{out_dir} already holds {what}; pass overwrite=True (--overwrite) to "
                               "replace them, or choose another folder.")
-    if root is not None and Path(source).is_dir() and \
-            Path(os.path.abspath(out_dir)).is_relative_to(os.path.abspath(root)):
+
+
+def check_outside_photos(out_dir: Path, source, root: Path) -> None:
+    """Refuse an output folder inside the photo folder ``root`` (when ``source`` is a folder): a rerun
+    would read the pictures written there as photos."""
+    if Path(source).is_dir() and Path(os.path.abspath(out_dir)).is_relative_to(os.path.abspath(root)):
         raise ValueError(f"out {out_dir} is inside the photo folder {root}; choose a folder outside it.")
 
 

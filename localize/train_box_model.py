@@ -24,7 +24,7 @@ from groundwork.box_geometry import cxcywh_to_xyxy, matched_box_iou
 from groundwork.paths import check_out_folder
 from localize.box_model import BoxTrainConfig, build_box_model, feature_scale, normalise_boxes, train_box_head
 from localize.box_model_dir import save_box_model
-from localize.localize_images import find_images, load_features
+from localize.localize_images import find_images, largest_box, load_features
 from localize.multi_view_maps import forward
 
 log = logging.getLogger(__name__)
@@ -228,9 +228,7 @@ def _hand_targets(path, names: list[str], root: Path, labels) -> dict[int, np.nd
     hand = {}
     for g, row in zip(gt, match, strict=True):
         if row is not None and len(g.boxes):
-            xyxy = g.xyxy()
-            big = xyxy[int(np.argmax((xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1])))]
-            hand[row] = normalise_boxes(big[None], [(g.width, g.height)])[0]
+            hand[row] = normalise_boxes(largest_box(g)[None], [(g.width, g.height)])[0]
     log.info("%d of %d images have a hand box (%s): they count %s", len(hand), len(names), path,
              "as hand boxes" if hand else "nothing")
     return hand
@@ -265,15 +263,22 @@ def _folds(folder: Path, names: list[str], hand: dict[int, np.ndarray], root: Pa
 
 def _write_held_out(box_dir: Path, held: dict[int, np.ndarray], chosen, rows, labels) -> None:
     """The box model's held-out boxes of the hand-boxed images (boxes JSON), for review."""
-    from datasets.annotations import Box, ImageAnnotation, write_annotations
+    from datasets.annotations import write_annotations
 
-    annotations = []
-    for (a, _), row in zip(chosen, rows, strict=True):
-        x0, y0, x1, y1 = (np.clip(cxcywh_to_xyxy(held[row][None], dtype=np.float32)[0], 0, 1).astype(np.float64)
-                          * [a.width, a.height, a.width, a.height])
-        box = Box(a.boxes[0].label, x0, y0, max(x1, x0 + 1e-3), max(y1, y0 + 1e-3), None)
-        annotations.append(ImageAnnotation(a.image, a.width, a.height, (box,)))
+    annotations = [box_annotation(a, held[row]) for (a, _), row in zip(chosen, rows, strict=True)]
     write_annotations(annotations, box_dir / "held_out_boxes.json", "boxes-json", labels=labels)
+
+
+def box_annotation(annotation, box_cxcywh: np.ndarray):
+    """``annotation`` (its image, size and first label) with one box given as the box model gives
+    it: normalised ``(cx, cy, w, h)``, clipped to the image."""
+    from datasets.annotations import Box, ImageAnnotation
+
+    w, h = annotation.width, annotation.height
+    x0, y0, x1, y1 = (np.clip(cxcywh_to_xyxy(np.asarray(box_cxcywh)[None], dtype=np.float32)[0], 0, 1)
+                      .astype(np.float64) * [w, h, w, h])
+    box = Box(annotation.boxes[0].label, x0, y0, max(x1, x0 + 1e-3), max(y1, y0 + 1e-3), None)
+    return ImageAnnotation(annotation.image, w, h, (box,))
 
 
 def _top_box(annotation) -> np.ndarray:

@@ -7,7 +7,6 @@ skipped and listed in OUT/skipped.json; the exit status is then 1."""
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
 from localize.detect_images import DetectConfig
@@ -29,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from boxstrap.commands._report import print_scores, print_written, report_skipped
     from localize.detect_images import ANNOTATION_PATHS, detect_images
 
     config = DetectConfig(overlays=not args.no_overlays, min_confidence=args.min_confidence)
@@ -39,17 +39,6 @@ def run(args: argparse.Namespace) -> int:
     flagged = sum(p.max() < config.min_confidence for p in result.probabilities)
     print(f"boxed {len(result.items)} photos in {time.perf_counter() - start:.1f} s, {flagged} flagged for review")
     if result.scores:
-        s = result.scores
-        print(f"scores vs {args.ground_truth}: CorLoc {s['corloc']:.3f}, mean IoU {s['mean_iou']:.3f}, "
-              f"mAP@0.5 {s['map50']:.3f} (all in {out / 'scores.json'})")
-    for fmt in config.formats:
-        print(f"  {fmt:10s} {out / ANNOTATION_PATHS[fmt]}")
-    print(f"  review     {out / 'contact_sheets'}/ (lowest confidence first), {out / 'review.json'}"
-          + (f", {out / 'overlays'}/" if config.overlays else ""))
-    if result.skipped:
-        for entry in result.skipped:
-            print(f"boxstrap detect: {entry['reason']}; skipped", file=sys.stderr)
-        print(f"boxstrap detect: {len(result.skipped)} of {len(result.items) + len(result.skipped)} images "
-              f"could not be read (listed in {out / 'skipped.json'})", file=sys.stderr)
-        return 1
-    return 0
+        print_scores(result.scores, args.ground_truth, out)
+    print_written(out, config.formats, ANNOTATION_PATHS, overlays=config.overlays)
+    return report_skipped(NAME, result.skipped, len(result.items), out)

@@ -7,7 +7,6 @@ read are named on stderr, skipped and listed in OUT/skipped.json; the exit statu
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
 from localize.pseudo_boxes import METHODS, LocalizeConfig
@@ -47,6 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from boxstrap.commands._report import print_scores, print_written, report_skipped
     from localize.localize_images import ANNOTATION_PATHS, localize_images
 
     config = LocalizeConfig(method=args.method, threshold=args.threshold, min_confidence=args.min_confidence,
@@ -62,8 +62,7 @@ def run(args: argparse.Namespace) -> int:
           f"{flagged} flagged for review")
     if result.scores:
         s = result.scores
-        print(f"scores vs {args.ground_truth}: CorLoc {s['corloc']:.3f}, mean IoU {s['mean_iou']:.3f}, "
-              f"mAP@0.5 {s['map50']:.3f} (all in {out / 'scores.json'})")
+        print_scores(s, args.ground_truth, out)
         t = s["threshold"]
         value = "per map" if t["value"] is None else f"{t['value']:.2f}"
         print(f"  threshold {value} ({t['method']}"
@@ -71,14 +70,5 @@ def run(args: argparse.Namespace) -> int:
               + ")")
         if "localizer" in s:
             print(f"  learned from {s['localizer']['hand_boxes']} hand boxes; {s['localizer']['scored']}")
-    for fmt in config.formats:
-        print(f"  {fmt:10s} {out / ANNOTATION_PATHS[fmt]}")
-    print(f"  review     {out / 'contact_sheets'}/ (lowest confidence first), {out / 'review.json'}"
-          + (f", {out / 'overlays'}/" if config.overlays else ""))
-    if result.skipped:
-        for entry in result.skipped:
-            print(f"boxstrap localize: {entry['reason']}; skipped", file=sys.stderr)
-        print(f"boxstrap localize: {len(result.skipped)} of {len(result.items) + len(result.skipped)} images "
-              f"could not be read (listed in {out / 'skipped.json'})", file=sys.stderr)
-        return 1
-    return 0
+    print_written(out, config.formats, ANNOTATION_PATHS, overlays=config.overlays)
+    return report_skipped(NAME, result.skipped, len(result.items), out)
