@@ -59,8 +59,8 @@ def learning_curve(run: Path, counts, *, seed: int = 0) -> list[dict]:
     from datasets.annotations import ImageAnnotation, read_annotations
     from localize.box_model import BoxTrainConfig
     from localize.evaluate import match_images
-    from localize.localize_images import find_images, read_images
-    from localize.multi_view_maps import forward
+    from localize.forward_photos import forward_photos
+    from localize.localize_images import find_images
     from localize.pseudo_boxes import LocalizeConfig
 
     raw = json.loads((run / "pipeline_config.json").read_text())
@@ -68,15 +68,13 @@ def learning_curve(run: Path, counts, *, seed: int = 0) -> list[dict]:
     ground_truth = _ground_truth(run)
     trained = load_trained_model(run / "train" / "model")
     root, items = find_images(run / "prepare", trained.labels)
-    items, images, _ = read_images(items, run / "prepare", progress=False)
-    pre = trained.preprocessing
-    x = np.stack([pre.apply(pre.resize(image)) for image in images]).astype(np.float32)
     start = time.perf_counter()
-    probabilities, class_maps, features, map_features = forward(
-        trained.model, x, feature_layer=trained.feature_layer, batch_size=localize_config.batch_size,
-        scales=localize_config.scales, flip=localize_config.flip, images=images, preprocessing=pre)
+    passed = forward_photos(trained, items, scales=localize_config.scales, flip=localize_config.flip,
+                            batch_size=localize_config.batch_size, progress=False, source=run / "prepare")
+    items, images = passed.items, passed.images
+    probabilities, class_maps, features, map_features = (passed.probabilities, passed.class_maps, passed.features,
+                                                          passed.map_features)
     print(f"classifier pass over {len(items)} photos: {time.perf_counter() - start:.0f} s", file=sys.stderr)
-    del x
     gt = read_annotations(ground_truth, labels=trained.labels)
     match = match_images([ImageAnnotation(it.name, 1, 1) for it in items], gt, pred_root=root,
                          gt_root=ground_truth.parent)

@@ -21,6 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import boxstrap
 from boxstrap import commands
 from boxstrap.environment import EnvironmentClash, check_stage_packages
+from groundwork.photo_map import RayUnavailable
 from groundwork.run_lock import RunLocked
 
 log = logging.getLogger("boxstrap")
@@ -89,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return 130
     except (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError,
-            ValueError, TypeError, RunLocked) as error:
+            ValueError, TypeError, RunLocked, RayUnavailable) as error:
         if args.verbose:
             raise
         print(f"boxstrap {args.command}: error: {error}", file=sys.stderr)

@@ -39,6 +39,7 @@ from datasets.prepare_config import PrepareConfig
 from groundwork.atomic import write_json
 from groundwork.config import config_to_dict, save_config
 from groundwork.paths import check_out_folder
+from groundwork.photo_map import RayOptions
 from groundwork.run_lock import run_lock
 from localize.box_export import BoxExportConfig
 from localize.box_model import BoxTrainConfig
@@ -81,8 +82,8 @@ class StageResult:
 
 
 def run_pipeline(src: str | os.PathLike, run_dir: str | os.PathLike, config: PipelineConfig = PipelineConfig(),
-                 *, force: tuple[str, ...] = (), on_stage: Callable[[str, str], None] | None = None
-                 ) -> dict[str, StageResult]:
+                 *, force: tuple[str, ...] = (), on_stage: Callable[[str, str], None] | None = None,
+                 ray: RayOptions | None = None) -> dict[str, StageResult]:
     """Run (or resume) every stage on the photos in ``src``; return each stage's result.
 
     Parameters
@@ -96,6 +97,9 @@ def run_pipeline(src: str | os.PathLike, run_dir: str | os.PathLike, config: Pip
         Stages to rerun even when unchanged (and everything after them).
     on_stage : callable, optional
         Called with ``(stage, "run" | "skip")`` as each stage starts (progress messages).
+    ray : RayOptions, optional
+        Run the localize stage's classifier passes on Ray (:mod:`groundwork.photo_map`); the
+        results, and so the stages' fingerprints, are those of a local run.
 
     Raises
     ------
@@ -113,15 +117,15 @@ def run_pipeline(src: str | os.PathLike, run_dir: str | os.PathLike, config: Pip
     check_out_folder(run)
     run.mkdir(parents=True, exist_ok=True)
     with run_lock(run, "boxstrap pipeline"):
-        return _run_pipeline(src, run, config, force, on_stage)
+        return _run_pipeline(src, run, config, force, on_stage, ray)
 
 
 def _run_pipeline(src: Path, run: Path, config: PipelineConfig, force: tuple[str, ...],
-                  on_stage: Callable[[str, str], None] | None) -> dict[str, StageResult]:
+                  on_stage: Callable[[str, str], None] | None, ray: RayOptions | None) -> dict[str, StageResult]:
     config = replace(config, prepare=replace(config.prepare, src=src, out=run / "prepare"))
     save_config(config, run / "pipeline_config.json")
     ground_truth = _ground_truth(src, config.ground_truth)
-    context = {"src": src, "run": run, "config": config, "ground_truth": ground_truth}
+    context = {"src": src, "run": run, "config": config, "ground_truth": ground_truth, "ray": ray}
     results: dict[str, StageResult] = {}
     upstream = _source_digest(src)
     rerun = False
@@ -194,7 +198,7 @@ def _localize(ctx: dict, out: Path) -> dict[str, Any]:
     from localize.localize_images import localize_images
 
     result = localize_images(ctx["run"] / "train" / "model", ctx["run"] / "prepare", out, ctx["config"].localize,
-                             ground_truth=ctx["ground_truth"], overwrite=True)
+                             ground_truth=ctx["ground_truth"], overwrite=True, ray=ctx["ray"])
     return {"images": len(result.items), "with_box": sum(len(b) > 0 for b in result.pseudo.boxes),
             "flagged": sum(bool(n) for n in result.pseudo.notes), "scores": result.scores}
 

@@ -3,7 +3,8 @@
 :func:`predict` takes images as numpy arrays (any size; each is resized with
 ``Preprocessing.resize`` and mapped with ``Preprocessing.apply``, the same two steps training
 and Core ML use), runs the Keras model in batches and returns a :class:`Predictions`. Reading
-files (EXIF orientation, HEIC) is the caller's job (``boxstrap predict``).
+files (EXIF orientation, HEIC) is :class:`PredictWork`'s, which ``boxstrap predict`` runs over
+photos here or on Ray (:mod:`groundwork.photo_map`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from classifier.photo_work import PhotoWork
 from classifier.trained_model import TrainedModel
 
 log = logging.getLogger(__name__)
@@ -116,6 +118,29 @@ def predict(
     labels = tuple(trained.labels[i] for i in np.argmax(probs, axis=1))
     return Predictions(probabilities=probs, labels=labels, class_labels=trained.labels,
                        class_maps=np.concatenate(maps) if class_maps else None)
+
+
+class PredictWork(PhotoWork):
+    """:func:`predict` as a :class:`classifier.photo_work.PhotoWork`: per photo ``(probabilities,
+    heatmap)``, the heatmap (the predicted class's map at the input size) only with ``heatmaps``;
+    the photo itself too with ``images``."""
+
+    def __init__(self, trained: TrainedModel, *, heatmaps: bool = False, images: bool = False) -> None:
+        super().__init__(trained.directory, trained.model_sha256, loaded=trained)
+        self.heatmaps, self.images = heatmaps, images
+
+    def load(self, directory):
+        from classifier.trained_model import load_trained_model
+
+        return load_trained_model(directory)
+
+    def run(self, model: TrainedModel, images: list[np.ndarray]) -> list[tuple]:
+        result = predict(model, images, batch_size=len(images), class_maps=self.heatmaps)
+        out = []
+        for i, index in enumerate(result.indices):
+            heatmap = result.class_maps[i, :, :, int(index)] if self.heatmaps else None
+            out.append((result.probabilities[i], heatmap, images[i] if self.images else None))
+        return out
 
 
 def upsample_class_maps(class_maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:

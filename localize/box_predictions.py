@@ -9,10 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
+from classifier.photo_work import PhotoWork, run_photo_work
 from datasets.annotations import read_annotations, write_annotations
 from datasets.tf_input import read_rgb
 from groundwork.atomic import write_json
 from groundwork.box_geometry import cxcywh_to_xyxy
+from groundwork.photo_map import RayOptions
 from localize.box_model_dir import BoxModel, load_box_model
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,30 @@ def predict_boxes(box_model: BoxModel, images: Sequence[np.ndarray], *, batch_si
         xyxy = np.clip(xyxy, 0, 1) * [width, height, width, height]
         boxes.append(xyxy)
     return probs, boxes
+
+
+class _DetectWork(PhotoWork):
+    def load(self, directory):
+        return load_box_model(directory)
+
+    def run(self, model: BoxModel, images: list[np.ndarray]) -> list[tuple]:
+        probabilities, boxes = predict_boxes(model, images, batch_size=len(images))
+        return [(image, p, b) for image, p, b in zip(images, probabilities, boxes, strict=True)]
+
+
+def detect_photos(box_model: BoxModel, items: Sequence, *, batch_size: int = 8, ray: RayOptions | None = None,
+                  progress: bool = True, source=None
+                  ) -> tuple[list, list[np.ndarray], np.ndarray, list[np.ndarray], list[dict[str, str]]]:
+    """:func:`predict_boxes` over the photos of ``items`` (each with a ``path``), here or on Ray.
+
+    Returns the readable items, their photos, probabilities (N, C), boxes and the skipped photos
+    (:func:`classifier.photo_work.run_photo_work`, which raises ValueError when none can be read).
+    """
+    work = _DetectWork(box_model.directory, box_model.model_sha256, loaded=box_model)
+    readable, results, skipped = run_photo_work(work, items, batch_size=batch_size, ray=ray, progress=progress,
+                                                desc="detect", source=source)
+    probabilities = np.stack([r[1] for r in results]).astype(np.float32)
+    return readable, [r[0] for r in results], probabilities, [r[2] for r in results], skipped
 
 
 def predict_box_annotations(model: BoxModel | str | os.PathLike, source: str | os.PathLike,

@@ -30,8 +30,9 @@ import numpy as np
 from datasets.annotations import ImageAnnotation, read_annotations, write_annotations
 from groundwork.atomic import write_json
 from groundwork.config import save_config
+from groundwork.photo_map import RayOptions
 from localize.box_model_dir import BoxModel, load_box_model
-from localize.box_predictions import predict_boxes
+from localize.box_predictions import detect_photos
 from localize.localize_images import ANNOTATION_PATHS as LOCALIZE_PATHS
 from localize.localize_images import (
     ImageItem,
@@ -39,7 +40,6 @@ from localize.localize_images import (
     check_outside_photos,
     find_images,
     photo_annotation,
-    read_images,
     write_review,
 )
 
@@ -96,8 +96,11 @@ class DetectResult:
 
 def detect_images(model: BoxModel | str | os.PathLike, source: str | os.PathLike, out_dir: str | os.PathLike,
                   config: DetectConfig = DetectConfig(), *, ground_truth: str | os.PathLike | None = None,
-                  overwrite: bool = False, progress: bool = True) -> DetectResult:
+                  overwrite: bool = False, progress: bool = True, ray: RayOptions | None = None) -> DetectResult:
     """Box every photo under ``source`` with the box model; write annotations and review pictures.
+
+    With ``ray`` the box model runs on Ray workers (:mod:`groundwork.photo_map`; photos at paths
+    every worker sees); the files are written here, the same as without it.
 
     Raises
     ------
@@ -118,8 +121,8 @@ def detect_images(model: BoxModel | str | os.PathLike, source: str | os.PathLike
     labels = list(box_model.labels)
     root, items = find_images(source, labels)
     check_outside_photos(out_dir, source, root)
-    items, images, skipped = read_images(items, source, progress=progress)
-    probabilities, boxes = predict_boxes(box_model, images, batch_size=config.batch_size)
+    items, images, probabilities, boxes, skipped = detect_photos(box_model, items, batch_size=config.batch_size,
+                                                                ray=ray, progress=progress, source=source)
     classes = np.argmax(probabilities, axis=1)
     confidence = probabilities[np.arange(len(items)), classes]
     scores = [confidence[i:i + 1].astype(np.float64) for i in range(len(items))]

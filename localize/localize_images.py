@@ -1,7 +1,7 @@
 """``boxstrap localize``: pseudo boxes for a folder of photos, written for review and correction.
 
 :func:`localize_images` is the stage's I/O edge: it finds the images (a prepared dataset, a folder
-per class, or plain files), runs :func:`localize.multi_view_maps.forward` and
+per class, or plain files), runs :func:`localize.forward_photos.forward_photos` (here or on Ray) and
 :func:`localize.pseudo_boxes.pseudo_boxes`, and writes into ``OUT``::
 
     OUT/localize_config.json       LocalizeConfig
@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,12 +38,12 @@ from datasets.image_files import image_files
 from datasets.images import IMAGE_SUFFIXES
 from datasets.manifest import FILENAME as MANIFEST
 from datasets.manifest import load_manifest
-from datasets.tf_input import read_rgb
 from groundwork.atomic import write_json
 from groundwork.config import save_config
 from groundwork.paths import check_out_folder, confined
+from groundwork.photo_map import RayOptions
 from localize.cell_localizer import CellLocalizer, load_cell_localizer, save_cell_localizer
-from localize.multi_view_maps import forward
+from localize.forward_photos import forward_photos
 from localize.pseudo_boxes import LocalizeConfig, PseudoBoxes, box_classes, class_heatmaps, pseudo_boxes
 from localize.review import ReviewItem, render_contact_sheets, render_overlay, write_png
 
@@ -147,12 +148,17 @@ def localize_images(
     ground_truth: str | os.PathLike | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    ray: RayOptions | None = None,
 ) -> LocalizeResult:
     """Make, write and (with ``ground_truth``) score pseudo boxes for the images under ``source``.
 
     Images that cannot be read (not an image, truncated...) are left out with a warning naming
     the file, like ``prepare``, ``predict`` and ``verify`` do, and listed in ``OUT/skipped.json``
     and ``LocalizeResult.skipped``; with ground truth they count as images without a box.
+
+    With ``ray`` the classifier passes run on Ray workers (:mod:`groundwork.photo_map`; the photos
+    must be at paths every worker sees); learning, boxing and every file written stay here, the
+    same as without it.
 
     Raises
     ------
@@ -161,7 +167,6 @@ def localize_images(
     FileNotFoundError, ValueError
         For a missing model or images, no readable image at all, or a broken ground truth.
     """
-    from groundwork.progress import progress_bar
     from localize.calibration import load_calibration, save_calibration
 
     trained = model if isinstance(model, TrainedModel) else load_trained_model(model)
@@ -170,15 +175,16 @@ def localize_images(
     root, items = find_images(source, trained.labels)
     check_outside_photos(out_dir, source, root)
     pre = trained.preprocessing
-    items, images, skipped = read_images(items, source, progress=progress)
-    x = np.empty((len(items), *pre.input_size, 3), np.float32)
-    for i, image in enumerate(images):
-        x[i] = pre.apply(pre.resize(image))
-    with progress_bar(total=len(items), desc="classifier pass", unit="img", enabled=progress) as bar:
-        probabilities, class_maps, features, map_features = forward(
-            trained.model, x, feature_layer=trained.feature_layer, batch_size=config.batch_size,
-            progress=bar.update, scales=config.scales, flip=config.flip, images=images, preprocessing=pre)
-    del x
+    start = time.perf_counter()
+    passed = forward_photos(trained, items, scales=config.scales, flip=config.flip, batch_size=config.batch_size,
+                            ray=ray, progress=progress, source=source)
+    items, images, skipped = passed.items, passed.images, passed.skipped
+    probabilities, class_maps = passed.probabilities, passed.class_maps
+    features, map_features = passed.features, passed.map_features
+    del passed
+    passed_at = time.perf_counter()
+    log.info("classifier pass: %d photos in %.1f s%s", len(items) + len(skipped), passed_at - start,
+             "" if ray is None else f" on Ray ({ray.address})")
     calibration = load_calibration(trained.directory)
     localizer = None
     if config.threshold is None:
@@ -269,7 +275,8 @@ def localize_images(
             scores["threshold"]["held_out"] = sorted({float(t) for t in held_out[~np.isnan(held_out)]})
             scores["threshold"]["scored"] = "2-fold: each half's boxes at the threshold calibrated on the other half"
         write_json(out_dir / "scores.json", scores)
-    log.info("localised %d images into %s", len(items), out_dir)
+    log.info("localised %d images into %s; after the classifier pass: %.1f s", len(items), out_dir,
+             time.perf_counter() - passed_at)
     return LocalizeResult(out_dir=out_dir, annotations=annotations, pseudo=pseudo, items=items, scores=scores,
                           skipped=tuple(skipped))
 
@@ -333,38 +340,6 @@ def check_outside_photos(out_dir: Path, source, root: Path) -> None:
     would read the pictures written there as photos."""
     if Path(source).is_dir() and Path(os.path.abspath(out_dir)).is_relative_to(os.path.abspath(root)):
         raise ValueError(f"out {out_dir} is inside the photo folder {root}; choose a folder outside it.")
-
-
-def read_images(items: Sequence[ImageItem], source, *, progress: bool = True
-                ) -> tuple[list[ImageItem], list[np.ndarray], list[dict[str, str]]]:
-    """Read every item's photo; the unreadable ones are left out, each named in a warning.
-
-    Returns
-    -------
-    items, images
-        The readable items and their upright RGB photos.
-    skipped : list of dict
-        ``image``, ``file`` and ``reason`` per unreadable photo.
-
-    Raises
-    ------
-    ValueError
-        If no photo at all can be read (naming the first reason).
-    """
-    from groundwork.progress import progress_bar
-
-    images, readable, skipped = [], [], []
-    for item in progress_bar(items, desc="reading", unit="img", enabled=progress):
-        try:
-            images.append(read_rgb(item.path))
-            readable.append(item)
-        except ValueError as error:
-            log.warning("%s; skipped", error)
-            skipped.append({"image": item.name, "file": str(item.path), "reason": str(error)})
-    if not readable:
-        raise ValueError(f"images: none of the {len(items)} image(s) under {source} could be read; the first: "
-                         f"{skipped[0]['reason']}")
-    return readable, images, skipped
 
 
 def _calibrate(gt, gt_path: Path, root: Path, items, known, probabilities, class_maps, input_size):

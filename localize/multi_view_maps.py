@@ -89,30 +89,49 @@ def forward(classifier, x: np.ndarray, *, feature_layer: str, batch_size: int = 
     TypeError
         If ``flip`` is not a bool.
     """
-    import keras
-
-    scales, plain = _check_views(x, scales, flip, images, preprocessing)
-    model = keras.Model(classifier.input, [*classifier.outputs, classifier.get_layer(feature_layer).output])
-    views = _Views(classifier, tuple(int(v) for v in x.shape[1:3]), scales, flip, preprocessing,
-                   feature_layer=feature_layer)
+    scales, _ = _check_views(x, scales, flip, images, preprocessing)
+    run = ForwardPass(classifier, feature_layer=feature_layer, input_size=tuple(int(v) for v in x.shape[1:3]),
+                      scales=scales, flip=flip, preprocessing=preprocessing)
     probabilities, class_maps, features, map_features = [], [], [], []
     for start in range(0, len(x), batch_size):
         xb = x[start:start + batch_size]
-        p, m, f = (np.asarray(v) for v in model.predict_on_batch(xb))
-        probabilities.append(p.astype(np.float32))
-        features.append(f.astype(np.float16))
-        if plain:
-            class_maps.append(m.astype(np.float32))
-            map_features.append(features[-1])
-        else:
-            maps, descriptors = views.average(xb, m, None if images is None else images[start:start + len(xb)],
-                                              base_features=f)
-            class_maps.append(maps)
-            map_features.append(descriptors.astype(np.float16))
+        p, m, f, mf = run(xb, None if images is None else images[start:start + len(xb)])
+        probabilities.append(p)
+        class_maps.append(m)
+        features.append(f)
+        map_features.append(mf)
         if progress is not None:
             progress(len(xb))
     return (np.concatenate(probabilities), _concatenate_maps(class_maps), np.concatenate(features),
             np.concatenate(map_features))
+
+
+class ForwardPass:
+    """:func:`forward` on one batch at a time, its networks built once (a worker keeps one).
+
+    Parameters as :func:`forward`'s; ``input_size`` is ``x``'s (H, W). Calling it with a batch
+    ``xb`` (and its photos, for scales other than 1) returns :func:`forward`'s four arrays for it.
+    """
+
+    def __init__(self, classifier, *, feature_layer: str, input_size: tuple[int, int],
+                 scales: Sequence[float] = (1.0,), flip: bool = False,
+                 preprocessing: Preprocessing | None = None) -> None:
+        import keras
+
+        self.scales = check_scales(scales)
+        self.plain = self.scales == (1.0,) and not flip
+        self.model = keras.Model(classifier.input, [*classifier.outputs, classifier.get_layer(feature_layer).output])
+        self.views = _Views(classifier, tuple(input_size), self.scales, flip, preprocessing,
+                            feature_layer=feature_layer)
+
+    def __call__(self, xb: np.ndarray, images: Sequence[np.ndarray] | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        p, m, f = (np.asarray(v) for v in self.model.predict_on_batch(xb))
+        features = f.astype(np.float16)
+        if self.plain:
+            return p.astype(np.float32), m.astype(np.float32), features, features
+        maps, descriptors = self.views.average(xb, m, images, base_features=f)
+        return p.astype(np.float32), maps, features, descriptors.astype(np.float16)
 
 
 def multi_view_maps(classifier, x: np.ndarray, *, scales: Sequence[float] = (1.0,), flip: bool = False,

@@ -19,13 +19,13 @@ import numpy as np
 
 from classifier.trained_model import TrainedModel, load_trained_model
 from datasets.annotations import read_annotations
-from datasets.tf_input import read_rgb
 from groundwork.box_geometry import cxcywh_to_xyxy, matched_box_iou
 from groundwork.paths import check_out_folder
+from groundwork.photo_map import RayOptions
 from localize.box_model import BoxTrainConfig, build_box_model, feature_scale, normalise_boxes, train_box_head
 from localize.box_model_dir import save_box_model
+from localize.forward_photos import forward_photos
 from localize.localize_images import find_images, largest_box, load_features
-from localize.multi_view_maps import forward
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,7 @@ def train_box_model(
     hand_boxes: str | os.PathLike | None = None,
     overwrite: bool = False,
     verbose: int = 1,
+    ray: RayOptions | None = None,
 ) -> Path:
     """Train and save a box model directory; return its path.
 
@@ -65,6 +66,8 @@ def train_box_model(
         without that fold's hand boxes (its images keep their held-out pseudo boxes) boxes the
         fold's images; ``box_metrics.json`` holds those scores and self-training
         (``config.rounds``) is judged by them.
+    ray : RayOptions, optional
+        Compute the descriptors (when ``boxes`` has none saved beside it) on Ray workers.
 
     Raises
     ------
@@ -92,9 +95,13 @@ def train_box_model(
     features = load_features(folder, names, trained.model_sha256)
     if features is None:
         log.info("computing %s descriptors of %d images (one classifier pass)", trained.feature_layer, len(names))
-        pre = trained.preprocessing
-        x = np.stack([pre.apply(read_rgb(item.path, pre)) for _, item in chosen])
-        features = forward(trained.model, x, feature_layer=trained.feature_layer)[2]
+        passed = forward_photos(trained, [item for _, item in chosen], keep_images=False, ray=ray,
+                                progress=verbose > 0, source=source)
+        if passed.skipped:  # listed by forward_photos; their boxes cannot be learned from
+            readable = {id(item) for item in passed.items}
+            keep = [i for i, (_, item) in enumerate(chosen) if id(item) in readable]
+            chosen, names, target = [chosen[i] for i in keep], [names[i] for i in keep], target[keep]
+        features = passed.features
     else:
         log.info("reusing the descriptors saved beside %s", boxes_path)
     features = np.asarray(features)  # float16 as cached: the views are made and batches cast from it

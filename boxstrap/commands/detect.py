@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from boxstrap.commands._ray import add_ray_arguments, ray_options
 from localize.detect_images import DetectConfig
 
 NAME = "detect"
@@ -25,6 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-overlays", action="store_true", help="skip the per-image overlay PNGs")
     parser.add_argument("--ground-truth", help="hand-checked boxes (any annotation format) to score against")
     parser.add_argument("--overwrite", action="store_true", help="replace earlier detections in --out")
+    add_ray_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = DetectConfig(overlays=not args.no_overlays, min_confidence=args.min_confidence)
     start = time.perf_counter()
-    result = detect_images(args.box_model, args.images, args.out, config, ground_truth=args.ground_truth,
+    result = detect_images(args.box_model, args.images, args.out, config, ground_truth=args.ground_truth, ray=ray_options(args),
                            overwrite=args.overwrite)
     out = result.out_dir
     flagged = sum(p.max() < config.min_confidence for p in result.probabilities)

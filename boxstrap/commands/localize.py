@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from boxstrap.commands._ray import add_ray_arguments, ray_options
 from localize.pseudo_boxes import METHODS, LocalizeConfig
 
 NAME = "localize"
@@ -43,6 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-calibrate", action="store_true",
                         help="with --no-learn: score against --ground-truth but do not calibrate on it")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier result in --out")
+    add_ray_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
                             overlays=not args.no_overlays, scales=tuple(args.scales), flip=not args.no_flip,
                             calibrate=not args.no_calibrate, learn=not args.no_learn, folds=args.folds)
     start = time.perf_counter()
-    result = localize_images(args.model, args.images, args.out, config, ground_truth=args.ground_truth,
+    result = localize_images(args.model, args.images, args.out, config, ground_truth=args.ground_truth, ray=ray_options(args),
                              overwrite=args.overwrite)
     out = result.out_dir
     flagged = sum(bool(n) for n in result.pseudo.notes)

@@ -11,6 +11,7 @@ import argparse
 import time
 from pathlib import Path
 
+from boxstrap.commands._ray import add_ray_arguments, ray_options
 from classifier.train_config import SHIP_CHOICES, TrainConfig
 from localize.pseudo_boxes import METHODS, LocalizeConfig
 
@@ -43,6 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                "SRC/valid_boxes.json when present)")
     parser.add_argument("--force", nargs="+", default=(), metavar="STAGE",
                         help="rerun these stages (and the ones after them) even if unchanged")
+    add_ray_arguments(parser)
 
 
 def build_config(args: argparse.Namespace):
@@ -84,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         src = Path(args.src)
     config = build_config(args)
     start = time.perf_counter()
-    results = run_pipeline(src, run_dir, config, force=tuple(args.force),
+    results = run_pipeline(src, run_dir, config, force=tuple(args.force), ray=ray_options(args),
                            on_stage=lambda stage, what: print(f"== {stage}: {'unchanged, skipped' if what == 'skip' else 'running'}", flush=True))
     numbers = {name: r.numbers for name, r in results.items()}
     print(f"\npipeline finished in {time.perf_counter() - start:.0f} s; run folder {run_dir.resolve()}")

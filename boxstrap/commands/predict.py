@@ -15,6 +15,8 @@ import json
 import sys
 from pathlib import Path
 
+from boxstrap.commands._ray import add_ray_arguments, ray_options
+
 NAME = "predict"
 HELP = "classify photos with a trained model (optionally drawing class heatmaps)"
 BATCH = 8
@@ -28,13 +30,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overlay-dir", type=Path,
                         help="write <name>_overlay.png per image: the predicted class's map over the photo")
     parser.add_argument("--batch-size", type=int, default=BATCH, help=f"images per forward pass (default {BATCH})")
+    add_ray_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from classifier.predict import predict
+    from classifier.photo_work import Skipped
+    from classifier.predict import PredictWork
     from classifier.trained_model import load_trained_model
-    from datasets.tf_input import read_rgb
-    from groundwork.progress import progress_bar
+    from groundwork.photo_map import photo_map
 
     if args.overlay_dir is not None:
         from groundwork.paths import check_out_folder
@@ -42,38 +45,29 @@ def run(args: argparse.Namespace) -> int:
         check_out_folder(args.overlay_dir, what="--overlay-dir")
     files = _image_files(args.images)
     trained = load_trained_model(args.model_dir)
+    overlays = args.overlay_dir is not None
+    work = PredictWork(trained, heatmaps=overlays, images=overlays)
     failed = 0
     used_names: set[str] = set()
     written = 0
-    with progress_bar(total=len(files), unit="img", desc="predict", leave=False) as bar:
-        for first in range(0, len(files), args.batch_size):
-            batch, images = [], []
-            for path in files[first:first + args.batch_size]:
-                try:
-                    images.append(read_rgb(path))
-                    batch.append(path)
-                except ValueError as error:
-                    failed += 1
-                    bar.update(1)
-                    print(f"boxstrap predict: {error}; skipped", file=sys.stderr)
-            if not batch:
-                continue
-            result = predict(trained, images, batch_size=args.batch_size,
-                             class_maps=args.overlay_dir is not None, progress=bar.update)
-            for i, path in enumerate(batch):
-                probabilities = {label: round(float(p), 6)
-                                 for label, p in zip(result.class_labels, result.probabilities[i], strict=True)}
-                label = result.labels[i]
-                if args.json:
-                    print(json.dumps({"file": str(path), "label": label, "probabilities": probabilities}))
-                else:
-                    print(f"{path}\t{label}\t{probabilities[label]:.3f}")
-                if args.overlay_dir is not None:
-                    heatmap = result.class_maps[i, :, :, int(result.indices[i])]
-                    _write_overlay(args.overlay_dir, path, images[i], heatmap, used_names)
-                    written += 1
-            sys.stdout.flush()
-    if args.overlay_dir is not None:
+    results = photo_map(work, files, chunk_size=args.batch_size, ray=ray_options(args), desc="predict")
+    for path, result in zip(files, results, strict=True):
+        if isinstance(result, Skipped):
+            failed += 1
+            print(f"boxstrap predict: {result.reason}; skipped", file=sys.stderr)
+            continue
+        probabilities, heatmap, image = result
+        scores = {label: round(float(p), 6) for label, p in zip(trained.labels, probabilities, strict=True)}
+        label = trained.labels[int(probabilities.argmax())]
+        if args.json:
+            print(json.dumps({"file": str(path), "label": label, "probabilities": scores}))
+        else:
+            print(f"{path}\t{label}\t{scores[label]:.3f}")
+        if overlays:
+            _write_overlay(args.overlay_dir, path, image, heatmap, used_names)
+            written += 1
+        sys.stdout.flush()
+    if overlays:
         print(f"wrote {written} heatmap overlays to {args.overlay_dir}", file=sys.stderr)
     if failed:
         print(f"boxstrap predict: {failed} of {len(files)} images could not be read", file=sys.stderr)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from boxstrap.commands._ray import add_ray_arguments, ray_options
 from localize.box_model import BoxTrainConfig
 
 NAME = "train-boxes"
@@ -28,6 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rounds", type=int, default=defaults.rounds,
                         help="self-training rounds at most (default %(default)s)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing box model directory")
+    add_ray_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = BoxTrainConfig(epochs=args.epochs, learning_rate=args.learning_rate, seed=args.seed,
                             hand_weight=args.hand_weight, rounds=args.rounds)
-    path = train_box_model(args.model, args.boxes, args.images, args.out, config, hand_boxes=args.hand_boxes,
+    path = train_box_model(args.model, args.boxes, args.images, args.out, config, hand_boxes=args.hand_boxes, ray=ray_options(args),
                            overwrite=args.overwrite)
     print(f"wrote the box model to {path} (box_model.keras, box_train_config.json, box_metrics.json)")
     held = json.loads((path / "box_metrics.json").read_text()).get("held_out")

@@ -308,7 +308,7 @@ class TestConfinedOutputs:
         assert not [p for folder in (tmp_path, tmp_path.parent) for p in folder.glob("evil.*")]
 
     def test_out_is_checked_before_any_photo_is_read(self, demo, model_dir, tmp_path, monkeypatch):
-        import localize.localize_images as module
+        import datasets.tf_input as module  # every photo pass reads through it
 
         monkeypatch.setattr(module, "read_rgb", lambda *a, **k: pytest.fail("a photo was read"))
         (tmp_path / "file.txt").write_text("x")

@@ -1,0 +1,106 @@
+"""--ray gives what a local run gives: localize, detect and predict on a local Ray (2 CPUs) against the
+same commands here, on a few synthetic photos and one file that is not a photo."""
+
+import json
+import shutil
+import sys
+
+import numpy as np
+import pytest
+
+from boxstrap.cli import main
+from datasets.annotations import read_annotations
+from datasets.synthetic import DemoDataConfig, write_demo_data
+from groundwork.photo_map import RayOptions
+from localize.detect_images import DetectConfig, detect_images
+from localize.localize_images import localize_images
+from localize.pseudo_boxes import LocalizeConfig
+from tests.classifier._model_dirs import write_model_dir
+from tests.localize.test_detect_images import TINY
+
+ray = pytest.importorskip("ray")
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    write_demo_data(out, DemoDataConfig(per_class=3, size=(64, 80)), progress=False)
+    (out / "one" / "notes.jpg").write_text("not a photo")
+    return out
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return write_model_dir(tmp_path_factory.mktemp("model") / "m", input_size=(64, 64))
+
+
+def boxes_of(path):
+    return {a.image: (a.label, a.xyxy(), [b.score for b in a.boxes]) for a in read_annotations(path)}
+
+
+def assert_same_boxes(here, there):
+    assert list(here) == list(there)  # same photos, same order
+    for name in here:
+        assert here[name][0] == there[name][0], name
+        np.testing.assert_allclose(there[name][1], here[name][1], atol=1.0, err_msg=name)  # whole pixels
+        np.testing.assert_allclose(there[name][2], here[name][2], atol=1e-4, err_msg=name)
+
+
+def test_localize_on_ray_writes_what_a_local_run_writes(local_ray, photos, model_dir, tmp_path):
+    config = LocalizeConfig(overlays=False, batch_size=2, folds=2)
+    runs = {}
+    for where, options in (("here", None), ("ray", RayOptions(workers=2))):
+        model = shutil.copytree(model_dir, tmp_path / f"model-{where}")  # learning writes into it
+        runs[where] = localize_images(model, photos, tmp_path / where, config, ground_truth=photos / "boxes.json",
+                                      progress=False, ray=options)
+    here, there = (tmp_path / "here"), (tmp_path / "ray")
+    assert_same_boxes(boxes_of(here / "pseudo_boxes.json"), boxes_of(there / "pseudo_boxes.json"))
+    assert json.loads((there / "skipped.json").read_text()) == json.loads((here / "skipped.json").read_text())
+    assert [s["image"] for s in runs["ray"].skipped] == ["one/notes.jpg"]
+    assert [r["image"] for r in json.loads((there / "review.json").read_text())] == \
+        [r["image"] for r in json.loads((here / "review.json").read_text())]
+    assert runs["ray"].scores["corloc"] == pytest.approx(runs["here"].scores["corloc"])
+    np.testing.assert_allclose(np.load(there / "features.npy"), np.load(here / "features.npy"), atol=1e-2)
+
+
+def test_detect_on_ray_writes_what_a_local_run_writes(local_ray, photos, tmp_path):
+    from classifier.backbones.vgg16 import VGG16, vgg16_preprocessing
+    from classifier.model import build_classifier
+    from localize.box_model import BoxTrainConfig, build_box_model
+    from localize.box_model_dir import save_box_model
+
+    classifier = build_classifier(2, (64, 64), backbone="vgg16", filters=TINY, weights="none")
+    box_model, _ = build_box_model(classifier, BoxTrainConfig(hidden=8, reduce_filters=4),
+                                   feature_layer=VGG16.feature_layer)
+    box_dir = save_box_model(box_model, tmp_path / "box", labels=("one", "ten"),
+                             preprocessing=vgg16_preprocessing((64, 64)), config=BoxTrainConfig(hidden=8,
+                                                                                              reduce_filters=4),
+                             metrics={})
+    config = DetectConfig(overlays=False, batch_size=4)
+    here = detect_images(box_dir, photos, tmp_path / "here", config, progress=False)
+    there = detect_images(box_dir, photos, tmp_path / "ray", config, progress=False, ray=RayOptions(workers=2))
+    assert_same_boxes(boxes_of(tmp_path / "here" / "detections.json"), boxes_of(tmp_path / "ray" / "detections.json"))
+    np.testing.assert_allclose(there.probabilities, here.probabilities, atol=1e-5)
+    assert there.skipped == here.skipped and len(here.skipped) == 1
+
+
+def test_predict_cli_prints_the_same_lines_with_ray(local_ray, photos, model_dir, capsys):
+    assert main(["predict", str(model_dir), str(photos), "--json"]) == 1  # the text file: listed, exit 1
+    here = capsys.readouterr()
+    assert main(["predict", str(model_dir), str(photos), "--json", "--ray", "--ray-workers", "2"]) == 1
+    there = capsys.readouterr()
+    lines = [json.loads(line) for line in here.out.splitlines()]
+    ray_lines = [json.loads(line) for line in there.out.splitlines()]
+    assert [line["file"] for line in ray_lines] == [line["file"] for line in lines] and len(lines) == 6
+    assert [line["label"] for line in ray_lines] == [line["label"] for line in lines]
+    for a, b in zip(lines, ray_lines, strict=True):
+        assert b["probabilities"] == pytest.approx(a["probabilities"], abs=1e-5)
+    assert "notes.jpg" in there.err and "1 of 7 images could not be read" in there.err
+    assert "ray" in sys.modules
