@@ -63,8 +63,8 @@ class PhotoWork:
         """The model read from ``directory`` (with a ``model_sha256`` attribute)."""
         raise NotImplementedError
 
-    def run(self, model: Any, images: list[np.ndarray]) -> list[Any]:
-        """One result per image (upright RGB uint8), for a batch of readable photos."""
+    def run(self, model: Any, images: list[np.ndarray], items: list[Any]) -> list[Any]:
+        """One result per image (upright RGB uint8), for a batch of readable photos (and their items)."""
         raise NotImplementedError
 
     @property
@@ -91,7 +91,7 @@ class PhotoWork:
             except ValueError as error:
                 results[i] = Skipped(str(error))
         if images:
-            for i, result in zip(where, self.run(self.model, images), strict=True):
+            for i, result in zip(where, self.run(self.model, images, [items[i] for i in where]), strict=True):
                 results[i] = result
         return results
 

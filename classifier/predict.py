@@ -134,7 +134,7 @@ class PredictWork(PhotoWork):
 
         return load_trained_model(directory)
 
-    def run(self, model: TrainedModel, images: list[np.ndarray]) -> list[tuple]:
+    def run(self, model: TrainedModel, images: list[np.ndarray], items) -> list[tuple]:
         result = predict(model, images, batch_size=len(images), class_maps=self.heatmaps)
         out = []
         for i, index in enumerate(result.indices):

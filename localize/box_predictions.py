@@ -59,7 +59,7 @@ class _DetectWork(PhotoWork):
     def load(self, directory):
         return load_box_model(directory)
 
-    def run(self, model: BoxModel, images: list[np.ndarray]) -> list[tuple]:
+    def run(self, model: BoxModel, images: list[np.ndarray], items) -> list[tuple]:
         probabilities, boxes = predict_boxes(model, images, batch_size=len(images))
         return [(image, p, b) for image, p, b in zip(images, probabilities, boxes, strict=True)]
 

@@ -19,6 +19,8 @@ import numpy as np
 from classifier.photo_work import PhotoWork, run_photo_work
 from classifier.trained_model import TrainedModel, load_trained_model
 from groundwork.photo_map import RayOptions
+from localize.cell_localizer import CellLocalizer
+from localize.pseudo_boxes import LocalizeConfig, PseudoBoxes, pseudo_boxes
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +36,36 @@ class ForwardOutputs:
     features: np.ndarray
     map_features: np.ndarray
     skipped: list[dict[str, str]]
+    pseudo: PseudoBoxes | None = None
+
+
+@dataclass(frozen=True)
+class PassBoxes:
+    """How the pass boxes its photos when the boxes need nothing of other photos (no learning from
+    hand boxes at this run, no DDT): :func:`localize.pseudo_boxes.pseudo_boxes` on each chunk, where
+    its maps were made (on the Ray worker with ``--ray``), instead of on all photos afterwards.
+
+    ``labels`` are the classifier's (an item's ``label`` among them is its known class).
+    """
+
+    config: LocalizeConfig
+    labels: tuple[str, ...]
+    input_size: tuple[int, int]
+    localizer: CellLocalizer | None = None
+    calibrated_threshold: float | None = None
+
+    def __call__(self, items, images, probabilities, class_maps, features, map_features) -> PseudoBoxes:
+        known = [self.labels.index(it.label) if getattr(it, "label", None) in self.labels else None for it in items]
+        return pseudo_boxes(images, probabilities, class_maps, features, known=known, input_size=self.input_size,
+                            config=self.config, localizer=self.localizer, map_features=map_features,
+                            calibrated_threshold=self.calibrated_threshold)
 
 
 class _ForwardWork(PhotoWork):
-    def __init__(self, trained: TrainedModel, *, scales: Sequence[float], flip: bool, keep_images: bool) -> None:
+    def __init__(self, trained: TrainedModel, *, scales: Sequence[float], flip: bool, keep_images: bool,
+                 boxes: PassBoxes | None) -> None:
         super().__init__(trained.directory, trained.model_sha256, loaded=trained)
-        self.scales, self.flip, self.keep_images = tuple(scales), flip, keep_images
+        self.scales, self.flip, self.keep_images, self.boxes = tuple(scales), flip, keep_images, boxes
         self._pass = None
 
     def __setstate__(self, state: dict) -> None:
@@ -49,7 +75,7 @@ class _ForwardWork(PhotoWork):
     def load(self, directory):
         return load_trained_model(directory)
 
-    def run(self, model: TrainedModel, images: list[np.ndarray]) -> list[tuple]:
+    def run(self, model: TrainedModel, images: list[np.ndarray], items) -> list[tuple]:
         from localize.multi_view_maps import ForwardPass
 
         pre = model.preprocessing
@@ -58,23 +84,34 @@ class _ForwardWork(PhotoWork):
                                      scales=self.scales, flip=self.flip, preprocessing=pre)
         x = np.stack([pre.apply(pre.resize(image)) for image in images]).astype(np.float32)
         arrays = self._pass(x, images)
-        return [(image if self.keep_images else None, *(a[i] for a in arrays)) for i, image in enumerate(images)]
+        boxed = None if self.boxes is None else self.boxes(items, images, *arrays)
+        return [(image if self.keep_images else None, *(a[i] for a in arrays),
+                 None if boxed is None else (boxed.boxes[i], boxed.scores[i], int(boxed.classes[i]),
+                                             boxed.heatmaps[i], boxed.notes[i]))
+                for i, image in enumerate(images)]
 
 
 def forward_photos(trained: TrainedModel, items: Sequence[Any], *, scales: Sequence[float] = (1.0,),
                    flip: bool = False, batch_size: int = 8, ray: RayOptions | None = None,
-                   keep_images: bool = True, progress: bool = True, source: Any = None) -> ForwardOutputs:
+                   keep_images: bool = True, progress: bool = True, source: Any = None,
+                   boxes: PassBoxes | None = None) -> ForwardOutputs:
     """The localizing pass over ``items`` (each with a ``path``; ``name`` names it in ``skipped``).
 
     Photos that cannot be read are left out and listed (:func:`classifier.photo_work.run_photo_work`,
     which also raises ValueError when none can be). With ``ray`` the chunks of ``batch_size``
     photos run on Ray workers (the same chunks as here, so the same batches). ``keep_images=False``
     returns no photos (``images`` holds None per item): less to send back when they are not needed.
+    With ``boxes`` every chunk is also boxed in its pass (``pseudo``).
     """
-    work = _ForwardWork(trained, scales=scales, flip=flip, keep_images=keep_images)
+    work = _ForwardWork(trained, scales=scales, flip=flip, keep_images=keep_images, boxes=boxes)
     readable, results, skipped = run_photo_work(work, items, batch_size=batch_size, ray=ray, progress=progress,
                                                 desc="classifier pass", source=source)
     probabilities, class_maps, features, map_features = (np.stack(column) for column in
-                                                         zip(*(r[1:] for r in results), strict=True))
+                                                         zip(*(r[1:5] for r in results), strict=True))
+    pseudo = None
+    if boxes is not None:
+        b, s, c, h, n = zip(*(r[5] for r in results), strict=True)
+        pseudo = PseudoBoxes(boxes=list(b), scores=list(s), classes=np.asarray(c), probabilities=probabilities,
+                             heatmaps=list(h), features=features, notes=list(n))
     return ForwardOutputs(readable, [r[0] for r in results], probabilities, class_maps, features, map_features,
-                          skipped)
+                          skipped, pseudo)

@@ -43,7 +43,7 @@ from groundwork.config import save_config
 from groundwork.paths import check_out_folder, confined
 from groundwork.photo_map import RayOptions
 from localize.cell_localizer import CellLocalizer, load_cell_localizer, save_cell_localizer
-from localize.forward_photos import forward_photos
+from localize.forward_photos import PassBoxes, forward_photos
 from localize.pseudo_boxes import LocalizeConfig, PseudoBoxes, box_classes, class_heatmaps, pseudo_boxes
 from localize.review import ReviewItem, render_contact_sheets, render_overlay, write_png
 
@@ -175,20 +175,26 @@ def localize_images(
     root, items = find_images(source, trained.labels)
     check_outside_photos(out_dir, source, root)
     pre = trained.preprocessing
-    start = time.perf_counter()
-    passed = forward_photos(trained, items, scales=config.scales, flip=config.flip, batch_size=config.batch_size,
-                            ray=ray, progress=progress, source=source)
-    items, images, skipped = passed.items, passed.images, passed.skipped
-    probabilities, class_maps = passed.probabilities, passed.class_maps
-    features, map_features = passed.features, passed.map_features
-    del passed
-    passed_at = time.perf_counter()
-    log.info("classifier pass: %d photos in %.1f s%s", len(items) + len(skipped), passed_at - start,
-             "" if ray is None else f" on Ray ({ray.address})")
     calibration = load_calibration(trained.directory)
     localizer = None
     if config.threshold is None:
         localizer = load_cell_localizer(trained.directory, model_sha256=trained.model_sha256)
+    calibrated = None if calibration.method == "default" else calibration.threshold
+    # Without hand boxes to learn from (and but for DDT's per-class projection) a photo's box needs
+    # nothing of the others: each chunk is boxed in the pass that made its maps (on its Ray worker).
+    boxes = (PassBoxes(config, trained.labels, pre.input_size, localizer, calibrated)
+             if ground_truth is None and config.method != "ddt" else None)
+    start = time.perf_counter()
+    passed = forward_photos(trained, items, scales=config.scales, flip=config.flip, batch_size=config.batch_size,
+                            ray=ray, progress=progress, source=source, boxes=boxes)
+    items, images, skipped = passed.items, passed.images, passed.skipped
+    probabilities, class_maps = passed.probabilities, passed.class_maps
+    features, map_features = passed.features, passed.map_features
+    pseudo = passed.pseudo
+    del passed
+    passed_at = time.perf_counter()
+    log.info("classifier pass%s: %d photos in %.1f s%s", "" if pseudo is None else " and boxes",
+             len(items) + len(skipped), passed_at - start, "" if ray is None else f" on Ray ({ray.address})")
     known = [trained.labels.index(it.label) if it.label in trained.labels else None for it in items]
     gt, gt_path, held_out, learned = None, None, None, None
     if ground_truth is not None:
@@ -203,9 +209,13 @@ def localize_images(
                 and calibration.method == "default"):
             calibration, held_out = _calibrate(gt, gt_path, root, items, known, probabilities, class_maps,
                                                pre.input_size)
-    pseudo = pseudo_boxes(images, probabilities, class_maps, features, known=known, input_size=pre.input_size,
-                          config=config, localizer=localizer, map_features=map_features,
-                          calibrated_threshold=None if calibration.method == "default" else calibration.threshold)
+    if pseudo is None:
+        pseudo = pseudo_boxes(images, probabilities, class_maps, features, known=known, input_size=pre.input_size,
+                              config=config, localizer=localizer, map_features=map_features,
+                              calibrated_threshold=None if calibration.method == "default" else calibration.threshold)
+    flagged = sum(bool(note) for note in pseudo.notes)
+    if flagged:
+        log.info("%d of %d images flagged for review (no box or low confidence)", flagged, len(items))
     annotations = [_annotation(item, image, pseudo, i, trained.labels)
                    for i, (item, image) in enumerate(zip(items, images, strict=True))]
     out_dir.mkdir(parents=True, exist_ok=True)

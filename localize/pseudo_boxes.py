@@ -235,9 +235,6 @@ def pseudo_boxes(
         boxes.append(b)
         scores.append(s)
         notes.append(note)
-    flagged = sum(bool(note) for note in notes)
-    if flagged:
-        log.info("%d of %d images flagged for review (no box or low confidence)", flagged, n)
     return PseudoBoxes(boxes=boxes, scores=scores, classes=classes, probabilities=probabilities,
                        heatmaps=maps, features=features, notes=notes)
 
