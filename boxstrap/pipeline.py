@@ -98,8 +98,8 @@ def run_pipeline(src: str | os.PathLike, run_dir: str | os.PathLike, config: Pip
     on_stage : callable, optional
         Called with ``(stage, "run" | "skip")`` as each stage starts (progress messages).
     ray : RayOptions, optional
-        Run the localize stage's classifier passes on Ray (:mod:`groundwork.photo_map`); the
-        results, and so the stages' fingerprints, are those of a local run.
+        Run the photo passes (train's backbone features, localize's classifier pass) on Ray
+        (:mod:`groundwork.photo_map`); the results are those of a local run.
 
     Raises
     ------
@@ -170,7 +170,7 @@ def _prepare(ctx: dict, out: Path) -> dict[str, Any]:
 def _train(ctx: dict, out: Path) -> dict[str, Any]:
     from classifier.train import train
 
-    model_dir = train(ctx["run"] / "prepare", out / "model", ctx["config"].train, overwrite=True)
+    model_dir = train(ctx["run"] / "prepare", out / "model", ctx["config"].train, overwrite=True, ray=ctx["ray"])
     metrics = json.loads((model_dir / "metrics.json").read_text())
     shipped = {k: v for k, v in metrics.get("shipped_model", {}).items() if k != "history"}
     return {split: {"accuracy": metrics[split]["accuracy"]} for split in ("valid", "test") if split in metrics} | {

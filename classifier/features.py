@@ -16,13 +16,16 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from classifier.photo_work import PhotoWork, Skipped
 from groundwork.atomic import atomic_open
+from groundwork.photo_map import RayOptions, photo_map
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +139,94 @@ def _augmenter(augmentation):
 
         _AUGMENTERS[augmentation] = lambda image, seed: augment(image, seed).numpy()
     return _AUGMENTERS[augmentation]
+
+
+@dataclass(frozen=True)
+class _Photo:
+    index: int  # in the whole split: seeds its augmented view
+    path: Path
+
+
+@dataclass(frozen=True)
+class _Lower:
+    model: Any
+    model_sha256: str
+
+
+class _FeatureWork(PhotoWork):
+    """:func:`extract_features` on a chunk of prepared photos, on a Ray worker: the lower part is
+    read from the ``.keras`` file the driver saved (safe mode), checked by its SHA-256."""
+
+    def __init__(self, lower_path: Path, lower: _Lower, preprocessing, augmentation, seed: int, view: int,
+                 batch_size: int) -> None:
+        super().__init__(lower_path, lower.model_sha256, loaded=lower)
+        self.preprocessing, self.augmentation = preprocessing, augmentation
+        self.seed, self.view, self.batch_size = seed, view, batch_size
+
+    def load(self, path: Path) -> _Lower:
+        import keras
+
+        from groundwork.files import file_sha256
+
+        return _Lower(keras.models.load_model(path, safe_mode=True, compile=False), file_sha256(path))
+
+    def run(self, lower: _Lower, images: list[np.ndarray], items: list[_Photo]) -> list[np.ndarray]:
+        pre = self.preprocessing
+        chunk = np.stack([pre.resize(image) for image in images])
+        if self.augmentation is not None:
+            augment = _augmenter(self.augmentation)
+            chunk = np.stack([augment(image, np.array([self.seed, self.view * 1_000_003 + item.index], np.int64))
+                              for image, item in zip(chunk, items, strict=True)])
+        out = [np.asarray(lower.model(pre.apply(chunk[b:b + self.batch_size]), training=False)).astype(np.float16)
+               for b in range(0, len(chunk), self.batch_size)]
+        return list(np.concatenate(out))
+
+
+def extract_features_on_ray(lower, paths: Sequence[str | os.PathLike], preprocessing, *, ray: RayOptions,
+                            lower_path: str | os.PathLike, augmentation=None, seed: int = 0, view: int = 0,
+                            batch_size: int = 16, chunk_dir: str | os.PathLike | None = None,
+                            progress: bool = True) -> np.ndarray:
+    """:func:`extract_features` over the prepared photos at ``paths``, the chunks on Ray workers.
+
+    The same chunks of :data:`CHUNK` photos, batches and augmentation seeds as
+    :func:`extract_features` on the decoded split; ``lower`` is saved to ``lower_path`` (a path
+    every worker sees) for the workers to load. Finished chunks are kept in ``chunk_dir`` as they
+    come back and reused (resume).
+
+    Raises
+    ------
+    ValueError
+        If a photo cannot be read (a prepared dataset's photos all could be when it was made).
+    """
+    from groundwork.atomic import atomic_open
+    from groundwork.files import file_sha256
+
+    lower_path = Path(lower_path)
+    partial = lower_path.with_name(f".{lower_path.stem}.partial.keras")  # Keras wants the .keras ending
+    lower.save(partial)
+    os.replace(partial, lower_path)
+    work = _FeatureWork(lower_path, _Lower(lower, file_sha256(lower_path)), preprocessing, augmentation, seed, view,
+                        batch_size)
+    chunk_dir = Path(chunk_dir) if chunk_dir is not None else None
+    starts = range(0, len(paths), CHUNK)
+    done = {start: np.load(chunk_dir / f"{start // CHUNK:05d}.npy") for start in starts
+            if chunk_dir is not None and (chunk_dir / f"{start // CHUNK:05d}.npy").is_file()}
+    todo = [_Photo(i, Path(paths[i])) for start in starts if start not in done
+            for i in range(start, min(start + CHUNK, len(paths)))]
+    rows: list[np.ndarray] = []
+    for photo, result in zip(todo, photo_map(work, todo, chunk_size=CHUNK, ray=ray, progress=progress,
+                                             desc="features"), strict=True):
+        if isinstance(result, Skipped):
+            raise ValueError(f"features: {result.reason}")
+        rows.append(result)
+        start = photo.index - photo.index % CHUNK
+        if photo.index == min(start + CHUNK, len(paths)) - 1:
+            done[start] = np.stack(rows)
+            rows = []
+            if chunk_dir is not None:
+                with atomic_open(chunk_dir / f"{start // CHUNK:05d}.npy") as handle:
+                    np.save(handle, done[start])
+    return np.concatenate([done[start] for start in starts])
 
 
 class FeatureCache:

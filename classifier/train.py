@@ -41,12 +41,13 @@ from classifier.train_config import TrainConfig
 from classifier.train_state import TrainState
 from groundwork.atomic import write_json
 from groundwork.config import save_config
+from groundwork.photo_map import RayOptions
 from groundwork.run_lock import run_lock
 
 log = logging.getLogger(__name__)
 
 def train(manifest_dir: str | os.PathLike, out_dir: str | os.PathLike, config: TrainConfig = TrainConfig(),
-          *, overwrite: bool = False, verbose: int = 1) -> Path:
+          *, overwrite: bool = False, verbose: int = 1, ray: RayOptions | None = None) -> Path:
     """Train a classifier on a prepared dataset and write the model folder.
 
     Parameters
@@ -60,6 +61,9 @@ def train(manifest_dir: str | os.PathLike, out_dir: str | os.PathLike, config: T
         Replace an existing ``out_dir``.
     verbose : int
         Keras progress bars (1) or none (0); feature extraction shows a tqdm bar when 1.
+    ray : RayOptions, optional
+        Compute the backbone features on Ray workers (the prepared photos and the feature cache at
+        paths every worker sees); the features, and so the training, are those of a local run.
 
     Returns
     -------
@@ -95,10 +99,11 @@ def train(manifest_dir: str | os.PathLike, out_dir: str | os.PathLike, config: T
     # One training per model folder: a second run into it is refused at once, naming the first.
     with run_lock(out_dir.parent, "boxstrap train", lock_file=out_dir.parent / f".{out_dir.name}.lock",
                   remove=True):
-        return _train(manifest, out_dir, config, overwrite=overwrite, verbose=verbose)
+        return _train(manifest, out_dir, config, overwrite=overwrite, verbose=verbose, ray=ray)
 
 
-def _train(manifest, out_dir: Path, config: TrainConfig, *, overwrite: bool, verbose: int) -> Path:
+def _train(manifest, out_dir: Path, config: TrainConfig, *, overwrite: bool, verbose: int,
+           ray: RayOptions | None) -> Path:
     import keras
 
     from classifier.metrics import classification_metrics
@@ -117,7 +122,7 @@ def _train(manifest, out_dir: Path, config: TrainConfig, *, overwrite: bool, ver
                                 seed=config.seed)
 
     model = build()
-    data = _features(manifest, model, preprocessing, config, state.features_dir, verbose)
+    data = _features(manifest, model, preprocessing, config, state.features_dir, verbose, ray)
     initial = model.get_weights()
     history: dict[str, list] = {}
     best = _fit_recipe(model, data, len(labels), config, (1, 2), state, history, verbose)
@@ -202,9 +207,11 @@ def _fit_recipe(model, data, num_classes: int, config, phases: tuple[int, int], 
 
 
 # --- features ---------------------------------------------------------------------------------
-def _features(manifest, model, preprocessing, config, features_dir, verbose) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """{split: (features (V*N, ...) float16, labels (V*N,))} at the boundary, from the cache."""
-    from classifier.features import FeatureCache, cache_key, extract_features
+def _features(manifest, model, preprocessing, config, features_dir, verbose, ray=None
+              ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{split: (features (V*N, ...) float16, labels (V*N,))} at the boundary, from the cache; the
+    missing ones computed here, or with ``ray`` on Ray workers (the same chunks and seeds)."""
+    from classifier.features import FeatureCache, cache_key, extract_features, extract_features_on_ray
     from datasets.tf_input import Augmentation, load_split
     from groundwork.progress import progress_bar
 
@@ -229,6 +236,15 @@ def _features(manifest, model, preprocessing, config, features_dir, verbose) -> 
         names = [f"{split}_v{v}" for v in range(views)]
         arrays = [cache.get(n) for n in names]
         labels = np.asarray([manifest.label_index(r) for r in manifest.split(split)], np.int64)
+        if any(a is None for a in arrays) and ray is not None:
+            paths = [manifest.image_path(r) for r in manifest.split(split)]
+            for v, name in enumerate(names):
+                if arrays[v] is None:
+                    arrays[v] = extract_features_on_ray(
+                        lower, paths, preprocessing, ray=ray, lower_path=cache.path / "lower.keras",
+                        augmentation=augmentation if v else None, seed=config.seed, view=v,
+                        batch_size=config.batch_size, chunk_dir=cache.chunk_dir(name), progress=bool(verbose))
+                    cache.put(name, arrays[v])
         if any(a is None for a in arrays):
             images, labels, _ = load_split(manifest, split, preprocessing)
             for v, name in enumerate(names):

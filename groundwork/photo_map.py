@@ -102,7 +102,7 @@ def photo_map(work: Callable[[list[Any]], list[Any]], items: Sequence[Any], *, c
                 results = _checked(work(chunk), chunk)
                 bar.update(len(chunk))
                 yield from results
-        else:
+        elif chunks:  # nothing to do starts no Ray
             yield from _ray_map(work, chunks, ray, bar.update)
 
 

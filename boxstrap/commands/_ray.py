@@ -1,5 +1,5 @@
-"""The ``--ray`` options of the commands that run a network over many photos (``localize``,
-``predict``, ``detect``, ``train-boxes``, ``pipeline``): where the photo passes run
+"""The ``--ray`` options of the commands that run a network over many photos (``train``,
+``localize``, ``predict``, ``detect``, ``train-boxes``, ``pipeline``): where the photo passes run
 (:mod:`groundwork.photo_map`)."""
 
 from __future__ import annotations

@@ -14,6 +14,8 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+from boxstrap.commands._ray import add_ray_arguments, ray_options
+
 NAME = "train"
 HELP = "train the classifier (a backbone + class-map head) on a prepared dataset"
 
@@ -29,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="model folder to write")
     parser.add_argument("--config", type=Path, help="a train_config.json to start from (flags override it)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    add_ray_arguments(parser)
     parser.add_argument("--backbone", choices=sorted(BACKBONES), help=f"(default {defaults.backbone})")
     parser.add_argument("--weights", help=f"backbone start: one of {', '.join(spec.weight_choices)} (the default "
                                           f"{defaults.weights} works offline), or a weights file")
@@ -97,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
     from classifier.train import train
 
     config = build_config(args)
-    out = train(args.manifest_dir, args.out, config, overwrite=args.overwrite, verbose=0 if args.quiet else 1)
+    out = train(args.manifest_dir, args.out, config, overwrite=args.overwrite, verbose=0 if args.quiet else 1,
+                ray=ray_options(args))
     metrics = json.loads((out / "metrics.json").read_text())
     accuracy = ", ".join(f"{split} {metrics[split]['accuracy']:.3f}" for split in ("valid", "test")
                          if split in metrics)

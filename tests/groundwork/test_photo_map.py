@@ -82,3 +82,25 @@ def test_on_a_local_ray_the_results_equal_the_local_ones(local_ray):
     # The same chunks as here: each result came from the chunk the local run made.
     assert [r[1] for r in here] == [tuple(range(0, 4))] * 4 + [tuple(range(4, 8))] * 4 + [tuple(range(8, 11))] * 3
     assert local_ray.is_initialized()  # a Ray this process had started is left running
+
+
+class DieOnce:
+    """A work whose process dies (as a machine going away would) on its first chunk only."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __call__(self, chunk):
+        import os
+
+        if not self.marker.exists():
+            self.marker.write_text("died")
+            os._exit(1)
+        return [x + 1 for x in chunk]
+
+
+def test_a_worker_that_dies_is_replaced_and_its_chunk_rerun(local_ray, tmp_path):
+    out = list(photo_map(DieOnce(tmp_path / "died"), range(6), chunk_size=2, ray=RayOptions(workers=1),
+                         progress=False))
+    assert out == [x + 1 for x in range(6)]
+    assert (tmp_path / "died").read_text() == "died"  # it did die once

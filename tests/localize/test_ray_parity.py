@@ -104,3 +104,70 @@ def test_predict_cli_prints_the_same_lines_with_ray(local_ray, photos, model_dir
         assert b["probabilities"] == pytest.approx(a["probabilities"], abs=1e-5)
     assert "notes.jpg" in there.err and "1 of 7 images could not be read" in there.err
     assert "ray" in sys.modules
+
+
+def test_train_features_on_ray_equal_the_local_ones_and_resume(local_ray, tmp_path):
+    """The classifier's cached backbone features (train's feature pass): same chunks, seeds and
+    augmented views on Ray workers as here; a finished chunk on disk is reused."""
+    from classifier.backbones.vgg16 import vgg16_preprocessing
+    from classifier.features import CHUNK, extract_features, extract_features_on_ray
+    from classifier.model import build_classifier, split_model
+    from datasets.tf_input import Augmentation
+    from groundwork.atomic import write_bytes
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(CHUNK + 6):  # two chunks, the second short
+        import io
+
+        from PIL import Image
+
+        buffer = io.BytesIO()
+        Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(buffer, format="PNG")
+        paths.append(write_bytes(tmp_path / "photos" / f"{i:03d}.png", buffer.getvalue()))
+    pre = vgg16_preprocessing((32, 32))
+    model = build_classifier(2, (32, 32), backbone="vgg16", filters=TINY)
+    lower = split_model(model, "block4_pool", backbone="vgg16")[0]
+    from datasets.tf_input import read_rgb
+
+    images = np.stack([read_rgb(p, pre) for p in paths])
+    here = extract_features(lower, images, pre.apply, augmentation=Augmentation(), seed=3, view=1, batch_size=4)
+    chunks = tmp_path / "chunks"
+    chunks.mkdir()
+    there = extract_features_on_ray(lower, paths, pre, ray=RayOptions(workers=2), lower_path=tmp_path / "lower.keras",
+                                    augmentation=Augmentation(), seed=3, view=1, batch_size=4, chunk_dir=chunks,
+                                    progress=False)
+    assert there.dtype == np.float16 and there.shape == here.shape
+    np.testing.assert_allclose(there.astype(np.float32), here.astype(np.float32), atol=2e-2, rtol=1e-2)
+    assert sorted(p.name for p in chunks.iterdir()) == ["00000.npy", "00001.npy"]
+    marked = np.full_like(np.load(chunks / "00000.npy"), 7)
+    np.save(chunks / "00000.npy", marked)  # a finished chunk is read back, not recomputed
+    (chunks / "00001.npy").unlink()  # as if interrupted before the last chunk
+    again = extract_features_on_ray(lower, paths, pre, ray=RayOptions(workers=2), lower_path=tmp_path / "lower.keras",
+                                    augmentation=Augmentation(), seed=3, view=1, batch_size=4, chunk_dir=chunks,
+                                    progress=False)
+    np.testing.assert_array_equal(again[:CHUNK], marked)
+    np.testing.assert_allclose(again[CHUNK:].astype(np.float32), there[CHUNK:].astype(np.float32), atol=1e-3)
+    assert (chunks / "00001.npy").is_file()
+
+
+@pytest.mark.slow  # two trainings: about a minute
+def test_train_with_ray_caches_the_features_a_local_train_caches(local_ray, tmp_path):
+    from classifier.train import train
+    from tests.classifier._tiny_data import make_manifest
+    from tests.classifier.test_train import tiny_config
+
+    manifest = make_manifest(tmp_path / "data")
+    for where, options in (("here", None), ("ray", RayOptions(workers=2))):
+        out = train(manifest.root, tmp_path / f"model-{where}", tiny_config(cache_dir=str(tmp_path / f"cache-{where}")),
+                    verbose=0, ray=options)
+        assert (out / "model.keras").is_file()
+    here, = (tmp_path / "cache-here").iterdir()
+    there, = (tmp_path / "cache-ray").iterdir()
+    assert here.name == there.name  # the same cache key: the same features asked for
+    assert (there / "lower.keras").is_file() and not (here / "lower.keras").exists()  # the Ray path ran
+    names = sorted(p.name for p in here.glob("*.npy"))
+    assert names == sorted(p.name for p in there.glob("*.npy")) and "train_v1.npy" in names
+    for name in names:
+        np.testing.assert_allclose(np.load(there / name).astype(np.float32), np.load(here / name).astype(np.float32),
+                                   atol=2e-2, rtol=1e-2, err_msg=name)
