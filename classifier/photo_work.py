@@ -15,6 +15,7 @@ machine with another copy of the model). In this process the caller's loaded mod
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +91,8 @@ class PhotoWork:
                 where.append(i)
             except ValueError as error:
                 results[i] = Skipped(str(error))
+            except FileNotFoundError as error:  # gone since it was listed, or not shared with this machine
+                results[i] = Skipped(f"{error} (looked for on {socket.gethostname()})")
         if images:
             for i, result in zip(where, self.run(self.model, images, [items[i] for i in where]), strict=True):
                 results[i] = result
