@@ -127,8 +127,8 @@ def _ray_map(work, chunks: list[list[Any]], options: RayOptions, update: Callabl
                  options.cpus_per_worker, cpus)
         # Items and results cross as pickled bytes (Arrow keeps bytes as they are): Ray itself pickles
         # what it sends, and both ends are this program.
-        rows = ray.data.from_items([{"chunk": k, "items": ray.cloudpickle.dumps(chunk)} for k, chunk in enumerate(chunks)],
-                                   override_num_blocks=max(1, len(chunks)))
+        rows = ray.data.from_items([{"chunk": k, "items": ray.cloudpickle.dumps(chunk)}
+                                    for k, chunk in enumerate(chunks)], override_num_blocks=max(1, len(chunks)))
         threads = str(options.cpus_per_worker)
         results = rows.map_batches(
             _Actor, fn_constructor_kwargs={"work": work}, batch_size=1, batch_format="numpy",
@@ -139,7 +139,11 @@ def _ray_map(work, chunks: list[list[Any]], options: RayOptions, update: Callabl
         following = 0
         for row in results.iter_rows():
             k = int(row["chunk"])
-            waiting[k] = _checked(pickle.loads(row["results"]), chunks[k])
+            results_k = pickle.loads(row["results"])
+            if isinstance(results_k, _Failed):  # the work's own error, raised here as a local run raises it
+                results_k.error.add_note(f"(on the Ray worker at {results_k.host})")
+                raise results_k.error
+            waiting[k] = _checked(results_k, chunks[k])
             update(len(chunks[k]))
             while following in waiting:
                 yield from waiting.pop(following)
@@ -164,11 +168,12 @@ def _connect(ray, options: RayOptions) -> bool:
     if ray.is_initialized():
         return False
     common = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": True}
+    if options.address != LOCAL:
+        _probe(options.address)  # Ray itself waits minutes for an address that does not answer
     try:
         if options.address == LOCAL:
             ray.init(address="local", num_cpus=os.cpu_count(), **common)
         else:
-            _probe(options.address)  # Ray itself waits minutes for an address that does not answer
             ray.init(address=options.address, **common)
     except (ConnectionError, RuntimeError, ValueError) as error:
         raise RayUnavailable(f"ray: cannot reach a cluster at {options.address!r}: {error}. Start one with "
@@ -191,6 +196,12 @@ def _probe(address: str, timeout: float = 5.0) -> None:
                              "machine.") from None
 
 
+@dataclass(frozen=True)
+class _Failed:
+    error: Exception
+    host: str
+
+
 class _Actor:
     """One Ray actor: holds a copy of the work (so one loaded model) and runs it on chunks."""
 
@@ -204,5 +215,11 @@ class _Actor:
         results = []
         for packed in batch["items"]:
             items = pickle.loads(packed)
-            results.append(cloudpickle.dumps(_checked(self.work(items), items)))
+            try:
+                out = _checked(self.work(items), items)
+            except Exception as error:  # sent back whole: the caller sees the error a local run raises
+                import socket
+
+                out = _Failed(error, socket.gethostname())
+            results.append(cloudpickle.dumps(out))
         return {"chunk": np.asarray(batch["chunk"], np.int64), "results": np.array(results, dtype=object)}

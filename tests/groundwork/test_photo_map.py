@@ -104,3 +104,14 @@ def test_a_worker_that_dies_is_replaced_and_its_chunk_rerun(local_ray, tmp_path)
                          progress=False))
     assert out == [x + 1 for x in range(6)]
     assert (tmp_path / "died").read_text() == "died"  # it did die once
+
+
+class Refuses:
+    def __call__(self, chunk):
+        raise ValueError("model.keras here holds another model")
+
+
+def test_a_works_error_on_a_worker_is_raised_here_as_itself(local_ray):
+    with pytest.raises(ValueError, match="holds another model") as caught:
+        list(photo_map(Refuses(), [1, 2, 3], chunk_size=2, ray=RayOptions(workers=1), progress=False))
+    assert any("on the Ray worker at" in note for note in caught.value.__notes__)
