@@ -91,12 +91,12 @@ def learning_curve(run: Path, counts, *, seed: int = 0) -> list[dict]:
 def _row(ctx: dict, n: int, seed: int) -> dict:
     from localize.cell_localizer import fit_cell_localizer
     from localize.localize_images import _annotation, largest_box
-    from localize.pseudo_boxes import box_classes, class_heatmaps, pseudo_boxes
+    from localize.pseudo_boxes import box_classes, class_heatmaps, known_classes, pseudo_boxes
     from localize.train_box_model import box_annotation, train_on_targets
 
     start = time.perf_counter()
     items, images, pairs, labels = ctx["items"], ctx["images"], ctx["pairs"], ctx["trained"].labels
-    known = [labels.index(it.label) if it.label in labels else None for it in items]
+    known = known_classes([it.label for it in items], labels)
     chosen, scored = _draw(pairs, items, n, seed)
     localizer = None
     if chosen:

@@ -89,30 +89,41 @@ def extract_features(
     if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8 or len(images) == 0:
         raise ValueError(f"images must be a non-empty (N, H, W, 3) uint8 array. "
                          f"Received: shape {images.shape}, dtype {images.dtype}")
-    chunk_dir = Path(chunk_dir) if chunk_dir is not None else None
     parts = []
     for start in range(0, len(images), CHUNK):
-        path = chunk_dir / f"{start // CHUNK:05d}.npy" if chunk_dir is not None else None
+        path = _chunk_path(chunk_dir, start)
         if path is not None and path.is_file():
             parts.append(np.load(path))
             if progress:
                 progress(len(parts[-1]))
             continue
-        chunk = images[start:start + CHUNK]
-        if augmentation is not None:
-            chunk = np.stack(list(_views(chunk, augmentation, seed, view, start)))
-        out = []
-        for b in range(0, len(chunk), batch_size):
-            x = preprocess(chunk[b:b + batch_size])
-            out.append(np.asarray(lower(x, training=False)).astype(np.float16))
-            if progress:
-                progress(len(x))
-        features = np.concatenate(out)
+        features = _chunk_features(lower, images[start:start + CHUNK], preprocess, augmentation=augmentation,
+                                   seed=seed, view=view, start=start, batch_size=batch_size, progress=progress)
         if path is not None:
             with atomic_open(path) as handle:
                 np.save(handle, features)
         parts.append(features)
     return np.concatenate(parts)
+
+
+def _chunk_path(chunk_dir: str | os.PathLike | None, start: int) -> Path | None:
+    """Where the chunk of :data:`CHUNK` images from ``start`` is kept (None without a chunk folder)."""
+    return None if chunk_dir is None else Path(chunk_dir) / f"{start // CHUNK:05d}.npy"
+
+
+def _chunk_features(lower, chunk: np.ndarray, preprocess, *, augmentation, seed: int, view: int, start: int,
+                    batch_size: int, progress: Callable[[int], None] | None = None) -> np.ndarray:
+    """One chunk's features (images ``start``, ``start + 1``, ... of the whole array, which seed their
+    augmented views), in batches of ``batch_size``; here and on a Ray worker alike."""
+    if augmentation is not None:
+        chunk = np.stack(list(_views(chunk, augmentation, seed, view, start)))
+    out = []
+    for b in range(0, len(chunk), batch_size):
+        x = preprocess(chunk[b:b + batch_size])
+        out.append(np.asarray(lower(x, training=False)).astype(np.float16))
+        if progress:
+            progress(len(x))
+    return np.concatenate(out)
 
 
 def _views(chunk, augmentation, seed, view, start):
@@ -171,15 +182,11 @@ class _FeatureWork(PhotoWork):
         return _Lower(keras.models.load_model(path, safe_mode=True, compile=False), file_sha256(path))
 
     def run(self, lower: _Lower, images: list[np.ndarray], items: list[_Photo]) -> list[np.ndarray]:
+        # A chunk's photos are consecutive in the split (extract_features_on_ray asks for whole chunks).
         pre = self.preprocessing
-        chunk = np.stack([pre.resize(image) for image in images])
-        if self.augmentation is not None:
-            augment = _augmenter(self.augmentation)
-            chunk = np.stack([augment(image, np.array([self.seed, self.view * 1_000_003 + item.index], np.int64))
-                              for image, item in zip(chunk, items, strict=True)])
-        out = [np.asarray(lower.model(pre.apply(chunk[b:b + self.batch_size]), training=False)).astype(np.float16)
-               for b in range(0, len(chunk), self.batch_size)]
-        return list(np.concatenate(out))
+        return list(_chunk_features(lower.model, np.stack([pre.resize(image) for image in images]), pre.apply,
+                                    augmentation=self.augmentation, seed=self.seed, view=self.view,
+                                    start=items[0].index, batch_size=self.batch_size))
 
 
 def extract_features_on_ray(lower, paths: Sequence[str | os.PathLike], preprocessing, *, ray: RayOptions,
@@ -198,7 +205,6 @@ def extract_features_on_ray(lower, paths: Sequence[str | os.PathLike], preproces
     ValueError
         If a photo cannot be read (a prepared dataset's photos all could be when it was made).
     """
-    from groundwork.atomic import atomic_open
     from groundwork.files import file_sha256
 
     lower_path = Path(lower_path)
@@ -207,10 +213,9 @@ def extract_features_on_ray(lower, paths: Sequence[str | os.PathLike], preproces
     os.replace(partial, lower_path)
     work = _FeatureWork(lower_path, _Lower(lower, file_sha256(lower_path)), preprocessing, augmentation, seed, view,
                         batch_size)
-    chunk_dir = Path(chunk_dir) if chunk_dir is not None else None
     starts = range(0, len(paths), CHUNK)
-    done = {start: np.load(chunk_dir / f"{start // CHUNK:05d}.npy") for start in starts
-            if chunk_dir is not None and (chunk_dir / f"{start // CHUNK:05d}.npy").is_file()}
+    kept = {start: _chunk_path(chunk_dir, start) for start in starts}
+    done = {start: np.load(path) for start, path in kept.items() if path is not None and path.is_file()}
     todo = [_Photo(i, Path(paths[i])) for start in starts if start not in done
             for i in range(start, min(start + CHUNK, len(paths)))]
     rows: list[np.ndarray] = []
@@ -223,8 +228,8 @@ def extract_features_on_ray(lower, paths: Sequence[str | os.PathLike], preproces
         if photo.index == min(start + CHUNK, len(paths)) - 1:
             done[start] = np.stack(rows)
             rows = []
-            if chunk_dir is not None:
-                with atomic_open(chunk_dir / f"{start // CHUNK:05d}.npy") as handle:
+            if kept[start] is not None:
+                with atomic_open(kept[start]) as handle:
                     np.save(handle, done[start])
     return np.concatenate([done[start] for start in starts])
 

@@ -236,27 +236,29 @@ def _features(manifest, model, preprocessing, config, features_dir, verbose, ray
         names = [f"{split}_v{v}" for v in range(views)]
         arrays = [cache.get(n) for n in names]
         labels = np.asarray([manifest.label_index(r) for r in manifest.split(split)], np.int64)
-        if any(a is None for a in arrays) and ray is not None:
-            paths = [manifest.image_path(r) for r in manifest.split(split)]
-            for v, name in enumerate(names):
-                if arrays[v] is None:
-                    arrays[v] = extract_features_on_ray(
-                        lower, paths, preprocessing, ray=ray, lower_path=cache.path / "lower.keras",
-                        augmentation=augmentation if v else None, seed=config.seed, view=v,
-                        batch_size=config.batch_size, chunk_dir=cache.chunk_dir(name), progress=bool(verbose))
-                    cache.put(name, arrays[v])
         if any(a is None for a in arrays):
-            images, labels, _ = load_split(manifest, split, preprocessing)
+            # Here the split is decoded once for all its views; Ray workers read the photos themselves.
+            if ray is None:
+                images, labels, _ = load_split(manifest, split, preprocessing)
+            else:
+                paths = [manifest.image_path(r) for r in manifest.split(split)]
             for v, name in enumerate(names):
                 if arrays[v] is not None:
                     continue
-                with progress_bar(total=len(images), desc=f"features {name}", unit="img", enabled=bool(verbose)) as bar:
-                    arrays[v] = extract_features(
-                        lower, images, preprocessing.apply, augmentation=augmentation if v else None,
-                        seed=config.seed, view=v, batch_size=config.batch_size,
-                        chunk_dir=cache.chunk_dir(name), progress=bar.update)
+                options = dict(augmentation=augmentation if v else None, seed=config.seed, view=v,
+                               batch_size=config.batch_size, chunk_dir=cache.chunk_dir(name))
+                if ray is None:
+                    with progress_bar(total=len(images), desc=f"features {name}", unit="img",
+                                      enabled=bool(verbose)) as bar:
+                        arrays[v] = extract_features(lower, images, preprocessing.apply, progress=bar.update,
+                                                     **options)
+                else:
+                    arrays[v] = extract_features_on_ray(lower, paths, preprocessing, ray=ray,
+                                                        lower_path=cache.path / "lower.keras",
+                                                        progress=bool(verbose), **options)
                 cache.put(name, arrays[v])
-            del images
+            if ray is None:
+                del images
         data[split] = (np.concatenate(arrays), np.tile(labels, views))
     log.info("Features at %s: %s", config.boundary, {s: d[0].shape for s, d in data.items()})
     return data

@@ -29,6 +29,7 @@ from groundwork.progress import progress_bar
 log = logging.getLogger(__name__)
 
 LOCAL = "local"
+START_ONE = "Start one with `ray start --head` (see the README), or pass --ray alone for this machine."
 RAY_MISSING = ("--ray needs Ray, which is not installed: pip install 'boxstrap[ray]' (on every machine of "
                "the cluster, the same versions as here).")
 
@@ -176,8 +177,7 @@ def _connect(ray, options: RayOptions) -> bool:
         else:
             ray.init(address=options.address, **common)
     except (ConnectionError, RuntimeError, ValueError) as error:
-        raise RayUnavailable(f"ray: cannot reach a cluster at {options.address!r}: {error}. Start one with "
-                           "`ray start --head` (see the README), or pass --ray alone for this machine.") from None
+        raise RayUnavailable(f"ray: cannot reach a cluster at {options.address!r}: {error}. {START_ONE}") from None
     return True
 
 
@@ -192,8 +192,7 @@ def _probe(address: str, timeout: float = 5.0) -> None:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
     except OSError as error:
         raise RayUnavailable(f"ray: cannot reach a cluster at {address!r}: nothing answers there ({error}). "
-                             "Start one with `ray start --head` (see the README), or pass --ray alone for this "
-                             "machine.") from None
+                             f"{START_ONE}") from None
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ box model's descriptors read photos through it.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,9 +19,7 @@ from classifier.photo_work import PhotoWork, run_photo_work
 from classifier.trained_model import TrainedModel, load_trained_model
 from groundwork.photo_map import RayOptions
 from localize.cell_localizer import CellLocalizer
-from localize.pseudo_boxes import LocalizeConfig, PseudoBoxes, pseudo_boxes
-
-log = logging.getLogger(__name__)
+from localize.pseudo_boxes import LocalizeConfig, PseudoBoxes, known_classes, pseudo_boxes
 
 
 @dataclass(frozen=True)
@@ -55,7 +52,7 @@ class PassBoxes:
     calibrated_threshold: float | None = None
 
     def __call__(self, items, images, probabilities, class_maps, features, map_features) -> PseudoBoxes:
-        known = [self.labels.index(it.label) if getattr(it, "label", None) in self.labels else None for it in items]
+        known = known_classes([getattr(it, "label", None) for it in items], self.labels)
         return pseudo_boxes(images, probabilities, class_maps, features, known=known, input_size=self.input_size,
                             config=self.config, localizer=self.localizer, map_features=map_features,
                             calibrated_threshold=self.calibrated_threshold)

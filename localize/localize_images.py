@@ -44,7 +44,14 @@ from groundwork.paths import check_out_folder, confined
 from groundwork.photo_map import RayOptions
 from localize.cell_localizer import CellLocalizer, load_cell_localizer, save_cell_localizer
 from localize.forward_photos import PassBoxes, forward_photos
-from localize.pseudo_boxes import LocalizeConfig, PseudoBoxes, box_classes, class_heatmaps, pseudo_boxes
+from localize.pseudo_boxes import (
+    LocalizeConfig,
+    PseudoBoxes,
+    box_classes,
+    class_heatmaps,
+    known_classes,
+    pseudo_boxes,
+)
 from localize.review import ReviewItem, render_contact_sheets, render_overlay, write_png
 
 log = logging.getLogger(__name__)
@@ -195,7 +202,7 @@ def localize_images(
     passed_at = time.perf_counter()
     log.info("classifier pass%s: %d photos in %.1f s%s", "" if pseudo is None else " and boxes",
              len(items) + len(skipped), passed_at - start, "" if ray is None else f" on Ray ({ray.address})")
-    known = [trained.labels.index(it.label) if it.label in trained.labels else None for it in items]
+    known = known_classes([it.label for it in items], trained.labels)
     gt, gt_path, held_out, learned = None, None, None, None
     if ground_truth is not None:
         gt_path = Path(ground_truth)

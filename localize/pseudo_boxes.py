@@ -239,6 +239,18 @@ def pseudo_boxes(
                        heatmaps=maps, features=features, notes=notes)
 
 
+def known_classes(item_labels: Sequence[str | None], labels: Sequence[str]) -> list[int | None]:
+    """Each photo's known class (``known`` of :func:`pseudo_boxes`): the index of its label among
+    the classifier's ``labels``, or None (no label, or one the classifier does not know).
+
+    Examples
+    --------
+    >>> known_classes(["ten", None, "cat"], ("one", "ten"))
+    [1, None, None]
+    """
+    return [labels.index(label) if label in labels else None for label in item_labels]
+
+
 def box_classes(probabilities: np.ndarray, known: Sequence[int | None] | None = None, *,
                 num_classes: int | None = None) -> np.ndarray:
     """The class each image is boxed for: its known class where given, else the predicted one.

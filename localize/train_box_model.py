@@ -98,8 +98,8 @@ def train_box_model(
         passed = forward_photos(trained, [item for _, item in chosen], keep_images=False, ray=ray,
                                 progress=verbose > 0, source=source)
         if passed.skipped:  # listed by forward_photos; their boxes cannot be learned from
-            readable = {id(item) for item in passed.items}
-            keep = [i for i, (_, item) in enumerate(chosen) if id(item) in readable]
+            readable = set(passed.items)
+            keep = [i for i, (_, item) in enumerate(chosen) if item in readable]
             chosen, names, target = [chosen[i] for i in keep], [names[i] for i in keep], target[keep]
         features = passed.features
     else:

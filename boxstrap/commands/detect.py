@@ -35,8 +35,8 @@ def run(args: argparse.Namespace) -> int:
 
     config = DetectConfig(overlays=not args.no_overlays, min_confidence=args.min_confidence)
     start = time.perf_counter()
-    result = detect_images(args.box_model, args.images, args.out, config, ground_truth=args.ground_truth, ray=ray_options(args),
-                           overwrite=args.overwrite)
+    result = detect_images(args.box_model, args.images, args.out, config, ground_truth=args.ground_truth,
+                           overwrite=args.overwrite, ray=ray_options(args))
     out = result.out_dir
     flagged = sum(p.max() < config.min_confidence for p in result.probabilities)
     print(f"boxed {len(result.items)} photos in {time.perf_counter() - start:.1f} s, {flagged} flagged for review")

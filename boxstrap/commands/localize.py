@@ -55,8 +55,8 @@ def run(args: argparse.Namespace) -> int:
                             overlays=not args.no_overlays, scales=tuple(args.scales), flip=not args.no_flip,
                             calibrate=not args.no_calibrate, learn=not args.no_learn, folds=args.folds)
     start = time.perf_counter()
-    result = localize_images(args.model, args.images, args.out, config, ground_truth=args.ground_truth, ray=ray_options(args),
-                             overwrite=args.overwrite)
+    result = localize_images(args.model, args.images, args.out, config, ground_truth=args.ground_truth,
+                             overwrite=args.overwrite, ray=ray_options(args))
     out = result.out_dir
     flagged = sum(bool(n) for n in result.pseudo.notes)
     with_box = sum(len(b) > 0 for b in result.pseudo.boxes)

@@ -49,7 +49,6 @@ def run(args: argparse.Namespace) -> int:
     work = PredictWork(trained, heatmaps=overlays, images=overlays)
     failed = 0
     used_names: set[str] = set()
-    written = 0
     results = photo_map(work, files, chunk_size=args.batch_size, ray=ray_options(args), desc="predict")
     for path, result in zip(files, results, strict=True):
         if isinstance(result, Skipped):
@@ -65,10 +64,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"{path}\t{label}\t{scores[label]:.3f}")
         if overlays:
             _write_overlay(args.overlay_dir, path, image, heatmap, used_names)
-            written += 1
         sys.stdout.flush()
     if overlays:
-        print(f"wrote {written} heatmap overlays to {args.overlay_dir}", file=sys.stderr)
+        print(f"wrote {len(files) - failed} heatmap overlays to {args.overlay_dir}", file=sys.stderr)
     if failed:
         print(f"boxstrap predict: {failed} of {len(files)} images could not be read", file=sys.stderr)
     return 1 if failed else 0

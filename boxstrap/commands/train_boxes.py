@@ -39,8 +39,8 @@ def run(args: argparse.Namespace) -> int:
 
     config = BoxTrainConfig(epochs=args.epochs, learning_rate=args.learning_rate, seed=args.seed,
                             hand_weight=args.hand_weight, rounds=args.rounds)
-    path = train_box_model(args.model, args.boxes, args.images, args.out, config, hand_boxes=args.hand_boxes, ray=ray_options(args),
-                           overwrite=args.overwrite)
+    path = train_box_model(args.model, args.boxes, args.images, args.out, config, hand_boxes=args.hand_boxes,
+                           overwrite=args.overwrite, ray=ray_options(args))
     print(f"wrote the box model to {path} (box_model.keras, box_train_config.json, box_metrics.json)")
     held = json.loads((path / "box_metrics.json").read_text()).get("held_out")
     if held:
