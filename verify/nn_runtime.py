@@ -335,6 +335,8 @@ _LAYERS: dict[str, Callable[[Any, list[np.ndarray]], list[np.ndarray]]] = {
     "multiplyBroadcastable": _binary(np.multiply),
     "subtractBroadcastable": _binary(np.subtract),
     "divideBroadcastable": _binary(np.divide),
+    "minBroadcastable": _binary(np.minimum),
+    "maxBroadcastable": _binary(np.maximum),
     "loadConstantND": _load_constant_nd,
     "loadConstant": _load_constant_nd,
     "squeeze": _squeeze,

@@ -23,15 +23,55 @@ def classifier():
 
 
 class TestBuildBoxModel:
-    def test_outputs_and_shared_layers(self, classifier):
-        box_model, head = build_box_model(classifier, BoxTrainConfig(hidden=8, reduce_filters=4), feature_layer=VGG16.feature_layer)
+    @pytest.mark.parametrize("head_kind", ["cells", "dense"])
+    def test_outputs_and_shared_layers(self, classifier, head_kind):
+        config = BoxTrainConfig(head=head_kind, hidden=8, reduce_filters=4)
+        box_model, head = build_box_model(classifier, config, feature_layer=VGG16.feature_layer)
         x = np.random.default_rng(0).normal(size=(2, 64, 96, 3)).astype(np.float32)
         probabilities, box = box_model.predict(x, verbose=0)
         assert probabilities.shape == (2, 2) and box.shape == (2, 4)
-        assert np.all((box > 0) & (box < 1))
+        # The untrained head gives the centred half-size box (its outputs have gradient there).
+        np.testing.assert_allclose(box, [[0.5, 0.5, 0.5, 0.5]] * 2, atol=1e-6)
         np.testing.assert_allclose(probabilities, classifier.predict(x, verbose=0)[0], atol=1e-5)
+        # Shared, not copied: weights set on the head move the box model's boxes the same way.
+        rng = np.random.default_rng(1)
+        for layer in head.layers:
+            if layer.trainable_weights:
+                layer.set_weights([rng.normal(0, 0.3, w.shape).astype(np.float32) for w in layer.get_weights()])
+        box = box_model.predict(x, verbose=0)[1]
+        assert np.all((box >= 0) & (box <= 1)) and np.abs(box - 0.5).max() > 0.01
         features = forward(classifier, x, feature_layer=VGG16.feature_layer)[2]
         np.testing.assert_allclose(head.predict(features.astype(np.float32), verbose=0), box, atol=2e-2)
+
+    def test_cells_box_is_weighted_centre_and_reach(self, classifier):
+        # Every cell equally likely: the centre is the grid's centre; each cell reaching 0.1 left,
+        # 0.2 up, 0.3 right and 0.4 down makes the box (0.5 + (0.3 - 0.1) / 2, 0.5 + (0.4 - 0.2) / 2, 0.4, 0.6).
+        _, head = build_box_model(classifier, BoxTrainConfig(reduce_filters=4), feature_layer=VGG16.feature_layer)
+        reach = head.get_layer("box_reach")
+        kernel, _ = reach.get_weights()
+        reach_to = np.array([0.1, 0.2, 0.3, 0.4], np.float32)
+        reach.set_weights([np.zeros_like(kernel), np.log(reach_to / (1 - reach_to))])
+        features = np.random.default_rng(0).normal(size=(3, *head.input.shape[1:])).astype(np.float32)
+        np.testing.assert_allclose(head.predict(features, verbose=0), [[0.6, 0.6, 0.4, 0.6]] * 3, atol=1e-5)
+
+    def test_cells_box_follows_the_likeliest_cell(self, classifier):
+        # All the weight on one cell: the box is centred on that cell (plus its reach).
+        _, head = build_box_model(classifier, BoxTrainConfig(reduce_filters=4), feature_layer=VGG16.feature_layer)
+        h, w = head.input.shape[1:3]
+        reduce = head.get_layer("box_reduce")
+        kernel, bias = reduce.get_weights()
+        kernel = np.zeros_like(kernel)
+        kernel[kernel.shape[0] // 2, kernel.shape[1] // 2, 0, 0] = 1.0  # channel 0 passes feature 0 through
+        reduce.set_weights([kernel, np.zeros_like(bias)])
+        logit = head.get_layer("box_logit")
+        logit_kernel = np.zeros((1, 1, 4, 1), np.float32)
+        logit_kernel[0, 0, 0, 0] = 50.0  # a cell whose channel 0 is on is far likelier than the others
+        logit.set_weights([logit_kernel, np.zeros(1, np.float32)])
+        features = np.zeros((1, h, w, head.input.shape[-1]), np.float32)
+        features[0, 1, 2, 0] = 1.0
+        cx, cy, bw, bh = head.predict(features, verbose=0)[0]
+        assert (cx, cy) == (pytest.approx(2.5 / w, abs=1e-3), pytest.approx(1.5 / h, abs=1e-3))
+        assert (bw, bh) == (pytest.approx(0.5, abs=1e-3), pytest.approx(0.5, abs=1e-3))
 
     def test_needs_a_classifier(self):
         import keras
@@ -94,6 +134,12 @@ class TestTrainBoxHead:
                                  verbose=0)
         assert history["loss"][-1] < history["loss"][0]
         assert max(history["val_iou"]) > 0.5
+
+    def test_bad_config(self):
+        with pytest.raises(ValueError, match="head must be one of"):
+            BoxTrainConfig(head="yolo")
+        with pytest.raises(ValueError, match="kernel must be an int >= 1"):
+            BoxTrainConfig(kernel=0)
 
     def test_no_boxes(self, classifier):
         _, head = build_box_model(classifier, feature_layer=VGG16.feature_layer)

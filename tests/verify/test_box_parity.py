@@ -20,6 +20,15 @@ def box_dir(tmp_path_factory):
     classifier = build_classifier(2, SIZE, backbone="vgg16", filters=(4, 4, 8, 8, 8), weights="none", pooling="max", seed=3)
     config = BoxTrainConfig(hidden=8, reduce_filters=4)
     box_model, _ = build_box_model(classifier, config, feature_scale=0.05, feature_layer=VGG16.feature_layer)
+    # Random head weights: the untrained head gives every photo the same centred box, which any
+    # export would match.
+    rng = np.random.default_rng(4)
+    for name, std in (("box_reduce", 2.0), ("box_logit", 2.0), ("box_reach", 0.3)):
+        layer = box_model.get_layer(name)
+        kernel, bias = layer.get_weights()
+        layer.set_weights([rng.normal(0, std, kernel.shape).astype(np.float32), bias])
+    boxes = box_model.predict(rng.integers(0, 256, (4, *SIZE, 3)).astype(np.float32), verbose=0)[1]
+    assert np.ptp(boxes[:, :2], axis=0).max() > 1e-3, boxes  # the boxes differ from photo to photo
     directory = tmp_path_factory.mktemp("box") / "model"
     save_box_model(box_model, directory, preprocessing=vgg16_preprocessing(SIZE), labels=("one", "ten"),
                    config=config, metrics={})

@@ -100,3 +100,10 @@ class TestEfficientNetLayers:
         y = _LAYERS["add"](_layer("add"), [a, b])[0]
         np.testing.assert_array_equal(y[0, :, 1, 1], [1.0, 2.0, 3.0])
 
+
+    @pytest.mark.parametrize("kind,function", [("minBroadcastable", np.minimum), ("maxBroadcastable", np.maximum)])
+    def test_min_max_broadcast(self, kind, function):
+        # ReLU(max_value=1) (the box head's clip) converts to a relu and a minBroadcastable with a constant.
+        a = np.array([[-0.5, 0.5, 1.5]], np.float32)
+        y = _LAYERS[kind](_layer(kind), [a, np.ones((1, 1), np.float32)])[0]
+        np.testing.assert_array_equal(y, function(a, 1.0))
