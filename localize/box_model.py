@@ -9,7 +9,7 @@ of the feature grid says how likely it is the object's centre and how far the ob
 it; the box is the average of the cells' boxes weighted by those likelihoods (a soft arg-max)::
 
     image -> backbone ... feature layer -> (classifier head) -> probabilities (N, C)
-                                        -> box_scale -> box_pool -> box_reduce (3x3 conv)
+                                        -> box_scale -> box_reduce (3x3 conv)
                                              -> box_logit (1x1 conv) -> box_logits -> box_weights (softmax over cells)
                                              -> box_reach (1x1 conv, sigmoid: left, top, right, bottom)
                                                 -> box_reaches
@@ -228,17 +228,15 @@ def _cells_head(config: BoxTrainConfig, feature_scale: float, grid: tuple[int, i
     edges = keras.layers.Concatenate(name="box_edges")
     corners = keras.layers.Dense(4, use_bias=False, trainable=False, name="box_corners")
     clip = keras.layers.ReLU(max_value=1.0, name="box")
-    built = []
+    centre.build((None, cells))
+    centre.set_weights([cell_centres(h, w)])
+    corners.build((None, 6))
+    corners.set_weights([EDGES_TO_BOX])
 
     def apply(x):
         x = reduce(scale(x))
         p = weights(logits(logit(x)))
-        box = clip(corners(edges([centre(p), ltrb([p, reaches(reach(x))])])))
-        if not built:  # the frozen maps get their values once the layers exist
-            centre.set_weights([cell_centres(h, w)])
-            corners.set_weights([EDGES_TO_BOX])
-            built.append(True)
-        return box
+        return clip(corners(edges([centre(p), ltrb([p, reaches(reach(x))])])))
 
     return apply
 

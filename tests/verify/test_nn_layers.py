@@ -100,7 +100,6 @@ class TestEfficientNetLayers:
         y = _LAYERS["add"](_layer("add"), [a, b])[0]
         np.testing.assert_array_equal(y[0, :, 1, 1], [1.0, 2.0, 3.0])
 
-
     @pytest.mark.parametrize("kind,function", [("minBroadcastable", np.minimum), ("maxBroadcastable", np.maximum)])
     def test_min_max_broadcast(self, kind, function):
         # ReLU(max_value=1) (the box head's clip) converts to a relu and a minBroadcastable with a constant.
