@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-# The real photos beside the project (never committed): ../shared/data/blocks from the project root.
-PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "blocks"
+# The real photo sets beside the project (never committed): ../shared/data from the project root.
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+PHOTOS = DATA / "blocks"
 
 
 def forward_pass(manifest, input_size, batch_size: int = 16) -> tuple[float, int]:

@@ -195,10 +195,15 @@ def _verify(ctx: dict, out: Path) -> dict[str, Any]:
 
 
 def _localize(ctx: dict, out: Path) -> dict[str, Any]:
-    from localize.localize_images import localize_images
+    from localize.localize_images import forget_learned, keep_learned, localize_images
 
-    result = localize_images(ctx["run"] / "train" / "model", ctx["run"] / "prepare", out, ctx["config"].localize,
+    model_dir = ctx["run"] / "train" / "model"
+    # What an earlier localize stage of this run learned is stale: this one learns (or not) anew.
+    forget_learned(model_dir)
+    result = localize_images(model_dir, ctx["run"] / "prepare", out, ctx["config"].localize,
                              ground_truth=ctx["ground_truth"], overwrite=True, ray=ctx["ray"])
+    for path in keep_learned(out, model_dir):
+        log.info("kept %s with the shipped classifier: `boxstrap localize` boxes new photos with it", path)
     return {"images": len(result.items), "with_box": sum(len(b) > 0 for b in result.pseudo.boxes),
             "flagged": sum(bool(n) for n in result.pseudo.notes), "scores": result.scores}
 

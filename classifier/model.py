@@ -9,6 +9,12 @@ last convolution, whose block gives the head its name)::
     image -> backbone -> feature layer -> head_dropout -> class_map (1x1 conv, one filter per
     class; (H/s, W/s, C)) -> class_scores (global pooling; (C,)) -> probabilities (softmax)
 
+With ``context=True`` (the default for a backbone whose spec has a ``context_layer``, such as
+EfficientNet-Lite0's ``block13_add``) the head reads the feature layer and the context layer
+upsampled to its grid (``context_upsample``), concatenated (``head_context``): the deeper layer
+says what the object is, the feature layer where. Core ML runs the upsampling as tile and
+reshape, which verify's reference runtimes execute.
+
 ``head="multilevel"`` reads the spec's ``multilevel_taps`` (several depths of the backbone),
 each brought to the feature layer's grid by average pooling (``head_<tap>_pool``), concatenated
 (``head_features``), and classifies every cell with a small two-layer 1x1 convolution
@@ -46,19 +52,37 @@ POOLINGS = ("lse", "max", "avg")
 HEADS = ("block5", "multilevel")
 # The layer the multilevel head's trainable part reads (its taps meet there).
 MULTILEVEL_INPUT = "head_features"
+# The layer the default head reads when the backbone has a context layer: the feature layer and the
+# context layer upsampled to its grid, concatenated.
+CONTEXT_INPUT = "head_context"
 
 
-def head_input(head: str, backbone: str = DEFAULT_BACKBONE) -> str:
+def head_input(head: str, backbone: str = DEFAULT_BACKBONE, *, context: bool = False) -> str:
     """The layer a head's trainable part reads: where phase 1 of training caches features.
 
     Examples
     --------
     >>> head_input("multilevel")
     'head_features'
+    >>> head_input("block5", "efficientnet-lite0", context=True)
+    'head_context'
     """
     if head not in HEADS:
         raise ValueError(f"head must be one of {HEADS}. Received: {head!r}")
-    return get_backbone(backbone).feature_layer if head == "block5" else MULTILEVEL_INPUT
+    if head != "block5":
+        return MULTILEVEL_INPUT
+    return CONTEXT_INPUT if context else get_backbone(backbone).feature_layer
+
+
+def map_layer(model, backbone: str = DEFAULT_BACKBONE) -> str:
+    """The layer of a built classifier whose output the class-map convolution reads (through its
+    dropout): the context concatenation or the multilevel features when the model has them, else
+    the backbone's feature layer. The cell localizer reads the same descriptors."""
+    names = {layer.name for layer in model.layers}
+    for name in (CONTEXT_INPUT, MULTILEVEL_INPUT):
+        if name in names:
+            return name
+    return get_backbone(backbone).feature_layer
 
 
 def build_classifier(
@@ -74,6 +98,7 @@ def build_classifier(
     filters: Sequence[int] | None = None,
     weights: str = "none",
     seed: int = 0,
+    context: bool = False,
 ):
     """Build the class-map classifier.
 
@@ -102,6 +127,9 @@ def build_classifier(
         Backbone starting weights: one of the spec's ``weight_choices`` or a weights file.
     seed : int
         Seeds the head's initialisation and dropout.
+    context : bool
+        ``head="block5"`` only: the head also reads the spec's ``context_layer``, upsampled
+        (nearest) to the feature grid and concatenated with the feature layer (``head_context``).
 
     Returns
     -------
@@ -128,10 +156,17 @@ def build_classifier(
         raise ValueError(f"head must be one of {HEADS}. Received: {head!r}")
     if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1:
         raise ValueError(f"hidden must be an int >= 1. Received: {hidden!r}")
+    if context and (head != "block5" or spec.context_layer is None):
+        raise ValueError(f"context needs head='block5' and a backbone with a context layer ({spec.name}: "
+                         f"{spec.context_layer!r}). Received: head={head!r}, context={context!r}")
     image = keras.Input((height, width, 3), name=INPUT_NAME)
     taps = spec.build(image, spec.widths if filters is None else tuple(filters))
     if head == "block5":
-        outputs = _run_head(taps[spec.feature_layer], _head_layers(num_classes, pooling, sharpness, dropout, seed))
+        features = taps[spec.feature_layer]
+        if context:
+            upsampled = keras.layers.UpSampling2D(spec.context_factor, name="context_upsample")(taps[spec.context_layer])
+            features = keras.layers.Concatenate(name=CONTEXT_INPUT)([features, upsampled])
+        outputs = _run_head(features, _head_layers(num_classes, pooling, sharpness, dropout, seed))
     else:
         pooled = [taps[name] if factor == 1 else
                   keras.layers.AveragePooling2D(factor, name=f"head_{name.split('_')[0]}_pool")(taps[name])
@@ -189,7 +224,7 @@ def cut_points(model, backbone: str = DEFAULT_BACKBONE) -> list[str]:
     layers before ``class_map``: every cut that leaves the upper part one input.
     """
     names = [layer.name for layer in model.layers]
-    head_start = MULTILEVEL_INPUT if MULTILEVEL_INPUT in names else get_backbone(backbone).feature_layer
+    head_start = map_layer(model, backbone)
     body = [] if head_start == MULTILEVEL_INPUT else [b for b in get_backbone(backbone).boundaries if b in names]
     if head_start not in names or "class_map" not in names:
         raise ValueError(f"model must be a boxstrap classifier on the {backbone} backbone (layers "

@@ -119,7 +119,7 @@ def _train(manifest, out_dir: Path, config: TrainConfig, *, overwrite: bool, ver
         return build_classifier(len(labels), config.input_size, backbone=config.backbone, head=config.head,
                                 hidden=config.head_hidden, pooling=config.pooling, sharpness=config.sharpness,
                                 dropout=config.dropout, filters=config.filters, weights=config.weights,
-                                seed=config.seed)
+                                seed=config.seed, context=config.context)
 
     model = build()
     data = _features(manifest, model, preprocessing, config, state.features_dir, verbose, ray)
@@ -178,7 +178,7 @@ def _fit_recipe(model, data, num_classes: int, config, phases: tuple[int, int], 
     fixed = epochs is not None
     weights = _class_weights(data["train"][1], num_classes) if config.class_weights else None
     # The head on its input features (computed from the cached boundary features).
-    features_at = head_input(config.head, config.backbone)
+    features_at = head_input(config.head, config.backbone, context=config.context)
     _freeze(model, trainable_after=features_at)
     middle = sub_model(model, config.boundary, [features_at]) if config.boundary != features_at else None
     head_data = {s: (_run(middle, x, config.batch_size), y) for s, (x, y) in data.items()} if middle else data

@@ -100,6 +100,16 @@ class TrainedModel:
         return self.backbone.feature_layer
 
     @property
+    def map_layer(self) -> str:
+        """The layer the class-map convolution reads (:func:`classifier.model.map_layer`): the
+        descriptors the cell localizer learns from. The feature layer unless the head reads more
+        (a context layer, the multilevel taps)."""
+        from classifier.model import map_layer
+
+        feature_layer = self.feature_layer
+        return map_layer(self.model, self.backbone.name) if self.backbone is not None else feature_layer
+
+    @property
     def model_path(self) -> Path:
         """Path of ``model.keras``."""
         return self.directory / MODEL_FILENAME

@@ -6,14 +6,16 @@ boxed images the weak methods only tune their threshold on. boxstrap asks for th
 (``boxes.json`` / ``valid_boxes.json`` beside the class folders, or ``--ground-truth``); this
 module spends them on more than one number.
 
-Each cell of the backbone's feature grid is one sample: its descriptor (the feature layer, at the
-grid of the class maps) and the image's class-map value there; its target is the fraction of the
-cell inside the hand box. An L2-regularised logistic regression (fitted with SciPy's L-BFGS) learns
+Each cell of the backbone's feature grid is one sample: its descriptor (what the class-map head
+reads: EfficientNet-Lite0's block 10 and its context block 13, averaged with the mirrored photo's)
+and the image's class-map value there; its target is the fraction of the cell inside the hand
+boxes (all of a photo's objects). An L2-regularised logistic regression (fitted with SciPy's L-BFGS) learns
 from those samples which cells are object: the class map's evidence and the descriptors' are
 weighed by the fit, not by a rule. Its map (the probability that a cell is object) is boxed like a
 class map: thresholded at a threshold calibrated on maps of images the fit did not see (an inner
-k-fold over capture groups, :func:`fit_cell_localizer`), and refined by GrabCut when the
-localize method is ``"grabcut"``.
+k-fold over capture groups, :func:`fit_cell_localizer`), and cut into a box either as the
+thresholded region or by GrabCut, whichever boxed those held-out maps better (GrabCut follows an
+object's edges on a plain floor and leaks into clutter).
 
 Everything here is numpy in, numpy out; :func:`save_cell_localizer` and
 :func:`load_cell_localizer` keep a fitted localizer as ``cell_localizer.json`` in the model
@@ -36,9 +38,11 @@ from groundwork.config import load_config, save_config
 log = logging.getLogger(__name__)
 
 FILENAME = "cell_localizer.json"
-#: L2 penalty on the standardised descriptors' weights (per sample). On the 88 checked block
-#: photos (5-fold over capture groups) 0.1 beat 0.01 and 0.03; see benchmarks/NOTES.md.
-DEFAULT_L2 = 0.1
+#: L2 penalty on the standardised descriptors' weights (per sample). With 20 hand boxes, over the
+#: suite of real photo sets (benchmarks/NOTES.md): 1.0 against 0.1 equal on the block photos and
+#: better on the animal photos (0.83 against 0.70 CorLoc with the context layer's descriptors).
+DEFAULT_L2 = 1.0
+CUTS = ("cam", "grabcut")
 DEFAULT_FOLDS = 5
 
 
@@ -61,6 +65,9 @@ class CellLocalizer:
         The penalty it was fitted with.
     model_sha256 : str
         The classifier whose descriptors it reads ("" when not tied to a file).
+    cut : {"cam", "grabcut"}
+        How its maps are cut into boxes: the thresholded region, or GrabCut seeded by the map;
+        chosen on the held-out maps when the photos were given to :func:`fit_cell_localizer`.
     """
 
     mean: tuple[float, ...]
@@ -71,8 +78,11 @@ class CellLocalizer:
     n_boxes: int
     l2: float = DEFAULT_L2
     model_sha256: str = ""
+    cut: str = "grabcut"
 
     def __post_init__(self) -> None:
+        if self.cut not in CUTS:
+            raise ValueError(f"cut must be one of {CUTS}. Received: {self.cut!r}")
         for name in ("mean", "scale", "coef"):
             object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
         d = len(self.coef)
@@ -131,21 +141,28 @@ def cell_inputs(features: np.ndarray, class_map: np.ndarray) -> np.ndarray:
     return np.concatenate([features.reshape(h * w, d).astype(np.float32), cam.reshape(h * w, 1)], axis=1)
 
 
-def cell_targets(box: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
-    """The fraction of each cell of a ``grid`` (rows, cols) inside ``box`` (normalised ``x0, y0, x1, y1``).
+def cell_targets(boxes: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """The fraction of each cell of a ``grid`` (rows, cols) inside ``boxes`` (normalised ``x0, y0, x1, y1``;
+    one box, or ``(k, 4)``: each cell takes the largest fraction any box covers).
 
     Examples
     --------
     >>> cell_targets(np.array([0.0, 0.0, 0.75, 0.5]), (2, 2))
     array([[1. , 0.5],
            [0. , 0. ]])
+    >>> cell_targets(np.array([[0.0, 0.0, 0.5, 0.5], [0.5, 0.5, 1.0, 1.0]]), (2, 2))
+    array([[1., 0.],
+           [0., 1.]])
     """
     h, w = grid
-    x0, y0, x1, y1 = (float(v) for v in box)
     cols, rows = np.arange(w), np.arange(h)
-    cx = np.clip(np.minimum((cols + 1) / w, x1) - np.maximum(cols / w, x0), 0, None) * w
-    cy = np.clip(np.minimum((rows + 1) / h, y1) - np.maximum(rows / h, y0), 0, None) * h
-    return np.outer(cy, cx)
+    out = np.zeros((h, w))
+    for box in np.asarray(boxes, np.float64).reshape(-1, 4):
+        x0, y0, x1, y1 = (float(v) for v in box)
+        cx = np.clip(np.minimum((cols + 1) / w, x1) - np.maximum(cols / w, x0), 0, None) * w
+        cy = np.clip(np.minimum((rows + 1) / h, y1) - np.maximum(rows / h, y0), 0, None) * h
+        out = np.maximum(out, np.outer(cy, cx))
+    return out
 
 
 def group_folds(groups: Sequence[int], folds: int = DEFAULT_FOLDS, *, seed: int = 0) -> np.ndarray:
@@ -186,31 +203,35 @@ def _fit_logistic(x: np.ndarray, y: np.ndarray, l2: float) -> tuple[np.ndarray, 
 
 
 def _fit(inputs: Sequence[np.ndarray], targets: Sequence[np.ndarray], l2: float, threshold: float,
-         model_sha256: str) -> CellLocalizer:
+         model_sha256: str, cut: str = "grabcut") -> CellLocalizer:
     mean, scale, coef, intercept = _fit_logistic(np.concatenate(inputs), np.concatenate(targets), l2)
     return CellLocalizer(mean=mean, scale=scale, coef=coef, intercept=intercept, threshold=threshold,
-                         n_boxes=len(inputs), l2=l2, model_sha256=model_sha256)
+                         n_boxes=len(inputs), l2=l2, model_sha256=model_sha256, cut=cut)
 
 
-def fit_cell_localizer(features: np.ndarray, class_maps: Sequence[np.ndarray], boxes: np.ndarray, *,
+def fit_cell_localizer(features: np.ndarray, class_maps: Sequence[np.ndarray], boxes: Sequence[np.ndarray], *,
                        groups: Sequence[int] | None = None, image_sizes: Sequence[tuple[int, int]] | None = None,
-                       l2: float = DEFAULT_L2, folds: int = DEFAULT_FOLDS,
-                       model_sha256: str = "") -> CellLocalizer:
+                       images: Sequence[np.ndarray] | None = None, l2: float = DEFAULT_L2,
+                       folds: int = DEFAULT_FOLDS, model_sha256: str = "") -> CellLocalizer:
     """Fit a cell localizer on hand-boxed images and calibrate its threshold on maps it did not see.
 
     Parameters
     ----------
     features : (N, h, w, D) array
-        Descriptors of the hand-boxed images on the class maps' grid.
+        Descriptors of the hand-boxed images (:attr:`classifier.trained_model.TrainedModel.map_layer`).
     class_maps : sequence of N (h, w) arrays
         Each image's normalised map for its class.
-    boxes : (N, 4) array
-        One hand box per image, normalised ``x0, y0, x1, y1`` (fractions of the image).
+    boxes : sequence of N (k_i, 4) arrays, or (N, 4)
+        Each image's hand boxes (every object it shows), normalised ``x0, y0, x1, y1``.
     groups : sequence of N int, optional
         Capture groups (burst shots share one); the calibration's inner folds keep a group
         together. Default: each image its own group.
     image_sizes : sequence of N (height, width), optional
-        The maps are calibrated at these sizes (default 10 times the grid).
+        The maps are calibrated at these sizes (default: the ``images``' sizes, else 10 times
+        the grid).
+    images : sequence of N (H_i, W_i, 3) uint8 arrays, optional
+        The photos: with them the cut (``"cam"`` or ``"grabcut"``) is chosen on the held-out maps
+        (the one whose boxes overlap the hand boxes more, on average); without, ``"grabcut"``.
     l2 : float > 0
     folds : int >= 2
         Inner folds for the threshold (fewer when there are fewer groups).
@@ -225,9 +246,12 @@ def fit_cell_localizer(features: np.ndarray, class_maps: Sequence[np.ndarray], b
     features = np.asarray(features)
     boxes = _check_inputs(features, class_maps, boxes, groups)
     n = len(features)
+    if images is not None and len(images) != n:
+        raise ValueError(f"images must have one photo per hand-boxed image ({n}). Received: {len(images)}")
     groups = np.arange(n) if groups is None else np.asarray(groups)
     grid = features.shape[1:3]
-    sizes = list(image_sizes) if image_sizes is not None else [(grid[0] * 10, grid[1] * 10)] * n
+    sizes = (list(image_sizes) if image_sizes is not None else [im.shape[:2] for im in images]
+             if images is not None else [(grid[0] * 10, grid[1] * 10)] * n)
     inputs = [cell_inputs(f, c) for f, c in zip(features, class_maps, strict=True)]
     targets = [cell_targets(b, grid).reshape(-1) for b in boxes]
     fold = group_folds(groups, folds)
@@ -241,16 +265,41 @@ def fit_cell_localizer(features: np.ndarray, class_maps: Sequence[np.ndarray], b
         for i, m in zip(held, fitted.maps(features[held], [class_maps[i] for i in held]), strict=True):
             out_of_fold[i] = m
     scored = [i for i in range(n) if out_of_fold[i] is not None]
-    threshold = 0.5
+    threshold, cut = 0.5, "grabcut"
     if scored:
         heatmaps = [cv2.resize(out_of_fold[i], (sizes[i][1], sizes[i][0]), interpolation=cv2.INTER_LINEAR)
                     for i in scored]
-        pixel_boxes = [np.asarray(boxes[i] * ([sizes[i][1], sizes[i][0]] * 2), np.float64)[None] for i in scored]
+        pixel_boxes = [boxes[i] * ([sizes[i][1], sizes[i][0]] * 2) for i in scored]
         threshold = calibrate_threshold(heatmaps, pixel_boxes).threshold
-    localizer = _fit(inputs, targets, l2, threshold, model_sha256)
-    log.info("cell localizer fitted on %d hand boxes (%d descriptor channels), threshold %.2f", n,
-             localizer.channels, threshold)
+        if images is not None:
+            cut = choose_cut([images[i] for i in scored], heatmaps, pixel_boxes, threshold)
+    localizer = _fit(inputs, targets, l2, threshold, model_sha256, cut)
+    log.info("cell localizer fitted on %d hand-boxed photos (%d descriptor channels), threshold %.2f, cut %s",
+             n, localizer.channels, threshold, cut)
     return localizer
+
+
+def choose_cut(images: Sequence[np.ndarray], heatmaps: Sequence[np.ndarray], boxes: Sequence[np.ndarray],
+               threshold: float) -> str:
+    """``"cam"`` or ``"grabcut"``: the cut whose boxes of ``heatmaps`` (at ``threshold``) overlap
+    ``boxes`` (pixels, ``(k_i, 4)`` per photo) more on average (each photo's box against its best
+    match); a tie keeps ``"cam"``, the cheaper."""
+    from groundwork.box_geometry import box_iou
+    from localize.boxes import heatmap_to_boxes
+    from localize.refine import grabcut_refine
+
+    def mean_iou(make) -> float:
+        total = 0.0
+        for image, heatmap, gt in zip(images, heatmaps, boxes, strict=True):
+            found, _ = make(image, heatmap)
+            if len(found):
+                total += float(box_iou(found[:1], np.asarray(gt, np.float64).reshape(-1, 4)).max())
+        return total / max(1, len(images))
+
+    cam = mean_iou(lambda image, h: heatmap_to_boxes(h, threshold=threshold, image_size=image.shape[:2]))
+    grabcut = mean_iou(lambda image, h: grabcut_refine(image, h, threshold=threshold))
+    log.info("cell localizer cut on its held-out maps: thresholded mean IoU %.3f, GrabCut %.3f", cam, grabcut)
+    return "grabcut" if grabcut > cam else "cam"
 
 
 def cross_fit(features: np.ndarray, class_maps: Sequence[np.ndarray], boxes: np.ndarray, *,
@@ -273,6 +322,7 @@ def cross_fit(features: np.ndarray, class_maps: Sequence[np.ndarray], boxes: np.
     features = np.asarray(features)
     boxes = _check_inputs(features, class_maps, boxes, groups)
     groups = np.asarray(groups)
+    photos = kwargs.pop("images", None)
     if len(np.unique(groups)) < 2:
         raise ValueError("hand boxes from at least 2 capture groups are needed to score a localizer fitted "
                          "on them honestly.")
@@ -282,14 +332,15 @@ def cross_fit(features: np.ndarray, class_maps: Sequence[np.ndarray], boxes: np.
     for k in range(int(fold.max()) + 1):
         train = np.flatnonzero(fold != k)
         localizers.append(fit_cell_localizer(
-            features[train], [class_maps[i] for i in train], boxes[train], groups=groups[train], folds=folds,
-            image_sizes=None if sizes is None else [sizes[i] for i in train], **kwargs))
+            features[train], [class_maps[i] for i in train], [boxes[i] for i in train], groups=groups[train],
+            folds=folds, image_sizes=None if sizes is None else [sizes[i] for i in train],
+            images=None if photos is None else [photos[i] for i in train], **kwargs))
     return localizers, fold
 
 
-def _check_inputs(features: np.ndarray, class_maps, boxes, groups) -> np.ndarray:
+def _check_inputs(features: np.ndarray, class_maps, boxes, groups) -> list[np.ndarray]:
     n = len(features)
-    boxes = np.asarray(boxes, np.float64).reshape(-1, 4) if len(boxes) else np.zeros((0, 4))
+    boxes = [np.asarray(b, np.float64).reshape(-1, 4) for b in boxes]
     if features.ndim != 4:
         raise ValueError(f"features must be (N, h, w, D). Received shape: {features.shape}")
     if len(class_maps) != n or len(boxes) != n or (groups is not None and len(groups) != n):
@@ -297,8 +348,10 @@ def _check_inputs(features: np.ndarray, class_maps, boxes, groups) -> np.ndarray
                          f"{len(class_maps)}, {len(boxes)}" + ("" if groups is None else f", {len(groups)}"))
     if n < 2:
         raise ValueError(f"a cell localizer needs at least 2 hand-boxed images. Received: {n}")
-    if not np.all(np.isfinite(boxes)) or boxes.min() < 0 or boxes.max() > 1 or np.any(boxes[:, 2:] <= boxes[:, :2]):
-        raise ValueError("boxes must be normalised x0, y0, x1, y1 in [0, 1] with x0 < x1 and y0 < y1.")
+    if any(len(b) == 0 or not np.all(np.isfinite(b)) or b.min() < 0 or b.max() > 1 or np.any(b[:, 2:] <= b[:, :2])
+           for b in boxes):
+        raise ValueError("boxes must be, per image, one or more normalised x0, y0, x1, y1 in [0, 1] with x0 < x1 "
+                         "and y0 < y1.")
     return boxes
 
 

@@ -9,8 +9,11 @@ box model's descriptors read photos through it.
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +23,8 @@ from classifier.trained_model import TrainedModel, load_trained_model
 from groundwork.photo_map import RayOptions
 from localize.cell_localizer import CellLocalizer
 from localize.pseudo_boxes import LocalizeConfig, PseudoBoxes, known_classes, pseudo_boxes
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -78,7 +83,8 @@ class _ForwardWork(PhotoWork):
         pre = model.preprocessing
         if self._pass is None:
             self._pass = ForwardPass(model.model, feature_layer=model.feature_layer, input_size=pre.input_size,
-                                     scales=self.scales, flip=self.flip, preprocessing=pre)
+                                     scales=self.scales, flip=self.flip, preprocessing=pre,
+                                     map_layer=model.map_layer, size_multiple=model.backbone.size_multiple)
         x = np.stack([pre.apply(pre.resize(image)) for image in images]).astype(np.float32)
         arrays = self._pass(x, images)
         boxed = None if self.boxes is None else self.boxes(items, images, *arrays)
@@ -91,7 +97,7 @@ class _ForwardWork(PhotoWork):
 def forward_photos(trained: TrainedModel, items: Sequence[Any], *, scales: Sequence[float] = (1.0,),
                    flip: bool = False, batch_size: int = 8, ray: RayOptions | None = None,
                    keep_images: bool = True, progress: bool = True, source: Any = None,
-                   boxes: PassBoxes | None = None) -> ForwardOutputs:
+                   boxes: PassBoxes | None = None, cache: Path | None = None) -> ForwardOutputs:
     """The localizing pass over ``items`` (each with a ``path``; ``name`` names it in ``skipped``).
 
     Photos that cannot be read are left out and listed (:func:`classifier.photo_work.run_photo_work`,
@@ -99,7 +105,16 @@ def forward_photos(trained: TrainedModel, items: Sequence[Any], *, scales: Seque
     photos run on Ray workers (the same chunks as here, so the same batches). ``keep_images=False``
     returns no photos (``images`` holds None per item): less to send back when they are not needed.
     With ``boxes`` every chunk is also boxed in its pass (``pseudo``).
+
+    With ``cache`` (a path without suffix: ``cache.npz`` and ``cache.json`` are written beside each
+    other) the pass's arrays are kept, and a later call for the same photos (paths, sizes and
+    modification times), model and views reads them back instead of running the network: a rerun
+    with other hand boxes (or corrected ones) costs no classifier pass.
     """
+    key = _cache_key(trained, items, scales, flip) if cache is not None else None
+    cached = _read_cache(cache, key) if cache is not None else None
+    if cached is not None:
+        return _from_cache(cached, items, keep_images=keep_images, boxes=boxes)
     work = _ForwardWork(trained, scales=scales, flip=flip, keep_images=keep_images, boxes=boxes)
     readable, results, skipped = run_photo_work(work, items, batch_size=batch_size, ray=ray, progress=progress,
                                                 desc="classifier pass", source=source)
@@ -110,5 +125,57 @@ def forward_photos(trained: TrainedModel, items: Sequence[Any], *, scales: Seque
         b, s, c, h, n = zip(*(r[5] for r in results), strict=True)
         pseudo = PseudoBoxes(boxes=list(b), scores=list(s), classes=np.asarray(c), probabilities=probabilities,
                              heatmaps=list(h), features=features, notes=list(n))
+    if cache is not None:
+        _write_cache(cache, key, [it.name for it in readable], skipped, probabilities, class_maps, features,
+                     map_features)
     return ForwardOutputs(readable, [r[0] for r in results], probabilities, class_maps, features, map_features,
                           skipped, pseudo)
+
+
+def _cache_key(trained: TrainedModel, items: Sequence[Any], scales, flip: bool) -> dict:
+    photos = []
+    for item in items:
+        try:
+            stat = Path(item.path).stat()
+            photos.append([item.name, str(item.path), stat.st_size, stat.st_mtime_ns])
+        except OSError:
+            photos.append([item.name, str(item.path), None, None])
+    return {"model_sha256": trained.model_sha256, "map_layer": trained.map_layer, "scales": [float(v) for v in scales],
+            "flip": bool(flip), "photos": photos}
+
+
+def _read_cache(cache: Path, key: dict) -> dict | None:
+    try:
+        saved = json.loads(cache.with_suffix(".json").read_text(encoding="utf-8"))
+        if saved.get("key") != json.loads(json.dumps(key)):
+            return None
+        with np.load(cache.with_suffix(".npz")) as arrays:
+            loaded = {name: arrays[name] for name in ("probabilities", "class_maps", "features", "map_features")}
+    except (FileNotFoundError, ValueError, KeyError, OSError):
+        return None
+    if len(loaded["probabilities"]) != len(saved["readable"]):
+        return None
+    log.info("classifier pass read back from %s (same photos, model and views)", cache.with_suffix(".npz"))
+    return loaded | {"readable": saved["readable"], "skipped": saved["skipped"]}
+
+
+def _write_cache(cache: Path, key: dict, readable: list[str], skipped, *arrays) -> None:
+    from groundwork.atomic import atomic_open, write_json
+
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    names = ("probabilities", "class_maps", "features", "map_features")
+    with atomic_open(cache.with_suffix(".npz")) as handle:
+        np.savez(handle, **dict(zip(names, arrays, strict=True)))
+    write_json(cache.with_suffix(".json"), {"key": key, "readable": readable, "skipped": list(skipped)})
+
+
+def _from_cache(cached: dict, items: Sequence[Any], *, keep_images: bool, boxes: PassBoxes | None) -> ForwardOutputs:
+    from datasets.tf_input import read_rgb
+
+    by_name = {item.name: item for item in items}
+    readable = [by_name[name] for name in cached["readable"]]
+    images = [read_rgb(item.path) if keep_images or boxes is not None else None for item in readable]
+    arrays = [cached[name] for name in ("probabilities", "class_maps", "features", "map_features")]
+    pseudo = None if boxes is None else boxes(readable, images, *arrays)
+    return ForwardOutputs(readable, images if keep_images else [None] * len(readable), *arrays,
+                          list(cached["skipped"]), pseudo)

@@ -48,6 +48,7 @@ from localize.pseudo_boxes import (
     LocalizeConfig,
     PseudoBoxes,
     box_classes,
+    boxing_rule,
     class_heatmaps,
     known_classes,
     pseudo_boxes,
@@ -58,6 +59,7 @@ log = logging.getLogger(__name__)
 
 HELD_OUT_BOXES = "held_out_boxes.json"
 FOLDS = "folds.json"
+FORWARD_CACHE = "forward"
 ANNOTATION_PATHS = {"voc": "annotations/voc", "coco": "annotations/coco.json", "yolo": "annotations/yolo",
                     "createml": "annotations/createml.json", "boxes-json": "pseudo_boxes.json"}
 
@@ -189,11 +191,12 @@ def localize_images(
     calibrated = None if calibration.method == "default" else calibration.threshold
     # Without hand boxes to learn from (and but for DDT's per-class projection) a photo's box needs
     # nothing of the others: each chunk is boxed in the pass that made its maps (on its Ray worker).
+    per_class = boxing_rule(config, localizer=localizer, calibrated_threshold=calibrated).per_class
     boxes = (PassBoxes(config, trained.labels, pre.input_size, localizer, calibrated)
-             if ground_truth is None and config.method != "ddt" else None)
+             if ground_truth is None and not per_class else None)
     start = time.perf_counter()
     passed = forward_photos(trained, items, scales=config.scales, flip=config.flip, batch_size=config.batch_size,
-                            ray=ray, progress=progress, source=source, boxes=boxes)
+                            ray=ray, progress=progress, source=source, boxes=boxes, cache=out_dir / FORWARD_CACHE)
     items, images, skipped = passed.items, passed.images, passed.skipped
     probabilities, class_maps = passed.probabilities, passed.class_maps
     features, map_features = passed.features, passed.map_features
@@ -208,8 +211,8 @@ def localize_images(
         gt_path = Path(ground_truth)
         gt = read_annotations(gt_path, labels=trained.labels)
         if config.learn and config.threshold is None:
-            learned = _learn(gt, gt_path, root, items, known, probabilities, class_maps, map_features, config,
-                             trained.model_sha256)
+            learned = _learn(gt, gt_path, root, items, images, known, probabilities, class_maps, map_features,
+                             config, trained.model_sha256)
             if learned is not None:
                 localizer = learned.localizer
         if (learned is None and config.calibrate and config.threshold is None and localizer is None
@@ -227,16 +230,11 @@ def localize_images(
                    for i, (item, image) in enumerate(zip(items, images, strict=True))]
     out_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, out_dir / "localize_config.json")
+    # What this run learned is written here only; keep_learned() puts it beside a model.
     if held_out is not None:
         save_calibration(calibration, out_dir)
-        save_calibration(calibration, trained.directory)
-        log.info("saved the calibrated CAM threshold with the model (%s): new photos are boxed at it",
-                 trained.directory)
     if learned is not None:
         save_cell_localizer(learned.localizer, out_dir)
-        save_cell_localizer(learned.localizer, trained.directory)
-        log.info("saved the cell localizer with the model (%s): `boxstrap localize` uses it on new photos",
-                 trained.directory)
     for fmt in config.formats:
         write_annotations(annotations, out_dir / ANNOTATION_PATHS[fmt], fmt, labels=trained.labels)
     _write_review(out_dir, items, images, pseudo, trained.labels, overlays=config.overlays, progress=progress)
@@ -274,13 +272,11 @@ def localize_images(
                     scored[i] = _annotation(items[i], images[i], redo, j, trained.labels)
         scores = evaluate_annotations(scored, gt, pred_root=root, gt_root=gt_path.parent,
                                       labels=trained.labels).to_dict()
-        scores["threshold"] = ({"value": config.threshold, "method": "fixed", "n_images": 0}
-                               if config.threshold is not None else
-                               {"value": localizer.threshold, "method": "cell_localizer",
-                                "n_images": localizer.n_boxes} if localizer is not None else
-                               {"value": calibration.threshold, "method": calibration.method,
-                                "n_images": calibration.n_images} if calibration.method != "default" else
-                               {"value": None, "method": "midpoint", "n_images": 0})
+        rule = boxing_rule(config, localizer=localizer,
+                           calibrated_threshold=None if calibration.method == "default" else calibration.threshold)
+        scores["threshold"] = rule.to_dict() | {
+            "n_images": localizer.n_boxes if rule.origin == "cell_localizer" else
+            calibration.n_images if rule.origin == "calibrated" else 0}
         if learned is not None:
             scores["localizer"] = {
                 "method": "cell localizer (descriptors + class map, logistic regression)",
@@ -307,7 +303,7 @@ class _Learned:
     n_groups: int
 
 
-def _learn(gt, gt_path: Path, root: Path, items, known, probabilities, class_maps, map_features,
+def _learn(gt, gt_path: Path, root: Path, items, images, known, probabilities, class_maps, map_features,
            config: LocalizeConfig, model_sha256: str) -> _Learned | None:
     """A cell localizer fitted on the hand-boxed images among ``items``, and one per fold over their
     capture groups for scoring them; None (with a warning) when fewer than 2 groups are boxed."""
@@ -324,21 +320,48 @@ def _learn(gt, gt_path: Path, root: Path, items, known, probabilities, class_map
                     "localizer from", len(pairs), len(np.unique(groups)))
         return None
     indices = [i for i, _ in pairs]
-    boxes = np.stack([largest_box(g) / [g.width, g.height, g.width, g.height] for _, g in pairs])
+    # Every object of a photo is object: its boxes, normalised (annotation pixels to fractions).
+    boxes = [np.clip(g.xyxy() / [g.width, g.height, g.width, g.height], 0, 1) for _, g in pairs]
     classes = box_classes(probabilities[indices], [known[i] for i in indices], num_classes=class_maps.shape[-1])
     cams = class_heatmaps(class_maps[indices], classes)
     feats = np.asarray(map_features[indices])
-    localizer = fit_cell_localizer(feats, cams, boxes, groups=groups, folds=config.folds,
+    photos = [images[i] for i in indices]
+    localizer = fit_cell_localizer(feats, cams, boxes, groups=groups, folds=config.folds, images=photos,
                                    model_sha256=model_sha256)
-    fold_localizers, fold = cross_fit(feats, cams, boxes, groups=groups, folds=config.folds,
+    fold_localizers, fold = cross_fit(feats, cams, boxes, groups=groups, folds=config.folds, images=photos,
                                       model_sha256=model_sha256)
     log.info("cell localizer learned from %d hand boxes in %d capture groups (scored %d-fold over the groups)",
              len(pairs), len(np.unique(groups)), len(fold_localizers))
     return _Learned(localizer, fold_localizers, indices, fold, len(np.unique(groups)))
 
 
+def keep_learned(out_dir: str | os.PathLike, model_dir: str | os.PathLike) -> list[Path]:
+    """Put what a :func:`localize_images` run learned from hand boxes (in ``out_dir``: the cell
+    localizer, the calibrated threshold) beside the model in ``model_dir``, replacing what was
+    there, so that ``boxstrap localize MODEL new_photos`` boxes new photos the same way; return the
+    files written. A run that learned nothing changes nothing there."""
+    from groundwork.atomic import write_bytes
+    from localize.calibration import FILENAME as CALIBRATION
+    from localize.cell_localizer import FILENAME as LOCALIZER
+
+    names = [name for name in (LOCALIZER, CALIBRATION) if (Path(out_dir) / name).is_file()]
+    if not names:
+        return []
+    forget_learned(model_dir)
+    return [write_bytes(Path(model_dir) / name, (Path(out_dir) / name).read_bytes()) for name in names]
+
+
+def forget_learned(model_dir: str | os.PathLike) -> None:
+    """Remove what :func:`keep_learned` put beside a model."""
+    from localize.calibration import FILENAME as CALIBRATION
+    from localize.cell_localizer import FILENAME as LOCALIZER
+
+    for name in (LOCALIZER, CALIBRATION):
+        (Path(model_dir) / name).unlink(missing_ok=True)
+
+
 def largest_box(annotation: ImageAnnotation) -> np.ndarray:
-    """The hand box an image is learned from: its largest (one object per photo is assumed)."""
+    """An annotation's largest box (the box model regresses one box per photo)."""
     xyxy = annotation.xyxy()
     return xyxy[int(np.argmax((xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1])))]
 

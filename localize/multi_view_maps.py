@@ -33,7 +33,8 @@ def forward(classifier, x: np.ndarray, *, feature_layer: str, batch_size: int = 
             progress: Callable[[int], None] | None = None,
             scales: Sequence[float] = (1.0,), flip: bool = False,
             images: Sequence[np.ndarray] | None = None,
-            preprocessing: Preprocessing | None = None
+            preprocessing: Preprocessing | None = None, map_layer: str | None = None,
+            size_multiple: int | None = None
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The classifier's probabilities, class maps and descriptors, its maps optionally multi-view.
 
@@ -59,7 +60,7 @@ def forward(classifier, x: np.ndarray, *, feature_layer: str, batch_size: int = 
         Called with the number of images finished (all views) after each batch.
     scales : sequence of float > 0
         Input sizes for the class maps, as multiples of ``(H, W)``, each rounded to a multiple of
-        the network's stride (input size over class-map size).
+        ``size_multiple``.
     flip : bool
         Also average the maps of the horizontally mirrored images.
     images : sequence of N (H_i, W_i, 3) uint8 ndarrays, optional
@@ -67,6 +68,12 @@ def forward(classifier, x: np.ndarray, *, feature_layer: str, batch_size: int = 
         because the larger inputs are resized from the photos, not from ``x``.
     preprocessing : datasets.preprocessing.Preprocessing, optional
         The classifier's preprocessing (its ``input_size`` is replaced per scale).
+    map_layer : str, optional
+        The layer whose descriptors are returned as ``map_features`` (what the cell localizer
+        reads): :attr:`classifier.trained_model.TrainedModel.map_layer`. Default ``feature_layer``.
+    size_multiple : int, optional
+        Scaled input sizes are rounded to multiples of it (the backbone spec's
+        ``size_multiple``); default the network's stride (input size over class-map size).
 
     Returns
     -------
@@ -76,10 +83,10 @@ def forward(classifier, x: np.ndarray, *, feature_layer: str, batch_size: int = 
         of the largest scale.
     features : (N, h, w, D) float16
         At ``x``'s size (what the box model reads).
-    map_features : (N, h', w', D) float16
-        The descriptors on the class maps' grid (what :mod:`localize.cell_localizer` reads):
-        ``features`` themselves with the defaults, else those of the largest scale (averaged with
-        its mirrored view when ``flip``), which that view's pass computes anyway.
+    map_features : (N, h, w, D') float16
+        The ``map_layer`` descriptors at ``x``'s size (what :mod:`localize.cell_localizer` reads):
+        ``features`` themselves with the defaults, else averaged with those of the mirrored photo
+        when ``flip``.
 
     Raises
     ------
@@ -91,7 +98,8 @@ def forward(classifier, x: np.ndarray, *, feature_layer: str, batch_size: int = 
     """
     scales, _ = _check_views(x, scales, flip, images, preprocessing)
     run = ForwardPass(classifier, feature_layer=feature_layer, input_size=tuple(int(v) for v in x.shape[1:3]),
-                      scales=scales, flip=flip, preprocessing=preprocessing)
+                      scales=scales, flip=flip, preprocessing=preprocessing, map_layer=map_layer,
+                      size_multiple=size_multiple)
     probabilities, class_maps, features, map_features = [], [], [], []
     for start in range(0, len(x), batch_size):
         xb = x[start:start + batch_size]
@@ -115,28 +123,45 @@ class ForwardPass:
 
     def __init__(self, classifier, *, feature_layer: str, input_size: tuple[int, int],
                  scales: Sequence[float] = (1.0,), flip: bool = False,
-                 preprocessing: Preprocessing | None = None) -> None:
+                 preprocessing: Preprocessing | None = None, map_layer: str | None = None,
+                 size_multiple: int | None = None) -> None:
         import keras
 
         self.scales = check_scales(scales)
+        self.flip = flip
         self.plain = self.scales == (1.0,) and not flip
-        self.model = keras.Model(classifier.input, [*classifier.outputs, classifier.get_layer(feature_layer).output])
+        map_layer = feature_layer if map_layer is None else map_layer
+        self.separate = map_layer != feature_layer
+        outputs = [*classifier.outputs, classifier.get_layer(feature_layer).output]
+        if self.separate:
+            outputs.append(classifier.get_layer(map_layer).output)
+        self.model = keras.Model(classifier.input, outputs)
+        self.mirror = keras.Model(classifier.input, [classifier.get_layer(CLASS_MAP_LAYER).output,
+                                                     classifier.get_layer(map_layer).output])
         self.views = _Views(classifier, tuple(input_size), self.scales, flip, preprocessing,
-                            feature_layer=feature_layer)
+                            size_multiple=size_multiple)
 
     def __call__(self, xb: np.ndarray, images: Sequence[np.ndarray] | None = None
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        p, m, f = (np.asarray(v) for v in self.model.predict_on_batch(xb))
+        out = [np.asarray(v) for v in self.model.predict_on_batch(xb)]
+        p, m, f = out[:3]
+        descriptors = out[3] if self.separate else f
         features = f.astype(np.float16)
         if self.plain:
-            return p.astype(np.float32), m.astype(np.float32), features, features
-        maps, descriptors = self.views.average(xb, m, images, base_features=f)
-        return p.astype(np.float32), maps, features, descriptors.astype(np.float16)
+            return p.astype(np.float32), m.astype(np.float32), features, descriptors.astype(np.float16)
+        mirrored = None
+        if self.flip:
+            mirror_maps, mirror_descriptors = (np.asarray(v) for v in
+                                               self.mirror.predict_on_batch(np.ascontiguousarray(xb[:, :, ::-1])))
+            descriptors = (descriptors.astype(np.float32) + mirror_descriptors[:, :, ::-1]) / 2
+            mirrored = mirror_maps[:, :, ::-1]
+        maps = self.views.average(xb, m, images, mirrored=mirrored)
+        return p.astype(np.float32), maps, features, np.asarray(descriptors).astype(np.float16)
 
 
 def multi_view_maps(classifier, x: np.ndarray, *, scales: Sequence[float] = (1.0,), flip: bool = False,
                     images: Sequence[np.ndarray] | None = None, preprocessing: Preprocessing | None = None,
-                    batch_size: int = 8) -> np.ndarray:
+                    batch_size: int = 8, size_multiple: int | None = None) -> np.ndarray:
     """Only the class maps of :func:`forward` (any classifier with a
     ``class_map`` layer; no descriptor layer needed). Parameters, result and errors as
     :func:`forward`'s."""
@@ -144,7 +169,8 @@ def multi_view_maps(classifier, x: np.ndarray, *, scales: Sequence[float] = (1.0
 
     scales, plain = _check_views(x, scales, flip, images, preprocessing)
     base_net = keras.Model(classifier.input, classifier.get_layer(CLASS_MAP_LAYER).output)
-    views = _Views(classifier, tuple(int(v) for v in x.shape[1:3]), scales, flip, preprocessing)
+    views = _Views(classifier, tuple(int(v) for v in x.shape[1:3]), scales, flip, preprocessing,
+                   size_multiple=size_multiple)
     class_maps = []
     for start in range(0, len(x), batch_size):
         xb = x[start:start + batch_size]
@@ -170,54 +196,38 @@ class _Views:
     """The classifier's class maps of one batch over scales and flips, averaged (:func:`average_maps`)."""
 
     def __init__(self, classifier, base: tuple[int, int], scales: tuple[float, ...], flip: bool,
-                 preprocessing: Preprocessing | None, *, feature_layer: str | None = None) -> None:
+                 preprocessing: Preprocessing | None, *, size_multiple: int | None = None) -> None:
         import keras
 
         self.classifier, self.base, self.scales, self.flip, self.preprocessing = (
             classifier, base, scales, flip, preprocessing)
-        self.feature_layer = feature_layer
-        outputs = [classifier.get_layer(CLASS_MAP_LAYER).output]
-        if feature_layer is not None:
-            outputs.append(classifier.get_layer(feature_layer).output)
-        self.base_net = keras.Model(classifier.input, outputs)
+        self.size_multiple = size_multiple
+        self.base_net = keras.Model(classifier.input, classifier.get_layer(CLASS_MAP_LAYER).output)
         self.nets: dict[tuple[int, int], object] = {}
 
-    def _run(self, net, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        out = net.predict_on_batch(xs)
-        if self.feature_layer is None:
-            return np.asarray(out[0] if isinstance(out, list | tuple) else out), None
-        return np.asarray(out[0]), np.asarray(out[1])
-
     def average(self, xb: np.ndarray, base_maps: np.ndarray, images: Sequence[np.ndarray] | None, *,
-                base_features: np.ndarray | None = None):
-        """The averaged maps of a batch; with a feature layer also the descriptors of the largest
-        view (with its mirror when flipping), as ``(maps, descriptors)``."""
-        stride = max(1, self.base[0] // base_maps.shape[1])
+                mirrored: np.ndarray | None = None) -> np.ndarray:
+        """The averaged maps of a batch (``mirrored``: the base size's mirrored maps, when already run)."""
+        stride = self.size_multiple or max(1, self.base[0] // base_maps.shape[1])
         views = []
-        largest, descriptors = 0, None
         for scale in self.scales:
             size = _scaled_size(self.base, scale, stride)
             if size == self.base:
-                xs, net = xb, self.base_net
-                maps, feats = base_maps, base_features
+                xs, net, maps = xb, self.base_net, base_maps
             else:
                 if size not in self.nets:
-                    self.nets[size] = _class_map_model(self.classifier, size, self.feature_layer)
+                    self.nets[size] = _class_map_model(self.classifier, size)
                 net = self.nets[size]
                 pre = dataclasses.replace(self.preprocessing, input_size=size)
                 xs = np.stack([pre.apply(pre.resize(image)) for image in images]).astype(np.float32)
-                maps, feats = self._run(net, xs)
+                maps = np.asarray(net.predict_on_batch(xs))
             views.append(maps)
             if self.flip:
-                mirror_maps, mirror_feats = self._run(net, np.ascontiguousarray(xs[:, :, ::-1]))
-                views.append(mirror_maps[:, :, ::-1])
-                if feats is not None and mirror_feats is not None:
-                    feats = (np.asarray(feats, np.float32) + mirror_feats[:, :, ::-1]) / 2
-            if size[0] * size[1] > largest:
-                largest, descriptors = size[0] * size[1], feats
-        if self.feature_layer is None:
-            return average_maps(views)
-        return average_maps(views), descriptors
+                if size == self.base and mirrored is not None:
+                    views.append(mirrored)
+                else:
+                    views.append(np.asarray(net.predict_on_batch(np.ascontiguousarray(xs[:, :, ::-1])))[:, :, ::-1])
+        return average_maps(views)
 
 
 def _concatenate_maps(class_maps: list[np.ndarray]) -> np.ndarray:
@@ -291,9 +301,8 @@ def _resize_maps(maps: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def _class_map_model(classifier, size: tuple[int, int], feature_layer: str | None = None):
-    """The classifier rebuilt at input ``size`` (same weights), outputting its class maps (and the
-    ``feature_layer`` descriptors when given)."""
+def _class_map_model(classifier, size: tuple[int, int]):
+    """The classifier rebuilt at input ``size`` (same weights), outputting its class maps."""
     import keras
 
     image = keras.Input((*size, 3), name=INPUT_NAME)
@@ -303,7 +312,4 @@ def _class_map_model(classifier, size: tuple[int, int], feature_layer: str | Non
         raise ValueError(f"the classifier cannot be rebuilt at input size {size}: {error}") from None
     clone.set_weights(classifier.get_weights())
     log.info("class maps also at input size %s", size)
-    outputs = [clone.get_layer(CLASS_MAP_LAYER).output]
-    if feature_layer is not None:
-        outputs.append(clone.get_layer(feature_layer).output)
-    return keras.Model(clone.input, outputs if feature_layer is not None else outputs[0])
+    return keras.Model(clone.input, clone.get_layer(CLASS_MAP_LAYER).output)

@@ -260,6 +260,7 @@ _OPS: dict[str, Callable[..., list[Any]]] = {
     "squeeze": _squeeze,
     "expand_dims": lambda x, axes: [np.expand_dims(x, tuple(int(a) for a in np.atleast_1d(axes)))],
     "concat": _concat,
+    "tile": lambda x, reps: [np.tile(x, tuple(int(r) for r in np.atleast_1d(reps)))],
     "reduce_mean": _reduce(np.mean),
     "reduce_max": _reduce(np.max),
     "reduce_sum": _reduce(np.sum),

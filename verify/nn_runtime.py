@@ -341,6 +341,7 @@ _LAYERS: dict[str, Callable[[Any, list[np.ndarray]], list[np.ndarray]]] = {
     "loadConstant": _load_constant_nd,
     "squeeze": _squeeze,
     "expandDims": lambda p, i: [np.expand_dims(i[0], tuple(int(a) for a in p.axes))],
+    "tile": lambda p, i: [np.tile(i[0], tuple(int(r) for r in (p.reps if len(i) == 1 else i[1])))],
     "batchnorm": _batchnorm,
     "scale": _scale,
     "bias": lambda p, i: [(i[0] + p.weights("bias", tuple(p.shape) or None)).astype(np.float32)],

@@ -49,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from boxstrap.commands._report import print_scores, print_written, report_skipped
-    from localize.localize_images import ANNOTATION_PATHS, localize_images
+    from localize.localize_images import ANNOTATION_PATHS, keep_learned, localize_images
 
     config = LocalizeConfig(method=args.method, threshold=args.threshold, min_confidence=args.min_confidence,
                             overlays=not args.no_overlays, scales=tuple(args.scales), flip=not args.no_flip,
@@ -58,6 +58,10 @@ def run(args: argparse.Namespace) -> int:
     result = localize_images(args.model, args.images, args.out, config, ground_truth=args.ground_truth,
                              overwrite=args.overwrite, ray=ray_options(args))
     out = result.out_dir
+    if args.ground_truth is not None:
+        for path in keep_learned(out, args.model):
+            print(f"learned from the hand boxes, kept with the model: {path} (`boxstrap localize` uses it on new "
+                  "photos)")
     flagged = sum(bool(n) for n in result.pseudo.notes)
     with_box = sum(len(b) > 0 for b in result.pseudo.boxes)
     print(f"localised {len(result.items)} images in {time.perf_counter() - start:.1f} s: {with_box} with a box, "

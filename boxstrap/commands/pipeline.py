@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from boxstrap.commands._ray import add_ray_arguments, ray_options
-from classifier.train_config import SHIP_CHOICES, TrainConfig
+from classifier.train_config import SHIP_CHOICES, TrainConfig, with_backbone
 from localize.pseudo_boxes import METHODS, LocalizeConfig
 
 NAME = "pipeline"
@@ -57,10 +57,9 @@ def build_config(args: argparse.Namespace):
     config = PipelineConfig()
     if args.train_config:
         config = replace(config, train=load_config(TrainConfig, args.train_config))
-    if getattr(args, "backbone", None) and args.backbone != config.train.backbone:
-        # Another backbone: its own default weights and widths, unless given.
-        config = replace(config, train=replace(config.train, backbone=args.backbone, weights=None, filters=None,
-                                               fine_tune_from=None))
+    if getattr(args, "backbone", None):
+        # Another backbone: its own default weights, widths and context, unless given.
+        config = replace(config, train=with_backbone(config.train, args.backbone))
     if args.weights or args.input_size or args.ship:
         config = replace(config, train=replace(config.train, **{k: v for k, v in (
             ("weights", args.weights), ("input_size", tuple(args.input_size) if args.input_size else None),

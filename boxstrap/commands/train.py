@@ -76,7 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def build_config(args: argparse.Namespace):
     """Defaults, then --config, then flags (later wins)."""
-    from classifier.train_config import TrainConfig
+    from classifier.train_config import TrainConfig, with_backbone
     from groundwork.config import load_config
 
     config = load_config(TrainConfig, args.config) if args.config else TrainConfig()
@@ -87,9 +87,8 @@ def build_config(args: argparse.Namespace):
             changes[field.name] = tuple(value) if isinstance(value, list) else value
     if changes.get("fine_tune_from") == "none":
         changes["fine_tune_from"] = None
-    if changes.get("backbone", config.backbone) != config.backbone:
-        # Another backbone: its own default weights and widths, and no cut of the other one.
-        changes = {"weights": None, "filters": None, "fine_tune_from": None} | changes
+    # Another backbone takes its own default weights, widths and context; flags given still win.
+    config = with_backbone(config, changes.pop("backbone", config.backbone))
     return dataclasses.replace(config, **changes)
 
 

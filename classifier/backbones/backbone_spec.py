@@ -33,7 +33,7 @@ class BackboneSpec:
     build : callable
         ``build(image, widths) -> {layer name: output tensor}``: creates the backbone's layers,
         applies them to the Keras tensor ``image`` and returns every named layer's output in
-        network order, ending at ``feature_layer``.
+        network order, ending at ``context_layer`` (or ``feature_layer`` when there is none).
     preprocessing : callable
         ``preprocessing((height, width)) -> Preprocessing``: the input the weights expect.
     weight_choices : tuple of str
@@ -62,6 +62,14 @@ class BackboneSpec:
     fine_tune_cuts : mapping of str to str
         ``{first trainable layer: boundary layer}`` in network order: where phase 2 of training
         may start, and the layer (one of ``boundaries``) whose output is cached before it.
+    context_layer : str or None
+        A deeper, coarser layer computed from ``feature_layer`` that the default class-map head
+        also reads (``TrainConfig.context``), brought to the feature grid by nearest-neighbour
+        upsampling: what the object is, beside where it is. ``None``: the head reads
+        ``feature_layer`` alone.
+    context_stride : int or None
+        Input pixels per cell of ``context_layer``'s grid (a multiple of ``feature_stride``;
+        ``size_multiple`` must be a multiple of it).
     """
 
     name: str
@@ -78,6 +86,8 @@ class BackboneSpec:
     boundaries: tuple[str, ...]
     multilevel_taps: tuple[tuple[str, int], ...]
     fine_tune_cuts: Mapping[str, str] = field(repr=False)
+    context_layer: str | None = None
+    context_stride: int | None = None
 
     def __post_init__(self) -> None:
         if self.default_weights not in self.weight_choices:
@@ -86,6 +96,11 @@ class BackboneSpec:
         if not self.boundaries or self.boundaries[-1] != self.feature_layer:
             raise ValueError(f"boundaries must end at feature_layer {self.feature_layer!r}. "
                              f"Received: {self.boundaries}")
+        if (self.context_layer is None) != (self.context_stride is None) or (self.context_stride is not None and (
+                self.context_stride % self.feature_stride or self.size_multiple % self.context_stride)):
+            raise ValueError(f"context_layer and context_stride go together; context_stride must be a multiple of "
+                             f"feature_stride {self.feature_stride} and divide size_multiple {self.size_multiple}. "
+                             f"Received: {self.context_layer!r}, {self.context_stride!r}")
         stray = sorted(set(self.fine_tune_cuts.values()) - set(self.boundaries))
         if stray:
             raise ValueError(f"fine_tune_cuts must cut at boundaries; {stray} are not among {self.boundaries}")
@@ -128,3 +143,8 @@ class BackboneSpec:
             raise ValueError(f"fine_tune_from must be None or a layer of the {self.name} backbone where training "
                              f"may start, one of {list(self.fine_tune_cuts)}. Received: {fine_tune_from!r}")
         return self.fine_tune_cuts[fine_tune_from]
+
+    @property
+    def context_factor(self) -> int:
+        """How many feature-grid cells one ``context_layer`` cell covers per side (1 without one)."""
+        return 1 if self.context_stride is None else self.context_stride // self.feature_stride

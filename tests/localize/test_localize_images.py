@@ -94,7 +94,8 @@ class TestLocalizeImages:
                                                                             learn=False),
                                  ground_truth=demo / "boxes.json", progress=False)
         threshold = result.scores["threshold"]
-        assert threshold["method"] == "box_accuracy" and threshold["n_images"] == 6
+        assert threshold["method"] == "calibrated" and threshold["n_images"] == 6
+        assert (threshold["source"], threshold["cut"]) == ("class_map", "grabcut")
         saved = load_calibration(tmp_path)
         assert saved.method == "box_accuracy" and saved.threshold == threshold["value"]
         assert 1 <= len(threshold["held_out"]) <= 2 and "2-fold" in threshold["scored"]
@@ -103,12 +104,18 @@ class TestLocalizeImages:
     def test_hand_boxes_train_a_localizer_scored_out_of_fold_and_kept_with_the_model(self, demo, model_dir,
                                                                                       tmp_path):
         from localize.cell_localizer import load_cell_localizer
+        from localize.localize_images import forget_learned, keep_learned
 
+        before = sorted(p.name for p in model_dir.iterdir())
         first = localize_images(model_dir, demo, tmp_path / "a", replace_formats(LocalizeConfig(folds=3)),
                                 ground_truth=demo / "boxes.json", progress=False)
         learned = first.scores["localizer"]
         assert learned["hand_boxes"] == 6 and learned["folds"] == 3 and learned["groups"] == 6
         assert first.scores["threshold"]["method"] == "cell_localizer"
+        # What was learned is written to the output only; keep_learned puts it beside the model.
+        assert sorted(p.name for p in model_dir.iterdir()) == before
+        assert load_cell_localizer(tmp_path / "a") is not None
+        assert [p.name for p in keep_learned(tmp_path / "a", model_dir)] == ["cell_localizer.json"]
         saved = load_cell_localizer(model_dir)
         assert saved is not None and saved.n_boxes == 6 and saved.threshold == learned["threshold"]
         folds = json.loads((tmp_path / "a" / "folds.json").read_text())
@@ -123,25 +130,62 @@ class TestLocalizeImages:
         plain = localize_images(model_dir, demo, tmp_path / "c", replace_formats(LocalizeConfig(threshold=0.2)),
                                 progress=False)
         assert not np.allclose(plain.pseudo.heatmaps[0], first.pseudo.heatmaps[0])
+        # A run that learned nothing keeps the model's; forget_learned removes it.
+        assert keep_learned(tmp_path / "c", model_dir) == [] and load_cell_localizer(model_dir) is not None
+        forget_learned(model_dir)
+        assert sorted(p.name for p in model_dir.iterdir()) == before
 
     def test_a_localizer_of_another_model_is_refused(self, demo, model_dir, tmp_path):
         import dataclasses
 
         from groundwork.config import save_config
         from localize.cell_localizer import FILENAME, load_cell_localizer
+        from localize.localize_images import keep_learned
 
         localize_images(model_dir, demo, tmp_path / "a", replace_formats(LocalizeConfig(folds=2)),
                         ground_truth=demo / "boxes.json", progress=False)
+        keep_learned(tmp_path / "a", model_dir)
         saved = load_cell_localizer(model_dir)
         save_config(dataclasses.replace(saved, model_sha256="0" * 64), model_dir / FILENAME)
         with pytest.raises(ValueError, match="another classifier"):
             localize_images(model_dir, demo, tmp_path / "b", replace_formats(LocalizeConfig()), progress=False)
 
+    def test_the_classifier_pass_is_kept_and_read_back(self, demo, model_dir, tmp_path, monkeypatch):
+        import os
+
+        import localize.forward_photos as forward_photos
+
+        first = localize_images(model_dir, demo, tmp_path, replace_formats(LocalizeConfig()), progress=False)
+        assert (tmp_path / "forward.npz").is_file() and (tmp_path / "forward.json").is_file()
+
+        def no_pass(*args, **kwargs):
+            raise AssertionError("the classifier ran again")
+
+        monkeypatch.setattr(forward_photos, "run_photo_work", no_pass)
+        again = localize_images(model_dir, demo, tmp_path, replace_formats(LocalizeConfig()),
+                                ground_truth=demo / "boxes.json", overwrite=True, progress=False)
+        np.testing.assert_array_equal(again.pseudo.probabilities, first.pseudo.probabilities)
+        assert again.scores is not None and [it.name for it in again.items] == [it.name for it in first.items]
+        # A photo changed since (its modification time): the pass runs again.
+        photo = sorted((demo / "one").glob("*.jpg"))[0]
+        stat = photo.stat()
+        os.utime(photo, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+        try:
+            with pytest.raises(AssertionError, match="the classifier ran again"):
+                localize_images(model_dir, demo, tmp_path, replace_formats(LocalizeConfig()), overwrite=True,
+                                progress=False)
+        finally:
+            os.utime(photo, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
     def test_fixed_threshold_or_no_calibrate_is_kept(self, demo, model_dir, tmp_path):
-        for i, config in enumerate((LocalizeConfig(threshold=0.3), LocalizeConfig(calibrate=False, learn=False))):
+        configs = (LocalizeConfig(threshold=0.3), LocalizeConfig(calibrate=False, learn=False),
+                   LocalizeConfig(calibrate=False, learn=False, without_boxes="midpoint"))
+        expectations = ({"value": 0.3, "method": "fixed", "source": "class_map"},
+                        {"value": 0.3, "method": "ddt", "source": "ddt", "cut": "cam"},
+                        {"value": None, "method": "midpoint", "source": "class_map", "cut": "grabcut"})
+        for i, (config, expected) in enumerate(zip(configs, expectations, strict=True)):
             result = localize_images(model_dir, demo, tmp_path / str(i), replace_formats(config),
                                      ground_truth=demo / "boxes.json", progress=False)
-            expected = {"value": 0.3, "method": "fixed"} if i == 0 else {"value": None, "method": "midpoint"}
             assert {k: result.scores["threshold"][k] for k in expected} == expected
             assert "held_out" not in result.scores["threshold"]
             assert not (tmp_path / str(i) / "localize_calibration.json").exists()

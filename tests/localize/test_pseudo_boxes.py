@@ -4,8 +4,16 @@ import pytest
 from classifier.backbones.vgg16 import VGG16, vgg16_preprocessing
 from classifier.model import build_classifier
 from groundwork.box_geometry import matched_box_iou
+from localize.cell_localizer import CellLocalizer
 from localize.multi_view_maps import forward, multi_view_maps
-from localize.pseudo_boxes import LocalizeConfig, box_classes, class_heatmaps, pseudo_boxes
+from localize.pseudo_boxes import (
+    BoxingRule,
+    LocalizeConfig,
+    box_classes,
+    boxing_rule,
+    class_heatmaps,
+    pseudo_boxes,
+)
 
 
 def _scene(rng, n=6, size=(48, 64)):
@@ -38,11 +46,21 @@ class TestPseudoBoxes:
 
     def test_known_label_is_used_and_doubt_flagged(self):
         images, p, cm, f, _ = _scene(np.random.default_rng(1), n=2)
-        out = pseudo_boxes(images, p, cm, f, known=[0, None], config=LocalizeConfig(min_confidence=0.5))
+        config = LocalizeConfig(min_confidence=0.5, without_boxes="midpoint")
+        out = pseudo_boxes(images, p, cm, f, known=[0, None], config=config)
         assert list(out.classes) == [0, 1]
         # Class 0's map is flat: no box, and the known label's low probability is flagged.
         assert len(out.boxes[0]) == 0
         assert out.notes[0] == "no box: empty heatmap; low confidence (0.10)"
+
+    def test_labels_only_is_co_localisation_of_the_class(self):
+        images, p, cm, f, truth = _scene(np.random.default_rng(3))
+        out = pseudo_boxes(images, p, cm, f, input_size=(48, 64))  # nothing learned: DDT at 0.3
+        ious = matched_box_iou(np.stack([b[0] for b in out.boxes]), truth)
+        assert min(ious) > 0.5, ious
+        midpoint = pseudo_boxes(images, p, cm, f, input_size=(48, 64),
+                                config=LocalizeConfig(without_boxes="midpoint", method="cam"))
+        assert [h.shape for h in midpoint.heatmaps] == [h.shape for h in out.heatmaps] == [(48, 64)] * 6
 
     def test_lengths_must_agree(self):
         images, p, cm, f, _ = _scene(np.random.default_rng(2), n=2)
@@ -112,9 +130,12 @@ class TestMultiView:
         p1, _, f1, g1 = forward(model, x, feature_layer=VGG16.feature_layer)
         np.testing.assert_allclose(p, p1, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(f, f1, atol=1e-5)  # float16; batches of 2 and of 8
-        # Descriptors on the class maps' grid: the 1.5x view's (mirror averaged); the plain pass's own.
-        assert g.shape == (3, 6, 6, 8) and g.dtype == np.float16
+        # The cell localizer's descriptors: the input size's, averaged with the mirrored photo's; the
+        # plain pass's own.
+        assert g.shape == (3, 4, 4, 8) and g.dtype == np.float16
         np.testing.assert_array_equal(g1, f1)
+        _, _, mirrored, _ = forward(model, np.ascontiguousarray(x[:, :, ::-1]), feature_layer=VGG16.feature_layer)
+        np.testing.assert_allclose(g, (f1.astype(np.float32) + mirrored[:, :, ::-1]) / 2, atol=2e-2)
 
     def test_multi_view_maps_match_forward(self, tiny):
         model, images, pre, x = tiny
@@ -139,3 +160,31 @@ class TestMultiView:
             forward(model, x, scales=(1.5,), images=images[:2], preprocessing=pre, feature_layer=VGG16.feature_layer)
         with pytest.raises(TypeError, match="flip must be a bool"):
             forward(model, x, flip=1, feature_layer=VGG16.feature_layer)
+
+
+class TestBoxingRule:
+    LOCALIZER = CellLocalizer(mean=(0.0, 0.0), scale=(1.0, 1.0), coef=(1.0, 1.0), intercept=0.0, threshold=0.4,
+                              n_boxes=2, cut="cam")
+
+    @pytest.mark.parametrize(("config", "learned", "expected"), [
+        (LocalizeConfig(), {}, BoxingRule("ddt", 0.3, "cam", "ddt")),
+        (LocalizeConfig(ddt_threshold=0.25, method="grabcut"), {}, BoxingRule("ddt", 0.25, "grabcut", "ddt")),
+        (LocalizeConfig(without_boxes="midpoint"), {}, BoxingRule("class_map", None, "grabcut", "midpoint")),
+        (LocalizeConfig(), {"calibrated_threshold": 0.6}, BoxingRule("class_map", 0.6, "grabcut", "calibrated")),
+        (LocalizeConfig(threshold=0.7, method="cam"), {}, BoxingRule("class_map", 0.7, "cam", "fixed")),
+        (LocalizeConfig(), {"localizer": LOCALIZER}, BoxingRule("cell_localizer", 0.4, "cam", "cell_localizer")),
+        (LocalizeConfig(threshold=0.5), {"localizer": LOCALIZER}, BoxingRule("cell_localizer", 0.5, "cam", "fixed")),
+        (LocalizeConfig(method="ddt"), {"localizer": LOCALIZER}, BoxingRule("ddt", 0.3, "cam", "ddt")),
+    ])
+    def test_decided_once_from_what_was_learned(self, config, learned, expected):
+        rule = boxing_rule(config, **learned)
+        assert rule == expected
+        assert rule.per_class == (expected.source == "ddt")
+
+    @pytest.mark.parametrize(("field", "value", "match"), [("without_boxes", "cam", "without_boxes must be one of"),
+                                                           ("ddt_threshold", 1.0, "ddt_threshold must be in"),
+                                                           ("ddt_threshold", 0, "ddt_threshold must be in"),
+                                                           ("method", "otsu", "method must be one of")])
+    def test_bad_settings_are_named(self, field, value, match):
+        with pytest.raises(ValueError, match=match):
+            LocalizeConfig(**{field: value})

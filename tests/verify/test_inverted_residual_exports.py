@@ -38,6 +38,12 @@ from verify.verify import verify_model
 from verify.verify_config import VerifyConfig
 
 SIZES = [(32, 48), (36, 44)]  # even and odd: stride-2 "same" convolutions pad 0/1 and 1/1, then 1/2 and 2/2
+
+
+def has_context(size: tuple[int, int]) -> bool:
+    """The even size also gets the context path (a stride-2 block upsampled back and concatenated, as
+    the default head reads EfficientNet-Lite0's block 13); on the odd size the grids would not meet."""
+    return size[0] % 8 == 0 and size[1] % 8 == 0
 EXPORTS = [("mlprogram", "float32"), ("mlprogram", "float16"), ("neuralnetwork", "float32"),
            ("neuralnetwork", "float16")]
 EXTENSIONS = {"mlprogram": ".mlpackage", "neuralnetwork": ".mlmodel"}
@@ -51,7 +57,9 @@ def lite_preprocessing(size: tuple[int, int]) -> Preprocessing:
 
 def build_lite_model(size: tuple[int, int], seed: int = 0):
     """Stem, an inverted-residual block with a residual add (depthwise 3x3, stride 1) and one without
-    (depthwise 5x5, stride 2), then the project's class-map head (``classifier.model``'s)."""
+    (depthwise 5x5, stride 2), then the project's class-map head (``classifier.model``'s); with
+    :func:`has_context`, the head reads those features and a deeper stride-2 convolution's, upsampled
+    (``context_upsample``) and concatenated (``head_context``), as ``build_classifier`` does."""
     import keras
 
     from classifier.model import _head_layers, _run_head
@@ -75,6 +83,10 @@ def build_lite_model(size: tuple[int, int], seed: int = 0):
     x = conv_bn(x, DEPTHWISE_CHANNELS, 1, "b2_expand")
     x = conv_bn(x, None, 5, "b2_dw", strides=2, depthwise=True)
     features = conv_bn(x, 12, 1, "b2_project", relu=False)
+    if has_context(size):
+        context = conv_bn(features, 8, 3, "b3", strides=2)
+        upsampled = keras.layers.UpSampling2D(2, name="context_upsample")(context)
+        features = keras.layers.Concatenate(name="head_context")([features, upsampled])
     outputs = _run_head(features, _head_layers(len(LABELS), "lse", 5.0, 0.0, seed))
     model = keras.Model(image, outputs, name="lite_like")
     rng = np.random.default_rng(seed)
@@ -155,6 +167,7 @@ class TestExportedOps:
         kinds = {op.op_type for op in ops}
         assert {"relu6", "add", "mul"} <= kinds
         assert "batch_norm" not in kinds  # folded into the convolutions by coremltools
+        assert ({"tile", "concat"} <= kinds) == has_context(lite.size)  # the nearest upsampling, as converted
 
     def test_neural_network(self, lite):
         layers = neural_network(read_model_info(lite.exports["neuralnetwork", "float32"]).spec).layers
@@ -166,6 +179,7 @@ class TestExportedOps:
         kinds = {layer.WhichOneof("layer") for layer in layers}
         assert {"add", "unary", "activation"} <= kinds
         assert "batchnorm" not in kinds
+        assert ({"tile", "concatND"} <= kinds) == has_context(lite.size)
 
 
 class TestParityWithKeras:

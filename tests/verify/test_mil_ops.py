@@ -51,3 +51,10 @@ class TestGroupedConv:
     def test_add_broadcasts(self):
         (y,) = _OPS["add"](x=np.ones((1, 2, 3, 3), np.float32), y=np.array([[[[1.0]], [[2.0]]]], np.float32))
         np.testing.assert_array_equal(y[0, :, 0, 0], [2.0, 3.0])
+
+
+class TestUpsampling:
+    def test_tile_as_nearest_upsampling_converts(self):
+        x = np.arange(6, dtype=np.float32).reshape(1, 2, 3)
+        (y,) = _OPS["tile"](x=x, reps=np.array([1, 2, 1]))
+        np.testing.assert_array_equal(y, np.concatenate([x, x], axis=1))

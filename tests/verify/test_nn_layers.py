@@ -106,3 +106,14 @@ class TestEfficientNetLayers:
         a = np.array([[-0.5, 0.5, 1.5]], np.float32)
         y = _LAYERS[kind](_layer(kind), [a, np.ones((1, 1), np.float32)])[0]
         np.testing.assert_array_equal(y, function(a, 1.0))
+
+
+class TestTile:
+    def test_reps_from_the_layer_or_a_second_input(self):
+        from types import SimpleNamespace
+
+        x = np.arange(4, dtype=np.float32).reshape(1, 2, 2)
+        (y,) = _LAYERS["tile"](SimpleNamespace(reps=[1, 1, 3]), [x])
+        np.testing.assert_array_equal(y, np.tile(x, (1, 1, 3)))
+        (z,) = _LAYERS["tile"](SimpleNamespace(reps=[]), [x, np.array([2, 1, 1])])
+        assert z.shape == (2, 2, 2)

