@@ -37,6 +37,7 @@ boxes moved to match, so the views cost no further forward passes.
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -48,6 +49,8 @@ log = logging.getLogger(__name__)
 
 OUTPUT_NAMES = ("probabilities", "box")
 HEADS = ("cells", "dense")
+# head -> the same head with its cells' logits and reaches as outputs (build_box_model).
+_CELL_PARTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,11 @@ class BoxTrainConfig:
         Adam.
     iou_weight : float
         Weight of the (1 - GIoU) term beside the smooth-L1 term of the loss.
+    cell_weight : float >= 0
+        ``"cells"``: weight of two terms that teach every cell, not only their average: the cells'
+        likelihoods against a Gaussian around the target box's centre (cross-entropy), and the
+        reaches of the cells near it against the box's edges (L1, weighted by that Gaussian).
+        0 trains on the averaged box alone.
     crops : int
         Random feature-grid crops per image and epoch view set (0 turns crops off).
     flip : bool
@@ -105,6 +113,7 @@ class BoxTrainConfig:
     batch_size: int = 32
     learning_rate: float = 1e-3
     iou_weight: float = 1.0
+    cell_weight: float = 0.0
     crops: int = 2
     flip: bool = True
     seed: int = 0
@@ -126,6 +135,8 @@ class BoxTrainConfig:
             raise ValueError(f"learning_rate must be > 0. Received: {self.learning_rate!r}")
         if self.iou_weight < 0:
             raise ValueError(f"iou_weight must be >= 0. Received: {self.iou_weight!r}")
+        if not self.cell_weight >= 0:
+            raise ValueError(f"cell_weight must be >= 0. Received: {self.cell_weight!r}")
 
 
 def build_box_model(classifier, config: BoxTrainConfig = BoxTrainConfig(), *, feature_layer: str,
@@ -176,6 +187,10 @@ def build_box_model(classifier, config: BoxTrainConfig = BoxTrainConfig(), *, fe
     box_model = keras.Model(classifier.input, [probabilities, box], name="boxstrap_box_model")
     head_input = keras.Input(tuple(features.shape[1:]), name="features")
     head = keras.Model(head_input, apply(head_input), name="box_head")
+    if config.head == "cells":
+        # The same layers with every cell's logit and reaches as outputs too: what the cell-level
+        # terms of the loss (BoxTrainConfig.cell_weight) read. Kept aside, never saved.
+        _CELL_PARTS[head] = keras.Model(head_input, apply(head_input, parts=True), name="box_head_cells")
     return box_model, head
 
 
@@ -233,12 +248,21 @@ def _cells_head(config: BoxTrainConfig, feature_scale: float, grid: tuple[int, i
     corners.build((None, 6))
     corners.set_weights([EDGES_TO_BOX])
 
-    def apply(x):
+    def apply(x, parts: bool = False):
         x = reduce(scale(x))
-        p = weights(logits(logit(x)))
-        return clip(corners(edges([centre(p), ltrb([p, reaches(reach(x))])])))
+        z = logits(logit(x))
+        p = weights(z)
+        r = reaches(reach(x))
+        box = clip(corners(edges([centre(p), ltrb([p, r])])))
+        return [box, z, r] if parts else box
 
     return apply
+
+
+def cell_parts(head):
+    """The ``"cells"`` head of :func:`build_box_model` with every cell's outputs too: features ->
+    ``[box (N, 4), logits (N, h * w), reaches (N, h * w, 4)]`` (the same layers); None for another head."""
+    return _CELL_PARTS.get(head)
 
 
 def cell_centres(h: int, w: int) -> np.ndarray:
@@ -351,26 +375,86 @@ def train_box_head(head, features: np.ndarray, boxes: np.ndarray, config: BoxTra
     if len(boxes) == 0:
         raise ValueError("No pseudo boxes to train the box model on: every image was left without a box.")
     keras.utils.set_random_seed(config.seed)
+    cells = cell_parts(head) if config.cell_weight > 0 else None
+    net = head if cells is None else cells
+    grid = tuple(features.shape[1:3])
     # Clipped: without it an unlucky first step can saturate the sigmoid outputs for good.
-    head.compile(optimizer=keras.optimizers.Adam(config.learning_rate, clipnorm=1.0), loss=box_loss(config.iou_weight),
-                 metrics=[box_iou_metric])
+    optimizer = keras.optimizers.Adam(config.learning_rate, clipnorm=1.0)
+    if cells is None:
+        net.compile(optimizer=optimizer, loss=box_loss(config.iou_weight), metrics=[box_iou_metric])
+    else:
+        net.compile(optimizer=optimizer, loss=[box_loss(config.iou_weight), centre_loss, reach_loss],
+                    loss_weights=[1.0, config.cell_weight, config.cell_weight], metrics=[[box_iou_metric], [], []])
     callbacks = []
     validation = None
     if valid is not None:
         validation = (np.asarray(valid[0], np.float32), _check_boxes(valid[1], len(valid[0])))
+        if cells is not None:
+            validation = (validation[0], cell_targets_of(validation[1], grid))
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.epochs,
                                                        restore_best_weights=True))
-    fit = head.fit(_views_dataset(features, boxes, config), epochs=config.epochs, validation_data=validation,
-                   callbacks=callbacks, verbose=verbose)
+    fit = net.fit(_views_dataset(features, boxes, config, grid if cells is not None else None), epochs=config.epochs,
+                  validation_data=validation, callbacks=callbacks, verbose=verbose)
+    history = {k.replace("box_box_iou", "box_iou"): v for k, v in fit.history.items()}
     return {
-        "loss": [float(v) for v in fit.history["loss"]],
-        "val_loss": [float(v) for v in fit.history.get("val_loss", [])],
-        "val_iou": [float(v) for v in fit.history.get("val_box_iou_metric", [])],
+        "loss": [float(v) for v in history["loss"]],
+        "val_loss": [float(v) for v in history.get("val_loss", [])],
+        "val_iou": [float(v) for v in history.get("val_box_iou_metric", [])],
     }
 
 
-def _views_dataset(features: np.ndarray, boxes: np.ndarray, config: BoxTrainConfig):
-    """A Keras ``PyDataset`` giving new feature views (flips, crops) every epoch, shuffled."""
+def cell_targets_of(boxes: np.ndarray, grid: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Targets of the ``"cells"`` head's three outputs for normalised ``(cx, cy, w, h)`` boxes.
+
+    Returns
+    -------
+    boxes : (N, 4) float32
+    centre : (N, h * w) float32
+        A Gaussian around each box's centre over the cells (standard deviation a sixth of the box,
+        at least half a cell), summing to 1.
+    reaches : (N, h * w, 5) float32
+        Per cell, how far the box reaches from the cell's centre (left, top, right, bottom, clipped
+        to [0, 1]) and, last, the cell's weight (its ``centre`` value).
+
+    Examples
+    --------
+    >>> _, centre, reaches = cell_targets_of(np.array([[0.25, 0.5, 0.5, 1.0]]), (1, 2))
+    >>> centre.round(3).tolist(), reaches[0, 0, :4].tolist()
+    ([[0.881, 0.119]], [0.25, 0.5, 0.25, 0.5])
+    """
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    h, w = grid
+    centres = cell_centres(h, w)  # (cells, 2)
+    cx, cy, bw, bh = (boxes[:, k:k + 1] for k in range(4))
+    sx, sy = np.maximum(bw / 6, 0.5 / w), np.maximum(bh / 6, 0.5 / h)
+    d = ((centres[None, :, 0] - cx) / sx) ** 2 + ((centres[None, :, 1] - cy) / sy) ** 2
+    centre = np.exp(-0.5 * (d - d.min(axis=1, keepdims=True)))
+    centre = (centre / centre.sum(axis=1, keepdims=True)).astype(np.float32)
+    reach = np.stack([centres[None, :, 0] - (cx - bw / 2), centres[None, :, 1] - (cy - bh / 2),
+                      (cx + bw / 2) - centres[None, :, 0], (cy + bh / 2) - centres[None, :, 1]], axis=-1)
+    reaches = np.concatenate([np.clip(reach, 0, 1), centre[..., None]], axis=-1).astype(np.float32)
+    return boxes, centre, reaches
+
+
+def centre_loss(y_true, y_pred):
+    """Cross-entropy of the cells' likelihood logits against the target distribution."""
+    from keras import ops
+
+    return -ops.sum(y_true * ops.log_softmax(y_pred, axis=-1), axis=-1)
+
+
+def reach_loss(y_true, y_pred):
+    """L1 of the cells' reaches against the box's, weighted by the cells' target likelihood."""
+    from keras import ops
+
+    weight = y_true[..., 4]
+    return ops.sum(weight * ops.mean(ops.abs(y_true[..., :4] - y_pred), axis=-1), axis=-1)
+
+
+def _views_dataset(features: np.ndarray, boxes: np.ndarray, config: BoxTrainConfig,
+                   grid: tuple[int, int] | None = None):
+    """A Keras ``PyDataset`` giving new feature views (flips, crops) every epoch, shuffled; with
+    ``grid``, each batch's targets are :func:`cell_targets_of` its boxes."""
     import keras
 
     class Views(keras.utils.PyDataset):
@@ -392,7 +476,8 @@ def _views_dataset(features: np.ndarray, boxes: np.ndarray, config: BoxTrainConf
 
         def __getitem__(self, index):
             part = slice(index * config.batch_size, (index + 1) * config.batch_size)
-            return self.x[part].astype(np.float32), self.y[part]
+            y = self.y[part] if grid is None else cell_targets_of(self.y[part], grid)
+            return self.x[part].astype(np.float32), y
 
         def on_epoch_end(self):
             self.epoch += 1

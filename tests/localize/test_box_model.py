@@ -115,7 +115,8 @@ class TestFeatureViews:
 
 
 class TestTrainBoxHead:
-    def test_learns_box_from_features(self, classifier):
+    @pytest.mark.parametrize("cell_weight", [0.0, 1.0])
+    def test_learns_box_from_features(self, classifier, cell_weight):
         # Features that mark the object's cells: the head must learn to read the box off them.
         rng = np.random.default_rng(1)
         _, head = build_box_model(classifier, BoxTrainConfig(hidden=32, reduce_filters=8), feature_layer=VGG16.feature_layer)
@@ -129,17 +130,38 @@ class TestTrainBoxHead:
             features.append(grid)
             boxes.append(xyxy_to_cxcywh(np.array([[c / w, r / h, (c + bw) / w, (r + bh) / h]]))[0])
         features, boxes = np.stack(features), np.stack(boxes)
-        config = BoxTrainConfig(hidden=32, reduce_filters=8, epochs=80, crops=0, dropout=0.0, learning_rate=3e-3)
+        config = BoxTrainConfig(hidden=32, reduce_filters=8, epochs=80, crops=0, dropout=0.0, learning_rate=3e-3,
+                                cell_weight=cell_weight)
         history = train_box_head(head, features[:80], boxes[:80], config, valid=(features[80:], boxes[80:]),
                                  verbose=0)
         assert history["loss"][-1] < history["loss"][0]
-        assert max(history["val_iou"]) > 0.5
+        assert max(history["val_iou"]) > 0.5 and len(history["val_iou"]) == 80
+        if cell_weight:
+            # Taught cell by cell, the likeliest cell lies inside the object.
+            from localize.box_model import cell_parts
+
+            parts = cell_parts(head)
+            _, logits, _ = parts.predict(features[80:], verbose=0)
+            best = np.argmax(logits, axis=1)
+            inside = [features[80 + k].reshape(h * w, -1)[b, 0] > 0 for k, b in enumerate(best)]
+            assert np.mean(inside) > 0.8
+
+    def test_cell_targets(self):
+        from localize.box_model import cell_targets_of
+
+        boxes, centre, reaches = cell_targets_of(np.array([[0.375, 0.5, 0.25, 0.5]]), (2, 4))
+        assert centre.shape == (1, 8) and centre.sum() == pytest.approx(1.0) and reaches.shape == (1, 8, 5)
+        assert set(np.argsort(centre[0])[-2:]) == {1, 5}  # the two cells of column 1 hold the centre
+        np.testing.assert_allclose(reaches[0, 1, :4], [0.125, 0.0, 0.125, 0.5])  # cell (0, 1): centre (0.375, 0.25)
+        np.testing.assert_allclose(reaches[0, :, 4], centre[0])
 
     def test_bad_config(self):
         with pytest.raises(ValueError, match="head must be one of"):
             BoxTrainConfig(head="yolo")
         with pytest.raises(ValueError, match="kernel must be an int >= 1"):
             BoxTrainConfig(kernel=0)
+        with pytest.raises(ValueError, match="cell_weight must be >= 0"):
+            BoxTrainConfig(cell_weight=-1.0)
 
     def test_no_boxes(self, classifier):
         _, head = build_box_model(classifier, feature_layer=VGG16.feature_layer)
