@@ -101,6 +101,9 @@ class TestFeatureViews:
             features.append(grid)
             boxes.append(xyxy_to_cxcywh(np.array([[c / 8, r / 6, (c + 2) / 8, (r + 2) / 6]]))[0])
         x, y = feature_views(np.stack(features), np.stack(boxes), BoxTrainConfig(crops=3, flip=False))
+        assert x.shape == (80, 6, 8, 1) and y.shape == (80, 4)
+        # The crops are crops: most views stretch their box beyond the original's size.
+        assert np.mean(y[20:, 2] * y[20:, 3] > np.tile(y[:20, 2] * y[:20, 3], 3) + 1e-6) > 0.5
         for grid, box in zip(x[20:], y[20:], strict=True):
             x0, y0, x1, y1 = cxcywh_to_xyxy(box[None])[0]
             rows, cols = np.nonzero(grid[..., 0])
