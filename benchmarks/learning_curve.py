@@ -5,8 +5,9 @@ The run gives the classifier, the prepared photos and the hand-checked boxes it 
 (its ``ground_truth``). Every row is scored only on hand-boxed photos whose capture group gave no
 box to what is scored:
 
-- 0: no hand box: every class map boxed at its own midpoint threshold; the box model trained on
-  those pseudo boxes; all hand-boxed photos scored.
+- 0: no hand box: the photos boxed as the pipeline boxes them with labels only
+  (``LocalizeConfig.without_boxes``); the box model trained on those pseudo boxes; all
+  hand-boxed photos scored.
 - n (10, 20, 44): n hand boxes taken capture group by capture group (seeded); the cell localizer
   fitted on them boxes every photo; the box model trained on those pseudo boxes and the n hand
   boxes (one round); scored on the hand-boxed photos of the other groups.

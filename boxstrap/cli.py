@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run `boxstrap COMMAND --help` for a command's options.",
     )
     parser.add_argument("--version", action="version", version=f"boxstrap {boxstrap.__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show the log on the terminal too (every step, every file written, every epoch)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in _command_modules():
         command = sub.add_parser(module.NAME, help=module.HELP, description=module.__doc__)
@@ -73,10 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    _log_to_terminal(verbose=args.verbose)
     # On Linux, importing coremltools warns that its Core ML bindings are missing: expected here
     # (verify runs the reference runtime instead), so it is not worth a user's attention.
     logging.getLogger("coremltools").setLevel(logging.ERROR)
@@ -95,6 +93,36 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"boxstrap {args.command}: error: {error}", file=sys.stderr)
         return 1
+
+
+class _Terminal(logging.StreamHandler):
+    """A handler on whatever ``sys.stderr`` is when a record comes (not the one it was made with)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
+def _log_to_terminal(*, verbose: bool) -> None:
+    """Warnings and errors on stderr; with ``verbose`` the whole log.
+
+    The log is kept at INFO (DEBUG with ``verbose``) for the files a command writes it to
+    (``boxstrap pipeline``: ``RUN/log.txt``); the terminal gets each command's own report. A root
+    logger that has handlers already (an embedding program's, pytest's) is given none.
+    """
+    root = logging.getLogger()
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    terminal = next((h for h in root.handlers if isinstance(h, _Terminal)), None)
+    if terminal is None and not root.handlers:
+        terminal = _Terminal()
+        terminal.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        root.addHandler(terminal)
+    if terminal is not None:
+        terminal.setLevel(logging.NOTSET if verbose else logging.WARNING)
 
 
 if __name__ == "__main__":  # pragma: no cover

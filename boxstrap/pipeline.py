@@ -11,6 +11,7 @@ Stages, each in its own folder of ``RUN`` with its config beside its outputs::
     RUN/boxes-export/ BoxstrapDetector.mlpackage        localize.box_export.export_box_model
     RUN/boxes-verify/ verify_report.json/.txt           verify.box_parity.verify_box_model
     RUN/summary.md, RUN/summary.html
+    RUN/log.txt       the log of every run in this folder (each step, file written, epoch)
 
 A stage records ``stage.json`` (its fingerprint, timing and numbers) when it finishes. A rerun
 skips a stage whose fingerprint (its config, the fingerprints of the stages it reads, and for
@@ -20,6 +21,7 @@ after it otherwise; an interrupted run resumes at the first unfinished stage.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -48,6 +50,8 @@ from verify.verify_config import VerifyConfig
 
 log = logging.getLogger(__name__)
 
+#: The run's log (appended to by every run): each step, file written and epoch.
+LOG_FILE = "log.txt"
 STAGES = ("prepare", "train", "export", "verify", "localize", "boxes", "boxes-export", "boxes-verify")
 GROUND_TRUTH_NAMES = ("boxes.json", "valid_boxes.json")
 
@@ -82,7 +86,7 @@ class StageResult:
 
 
 def run_pipeline(src: str | os.PathLike, run_dir: str | os.PathLike, config: PipelineConfig = PipelineConfig(),
-                 *, force: tuple[str, ...] = (), on_stage: Callable[[str, str], None] | None = None,
+                 *, force: tuple[str, ...] = (), on_stage: Callable[[str, str, float | None], None] | None = None,
                  ray: RayOptions | None = None) -> dict[str, StageResult]:
     """Run (or resume) every stage on the photos in ``src``; return each stage's result.
 
@@ -96,7 +100,8 @@ def run_pipeline(src: str | os.PathLike, run_dir: str | os.PathLike, config: Pip
     force : tuple of str
         Stages to rerun even when unchanged (and everything after them).
     on_stage : callable, optional
-        Called with ``(stage, "run" | "skip")`` as each stage starts (progress messages).
+        Called with ``(stage, "run", None)`` as a stage starts, ``(stage, "done", seconds)`` as it
+        ends, and ``(stage, "skip", seconds it took before)`` for an unchanged stage.
     ray : RayOptions, optional
         Run the photo passes (train's backbone features, localize's classifier pass) on Ray
         (:mod:`groundwork.photo_map`); the results are those of a local run.
@@ -116,12 +121,31 @@ def run_pipeline(src: str | os.PathLike, run_dir: str | os.PathLike, config: Pip
         raise FileNotFoundError(f"src must be a folder of photos (a folder per class). Received: {src}")
     check_out_folder(run)
     run.mkdir(parents=True, exist_ok=True)
-    with run_lock(run, "boxstrap pipeline"):
+    with run_lock(run, "boxstrap pipeline"), _log_file(run / LOG_FILE):
         return _run_pipeline(src, run, config, force, on_stage, ray)
 
 
+@contextlib.contextmanager
+def _log_file(path: Path):
+    """Append the log (INFO and up; DEBUG when the root logger is set to it) to ``path`` while the
+    run lasts: what the terminal leaves out (each file written, each epoch) is there. The root
+    logger is let down to INFO for the run if it was set higher (its own handlers keep their levels)."""
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(min(level, logging.INFO) if level else level)
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+        handler.close()
+
+
 def _run_pipeline(src: Path, run: Path, config: PipelineConfig, force: tuple[str, ...],
-                  on_stage: Callable[[str, str], None] | None, ray: RayOptions | None) -> dict[str, StageResult]:
+                  on_stage: Callable[[str, str, float | None], None] | None, ray: RayOptions | None) -> dict[str, StageResult]:
     config = replace(config, prepare=replace(config.prepare, src=src, out=run / "prepare"))
     save_config(config, run / "pipeline_config.json")
     ground_truth = _ground_truth(src, config.ground_truth)
@@ -136,11 +160,11 @@ def _run_pipeline(src: Path, run: Path, config: PipelineConfig, force: tuple[str
         rerun = rerun or stage in force or done.get("fingerprint") != fingerprint
         if not rerun:
             if on_stage:
-                on_stage(stage, "skip")
+                on_stage(stage, "skip", done["seconds"])
             results[stage] = StageResult(stage, done["numbers"], done["seconds"], skipped=True)
         else:
             if on_stage:
-                on_stage(stage, "run")
+                on_stage(stage, "run", None)
             (stage_dir / "stage.json").unlink(missing_ok=True)
             start = time.perf_counter()
             numbers = _RUNNERS[stage](context, stage_dir)
@@ -149,6 +173,8 @@ def _run_pipeline(src: Path, run: Path, config: PipelineConfig, force: tuple[str
             write_json(stage_dir / "stage.json", {"fingerprint": fingerprint, "seconds": seconds, "numbers": numbers})
             results[stage] = StageResult(stage, numbers, seconds)
             log.info("stage %s done in %.1f s", stage, seconds)
+            if on_stage:
+                on_stage(stage, "done", seconds)
         upstream = fingerprint
     from boxstrap.summary import write_summary
 

@@ -1,3 +1,4 @@
-"""classifier: VGG16 with a fully convolutional class-map head, trained on a CPU, exported to Core ML."""
+"""classifier: a backbone from the registry (EfficientNet-Lite0 by default, VGG16) with a fully
+convolutional class-map head, trained on a CPU, exported to Core ML."""
 
 __boxstrap_stage__ = "classifier"

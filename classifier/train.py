@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from classifier.backbones.registry import get_backbone
+from classifier.epoch_log import epoch_log
 from classifier.model import build_classifier, fold_standardisation, head_input, split_model, sub_model
 from classifier.train_config import TrainConfig
 from classifier.train_state import TrainState
@@ -60,7 +61,8 @@ def train(manifest_dir: str | os.PathLike, out_dir: str | os.PathLike, config: T
     overwrite : bool
         Replace an existing ``out_dir``.
     verbose : int
-        Keras progress bars (1) or none (0); feature extraction shows a tqdm bar when 1.
+        0: silent; 1: a progress bar over the feature extraction (on a terminal) and one log line
+        per epoch; 2: Keras's own line per epoch too.
     ray : RayOptions, optional
         Compute the backbone features on Ray workers (the prepared photos and the feature cache at
         paths every worker sees); the features, and so the training, are those of a local run.
@@ -362,16 +364,22 @@ def _fit_phase(phase, net, data, config, epochs, learning_rate, batch_size, clas
     one_hot = np.eye(num_classes, dtype=np.float32)
     validation = (data["valid"][0].astype(np.float32), one_hot[data["valid"][1]]) if validate else None
     callback = state.checkpoint(phase, trainable, config.patience if validate else None)
-    callbacks = [callback]
+    callbacks = [callback, epoch_log(f"phase {phase}")]
     if config.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(state.logs_dir / f"phase{phase}")))
     if initial_epoch < epochs and not phase_state.get("stopped"):
         net.fit(x.astype(np.float32), one_hot[y], validation_data=validation,
                 batch_size=batch_size, epochs=epochs, initial_epoch=initial_epoch, shuffle=True,
-                class_weight=class_weights, callbacks=callbacks, verbose=verbose)
+                class_weight=class_weights, callbacks=callbacks, verbose=_keras_verbose(verbose))
     callback.finish()
     _merge(history, callback.phase_state["history"])
     return int(callback.phase_state["best_epoch"] or 0)
+
+
+def _keras_verbose(verbose: int) -> int:
+    """Keras's own epoch lines only at ``verbose >= 2`` (one per epoch); below that each epoch is
+    logged by :func:`classifier.epoch_log.epoch_log`."""
+    return 2 if verbose >= 2 else 0
 
 
 def _merge(history: dict, phase_history: dict) -> None:

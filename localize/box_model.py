@@ -43,6 +43,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from classifier.epoch_log import epoch_log
 from groundwork.box_geometry import cxcywh_to_xyxy, xyxy_to_cxcywh
 
 log = logging.getLogger(__name__)
@@ -364,6 +365,8 @@ def train_box_head(head, features: np.ndarray, boxes: np.ndarray, config: BoxTra
     config : BoxTrainConfig
     valid : (features, boxes) or None
         Scored after each epoch (``val_loss``, ``val_iou``); the best epoch's weights are kept.
+    verbose : int
+        Each epoch is logged (INFO); at 2 Keras prints its own line per epoch too.
 
     Raises
     ------
@@ -395,7 +398,8 @@ def train_box_head(head, features: np.ndarray, boxes: np.ndarray, config: BoxTra
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.epochs,
                                                        restore_best_weights=True))
     fit = net.fit(_views_dataset(features, boxes, config, grid if cells is not None else None), epochs=config.epochs,
-                  validation_data=validation, callbacks=callbacks, verbose=verbose)
+                  validation_data=validation, callbacks=callbacks + [epoch_log("box head")],
+                  verbose=2 if verbose >= 2 else 0)
     history = {k.replace("box_box_iou", "box_iou"): v for k, v in fit.history.items()}
     return {
         "loss": [float(v) for v in history["loss"]],

@@ -10,6 +10,9 @@
   (:mod:`verify.nn_runtime` for ``.mlmodel``, :mod:`verify.mil_runtime` for ``.mlpackage``,
   kernels in :mod:`verify.kernels`, the spec read by :mod:`verify.model_info`).
 - :mod:`verify.divergence`: the first diverging layer and the likely export mistake.
+- :mod:`verify.box_parity`: the same check for the detector, box by box.
+- :mod:`verify.verify_images`: the photos a check runs on; :mod:`verify.runtime_result` and
+  :mod:`verify.report_table`: one runtime's outputs and the report's table.
 """
 
 __boxstrap_stage__ = "verify"

@@ -86,11 +86,22 @@ def run(args: argparse.Namespace) -> int:
     config = build_config(args)
     start = time.perf_counter()
     results = run_pipeline(src, run_dir, config, force=tuple(args.force), ray=ray_options(args),
-                           on_stage=lambda stage, what: print(f"== {stage}: {'unchanged, skipped' if what == 'skip' else 'running'}", flush=True))
+                           on_stage=_print_stage)
     numbers = {name: r.numbers for name, r in results.items()}
     print(f"\npipeline finished in {time.perf_counter() - start:.0f} s; run folder {run_dir.resolve()}")
     for fmt, path in numbers["export"]["files"].items():
         print(f"  classifier ({fmt}): {path}")
     print(f"  detector: {numbers['boxes-export']['file']}")
     print(f"  summary: {run_dir.resolve() / 'summary.md'} and summary.html")
+    print(f"  log: {run_dir.resolve() / 'log.txt'} (every step; `boxstrap -v pipeline` shows it here too)")
     return 0
+
+
+def _print_stage(stage: str, event: str, seconds: float | None) -> None:
+    """One line as a stage starts and one as it ends (or is skipped, unchanged)."""
+    if event == "run":
+        print(f"== {stage}: running", flush=True)
+    elif event == "done":
+        print(f"== {stage}: done in {seconds:.0f} s", flush=True)
+    else:
+        print(f"== {stage}: unchanged, skipped", flush=True)

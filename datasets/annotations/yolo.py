@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
@@ -163,13 +162,11 @@ def _image_for(txt: Path) -> Path | None:
 
 
 def _read_names(yaml_path: Path) -> list[str]:
+    import yaml
+
     text = yaml_path.read_text(encoding="utf-8")
     try:
-        import yaml  # PyYAML, when installed, reads every YAML form
-
         data = yaml.safe_load(text)
-    except ImportError:
-        data = _mini_yaml(text)
     except yaml.YAMLError as error:
         raise ValueError(f"{yaml_path} is not valid YAML: {error}") from None
     names = data.get("names") if isinstance(data, dict) else None
@@ -185,31 +182,6 @@ def _read_names(yaml_path: Path) -> list[str]:
         raise ValueError(f"{yaml_path} needs 'names': a list of class names or a {{id: name}} mapping. "
                          f"Received: {names!r}")
     return [str(n) for n in names]
-
-
-def _mini_yaml(text: str) -> dict:
-    """The ``names`` of a data.yaml without PyYAML: flow list, block list or block mapping."""
-    lines = text.splitlines()
-    for i, line in enumerate(lines):
-        m = re.match(r"^names:\s*(.*)$", line)
-        if not m:
-            continue
-        rest = m.group(1).split(" #")[0].strip()
-        if rest.startswith("["):
-            return {"names": [s.strip().strip("'\"") for s in rest.strip("[]").split(",") if s.strip()]}
-        items: list[str] = []
-        mapping: dict[int, str] = {}
-        for sub in lines[i + 1:]:
-            if not sub.startswith((" ", "\t", "-")) or not sub.strip():
-                break
-            s = sub.strip()
-            if s.startswith("- "):
-                items.append(s[2:].strip().strip("'\""))
-            elif ":" in s:
-                k, v = s.split(":", 1)
-                mapping[int(k)] = v.strip().strip("'\"")
-        return {"names": mapping or items}
-    return {}
 
 
 def _yaml_str(name: str) -> str:

@@ -29,8 +29,12 @@ class TestPipeline:
         write_demo_data(src, DemoDataConfig(per_class=10, size=(96, 128)), progress=False)
         run = tmp_path / "run"
         seen = []
-        results = run_pipeline(src, run, _tiny_config(), on_stage=lambda stage, what: seen.append((stage, what)))
-        assert seen == [(stage, "run") for stage in STAGES]
+        results = run_pipeline(src, run, _tiny_config(), on_stage=lambda stage, what, seconds: seen.append((stage, what)))
+        assert seen == [(stage, what) for stage in STAGES for what in ("run", "done")]
+        # The run's log holds what the terminal leaves out: every stage, every epoch.
+        log_text = (run / "log.txt").read_text()
+        assert all(f"stage {stage} done" in log_text for stage in STAGES)
+        assert "epoch 1/" in log_text
         assert results["verify"].numbers["passed"] and results["boxes-verify"].numbers["passed"]
         assert results["localize"].numbers["scores"]["n_images"] == 20  # demo boxes.json found and used
         assert (run / "export" / "BoxstrapClassifier.mlpackage").is_dir()
@@ -66,12 +70,13 @@ class TestPipeline:
 
         # Unchanged: everything is skipped. A changed stage config reruns it and what follows.
         seen.clear()
-        run_pipeline(src, run, _tiny_config(), on_stage=lambda stage, what: seen.append((stage, what)))
+        run_pipeline(src, run, _tiny_config(), on_stage=lambda stage, what, seconds: seen.append((stage, what)))
         assert {what for _, what in seen} == {"skip"}
         seen.clear()
         changed = replace(_tiny_config(), boxes=BoxTrainConfig(epochs=3, hidden=16, reduce_filters=8))
-        run_pipeline(src, run, changed, on_stage=lambda stage, what: seen.append((stage, what)))
+        run_pipeline(src, run, changed, on_stage=lambda stage, what, seconds: seen.append((stage, what)))
         assert [s for s, what in seen if what == "run"] == ["boxes", "boxes-export", "boxes-verify"]
+        assert [s for s, what in seen if what == "done"] == ["boxes", "boxes-export", "boxes-verify"]
 
 
     def test_every_stage_on_the_efficientnet_backbone(self, tmp_path):

@@ -20,6 +20,11 @@ from tests.localize.test_detect_images import TINY
 
 ray = pytest.importorskip("ray")
 
+# Each test runs a command twice, here and on a local Ray cluster: end-to-end runs, in the slow tier
+# (`tox -e slow`, CI) with the other end-to-end tests; groundwork's photo_map tests keep a local
+# Ray in the unit tier.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def local_ray():
@@ -151,7 +156,6 @@ def test_train_features_on_ray_equal_the_local_ones_and_resume(local_ray, tmp_pa
     assert (chunks / "00001.npy").is_file()
 
 
-@pytest.mark.slow  # two trainings: about a minute
 def test_train_with_ray_caches_the_features_a_local_train_caches(local_ray, tmp_path):
     from classifier.train import train
     from tests.classifier._tiny_data import make_manifest

@@ -199,7 +199,8 @@ class TestTraining:
     def test_trains_with_frozen_batch_norms_and_saves_the_backbone(self, tmp_path):
         manifest = make_manifest(tmp_path / "data")
         config = TrainConfig(backbone="efficientnet-lite0", weights="none", input_size=(32, 32), filters=TINY,
-                             head_epochs=2, fine_tune_from="block10_expand_conv", fine_tune_epochs=2, batch_size=8)
+                             head_epochs=2, fine_tune_from="block10_expand_conv", fine_tune_epochs=2, batch_size=8,
+                             ship="split")  # the refit on every photo trains the same way (tests/classifier/test_train.py)
         out = train(manifest.root, tmp_path / "model", config, verbose=0)
         saved = json.loads((out / "train_config.json").read_text())
         assert saved["backbone"] == "efficientnet-lite0" and saved["weights"] == "none"

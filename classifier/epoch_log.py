@@ -1,0 +1,36 @@
+"""``epoch_log``: a Keras callback that writes each epoch's numbers to the log, not the terminal.
+
+Keras prints a line (or a bar) per epoch when ``fit`` is verbose; over a pipeline run that is
+hundreds of lines between the ones a person reads. boxstrap fits quietly and logs one INFO line
+per epoch instead: it lands in the run's log file (``RUN/log.txt``) and on the terminal with
+``boxstrap -v``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+__all__ = ["epoch_log"]
+
+log = logging.getLogger(__name__)
+
+
+def epoch_log(what: str, logger: logging.Logger = log):
+    """A ``keras.callbacks.Callback`` logging ``"<what> epoch i/n: loss ..., val_loss ..."``.
+
+    Examples
+    --------
+    >>> import keras, numpy as np
+    >>> net = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    >>> net.compile(loss="mse")
+    >>> _ = net.fit(np.zeros((4, 2)), np.zeros((4, 1)), epochs=1, verbose=0, callbacks=[epoch_log("tiny")])
+    """
+    import keras
+
+    class EpochLog(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            numbers = ", ".join(f"{k} {float(v):.4g}" for k, v in sorted((logs or {}).items())
+                                if k != "learning_rate")
+            logger.info("%s epoch %d/%s: %s", what, epoch + 1, self.params.get("epochs", "?"), numbers)
+
+    return EpochLog()
