@@ -229,6 +229,7 @@ def localize_images(
     annotations = [_annotation(item, image, pseudo, i, trained.labels)
                    for i, (item, image) in enumerate(zip(items, images, strict=True))]
     out_dir.mkdir(parents=True, exist_ok=True)
+    _forget_earlier_results(out_dir)
     save_config(config, out_dir / "localize_config.json")
     # What this run learned is written here only; keep_learned() puts it beside a model.
     if held_out is not None:
@@ -349,6 +350,17 @@ def keep_learned(out_dir: str | os.PathLike, model_dir: str | os.PathLike) -> li
         return []
     forget_learned(model_dir)
     return [write_bytes(Path(model_dir) / name, (Path(out_dir) / name).read_bytes()) for name in names]
+
+
+def _forget_earlier_results(out_dir: Path) -> None:
+    """Remove what an earlier run into ``out_dir`` learned or scored and this one may not write
+    (a rerun without hand boxes, or with ``learn=False``): left there, its localizer would be kept
+    with the model again and its folds would score the box model."""
+    from localize.calibration import FILENAME as CALIBRATION
+    from localize.cell_localizer import FILENAME as LOCALIZER
+
+    for name in (LOCALIZER, CALIBRATION, HELD_OUT_BOXES, FOLDS, "scores.json"):
+        (out_dir / name).unlink(missing_ok=True)
 
 
 def forget_learned(model_dir: str | os.PathLike) -> None:

@@ -107,10 +107,11 @@ class LocalizeConfig:
     learn : bool
         When hand-checked boxes are given (and ``threshold`` is None), fit a cell localizer on
         them (:mod:`localize.cell_localizer`: which feature cells are object, from the
-        descriptors and the class map) and box its maps instead of the class maps; it is saved
-        with the model (``cell_localizer.json``) and used on new photos from then on. The
-        hand-boxed photos are scored by localizers fitted without their capture group
-        (``folds``-fold). False: calibrate only the class maps' threshold (as before).
+        descriptors and the class map) and box its maps instead of the class maps; it is written
+        to the output folder (``cell_localizer.json``), and :func:`localize.localize_images.keep_learned`
+        (the pipeline, ``boxstrap localize --ground-truth``) puts it beside the model for new photos.
+        The hand-boxed photos are scored by localizers fitted without their capture group
+        (``folds``-fold). False: calibrate only the class maps' threshold.
     folds : int >= 2
         Folds over capture groups for scoring (and calibrating) the cell localizer.
     """

@@ -78,6 +78,17 @@ class TestPipeline:
         assert [s for s, what in seen if what == "run"] == ["boxes", "boxes-export", "boxes-verify"]
         assert [s for s, what in seen if what == "done"] == ["boxes", "boxes-export", "boxes-verify"]
 
+        # Rerun without learning from the hand boxes: the localizer the first run kept with the model
+        # is not reloaded (it learned from these very boxes); the class maps' threshold is calibrated.
+        assert (run / "train" / "model" / "cell_localizer.json").is_file()
+        no_learning = replace(changed, localize=replace(changed.localize, learn=False))
+        results = run_pipeline(src, run, no_learning)
+        assert not results["localize"].skipped
+        threshold = results["localize"].numbers["scores"]["threshold"]
+        assert threshold["source"] != "cell_localizer" and "localizer" not in results["localize"].numbers["scores"]
+        assert not (run / "train" / "model" / "cell_localizer.json").exists()
+        assert "cell localizer" not in (run / "summary.md").read_text()
+
 
     def test_every_stage_on_the_efficientnet_backbone(self, tmp_path):
         src = tmp_path / "photos"

@@ -177,6 +177,19 @@ class TestLocalizeImages:
         finally:
             os.utime(photo, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
+    def test_a_rerun_without_hand_boxes_forgets_what_the_last_one_learned(self, demo, model_dir, tmp_path):
+        from localize.cell_localizer import FILENAME
+        from localize.localize_images import FOLDS, HELD_OUT_BOXES
+
+        learned = (FILENAME, FOLDS, HELD_OUT_BOXES, "scores.json")
+        out = tmp_path / "out"
+        localize_images(model_dir, demo, out, replace_formats(LocalizeConfig(folds=2)),
+                        ground_truth=demo / "boxes.json", progress=False)
+        assert all((out / name).is_file() for name in learned)
+        # Left there, the localizer would be kept with the model again and the folds would score the box model.
+        localize_images(model_dir, demo, out, replace_formats(LocalizeConfig()), overwrite=True, progress=False)
+        assert not any((out / name).exists() for name in learned)
+
     def test_fixed_threshold_or_no_calibrate_is_kept(self, demo, model_dir, tmp_path):
         configs = (LocalizeConfig(threshold=0.3), LocalizeConfig(calibrate=False, learn=False),
                    LocalizeConfig(calibrate=False, learn=False, without_boxes="midpoint"))
