@@ -424,8 +424,8 @@ def cell_targets_of(boxes: np.ndarray, grid: tuple[int, int]) -> tuple[np.ndarra
     Examples
     --------
     >>> _, centre, reaches = cell_targets_of(np.array([[0.25, 0.5, 0.5, 1.0]]), (1, 2))
-    >>> centre.round(3).tolist(), reaches[0, 0, :4].tolist()
-    ([[0.881, 0.119]], [0.25, 0.5, 0.25, 0.5])
+    >>> [round(float(v), 3) for v in centre[0]], reaches[0, 0, :4].tolist()
+    ([0.881, 0.119], [0.25, 0.5, 0.25, 0.5])
     """
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
     h, w = grid
