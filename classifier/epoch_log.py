@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-__all__ = ["epoch_log"]
+__all__ = ["epoch_log", "keras_verbose"]
 
 log = logging.getLogger(__name__)
 
@@ -34,3 +34,13 @@ def epoch_log(what: str, logger: logging.Logger = log):
             logger.info("%s epoch %d/%s: %s", what, epoch + 1, self.params.get("epochs", "?"), numbers)
 
     return EpochLog()
+
+
+def keras_verbose(verbose: int) -> int:
+    """The ``verbose`` to give Keras's ``fit`` for boxstrap's ``verbose``: its own line per epoch
+    only at 2 and above; below that :func:`epoch_log` logs each epoch.
+
+    >>> [keras_verbose(v) for v in (0, 1, 2)]
+    [0, 0, 2]
+    """
+    return 2 if verbose >= 2 else 0

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from classifier.backbones.registry import get_backbone
-from classifier.epoch_log import epoch_log
+from classifier.epoch_log import epoch_log, keras_verbose
 from classifier.model import build_classifier, fold_standardisation, head_input, split_model, sub_model
 from classifier.train_config import TrainConfig
 from classifier.train_state import TrainState
@@ -370,16 +370,10 @@ def _fit_phase(phase, net, data, config, epochs, learning_rate, batch_size, clas
     if initial_epoch < epochs and not phase_state.get("stopped"):
         net.fit(x.astype(np.float32), one_hot[y], validation_data=validation,
                 batch_size=batch_size, epochs=epochs, initial_epoch=initial_epoch, shuffle=True,
-                class_weight=class_weights, callbacks=callbacks, verbose=_keras_verbose(verbose))
+                class_weight=class_weights, callbacks=callbacks, verbose=keras_verbose(verbose))
     callback.finish()
     _merge(history, callback.phase_state["history"])
     return int(callback.phase_state["best_epoch"] or 0)
-
-
-def _keras_verbose(verbose: int) -> int:
-    """Keras's own epoch lines only at ``verbose >= 2`` (one per epoch); below that each epoch is
-    logged by :func:`classifier.epoch_log.epoch_log`."""
-    return 2 if verbose >= 2 else 0
 
 
 def _merge(history: dict, phase_history: dict) -> None:

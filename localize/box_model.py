@@ -43,7 +43,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from classifier.epoch_log import epoch_log
+from classifier.epoch_log import epoch_log, keras_verbose
 from groundwork.box_geometry import cxcywh_to_xyxy, xyxy_to_cxcywh
 
 log = logging.getLogger(__name__)
@@ -399,7 +399,7 @@ def train_box_head(head, features: np.ndarray, boxes: np.ndarray, config: BoxTra
                                                        restore_best_weights=True))
     fit = net.fit(_views_dataset(features, boxes, config, grid if cells is not None else None), epochs=config.epochs,
                   validation_data=validation, callbacks=callbacks + [epoch_log("box head")],
-                  verbose=2 if verbose >= 2 else 0)
+                  verbose=keras_verbose(verbose))
     history = {k.replace("box_box_iou", "box_iou"): v for k, v in fit.history.items()}
     return {
         "loss": [float(v) for v in history["loss"]],

@@ -356,15 +356,13 @@ def _forget_earlier_results(out_dir: Path) -> None:
     """Remove what an earlier run into ``out_dir`` learned or scored and this one may not write
     (a rerun without hand boxes, or with ``learn=False``): left there, its localizer would be kept
     with the model again and its folds would score the box model."""
-    from localize.calibration import FILENAME as CALIBRATION
-    from localize.cell_localizer import FILENAME as LOCALIZER
-
-    for name in (LOCALIZER, CALIBRATION, HELD_OUT_BOXES, FOLDS, "scores.json"):
+    forget_learned(out_dir)
+    for name in (HELD_OUT_BOXES, FOLDS, "scores.json"):
         (out_dir / name).unlink(missing_ok=True)
 
 
 def forget_learned(model_dir: str | os.PathLike) -> None:
-    """Remove what :func:`keep_learned` put beside a model."""
+    """Remove what :func:`keep_learned` put beside a model (or what a run learned, from its folder)."""
     from localize.calibration import FILENAME as CALIBRATION
     from localize.cell_localizer import FILENAME as LOCALIZER
 
