@@ -56,19 +56,19 @@ def main() -> int:
 
 
 def learning_curve(run: Path, counts, *, seed: int = 0) -> list[dict]:
+    from classifier.forward_photos import forward_photos
     from classifier.trained_model import load_trained_model
     from datasets.annotations import ImageAnnotation, read_annotations
-    from localize.box_model import BoxTrainConfig
-    from localize.evaluate import match_images
-    from localize.forward_photos import forward_photos
-    from localize.localize_images import find_images
+    from datasets.evaluate import match_photos
+    from datasets.photo_items import find_photos
+    from detector.box_train_config import BoxTrainConfig
     from localize.pseudo_boxes import LocalizeConfig
 
     raw = json.loads((run / "pipeline_config.json").read_text())
     localize_config, boxes_config = _stage(LocalizeConfig, raw["localize"]), _stage(BoxTrainConfig, raw["boxes"])
     ground_truth = _ground_truth(run)
     trained = load_trained_model(run / "train" / "model")
-    root, items = find_images(run / "prepare", trained.labels)
+    root, items = find_photos(run / "prepare", trained.labels)
     start = time.perf_counter()
     passed = forward_photos(trained, items, scales=localize_config.scales, flip=localize_config.flip,
                             batch_size=localize_config.batch_size, progress=False, source=run / "prepare")
@@ -77,7 +77,7 @@ def learning_curve(run: Path, counts, *, seed: int = 0) -> list[dict]:
                                                           passed.map_features)
     print(f"classifier pass over {len(items)} photos: {time.perf_counter() - start:.0f} s", file=sys.stderr)
     gt = read_annotations(ground_truth, labels=trained.labels)
-    match = match_images([ImageAnnotation(it.name, 1, 1) for it in items], gt, pred_root=root,
+    match = match_photos([ImageAnnotation(it.name, 1, 1) for it in items], gt, pred_root=root,
                          gt_root=ground_truth.parent)
     pairs = [(i, g) for g, i in zip(gt, match, strict=True) if i is not None and len(g.boxes)]
     context = dict(trained=trained, items=items, images=images, probabilities=probabilities, class_maps=class_maps,
@@ -90,10 +90,10 @@ def learning_curve(run: Path, counts, *, seed: int = 0) -> list[dict]:
 
 
 def _row(ctx: dict, n: int, seed: int) -> dict:
+    from detector.train_box_model import box_annotation, largest_box, train_on_targets
     from localize.cell_localizer import fit_cell_localizer
-    from localize.localize_images import _annotation, largest_box
+    from localize.localize_photos import _annotation
     from localize.pseudo_boxes import box_classes, class_heatmaps, known_classes, pseudo_boxes
-    from localize.train_box_model import box_annotation, train_on_targets
 
     start = time.perf_counter()
     items, images, pairs, labels = ctx["items"], ctx["images"], ctx["pairs"], ctx["trained"].labels
@@ -172,7 +172,7 @@ def _group(item, i: int) -> int:
 
 
 def _score(ctx: dict, predictions, truths) -> dict:
-    from localize.evaluate import evaluate_annotations
+    from datasets.evaluate import evaluate_annotations
 
     return evaluate_annotations(predictions, truths, pred_root=ctx["root"], gt_root=ctx["ground_truth"].parent,
                                 labels=ctx["trained"].labels).to_dict()

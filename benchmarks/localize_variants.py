@@ -15,7 +15,7 @@ scores boxes from these variants:
 - ``flip-avg,thr=0.2``: the map averaged with the map of the mirrored photo (a second forward pass),
 - ``multi-view,...``: the maps ``boxstrap localize`` uses by default (``LocalizeConfig.scales`` and
   ``flip``: the network rebuilt at 1.5x its input size, map averaged with the mirrored photo's;
-  :func:`localize.multi_view_maps.multi_view_maps`), thresholded at 0.2 and at the 2-fold calibrated
+  :func:`classifier.multi_view_maps.multi_view_maps`), thresholded at 0.2 and at the 2-fold calibrated
   threshold, and as GrabCut seeds (``grabcut-multi-view-cal-2fold``),
 - ``ddt``: DDT co-localisation (first principal component of the class convolution's input
   descriptors over all photos of a class, sign oriented by the CAMs), box of the positive region.
@@ -44,14 +44,15 @@ from pathlib import Path
 import numpy as np
 from _common import PHOTOS as DATA
 
+from classifier.multi_view_maps import multi_view_maps
+from groundwork.box_scores import top_box_iou
 from localize.boxes import heatmap_to_boxes
 from localize.calibration import calibrate_threshold, save_calibration
 from localize.cam import class_activation_map
 from localize.ddt import ddt_maps
-from localize.multi_view_maps import multi_view_maps
 from localize.pseudo_boxes import LocalizeConfig
 from localize.refine import grabcut_refine
-from localize.scoring import box_accuracy, top_box_iou
+from localize.scoring import box_accuracy
 
 THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
 MULTI_VIEW = LocalizeConfig()  # its scales and flip: what `boxstrap localize` uses by default
@@ -360,7 +361,7 @@ def write_review(review_dir: Path, variant: str, paths: Sequence[Path], boxes: S
                  gts: Sequence[np.ndarray]) -> list[Path]:
     """Contact sheets of one variant's boxes, worst IoU with the ground truth first (the number
     on each box and under each thumbnail is that IoU)."""
-    from localize.review import ReviewItem, render_contact_sheets, write_png
+    from datasets.review import ReviewItem, render_contact_sheets, write_png
 
     ious = top_box_iou(boxes, gts)
     items = [ReviewItem(read_rgb(path), b[:1], np.full(min(1, len(b)), iou), path.name, confidence=float(iou)).shrunk(200)

@@ -120,13 +120,13 @@ def _pool(run: Path, truth: Path):
     """The true annotations of photos the run prepared, with each one's capture group."""
     from classifier.trained_model import load_trained_model
     from datasets.annotations import ImageAnnotation, read_annotations
-    from localize.evaluate import match_images
-    from localize.localize_images import find_images
+    from datasets.evaluate import match_photos
+    from datasets.photo_items import find_photos
 
     labels = load_trained_model(run / "train" / "model").labels
-    root, items = find_images(run / "prepare", labels)
+    root, items = find_photos(run / "prepare", labels)
     gt = [g for g in read_annotations(truth, labels=labels) if len(g.boxes)]
-    match = match_images([ImageAnnotation(it.name, 1, 1) for it in items], gt, pred_root=root, gt_root=truth.parent)
+    match = match_photos([ImageAnnotation(it.name, 1, 1) for it in items], gt, pred_root=root, gt_root=truth.parent)
     pool = [(g, items[i]) for g, i in zip(gt, match, strict=True) if i is not None]
     return labels, root, pool
 
@@ -165,15 +165,15 @@ def write_hand_boxes(run: Path, truth: Path, path: Path, n: int, seed: int) -> P
 def score_run(name: str, run: Path, src: Path, truth: Path, hand: Path | None, detect_dir: Path) -> dict:
     """One row: the run's pseudo boxes, its box model and the baselines on the photos not drawn."""
     from datasets.annotations import Box, ImageAnnotation, read_annotations
-    from localize.detect_images import DETECTIONS, DetectConfig, detect_images
-    from localize.evaluate import evaluate_annotations
+    from datasets.evaluate import evaluate_annotations
+    from detector.detect_photos import DETECTIONS, DetectConfig, detect_photos
 
     labels, root, pool = _pool(run, truth)
     used = set(json.loads(hand.with_suffix(".groups.json").read_text())) if hand is not None else set()
     scored = [(g, item) for k, (g, item) in enumerate(pool)
               if (item.group if item.group is not None else -1 - k) not in used]
     gt = [g for g, _ in scored]
-    detect_images(run / "boxes" / "model", run / "prepare", detect_dir,
+    detect_photos(run / "boxes" / "model", run / "prepare", detect_dir,
                   DetectConfig(formats=("boxes-json",), overlays=False), overwrite=True, progress=False)
 
     def evaluate(predictions) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-_PROJECT_PACKAGES = ("groundwork", "datasets", "classifier", "localize", "verify")
+_PROJECT_PACKAGES = ("groundwork", "datasets", "classifier", "localize", "detector", "verify")
 _MARKER = "__boxstrap_stage__"
 
 
@@ -14,7 +14,7 @@ class EnvironmentClash(RuntimeError):
 
 
 def check_stage_packages() -> None:
-    """Make sure ``groundwork``, ``datasets``, ``classifier``, ``localize`` and ``verify`` are boxstrap's own.
+    """Make sure ``groundwork``, ``datasets``, ``classifier``, ``localize``, ``detector`` and ``verify`` are boxstrap's own.
 
     boxstrap's stage packages are top-level packages. Hugging Face's ``datasets`` has the same
     top-level name, so in an environment holding both one shadows the other, and the failure

@@ -6,9 +6,9 @@ Stages, each in its own folder of ``RUN`` with its config beside its outputs::
     RUN/train/model/  the trained classifier            classifier.train.train
     RUN/export/       BoxstrapClassifier.mlpackage/.mlmodel   classifier.export.export_coreml
     RUN/verify/       verify_report.json/.txt           verify.verify.verify_model
-    RUN/localize/     pseudo boxes, annotations, review localize.localize_images.localize_images
-    RUN/boxes/model/  the box model                     localize.train_box_model.train_box_model
-    RUN/boxes-export/ BoxstrapDetector.mlpackage        localize.box_export.export_box_model
+    RUN/localize/     pseudo boxes, annotations, review localize.localize_photos.localize_photos
+    RUN/boxes/model/  the box model                     detector.train_box_model.train_box_model
+    RUN/boxes-export/ BoxstrapDetector.mlpackage        detector.box_export.export_box_model
     RUN/boxes-verify/ verify_report.json/.txt           verify.box_parity.verify_box_model
     RUN/summary.md, RUN/summary.html
     RUN/log.txt       the log of every run in this folder (each step, file written, epoch)
@@ -38,13 +38,13 @@ from typing import Any
 from classifier.export import ExportConfig
 from classifier.train_config import TrainConfig
 from datasets.prepare_config import PrepareConfig
+from detector.box_export import BoxExportConfig
+from detector.box_train_config import BoxTrainConfig
 from groundwork.atomic import write_json
 from groundwork.config import config_to_dict, save_config
 from groundwork.paths import check_out_folder
 from groundwork.photo_map import RayOptions
 from groundwork.run_lock import run_lock
-from localize.box_export import BoxExportConfig
-from localize.box_model import BoxTrainConfig
 from localize.pseudo_boxes import LocalizeConfig
 from verify.verify_config import VerifyConfig
 
@@ -221,12 +221,12 @@ def _verify(ctx: dict, out: Path) -> dict[str, Any]:
 
 
 def _localize(ctx: dict, out: Path) -> dict[str, Any]:
-    from localize.localize_images import forget_learned, keep_learned, localize_images
+    from localize.localize_photos import forget_learned, keep_learned, localize_photos
 
     model_dir = ctx["run"] / "train" / "model"
     # What an earlier localize stage of this run learned is stale: this one learns (or not) anew.
     forget_learned(model_dir)
-    result = localize_images(model_dir, ctx["run"] / "prepare", out, ctx["config"].localize,
+    result = localize_photos(model_dir, ctx["run"] / "prepare", out, ctx["config"].localize,
                              ground_truth=ctx["ground_truth"], overwrite=True, ray=ctx["ray"])
     for path in keep_learned(out, model_dir):
         log.info("kept %s with the shipped classifier: `boxstrap localize` boxes new photos with it", path)
@@ -235,7 +235,7 @@ def _localize(ctx: dict, out: Path) -> dict[str, Any]:
 
 
 def _boxes(ctx: dict, out: Path) -> dict[str, Any]:
-    from localize.train_box_model import train_box_model
+    from detector.train_box_model import train_box_model
 
     model_dir = train_box_model(ctx["run"] / "train" / "model", ctx["run"] / "localize" / "pseudo_boxes.json",
                                 ctx["run"] / "prepare", out / "model", ctx["config"].boxes,
@@ -247,8 +247,8 @@ def _boxes(ctx: dict, out: Path) -> dict[str, Any]:
                "chosen_round": metrics["chosen_round"]}
     if ctx["ground_truth"] is not None:
         from datasets.annotations import read_annotations
+        from datasets.evaluate import evaluate_annotations
         from groundwork.atomic import write_json
-        from localize.evaluate import evaluate_annotations
 
         gt_path = Path(ctx["ground_truth"])
         if (model_dir / "held_out_boxes.json").is_file():
@@ -261,7 +261,7 @@ def _boxes(ctx: dict, out: Path) -> dict[str, Any]:
             (out / "predictions").mkdir(parents=True, exist_ok=True)
             write_json(out / "predictions" / "scores.json", scores)
         else:
-            from localize.box_predictions import predict_box_annotations
+            from detector.box_predictions import predict_box_annotations
 
             scores = predict_box_annotations(model_dir, ctx["run"] / "prepare", out / "predictions",
                                              ground_truth=ctx["ground_truth"])
@@ -272,8 +272,8 @@ def _boxes(ctx: dict, out: Path) -> dict[str, Any]:
 
 
 def _boxes_export(ctx: dict, out: Path) -> dict[str, Any]:
+    from detector.box_export import export_box_model
     from groundwork.files import disk_size
-    from localize.box_export import export_box_model
 
     _empty(out)
     path = export_box_model(ctx["run"] / "boxes" / "model", out, ctx["config"].boxes_export, overwrite=True)

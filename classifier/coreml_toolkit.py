@@ -1,6 +1,6 @@
 """The Core ML machinery both exporters share: the classifier's and the box model's.
 
-:mod:`classifier.export` and :mod:`localize.box_export` build different models (a classifier, a
+:mod:`classifier.export` and :mod:`detector.box_export` build different models (a classifier, a
 Vision object-detector pipeline) from the same parts, kept here once:
 
 - the tables: single :data:`FORMATS` and their :data:`EXTENSIONS`, :data:`PRECISIONS`,

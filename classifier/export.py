@@ -21,7 +21,7 @@ class map dropped unless ``heatmap``), and the program is converted again with t
 formats, with and without the heatmap.
 
 Precision and int8 quantization are :mod:`classifier.coreml_toolkit`'s, shared with the box
-model's export (:mod:`localize.box_export`). Measured sizes: ``benchmarks/export_sizes.py``.
+model's export (:mod:`detector.box_export`). Measured sizes: ``benchmarks/export_sizes.py``.
 
 Every output is written to a temporary path in the output folder and renamed into place; the
 :class:`ExportConfig` is saved beside it as ``export_config.json`` and also stored in the model's

@@ -1,7 +1,7 @@
 """Read back what a boxstrap export stored in a Core ML model's metadata.
 
 Every boxstrap export (:func:`classifier.export.export_coreml`,
-:func:`localize.box_export.export_box_model`) carries, in its ``user_defined_metadata``, written
+:func:`detector.box_export.export_box_model`) carries, in its ``user_defined_metadata``, written
 by :func:`classifier.coreml_toolkit.boxstrap_metadata` (values are JSON text):
 
 ==============================  ==========================================================

@@ -10,12 +10,12 @@ Both kinds of model directory hold a Keras model and what it needs beside it (do
 
 A :class:`ModelDirLayout` names the files of one kind: the trained classifier's is
 ``classifier.trained_model.TRAINED_MODEL_LAYOUT`` (``model.keras``, ``boxstrap train``), the box
-model's is :data:`BOX_MODEL_LAYOUT` (``box_model.keras``, ``boxstrap train-boxes``; the box model
-is the classifier with a box head, see ``localize.box_model``). :func:`load_model_dir` checks the
+model's is ``detector.box_model_dir.BOX_MODEL_LAYOUT`` (``box_model.keras``, ``boxstrap train-boxes``;
+the box model is the classifier with a box head). :func:`load_model_dir` checks the
 folder, validates the labels, reads the preprocessing, loads the model safely (a file Keras cannot
 load is a ``ValueError`` naming the file), hashes it, and runs the layout's check of the model's
 inputs and outputs. ``classifier.trained_model.load_trained_model``,
-``localize.box_model_dir.load_box_model`` and ``verify`` all read model directories through it.
+``detector.box_model_dir.load_box_model`` and ``verify`` all read model directories through it.
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def load_model_dir(directory: str | os.PathLike, layout: ModelDirLayout) -> Mode
     ----------
     directory : str or PathLike
     layout : ModelDirLayout
-        E.g. ``classifier.trained_model.TRAINED_MODEL_LAYOUT`` or :data:`BOX_MODEL_LAYOUT`.
+        E.g. ``classifier.trained_model.TRAINED_MODEL_LAYOUT`` or ``detector.box_model_dir.BOX_MODEL_LAYOUT``.
 
     Returns
     -------
@@ -146,27 +146,6 @@ def load_model_dir(directory: str | os.PathLike, layout: ModelDirLayout) -> Mode
         layout.check(model, labels, preprocessing, source=str(model_path))
     return ModelDir(directory=directory, model=model, preprocessing=preprocessing, labels=labels, layout=layout,
                     config=config, metrics=metrics, model_sha256=file_sha256(model_path))
-
-
-def check_box_model_contract(model: Any, labels: tuple[str, ...], preprocessing: Preprocessing,
-                             *, source: str = "model") -> None:
-    """Check a box model's outputs: ``probabilities`` (N, C) with one class per label, ``box`` (N, 4).
-
-    Raises
-    ------
-    ValueError
-        Naming the output shapes found.
-    """
-    shapes = [tuple(t.shape[1:]) for t in model.outputs]
-    if shapes != [(len(labels),), (4,)]:
-        raise ValueError(f"{source}: a box model outputs probabilities ({len(labels)},) and box (4,). "
-                         f"Received output shapes: {shapes}")
-
-
-#: The box model directory (``localize.box_model_dir``), read here so that ``verify`` can load it.
-BOX_MODEL_LAYOUT = ModelDirLayout(kind="box model directory", model_filename="box_model.keras",
-                                  config_filename="box_train_config.json", metrics_filename="box_metrics.json",
-                                  written_by="boxstrap train-boxes", check=check_box_model_contract)
 
 
 def _load_keras(path: Path) -> Any:

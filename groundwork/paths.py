@@ -1,6 +1,7 @@
 """Paths kept where they belong: ``confined`` keeps a path named by a file (a manifest, an
 annotation) inside the folder it belongs to; ``check_out_folder`` refuses an output folder that
-cannot be written before any work is done.
+cannot be written before any work is done, ``check_out_dir`` also one holding an earlier result,
+and ``check_outside_photos`` one inside the photo folder it would be read from.
 
 Image names come from files a user or a tool wrote (``manifest.json`` records, annotation
 files). Joined to an output or input folder as they are, ``../../x.jpg`` or ``/etc/x`` would read
@@ -75,3 +76,19 @@ def check_out_folder(path: str | os.PathLike, *, what: str = "out", holds: str =
     if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
         raise PermissionError(f"{what} {path}: no permission to write in {existing}.")
     return path
+
+
+def check_out_dir(out_dir: Path, marker: str, *, overwrite: bool, what: str) -> None:
+    """Refuse an output folder before any photo is read: a file, a place that cannot be written, or a
+    folder holding an earlier result (``marker``) without ``overwrite``."""
+    check_out_folder(out_dir, holds="a folder of annotation files and pictures")
+    if (out_dir / marker).exists() and not overwrite:
+        raise FileExistsError(f"{out_dir} already holds {what}; pass overwrite=True (--overwrite) to "
+                              "replace them, or choose another folder.")
+
+
+def check_outside_photos(out_dir: Path, source, root: Path) -> None:
+    """Refuse an output folder inside the photo folder ``root`` (when ``source`` is a folder): a rerun
+    would read the pictures written there as photos."""
+    if Path(source).is_dir() and Path(os.path.abspath(out_dir)).is_relative_to(os.path.abspath(root)):
+        raise ValueError(f"out {out_dir} is inside the photo folder {root}; choose a folder outside it.")

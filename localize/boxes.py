@@ -19,6 +19,8 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from groundwork.heatmaps import check_heatmap, normalize_heatmap
+
 log = logging.getLogger(__name__)
 
 #: The CAM paper's (Zhou et al., CVPR 2016) threshold: 20% of the map's maximum.
@@ -157,27 +159,6 @@ def heatmap_to_boxes(
     return boxes, scores
 
 
-def normalize_heatmap(heatmap: np.ndarray) -> np.ndarray | None:
-    """Min-max normalise a finite 2-D map to float64 [0, 1]; ``None`` if it is flat or not finite.
-
-    Examples
-    --------
-    >>> normalize_heatmap(np.array([[2.0, 4.0]]))
-    array([[0., 1.]])
-    >>> normalize_heatmap(np.ones((2, 2))) is None
-    True
-    """
-    h = np.asarray(heatmap, np.float64)
-    if h.size == 0 or not np.isfinite(h).all():
-        log.debug("heatmap has non-finite values: no boxes")
-        return None
-    lo, hi = float(h.min()), float(h.max())
-    if not hi > lo:
-        log.debug("heatmap is flat (all %g): no boxes", hi)
-        return None
-    return (h - lo) / (hi - lo)
-
-
 def otsu_threshold(norm: np.ndarray) -> float:
     """Otsu's threshold of a normalised heatmap (values in [0, 1]), as a fraction in [0, 1].
 
@@ -210,24 +191,6 @@ def clip_boxes(boxes: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
     boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, width)
     boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, height)
     return boxes
-
-
-def check_heatmap(heatmap: object, name: str = "heatmap") -> np.ndarray:
-    """Return ``heatmap`` as a 2-D float64 array, or raise naming ``name`` (NaN is allowed here).
-
-    Raises
-    ------
-    TypeError
-        If it is not a real-valued array (strings, objects, complex, bool).
-    ValueError
-        If it is not 2-D or has no pixels.
-    """
-    arr = np.asarray(heatmap)
-    if arr.dtype == bool or arr.dtype.kind not in "iuf":
-        raise TypeError(f"{name} must be a real-valued numeric array. Received dtype: {arr.dtype}")
-    if arr.ndim != 2 or arr.size == 0:
-        raise ValueError(f"{name} must be a non-empty 2-D (H, W) array. Received shape: {arr.shape}")
-    return arr.astype(np.float64, copy=False)
 
 
 def _check_threshold(threshold: object) -> float | str:

@@ -19,9 +19,10 @@ from typing import Literal
 
 import numpy as np
 
+from groundwork.box_scores import V2_IOU_THRESHOLDS
 from groundwork.config import load_config, save_config
 from localize.boxes import DEFAULT_THRESHOLD, MODES
-from localize.scoring import CAM_THRESHOLDS, V2_IOU_THRESHOLDS, box_accuracy
+from localize.scoring import CAM_THRESHOLDS, box_accuracy
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 One forward pass of the trained classifier per image gives its class probabilities, its class
 maps and the descriptors of the backbone's feature layer; with ``LocalizeConfig.scales``/``flip``
 the class maps are averaged over further passes at other input sizes and on the mirrored photo
-(:func:`localize.multi_view_maps.forward`). From them :func:`pseudo_boxes` makes a box per image.
+(:func:`classifier.multi_view_maps.forward`). From them :func:`pseudo_boxes` makes a box per image.
 Which map is boxed, at which threshold and how it is cut is decided once, by
 :func:`boxing_rule`, from what was learned:
 
@@ -31,16 +31,17 @@ too: they are what the box model trains on, so the box model costs no further fo
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from classifier.multi_view_maps import check_scales
+from datasets.annotations import FORMATS
 from localize.boxes import heatmap_to_boxes, midpoint_threshold
 from localize.cam import upsample_normalize
 from localize.cell_localizer import CellLocalizer
 from localize.ddt import ddt_maps
-from localize.multi_view_maps import check_scales
 from localize.refine import grabcut_refine
 
 log = logging.getLogger(__name__)
@@ -108,7 +109,7 @@ class LocalizeConfig:
         When hand-checked boxes are given (and ``threshold`` is None), fit a cell localizer on
         them (:mod:`localize.cell_localizer`: which feature cells are object, from the
         descriptors and the class map) and box its maps instead of the class maps; it is written
-        to the output folder (``cell_localizer.json``), and :func:`localize.localize_images.keep_learned`
+        to the output folder (``cell_localizer.json``), and :func:`localize.localize_photos.keep_learned`
         (the pipeline, ``boxstrap localize --ground-truth``) puts it beside the model for new photos.
         The hand-boxed photos are scored by localizers fitted without their capture group
         (``folds``-fold). False: calibrate only the class maps' threshold.
@@ -123,7 +124,7 @@ class LocalizeConfig:
     calibrate: bool = True
     min_confidence: float = 0.5
     batch_size: int = 8
-    formats: tuple[str, ...] = ("voc", "coco", "yolo", "createml", "boxes-json")
+    formats: tuple[str, ...] = FORMATS
     overlays: bool = True
     scales: tuple[float, ...] = (1.5,)
     flip: bool = True
@@ -214,7 +215,7 @@ class BoxingRule:
 
     @property
     def per_class(self) -> bool:
-        return self.source == "ddt"
+        return MAP_SOURCES[self.source].per_class
 
     def to_dict(self) -> dict:
         return {"source": self.source, "value": self.threshold, "cut": self.cut, "method": self.origin}
@@ -278,7 +279,7 @@ def pseudo_boxes(
     localizer : CellLocalizer, optional
         Box its maps (of ``map_features`` and the class maps) instead of the class maps.
     map_features : (N, h, w, D) array, optional
-        The descriptors the cell localizer reads (:func:`localize.multi_view_maps.forward`);
+        The descriptors the cell localizer reads (:func:`classifier.multi_view_maps.forward`);
         required with ``localizer``.
 
     Raises
@@ -294,14 +295,10 @@ def pseudo_boxes(
     rule = boxing_rule(config, localizer=localizer, calibrated_threshold=calibrated_threshold)
     size = tuple(input_size) if input_size is not None else class_maps.shape[1:3]
     heatmaps = class_heatmaps(class_maps, classes, input_size)
-    if rule.source == "cell_localizer":
-        if map_features is None or len(map_features) != n:
-            raise ValueError("a cell localizer needs map_features: one descriptor grid per image.")
-        maps = [upsample_normalize(m, size) for m in localizer.maps(map_features, class_heatmaps(class_maps, classes))]
-    elif rule.source == "ddt":
-        maps = [upsample_normalize(m, size) for m in _ddt_heatmaps(features, heatmaps, classes)]
-    else:
-        maps = heatmaps
+    if rule.source == "cell_localizer" and (map_features is None or len(map_features) != n):
+        raise ValueError("a cell localizer needs map_features: one descriptor grid per image.")
+    maps = MAP_SOURCES[rule.source].make(_MapInputs(class_maps, classes, heatmaps, features, map_features,
+                                                    localizer, size))
     boxes, scores, notes = [], [], []
     for i, image in enumerate(images):
         b, s = box_map(image, maps[i], rule)
@@ -319,9 +316,50 @@ def pseudo_boxes(
 def box_map(image: np.ndarray, heatmap: np.ndarray, rule: BoxingRule) -> tuple[np.ndarray, np.ndarray]:
     """One photo's box from its map, as ``rule`` says: ``(boxes (0 or 1, 4), scores)`` in its pixels."""
     level = rule.threshold if rule.threshold is not None else midpoint_threshold(heatmap)
-    if rule.cut == "grabcut":
-        return grabcut_refine(image, heatmap, threshold=level)
-    return heatmap_to_boxes(heatmap, threshold=level, image_size=image.shape[:2])
+    return CUTS[rule.cut](image, heatmap, level)
+
+
+@dataclass(frozen=True)
+class _MapInputs:
+    class_maps: np.ndarray
+    classes: np.ndarray
+    heatmaps: list[np.ndarray]
+    features: np.ndarray
+    map_features: np.ndarray | None
+    localizer: CellLocalizer | None
+    size: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class MapSource:
+    """A map photos can be boxed on: how it is made, and whether it needs every photo of a class at
+    once (then photos cannot be boxed chunk by chunk in the classifier pass)."""
+
+    make: Callable[[_MapInputs], list[np.ndarray]]
+    per_class: bool
+
+
+def _cell_localizer_maps(given: _MapInputs) -> list[np.ndarray]:
+    cams = class_heatmaps(given.class_maps, given.classes)
+    return [upsample_normalize(m, given.size) for m in given.localizer.maps(given.map_features, cams)]
+
+
+def _ddt_maps(given: _MapInputs) -> list[np.ndarray]:
+    return [upsample_normalize(m, given.size) for m in _ddt_heatmaps(given.features, given.heatmaps, given.classes)]
+
+
+#: :attr:`BoxingRule.source` -> how its maps are made.
+MAP_SOURCES = {
+    "class_map": MapSource(lambda given: given.heatmaps, per_class=False),
+    "cell_localizer": MapSource(_cell_localizer_maps, per_class=False),
+    "ddt": MapSource(_ddt_maps, per_class=True),
+}
+
+#: :attr:`BoxingRule.cut` -> ``(image, heatmap, level) -> (boxes, scores)`` in the image's pixels.
+CUTS = {
+    "cam": lambda image, heatmap, level: heatmap_to_boxes(heatmap, threshold=level, image_size=image.shape[:2]),
+    "grabcut": lambda image, heatmap, level: grabcut_refine(image, heatmap, threshold=level),
+}
 
 
 def known_classes(item_labels: Sequence[str | None], labels: Sequence[str]) -> list[int | None]:

@@ -30,7 +30,8 @@ import numbers
 import cv2
 import numpy as np
 
-from localize.boxes import DEFAULT_THRESHOLD, check_heatmap, heatmap_to_boxes, normalize_heatmap, scale_boxes
+from groundwork.heatmaps import check_heatmap, normalize_heatmap
+from localize.boxes import DEFAULT_THRESHOLD, heatmap_to_boxes, scale_boxes
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""Scores of pseudo boxes against ground truth: IoU, CorLoc, MaxBoxAcc(V2), COCO mAP.
+"""Scores of class heatmaps against ground-truth boxes: MaxBoxAcc and MaxBoxAccV2 (the box scores,
+IoU, CorLoc and COCO mAP, are :mod:`groundwork.box_scores`).
 
 All boxes are ``(N, 4)`` arrays ``xmin, ymin, xmax, ymax`` in continuous pixel edges (see
 :mod:`localize.boxes`), so a box's area is ``(xmax - xmin) * (ymax - ymin)`` with no ``+ 1``;
@@ -8,79 +9,36 @@ wide the two differ in the third decimal of IoU.)
 
 Metrics
 -------
-- **CorLoc**: share of images whose top box (the first one) has IoU >= 0.5 with a ground-truth
-  box of that image. An image without a predicted box counts as a miss.
 - **BoxAcc(tau, delta)** (Choe et al., "Evaluating Weakly Supervised Object Localization
   Methods Right", CVPR 2020): share of images where, with the heatmap thresholded at ``tau``,
   the best IoU between predicted and ground-truth boxes is >= ``delta``.
   **MaxBoxAcc** = max over tau of BoxAcc(tau, 0.5) with the largest component's box only;
   **MaxBoxAccV2** = mean over delta in (0.3, 0.5, 0.7) of max over tau of BoxAcc(tau, delta),
   with boxes from all components (the best tau is picked per delta).
-- **COCO mAP** at IoU 0.5 and averaged over IoU 0.5:0.95, computed by pycocotools on COCO
-  objects built in memory (its prints silenced).
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from groundwork.box_geometry import box_iou, check_boxes
-from localize.boxes import check_heatmap, heatmap_to_boxes
+from groundwork.box_geometry import box_iou
+from groundwork.box_scores import (
+    V2_IOU_THRESHOLDS,
+    check_fraction,
+    check_gt_boxes,
+    check_same_length,
+)
+from groundwork.heatmaps import check_heatmap
+from localize.boxes import heatmap_to_boxes
 
 log = logging.getLogger(__name__)
 
 #: Choe et al.'s CAM thresholds: 0.00, 0.01, ..., 0.99.
 CAM_THRESHOLDS = tuple(round(0.01 * i, 2) for i in range(100))
-#: MaxBoxAccV2's IoU thresholds.
-V2_IOU_THRESHOLDS = (0.3, 0.5, 0.7)
-
-
-def top_box_iou(pred_boxes: Sequence[np.ndarray], gt_boxes: Sequence[np.ndarray]) -> np.ndarray:
-    """Per image, the best IoU of the *first* predicted box with any ground-truth box (0 if none).
-
-    Parameters
-    ----------
-    pred_boxes : sequence of (N_i, 4) arrays
-        Predicted boxes per image, best first.
-    gt_boxes : sequence of (M_i, 4) arrays
-        Ground-truth boxes per image, same length.
-
-    Returns
-    -------
-    (n_images,) float64 ndarray
-
-    Raises
-    ------
-    ValueError
-        If the two sequences differ in length or are empty, or a box array is invalid.
-    """
-    _check_lengths(pred_boxes, gt_boxes)
-    out = np.zeros(len(gt_boxes), np.float64)
-    for i, (pred, gt) in enumerate(zip(pred_boxes, gt_boxes, strict=True)):
-        p = check_boxes(pred, f"pred_boxes[{i}]")
-        g = check_boxes(gt, f"gt_boxes[{i}]")
-        if len(p) and len(g):
-            out[i] = box_iou(p[:1], g).max()
-    return out
-
-
-def corloc(pred_boxes: Sequence[np.ndarray], gt_boxes: Sequence[np.ndarray], iou_threshold: float = 0.5) -> float:
-    """Share of images whose first predicted box has IoU >= ``iou_threshold`` with a gt box.
-
-    Examples
-    --------
-    >>> corloc([np.array([[0, 0, 10, 10]]), np.zeros((0, 4))],
-    ...        [np.array([[1, 1, 10, 10]]), np.array([[0, 0, 5, 5]])])
-    0.5
-    """
-    _check_fraction(iou_threshold, "iou_threshold")
-    return float(np.mean(top_box_iou(pred_boxes, gt_boxes) >= iou_threshold))
 
 
 @dataclass(frozen=True)
@@ -158,15 +116,15 @@ def box_accuracy(
     TypeError
         If a heatmap is not a real-valued array.
     """
-    _check_lengths(heatmaps, gt_boxes, "heatmaps")
+    check_same_length(heatmaps, gt_boxes, "heatmaps")
     taus = tuple(float(t) for t in thresholds)
     deltas = tuple(float(d) for d in iou_thresholds)
     if not taus or not deltas:
         raise ValueError(f"thresholds and iou_thresholds must not be empty. Received: {taus}, {deltas}")
     for t in taus:
-        _check_fraction(t, "thresholds")
+        check_fraction(t, "thresholds")
     for d in deltas:
-        _check_fraction(d, "iou_thresholds", open_low=True)
+        check_fraction(d, "iou_thresholds", open_low=True)
     if image_sizes is not None and len(image_sizes) != len(heatmaps):
         raise ValueError(f"image_sizes must have one entry per heatmap ({len(heatmaps)}). "
                          f"Received {len(image_sizes)}")
@@ -201,136 +159,3 @@ def max_box_acc_v2(heatmaps: Sequence[np.ndarray], gt_boxes: Sequence[np.ndarray
     return result.mean_max_accuracy
 
 
-def check_gt_boxes(gt: object, image_size: tuple[int, int], name: str = "gt_boxes",
-                   tolerance: float = 1.0) -> np.ndarray:
-    """Validate ground-truth boxes of one image of ``(height, width)``: at least one box, each
-    with positive area and inside the image up to ``tolerance`` pixels.
-
-    Raises
-    ------
-    ValueError
-        Naming ``name``, the box and the image size.
-    """
-    g = check_boxes(gt, name)
-    if len(g) == 0:
-        raise ValueError(f"{name} is empty: every scored image needs at least one ground-truth box.")
-    height, width = image_size
-    outside = ((g[:, 0] < -tolerance) | (g[:, 1] < -tolerance)
-               | (g[:, 2] > width + tolerance) | (g[:, 3] > height + tolerance))
-    if outside.any():
-        raise ValueError(f"{name} has boxes outside the {width}x{height} image: {g[outside].tolist()}")
-    flat = (g[:, 2] <= g[:, 0]) | (g[:, 3] <= g[:, 1])
-    if flat.any():
-        raise ValueError(f"{name} has boxes without area: {g[flat].tolist()}")
-    return g
-
-
-def coco_map(
-    predictions: Sequence[tuple[np.ndarray, np.ndarray, Sequence[str]]],
-    ground_truth: Sequence[tuple[np.ndarray, Sequence[str]]],
-    *,
-    labels: Sequence[str] | None = None,
-) -> dict[str, float]:
-    """COCO box mAP via pycocotools, built in memory.
-
-    Parameters
-    ----------
-    predictions : sequence of (boxes (N, 4), scores (N,), labels (N,))
-        Per image, predicted edge boxes, their confidences and class names.
-    ground_truth : sequence of (boxes (M, 4), labels (M,))
-        Per image (same order), ground-truth edge boxes and class names.
-    labels : sequence of str, optional
-        The categories; default: the sorted union of all labels. A label outside it is an error.
-
-    Returns
-    -------
-    dict
-        ``{"mAP@0.5": float, "mAP@[.5:.95]": float}``; NaN if there are no ground-truth boxes.
-        An image or category without predictions scores 0 for its ground truth.
-
-    Raises
-    ------
-    ValueError
-        If lengths differ or are zero, a per-image array has the wrong length, or a label is unknown.
-
-    Examples
-    --------
-    >>> gt = [(np.array([[0, 0, 10, 10]]), ["cube"])]
-    >>> round(coco_map([(np.array([[0, 0, 10, 10]]), np.array([0.9]), ["cube"])], gt)["mAP@0.5"], 6)
-    1.0
-    """
-    _check_lengths(predictions, ground_truth, "predictions", "ground_truth")
-    preds, gts, found = [], [], set()
-    for i, (item, gt) in enumerate(zip(predictions, ground_truth, strict=True)):
-        if len(item) != 3:
-            raise ValueError(f"predictions[{i}] must be (boxes, scores, labels). Received {len(item)} items")
-        if len(gt) != 2:
-            raise ValueError(f"ground_truth[{i}] must be (boxes, labels). Received {len(gt)} items")
-        boxes = check_boxes(item[0], f"predictions[{i}] boxes")
-        scores = np.asarray(item[1], np.float64).reshape(-1)
-        plabels = [str(v) for v in item[2]]
-        if len(scores) != len(boxes) or len(plabels) != len(boxes):
-            raise ValueError(f"predictions[{i}] must have one score and label per box ({len(boxes)}). "
-                             f"Received {len(scores)} scores, {len(plabels)} labels")
-        gboxes = check_boxes(gt[0], f"ground_truth[{i}] boxes")
-        glabels = [str(v) for v in gt[1]]
-        if len(glabels) != len(gboxes):
-            raise ValueError(f"ground_truth[{i}] must have one label per box ({len(gboxes)}). "
-                             f"Received {len(glabels)}")
-        preds.append((boxes, scores, plabels))
-        gts.append((gboxes, glabels))
-        found.update(plabels, glabels)
-    categories = sorted(found) if labels is None else [str(v) for v in labels]
-    unknown = sorted(found - set(categories))
-    if unknown:
-        raise ValueError(f"labels {unknown} are not among the categories {categories}")
-    if not any(len(g[0]) for g in gts):
-        log.warning("no ground-truth boxes: COCO mAP is undefined (NaN)")
-        return {"mAP@0.5": float("nan"), "mAP@[.5:.95]": float("nan")}
-    cat_id = {name: k + 1 for k, name in enumerate(categories)}
-
-    def dataset(rows, with_scores):
-        anns = []
-        for image_id, row in enumerate(rows, start=1):
-            boxes, names = row[0], row[-1]
-            for j, (box, name) in enumerate(zip(boxes, names, strict=True)):
-                w, h = float(box[2] - box[0]), float(box[3] - box[1])
-                ann = {"id": len(anns) + 1, "image_id": image_id, "category_id": cat_id[name],
-                       "bbox": [float(box[0]), float(box[1]), w, h], "area": w * h, "iscrowd": 0}
-                if with_scores:
-                    ann["score"] = float(row[1][j])
-                anns.append(ann)
-        return {"images": [{"id": k} for k in range(1, len(rows) + 1)],
-                "categories": [{"id": v, "name": k} for k, v in cat_id.items()],
-                "annotations": anns}
-
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco_gt, coco_dt = COCO(), COCO()
-        coco_gt.dataset = dataset(gts, with_scores=False)
-        coco_dt.dataset = dataset(preds, with_scores=True)
-        coco_gt.createIndex()
-        coco_dt.createIndex()
-        evaluator = COCOeval(coco_gt, coco_dt, iouType="bbox")
-        evaluator.evaluate()
-        evaluator.accumulate()
-        evaluator.summarize()
-    stats = evaluator.stats
-    return {"mAP@0.5": max(float(stats[1]), 0.0), "mAP@[.5:.95]": max(float(stats[0]), 0.0)}
-
-
-def _check_lengths(a: Sequence, b: Sequence, name_a: str = "pred_boxes", name_b: str = "gt_boxes") -> None:
-    if len(a) != len(b):
-        raise ValueError(f"{name_a} and {name_b} must have the same length (one entry per image). "
-                         f"Received {len(a)} and {len(b)}")
-    if len(a) == 0:
-        raise ValueError(f"{name_a} and {name_b} are empty: nothing to score.")
-
-
-def _check_fraction(value: float, name: str, open_low: bool = False) -> None:
-    ok = 0.0 < value <= 1.0 if open_low else 0.0 <= value <= 1.0
-    if not ok:
-        interval = "(0, 1]" if open_low else "[0, 1]"
-        raise ValueError(f"{name} must be in {interval}. Received: {value!r}")

@@ -37,8 +37,9 @@ def fixtures(tmp_path_factory):
     from datasets.ingest import prepare
     from datasets.prepare_config import PrepareConfig
     from datasets.synthetic import DemoDataConfig, write_demo_data
-    from localize.box_model import BoxTrainConfig, build_box_model
-    from localize.box_model_dir import save_box_model
+    from detector.box_model import build_box_model
+    from detector.box_model_dir import save_box_model
+    from detector.box_train_config import BoxTrainConfig
     from tests.classifier._model_dirs import lambda_model, tiny_model, write_model_dir
 
     root = tmp_path_factory.mktemp("catalogue")

@@ -1,8 +1,9 @@
 """The floors of the codebase (docs/ARCHITECTURE.md), checked on the source as a test.
 
-groundwork <- datasets <- classifier <- localize, verify <- boxstrap: a package imports only
-the floors below it (and itself); localize and verify do not import each other; VGG16's layer
-names and preprocessing live only in its backbone spec and weights reader.
+groundwork <- datasets <- classifier <- localize, detector <- verify <- boxstrap: a package
+imports only the floors below it (and itself); localize and detector do not import each other,
+and verify reads the detector's contract but never localize; VGG16's layer names and
+preprocessing live only in its backbone spec and weights reader.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ ALLOWED = {
     "datasets": {"groundwork", "datasets"},
     "classifier": {"groundwork", "datasets", "classifier"},
     "localize": {"groundwork", "datasets", "classifier", "localize"},
-    "verify": {"groundwork", "datasets", "classifier", "verify"},
-    "boxstrap": {"groundwork", "datasets", "classifier", "localize", "verify", "boxstrap"},
+    "detector": {"groundwork", "datasets", "classifier", "detector"},
+    "verify": {"groundwork", "datasets", "classifier", "detector", "verify"},
+    "boxstrap": {"groundwork", "datasets", "classifier", "localize", "detector", "verify", "boxstrap"},
 }
 VGG_NAMES = re.compile(r"\bblock[1-5]_(conv[1-3]|pool)\b|Preprocessing\.vgg16")
 
@@ -50,7 +52,7 @@ def test_a_package_imports_only_the_floors_below_it(package):
 
 def test_vgg16_names_live_only_in_its_backbone_spec():
     found = []
-    for package in ("boxstrap", "datasets", "classifier", "localize", "verify"):
+    for package in ("boxstrap", "datasets", "classifier", "localize", "detector", "verify"):
         for path in _sources(package):
             if path.parent.name == "backbones" and ("vgg" in path.name or "hed" in path.name):
                 continue

@@ -1,7 +1,7 @@
 """Parity of an exported box model (the Vision detector pipeline) with its Keras box model.
 
 The export is a pipeline: the box network, then Core ML's non-maximum suppression
-(:mod:`localize.box_export`). :func:`verify_box_model` runs it on the same pixels as the Keras box
+(:mod:`detector.box_export`). :func:`verify_box_model` runs it on the same pixels as the Keras box
 model, with Core ML itself on macOS (the whole pipeline) or with the reference runtime elsewhere
 (the network by :mod:`verify.reference_runtime`, then :func:`non_max_suppression`, Core ML's
 suppression rule in numpy), and compares: class top-1 agreement and the probabilities' max
@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from classifier.model_dir import BOX_MODEL_LAYOUT, load_model_dir
+from classifier.model_dir import load_model_dir
+from detector.box_model_dir import BOX_MODEL_LAYOUT
 from groundwork.atomic import write_json, write_text
 from groundwork.box_geometry import cxcywh_to_xyxy, matched_box_iou
 from groundwork.config import config_to_dict, save_config

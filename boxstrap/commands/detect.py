@@ -10,7 +10,7 @@ import argparse
 import time
 
 from boxstrap.commands._ray import add_ray_arguments, ray_options
-from localize.detect_images import DetectConfig
+from detector.detect_photos import DetectConfig
 
 NAME = "detect"
 HELP = "box new photos with a trained box model"
@@ -31,11 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from boxstrap.commands._report import print_scores, print_written, report_skipped
-    from localize.detect_images import ANNOTATION_PATHS, detect_images
+    from detector.detect_photos import ANNOTATION_PATHS, detect_photos
 
     config = DetectConfig(overlays=not args.no_overlays, min_confidence=args.min_confidence)
     start = time.perf_counter()
-    result = detect_images(args.box_model, args.images, args.out, config, ground_truth=args.ground_truth,
+    result = detect_photos(args.box_model, args.images, args.out, config, ground_truth=args.ground_truth,
                            overwrite=args.overwrite, ray=ray_options(args))
     out = result.out_dir
     flagged = sum(p.max() < config.min_confidence for p in result.probabilities)

@@ -11,11 +11,11 @@ import argparse
 import json
 from pathlib import Path
 
+from datasets.annotations import FORMATS
 from groundwork.atomic import write_json
 
 NAME = "evaluate-boxes"
 HELP = "score predicted boxes against ground-truth boxes (CorLoc, IoU, BoxAcc, COCO mAP)"
-FORMATS = ("voc", "coco", "yolo", "createml", "boxes-json")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,7 +54,7 @@ def check_output(output: str, inputs: tuple[str, ...]) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from localize.evaluate import evaluate_box_files
+    from datasets.evaluate import evaluate_box_files
 
     output = check_output(args.output, (args.pred, args.gt)) if args.output else None  # before any work
     result = evaluate_box_files(args.pred, args.gt, pred_format=args.pred_format, gt_format=args.gt_format)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 
 from classifier.coreml_toolkit import FORMATS, PRECISIONS
-from localize.box_export import BoxExportConfig
+from detector.box_export import BoxExportConfig
 
 NAME = "export-boxes"
 HELP = "export a box model to Core ML (a Vision object detector)"
@@ -29,8 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from detector.box_export import export_box_model
     from groundwork.files import disk_size
-    from localize.box_export import export_box_model
 
     config = BoxExportConfig(format=args.format, precision=args.precision, name=args.name,
                              confidence_threshold=args.confidence_threshold, author=args.author,

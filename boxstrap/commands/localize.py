@@ -49,13 +49,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from boxstrap.commands._report import print_scores, print_written, report_skipped
-    from localize.localize_images import ANNOTATION_PATHS, keep_learned, localize_images
+    from localize.localize_photos import ANNOTATION_PATHS, keep_learned, localize_photos
 
     config = LocalizeConfig(method=args.method, threshold=args.threshold, min_confidence=args.min_confidence,
                             overlays=not args.no_overlays, scales=tuple(args.scales), flip=not args.no_flip,
                             calibrate=not args.no_calibrate, learn=not args.no_learn, folds=args.folds)
     start = time.perf_counter()
-    result = localize_images(args.model, args.images, args.out, config, ground_truth=args.ground_truth,
+    result = localize_photos(args.model, args.images, args.out, config, ground_truth=args.ground_truth,
                              overwrite=args.overwrite, ray=ray_options(args))
     out = result.out_dir
     if args.ground_truth is not None:

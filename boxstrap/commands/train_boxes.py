@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from boxstrap.commands._ray import add_ray_arguments, ray_options
-from localize.box_model import BoxTrainConfig
+from detector.box_train_config import BoxTrainConfig
 
 NAME = "train-boxes"
 HELP = "train a box model on pseudo (or corrected) boxes"
@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from localize.train_box_model import train_box_model
+    from detector.train_box_model import train_box_model
 
     config = BoxTrainConfig(epochs=args.epochs, learning_rate=args.learning_rate, seed=args.seed,
                             hand_weight=args.hand_weight, rounds=args.rounds)

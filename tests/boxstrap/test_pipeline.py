@@ -6,7 +6,7 @@ import pytest
 from boxstrap.pipeline import STAGES, PipelineConfig, run_pipeline
 from classifier.train_config import TrainConfig
 from datasets.synthetic import DemoDataConfig, write_demo_data
-from localize.box_model import BoxTrainConfig
+from detector.box_train_config import BoxTrainConfig
 
 TINY = {"vgg16": (4, 8, 8, 16, 16), "efficientnet-lite0": (4,) * 9}
 
@@ -58,10 +58,10 @@ class TestPipeline:
         assert 1 <= len(boxes["rounds"]) <= PipelineConfig().boxes.rounds
         assert "Box model: trained on the pseudo boxes and 20 hand boxes" in summary
         # `boxstrap localize MODEL PHOTOS` afterwards boxes new photos with what the pipeline learned.
-        from localize.localize_images import localize_images
+        from localize.localize_photos import localize_photos
         from localize.pseudo_boxes import LocalizeConfig
 
-        localize_images(run / "train" / "model", run / "prepare", tmp_path / "later",
+        localize_photos(run / "train" / "model", run / "prepare", tmp_path / "later",
                                 LocalizeConfig(overlays=False, formats=("boxes-json",)), progress=False)
         pipeline_boxes = json.loads((run / "localize" / "pseudo_boxes.json").read_text())
         assert json.loads((tmp_path / "later" / "pseudo_boxes.json").read_text()) == pipeline_boxes

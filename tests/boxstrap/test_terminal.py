@@ -14,10 +14,10 @@ def test_terminal_shows_warnings_and_the_log_only_when_verbose(monkeypatch, caps
     monkeypatch.setattr(bare_root, "handlers", [])
     monkeypatch.setattr(bare_root, "level", bare_root.level)
     cli._log_to_terminal(verbose=verbose)
-    logging.getLogger("localize.review").info("wrote one overlay")
-    logging.getLogger("localize.review").warning("a photo could not be read")
+    logging.getLogger("datasets.review").info("wrote one overlay")
+    logging.getLogger("datasets.review").warning("a photo could not be read")
     err = capsys.readouterr().err
-    assert "WARNING localize.review: a photo could not be read" in err
+    assert "WARNING datasets.review: a photo could not be read" in err
     assert ("wrote one overlay" in err) == verbose
     # Called again (a second command in one process), it adds no second handler.
     cli._log_to_terminal(verbose=verbose)

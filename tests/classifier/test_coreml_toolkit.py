@@ -20,7 +20,7 @@ from classifier import coreml_toolkit as toolkit
 from classifier.export import ExportConfig
 from classifier.export_metadata import read_export_metadata
 from datasets.preprocessing import Preprocessing
-from localize.box_export import BoxExportConfig
+from detector.box_export import BoxExportConfig
 
 PRE = Preprocessing(input_size=(32, 64), color_order="RGB", bias=(-1.0, -2.0, -3.0), scale=0.5)
 

@@ -5,8 +5,9 @@ import shutil
 import pytest
 
 from classifier.backbones.vgg16 import vgg16_preprocessing
-from classifier.model_dir import BOX_MODEL_LAYOUT, ModelDir, check_box_model_contract, load_model_dir
+from classifier.model_dir import ModelDir, load_model_dir
 from classifier.trained_model import TRAINED_MODEL_LAYOUT
+from detector.box_model_dir import BOX_MODEL_LAYOUT, check_box_model_contract
 from tests.classifier._model_dirs import tiny_model, write_model_dir
 
 LAYOUTS = {"trained": TRAINED_MODEL_LAYOUT, "box": BOX_MODEL_LAYOUT}

@@ -58,8 +58,8 @@ class TestRayOptions:
 
 
 def test_commands_without_ray_do_not_import_it():
-    code = ("import sys; import boxstrap.cli, localize.localize_images, localize.detect_images, classifier.predict, "
-            "localize.train_box_model, boxstrap.commands.predict; print('ray' in sys.modules)")
+    code = ("import sys; import boxstrap.cli, localize.localize_photos, detector.detect_photos, classifier.predict, "
+            "detector.train_box_model, boxstrap.commands.predict; print('ray' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 

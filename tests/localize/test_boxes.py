@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from localize.boxes import DEFAULT_THRESHOLD, heatmap_to_boxes, normalize_heatmap, scale_boxes
+from groundwork.heatmaps import normalize_heatmap
+from localize.boxes import DEFAULT_THRESHOLD, heatmap_to_boxes, scale_boxes
 
 
 def blobs(shape=(40, 60)):

@@ -3,9 +3,9 @@ import pytest
 
 from classifier.backbones.vgg16 import VGG16, vgg16_preprocessing
 from classifier.model import build_classifier
+from classifier.multi_view_maps import forward, multi_view_maps
 from groundwork.box_geometry import matched_box_iou
 from localize.cell_localizer import CellLocalizer
-from localize.multi_view_maps import forward, multi_view_maps
 from localize.pseudo_boxes import (
     BoxingRule,
     LocalizeConfig,

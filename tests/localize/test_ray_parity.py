@@ -11,12 +11,12 @@ import pytest
 from boxstrap.cli import main
 from datasets.annotations import read_annotations
 from datasets.synthetic import DemoDataConfig, write_demo_data
+from detector.detect_photos import DetectConfig, detect_photos
 from groundwork.photo_map import RayOptions
-from localize.detect_images import DetectConfig, detect_images
-from localize.localize_images import localize_images
+from localize.localize_photos import localize_photos
 from localize.pseudo_boxes import LocalizeConfig
 from tests.classifier._model_dirs import write_model_dir
-from tests.localize.test_detect_images import TINY
+from tests.detector.test_detect_photos import TINY
 
 ray = pytest.importorskip("ray")
 
@@ -63,7 +63,7 @@ def test_localize_on_ray_writes_what_a_local_run_writes(local_ray, photos, model
     runs = {}
     for where, options in (("here", None), ("ray", RayOptions(workers=2))):
         model = shutil.copytree(model_dir, tmp_path / f"model-{where}")  # learning writes into it
-        runs[where] = localize_images(model, photos, tmp_path / where, config, ground_truth=photos / "boxes.json",
+        runs[where] = localize_photos(model, photos, tmp_path / where, config, ground_truth=photos / "boxes.json",
                                       progress=False, ray=options)
     here, there = (tmp_path / "here"), (tmp_path / "ray")
     assert_same_boxes(boxes_of(here / "pseudo_boxes.json"), boxes_of(there / "pseudo_boxes.json"))
@@ -78,8 +78,9 @@ def test_localize_on_ray_writes_what_a_local_run_writes(local_ray, photos, model
 def test_detect_on_ray_writes_what_a_local_run_writes(local_ray, photos, tmp_path):
     from classifier.backbones.vgg16 import VGG16, vgg16_preprocessing
     from classifier.model import build_classifier
-    from localize.box_model import BoxTrainConfig, build_box_model
-    from localize.box_model_dir import save_box_model
+    from detector.box_model import build_box_model
+    from detector.box_model_dir import save_box_model
+    from detector.box_train_config import BoxTrainConfig
 
     classifier = build_classifier(2, (64, 64), backbone="vgg16", filters=TINY, weights="none")
     box_model, _ = build_box_model(classifier, BoxTrainConfig(hidden=8, reduce_filters=4),
@@ -89,8 +90,8 @@ def test_detect_on_ray_writes_what_a_local_run_writes(local_ray, photos, tmp_pat
                                                                                               reduce_filters=4),
                              metrics={})
     config = DetectConfig(overlays=False, batch_size=4)
-    here = detect_images(box_dir, photos, tmp_path / "here", config, progress=False)
-    there = detect_images(box_dir, photos, tmp_path / "ray", config, progress=False, ray=RayOptions(workers=2))
+    here = detect_photos(box_dir, photos, tmp_path / "here", config, progress=False)
+    there = detect_photos(box_dir, photos, tmp_path / "ray", config, progress=False, ray=RayOptions(workers=2))
     assert_same_boxes(boxes_of(tmp_path / "here" / "detections.json"), boxes_of(tmp_path / "ray" / "detections.json"))
     np.testing.assert_allclose(there.probabilities, here.probabilities, atol=1e-5)
     assert there.skipped == here.skipped and len(here.skipped) == 1

@@ -1,16 +1,8 @@
 import numpy as np
 import pytest
 
-from localize.scoring import (
-    CAM_THRESHOLDS,
-    box_accuracy,
-    check_gt_boxes,
-    coco_map,
-    corloc,
-    max_box_acc,
-    max_box_acc_v2,
-    top_box_iou,
-)
+from groundwork.box_scores import check_gt_boxes, coco_map, corloc, top_box_iou
+from localize.scoring import CAM_THRESHOLDS, box_accuracy, max_box_acc, max_box_acc_v2
 
 
 def arr(*rows):

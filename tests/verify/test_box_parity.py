@@ -6,9 +6,10 @@ from PIL import Image
 
 from classifier.backbones.vgg16 import VGG16, vgg16_preprocessing
 from classifier.model import build_classifier
-from localize.box_export import BoxExportConfig, export_box_model
-from localize.box_model import BoxTrainConfig, build_box_model
-from localize.box_model_dir import save_box_model
+from detector.box_export import BoxExportConfig, export_box_model
+from detector.box_model import build_box_model
+from detector.box_model_dir import save_box_model
+from detector.box_train_config import BoxTrainConfig
 from verify.box_parity import non_max_suppression, verify_box_model
 from verify.verify_config import VerifyConfig
 

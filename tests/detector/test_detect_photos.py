@@ -9,10 +9,11 @@ from classifier.backbones.vgg16 import VGG16, vgg16_preprocessing
 from classifier.model import build_classifier
 from datasets.annotations import read_annotations
 from datasets.synthetic import DemoDataConfig, write_demo_data
-from localize.box_model import BoxTrainConfig, build_box_model
-from localize.box_model_dir import load_box_model, save_box_model
-from localize.box_predictions import predict_boxes
-from localize.detect_images import DetectConfig, detect_images
+from detector.box_model import build_box_model
+from detector.box_model_dir import load_box_model, save_box_model
+from detector.box_predictions import predict_boxes
+from detector.box_train_config import BoxTrainConfig
+from detector.detect_photos import DetectConfig, detect_photos
 
 TINY = (4, 4, 8, 8, 8)
 
@@ -41,7 +42,7 @@ class TestDetectImages:
     def test_writes_the_box_models_boxes_in_every_format_and_scores(self, demo, box_dir, tmp_path):
         before = snapshot(demo)
         out = tmp_path / "det"
-        result = detect_images(box_dir, demo, out, ground_truth=demo / "boxes.json", progress=False)
+        result = detect_photos(box_dir, demo, out, ground_truth=demo / "boxes.json", progress=False)
         for path in ("detections.json", "annotations/coco.json", "annotations/createml.json",
                      "annotations/yolo/data.yaml", "review.json", "contact_sheets/sheet_001.png",
                      "detect_config.json", "scores.json", "skipped.json"):
@@ -67,15 +68,15 @@ class TestDetectImages:
         a_file = tmp_path / "f.txt"
         a_file.write_text("keep")
         with pytest.raises(NotADirectoryError, match="is a file"):
-            detect_images(box_dir, demo, a_file, progress=False)
+            detect_photos(box_dir, demo, a_file, progress=False)
         assert a_file.read_text() == "keep"
         with pytest.raises(ValueError, match="inside the photo folder"):
-            detect_images(box_dir, demo, demo / "out", progress=False)
+            detect_photos(box_dir, demo, demo / "out", progress=False)
         assert not (demo / "out").exists()
-        detect_images(box_dir, demo, tmp_path / "d", DetectConfig(overlays=False), progress=False)
+        detect_photos(box_dir, demo, tmp_path / "d", DetectConfig(overlays=False), progress=False)
         with pytest.raises(FileExistsError, match="already holds detections"):
-            detect_images(box_dir, demo, tmp_path / "d", progress=False)
-        detect_images(box_dir, demo, tmp_path / "d", DetectConfig(overlays=False), overwrite=True, progress=False)
+            detect_photos(box_dir, demo, tmp_path / "d", progress=False)
+        detect_photos(box_dir, demo, tmp_path / "d", DetectConfig(overlays=False), overwrite=True, progress=False)
 
     def test_cli_lists_unreadable_photos_and_exits_1(self, demo, box_dir, tmp_path, capsys):
         import shutil

@@ -1,7 +1,7 @@
 """``boxstrap localize``: pseudo boxes for a folder of photos, written for review and correction.
 
-:func:`localize_images` is the stage's I/O edge: it finds the images (a prepared dataset, a folder
-per class, or plain files), runs :func:`localize.forward_photos.forward_photos` (here or on Ray) and
+:func:`localize_photos` is the stage's I/O edge: it finds the images (a prepared dataset, a folder
+per class, or plain files), runs :func:`classifier.forward_photos.forward_photos` (here or on Ray) and
 :func:`localize.pseudo_boxes.pseudo_boxes`, and writes into ``OUT``::
 
     OUT/localize_config.json       LocalizeConfig
@@ -24,26 +24,23 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from classifier.forward_photos import forward_photos
 from classifier.trained_model import TrainedModel, load_trained_model
-from datasets.annotations import Box, ImageAnnotation, read_annotations, write_annotations
-from datasets.image_files import image_files
-from datasets.images import IMAGE_SUFFIXES
-from datasets.manifest import FILENAME as MANIFEST
-from datasets.manifest import load_manifest
+from datasets.annotations import ImageAnnotation, read_annotations, write_annotations
+from datasets.box_folder import FOLDS, HELD_OUT_BOXES, annotation_paths, save_features
+from datasets.photo_items import PhotoItem, find_photos, photo_annotation
+from datasets.review import write_review
 from groundwork.atomic import write_json
 from groundwork.config import save_config
-from groundwork.paths import check_out_folder, confined
+from groundwork.paths import check_out_dir, check_outside_photos
 from groundwork.photo_map import RayOptions
 from localize.cell_localizer import CellLocalizer, load_cell_localizer, save_cell_localizer
-from localize.forward_photos import PassBoxes, forward_photos
 from localize.pseudo_boxes import (
     LocalizeConfig,
     PseudoBoxes,
@@ -53,102 +50,57 @@ from localize.pseudo_boxes import (
     known_classes,
     pseudo_boxes,
 )
-from localize.review import ReviewItem, render_contact_sheets, render_overlay, write_png
 
 log = logging.getLogger(__name__)
 
-HELD_OUT_BOXES = "held_out_boxes.json"
-FOLDS = "folds.json"
 FORWARD_CACHE = "forward"
-ANNOTATION_PATHS = {"voc": "annotations/voc", "coco": "annotations/coco.json", "yolo": "annotations/yolo",
-                    "createml": "annotations/createml.json", "boxes-json": "pseudo_boxes.json"}
-
-
-@dataclass(frozen=True)
-class ImageItem:
-    """One image to localise.
-
-    ``path`` is the file read; ``name`` the image as annotation files name it (relative to the
-    source folder); ``label`` its known class or None; ``size`` the ``(width, height)`` the
-    annotations are in when it differs from the file read (a prepared image stands in for the
-    user's original photo: boxes are scaled back to the original), else None; ``group`` its
-    capture group when a prepared dataset's manifest gives one (burst shots share one), else None.
-    """
-
-    path: Path
-    name: str
-    label: str | None
-    size: tuple[int, int] | None = None
-    group: int | None = None
+ANNOTATION_PATHS = annotation_paths("pseudo_boxes.json")
 
 
 @dataclass(frozen=True)
 class LocalizeResult:
-    """What :func:`localize_images` wrote and found."""
+    """What :func:`localize_photos` wrote and found."""
 
     out_dir: Path
     annotations: list[ImageAnnotation]
     pseudo: PseudoBoxes
-    items: list[ImageItem]
+    items: list[PhotoItem]
     scores: dict | None
     skipped: tuple[dict[str, str], ...] = ()
 
 
-def find_images(source: str | os.PathLike, labels: Sequence[str]) -> tuple[Path, list[ImageItem]]:
-    """The images under ``source`` and their known classes.
+@dataclass(frozen=True)
+class PassBoxes:
+    """How the pass boxes its photos when the boxes need nothing of other photos (no learning from
+    hand boxes at this run, no DDT): :func:`localize.pseudo_boxes.pseudo_boxes` on each chunk, where
+    its maps were made (on the Ray worker with ``--ray``), instead of on all photos afterwards.
 
-    ``source`` is a prepared dataset (its manifest gives classes; the images are named and sized
-    as the user's original photos when those are under the manifest's source folder), a folder whose
-    sub-folders are named after classes (``one/``, ``training/one/``...: the nearest folder named
-    like a class gives the label), or a single image file. A folder's images are listed by
-    :func:`datasets.image_files.image_files` (recursive, sorted, hidden files skipped).
-
-    Returns
-    -------
-    root : Path
-        The folder image names are relative to.
-    items : list of ImageItem
-
-    Raises
-    ------
-    FileNotFoundError
-        If ``source`` does not exist or holds no image.
+    ``labels`` are the classifier's (an item's ``label`` among them is its known class).
     """
-    source = Path(source)
-    if not source.exists():
-        raise FileNotFoundError(f"images: {source} does not exist.")
-    if source.is_file():
-        return source.parent, [ImageItem(source, source.name, None)]
-    if (source / MANIFEST).is_file():
-        manifest = load_manifest(source)
-        original = Path(manifest.settings.get("src", source))
-        items = [_manifest_item(manifest, r, original) for r in manifest.records]
-        if all(it.size is not None for it in items):
-            source = original
-    else:
-        items = []
-        for path in image_files(source):
-            rel = path.relative_to(source)
-            label = next((part for part in reversed(rel.parts[:-1]) if part in labels), None)
-            items.append(ImageItem(path, rel.as_posix(), label))
-    if not items:
-        raise FileNotFoundError(f"images: no image ({', '.join(IMAGE_SUFFIXES)}) found under {source}.")
-    return source, items
+
+    config: LocalizeConfig
+    labels: tuple[str, ...]
+    input_size: tuple[int, int]
+    localizer: CellLocalizer | None = None
+    calibrated_threshold: float | None = None
+
+    def __call__(self, items, images, probabilities, class_maps, features, map_features) -> list[tuple]:
+        known = known_classes([getattr(it, "label", None) for it in items], self.labels)
+        boxed = pseudo_boxes(images, probabilities, class_maps, features, known=known, input_size=self.input_size,
+                             config=self.config, localizer=self.localizer, map_features=map_features,
+                             calibrated_threshold=self.calibrated_threshold)
+        return [(boxed.boxes[i], boxed.scores[i], int(boxed.classes[i]), boxed.heatmaps[i], boxed.notes[i])
+                for i in range(len(images))]
+
+    @staticmethod
+    def gather(boxed: list[tuple], probabilities: np.ndarray, features: np.ndarray) -> PseudoBoxes:
+        """The photos' values from the pass as one :class:`PseudoBoxes`."""
+        b, s, c, h, n = zip(*boxed, strict=True)
+        return PseudoBoxes(boxes=list(b), scores=list(s), classes=np.asarray(c), probabilities=probabilities,
+                           heatmaps=list(h), features=features, notes=list(n))
 
 
-def _manifest_item(manifest, record, original: Path) -> ImageItem:
-    source = Path(os.path.normpath(record.source))  # '<src>/../x.jpg' is not under <src>
-    try:
-        name = source.relative_to(os.path.normpath(original)).as_posix()
-    except ValueError:
-        return ImageItem(manifest.image_path(record), record.path, record.label, group=record.group)
-    (sw, sh), (w, h) = record.source_size, record.size
-    # source_size is as stored; the photo is seen upright (EXIF), like the prepared image.
-    upright = (sw, sh) if (sw >= sh) == (w >= h) else (sh, sw)
-    return ImageItem(manifest.image_path(record), name, record.label, upright, record.group)
-
-
-def localize_images(
+def localize_photos(
     model: TrainedModel | str | os.PathLike,
     source: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -181,7 +133,7 @@ def localize_images(
     trained = model if isinstance(model, TrainedModel) else load_trained_model(model)
     out_dir = Path(out_dir)
     check_out_dir(out_dir, ANNOTATION_PATHS["boxes-json"], overwrite=overwrite, what="pseudo boxes")
-    root, items = find_images(source, trained.labels)
+    root, items = find_photos(source, trained.labels)
     check_outside_photos(out_dir, source, root)
     pre = trained.preprocessing
     calibration = load_calibration(trained.directory)
@@ -200,7 +152,7 @@ def localize_images(
     items, images, skipped = passed.items, passed.images, passed.skipped
     probabilities, class_maps = passed.probabilities, passed.class_maps
     features, map_features = passed.features, passed.map_features
-    pseudo = passed.pseudo
+    pseudo = None if passed.boxed is None else PassBoxes.gather(passed.boxed, probabilities, features)
     del passed
     passed_at = time.perf_counter()
     log.info("classifier pass%s: %d photos in %.1f s%s", "" if pseudo is None else " and boxes",
@@ -243,7 +195,7 @@ def localize_images(
     save_features(out_dir, features, [item.name for item in items], trained.model_sha256)
     scores = None
     if gt is not None:
-        from localize.evaluate import evaluate_annotations
+        from datasets.evaluate import evaluate_annotations
 
         scored = annotations
         if learned is not None:
@@ -308,11 +260,11 @@ def _learn(gt, gt_path: Path, root: Path, items, images, known, probabilities, c
            config: LocalizeConfig, model_sha256: str) -> _Learned | None:
     """A cell localizer fitted on the hand-boxed images among ``items``, and one per fold over their
     capture groups for scoring them; None (with a warning) when fewer than 2 groups are boxed."""
+    from datasets.evaluate import match_photos
     from localize.cell_localizer import cross_fit, fit_cell_localizer
-    from localize.evaluate import match_images
 
     names = [ImageAnnotation(item.name, 1, 1) for item in items]
-    match = match_images(names, gt, pred_root=root, gt_root=gt_path.parent)
+    match = match_photos(names, gt, pred_root=root, gt_root=gt_path.parent)
     pairs = [(i, g) for g, i in zip(gt, match, strict=True) if i is not None and len(g.boxes)]
     # Without a manifest every photo is its own capture group.
     groups = np.array([items[i].group if items[i].group is not None else -1 - i for i, _ in pairs])
@@ -337,7 +289,7 @@ def _learn(gt, gt_path: Path, root: Path, items, images, known, probabilities, c
 
 
 def keep_learned(out_dir: str | os.PathLike, model_dir: str | os.PathLike) -> list[Path]:
-    """Put what a :func:`localize_images` run learned from hand boxes (in ``out_dir``: the cell
+    """Put what a :func:`localize_photos` run learned from hand boxes (in ``out_dir``: the cell
     localizer, the calibrated threshold) beside the model in ``model_dir``, replacing what was
     there, so that ``boxstrap localize MODEL new_photos`` boxes new photos the same way; return the
     files written. A run that learned nothing changes nothing there."""
@@ -370,36 +322,14 @@ def forget_learned(model_dir: str | os.PathLike) -> None:
         (Path(model_dir) / name).unlink(missing_ok=True)
 
 
-def largest_box(annotation: ImageAnnotation) -> np.ndarray:
-    """An annotation's largest box (the box model regresses one box per photo)."""
-    xyxy = annotation.xyxy()
-    return xyxy[int(np.argmax((xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1])))]
-
-
-def check_out_dir(out_dir: Path, marker: str, *, overwrite: bool, what: str) -> None:
-    """Refuse an output folder before any photo is read: a file, a place that cannot be written, or a
-    folder holding an earlier result (``marker``) without ``overwrite``."""
-    check_out_folder(out_dir, holds="a folder of annotation files and pictures")
-    if (out_dir / marker).exists() and not overwrite:
-        raise FileExistsError(f"{out_dir} already holds {what}; pass overwrite=True (--overwrite) to "
-                              "replace them, or choose another folder.")
-
-
-def check_outside_photos(out_dir: Path, source, root: Path) -> None:
-    """Refuse an output folder inside the photo folder ``root`` (when ``source`` is a folder): a rerun
-    would read the pictures written there as photos."""
-    if Path(source).is_dir() and Path(os.path.abspath(out_dir)).is_relative_to(os.path.abspath(root)):
-        raise ValueError(f"out {out_dir} is inside the photo folder {root}; choose a folder outside it.")
-
-
 def _calibrate(gt, gt_path: Path, root: Path, items, known, probabilities, class_maps, input_size):
     """The CAM threshold calibrated on the hand-boxed images among ``items``, and per item the
     threshold calibrated on the other fold (NaN for items without ground truth)."""
+    from datasets.evaluate import match_photos
     from localize.calibration import ThresholdCalibration, cross_calibrate
-    from localize.evaluate import match_images
 
     names = [ImageAnnotation(item.name, 1, 1) for item in items]
-    match = match_images(names, gt, pred_root=root, gt_root=gt_path.parent)
+    match = match_photos(names, gt, pred_root=root, gt_root=gt_path.parent)
     pairs = [(i, g) for g, i in zip(gt, match, strict=True) if i is not None and len(g.boxes)]
     held_out = np.full(len(items), np.nan)
     if len(pairs) < 2:
@@ -418,24 +348,9 @@ def _calibrate(gt, gt_path: Path, root: Path, items, known, probabilities, class
     return calibration, held_out
 
 
-def _annotation(item: ImageItem, image: np.ndarray, pseudo: PseudoBoxes, i: int, labels) -> ImageAnnotation:
+def _annotation(item: PhotoItem, image: np.ndarray, pseudo: PseudoBoxes, i: int, labels) -> ImageAnnotation:
     """Image ``i``'s pseudo boxes as an annotation of the original photo."""
     return photo_annotation(item, image.shape, pseudo.boxes[i], pseudo.scores[i], labels[pseudo.classes[i]])
-
-
-def photo_annotation(item: ImageItem, shape: tuple[int, ...], boxes: np.ndarray, scores: np.ndarray,
-                     label: str) -> ImageAnnotation:
-    """Boxes found on the image read for ``item`` (of ``shape``) as an annotation of the original photo.
-
-    When a prepared image stood in for the photo (``item.size``), the boxes are scaled back to the
-    photo's pixels; they are clipped to it either way.
-    """
-    height, width = shape[:2]
-    out_w, out_h = item.size or (width, height)
-    scale = np.array([out_w / width, out_h / height] * 2)
-    annotated = tuple(Box(label, *map(float, np.clip(b * scale, 0, [out_w, out_h] * 2)), score=float(s))
-                      for b, s in zip(boxes, scores, strict=True))
-    return ImageAnnotation(item.name, int(out_w), int(out_h), annotated, label=label)
 
 
 def _write_review(out_dir: Path, items, images, pseudo: PseudoBoxes, labels, *, overlays: bool,
@@ -445,56 +360,3 @@ def _write_review(out_dir: Path, items, images, pseudo: PseudoBoxes, labels, *, 
                  confidence, pseudo.notes, heatmaps=pseudo.heatmaps, overlays=overlays, progress=progress)
 
 
-def write_review(out_dir: Path, items: Sequence[ImageItem], images: Sequence[np.ndarray],
-                 boxes: Sequence[np.ndarray], scores: Sequence[np.ndarray], classes: Sequence[str],
-                 confidence: np.ndarray, notes: Sequence[str], *, heatmaps: Sequence[np.ndarray] | None = None,
-                 overlays: bool = True, progress: bool = True) -> None:
-    """``review.json`` (lowest confidence first), contact sheets and (with ``overlays``) one picture
-    per image: its box, class and score, over its heatmap when given."""
-    from groundwork.progress import progress_bar
-
-    order = np.argsort(confidence, kind="stable")
-    write_json(out_dir / "review.json", [
-        {"image": items[i].name, "class": classes[i], "confidence": float(confidence[i]),
-         "box": boxes[i][0].tolist() if len(boxes[i]) else None, "note": notes[i]}
-        for i in order])
-    review = [
-        ReviewItem(images[i], boxes[i], scores[i], caption=Path(items[i].name).name,
-                   labels=(classes[i],) * len(boxes[i]), confidence=float(confidence[i])).shrunk(200)
-        for i in range(len(items))
-    ]
-    sheets_dir = out_dir / "contact_sheets"
-    shutil.rmtree(sheets_dir, ignore_errors=True)
-    for k, sheet in enumerate(render_contact_sheets(review), start=1):
-        write_png(sheets_dir / f"sheet_{k:03d}.png", sheet)
-    if overlays:
-        for i in progress_bar(range(len(items)), desc="overlays", unit="img", enabled=progress):
-            overlay = render_overlay(images[i], heatmap=None if heatmaps is None else heatmaps[i], boxes=boxes[i],
-                                     scores=scores[i], labels=[classes[i]] * len(boxes[i]))
-            write_png(confined(out_dir / "overlays", Path(items[i].name).with_suffix(".png"),
-                               source=f"the image name {items[i].name!r}"), overlay)
-
-
-def save_features(out_dir: Path, features: np.ndarray, names: Sequence[str], model_sha256: str) -> None:
-    """Keep the descriptors of one classifier pass, with the image names and model they belong to."""
-    from groundwork.atomic import atomic_open
-
-    with atomic_open(out_dir / "features.npy") as handle:
-        np.save(handle, features)
-    write_json(out_dir / "features.json", {"model_sha256": model_sha256, "images": list(names)})
-
-
-def load_features(out_dir: str | os.PathLike, names: Sequence[str], model_sha256: str) -> np.ndarray | None:
-    """Descriptors saved by :func:`save_features` for exactly these images and model, else None."""
-    import json
-
-    out_dir = Path(out_dir)
-    try:
-        index = json.loads((out_dir / "features.json").read_text(encoding="utf-8"))
-        if index["model_sha256"] != model_sha256:
-            return None
-        position = {name: i for i, name in enumerate(index["images"])}
-        rows = [position[name] for name in names]
-        return np.load(out_dir / "features.npy", mmap_mode="r")[rows]
-    except (FileNotFoundError, KeyError, ValueError, json.JSONDecodeError):
-        return None

@@ -3,9 +3,10 @@ import pytest
 
 from classifier.backbones.vgg16 import VGG16, vgg16_preprocessing
 from classifier.model import build_classifier
-from localize.box_export import BoxExportConfig, export_box_model
-from localize.box_model import BoxTrainConfig, build_box_model
-from localize.box_model_dir import load_box_model, save_box_model
+from detector.box_export import BoxExportConfig, export_box_model
+from detector.box_model import build_box_model
+from detector.box_model_dir import load_box_model, save_box_model
+from detector.box_train_config import BoxTrainConfig
 
 TINY = (4, 4, 8, 8, 8)
 

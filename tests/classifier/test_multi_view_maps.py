@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from localize.multi_view_maps import average_maps
+from classifier.multi_view_maps import average_maps
 
 
 class TestAverageMaps:

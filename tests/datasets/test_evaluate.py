@@ -3,7 +3,7 @@ import json
 import pytest
 
 from boxstrap.cli import main
-from localize.evaluate import evaluate_box_files
+from datasets.evaluate import evaluate_box_files
 
 
 def record(file, boxes, label="one", scores=None, **extra):

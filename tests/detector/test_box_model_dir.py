@@ -9,8 +9,9 @@ import pytest
 from classifier.backbones.vgg16 import VGG16, vgg16_preprocessing
 from classifier.model import build_classifier
 from classifier.trained_model import load_trained_model
-from localize.box_model import BoxTrainConfig, build_box_model
-from localize.box_model_dir import BoxModel, load_box_model, save_box_model
+from detector.box_model import build_box_model
+from detector.box_model_dir import BoxModel, load_box_model, save_box_model
+from detector.box_train_config import BoxTrainConfig
 from tests.classifier._model_dirs import lambda_model, write_model_dir
 
 TINY = (4, 4, 8, 8, 8)

@@ -12,10 +12,10 @@ import numpy as np
 from classifier.photo_work import PhotoWork, run_photo_work
 from datasets.annotations import read_annotations, write_annotations
 from datasets.tf_input import read_rgb
+from detector.box_model_dir import BoxModel, load_box_model
 from groundwork.atomic import write_json
 from groundwork.box_geometry import cxcywh_to_xyxy
 from groundwork.photo_map import RayOptions
-from localize.box_model_dir import BoxModel, load_box_model
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class _DetectWork(PhotoWork):
         return [(image, p, b) for image, p, b in zip(images, probabilities, boxes, strict=True)]
 
 
-def detect_photos(box_model: BoxModel, items: Sequence, *, batch_size: int = 8, ray: RayOptions | None = None,
+def predict_photos(box_model: BoxModel, items: Sequence, *, batch_size: int = 8, ray: RayOptions | None = None,
                   progress: bool = True, source=None
                   ) -> tuple[list, list[np.ndarray], np.ndarray, list[np.ndarray], list[dict[str, str]]]:
     """:func:`predict_boxes` over the photos of ``items`` (each with a ``path``), here or on Ray.
@@ -84,11 +84,11 @@ def predict_box_annotations(model: BoxModel | str | os.PathLike, source: str | o
                             ) -> dict | None:
     """Predict boxes for the images under ``source``, write ``OUT/box_predictions.json`` (boxes JSON),
     and with ``ground_truth`` score them (``OUT/scores.json``, returned)."""
-    from localize.evaluate import evaluate_annotations
-    from localize.localize_images import find_images, photo_annotation
+    from datasets.evaluate import evaluate_annotations
+    from datasets.photo_items import find_photos, photo_annotation
 
     box_model = model if isinstance(model, BoxModel) else load_box_model(model)
-    root, items = find_images(source, box_model.labels)
+    root, items = find_photos(source, box_model.labels)
     images = [read_rgb(item.path) for item in items]
     probabilities, boxes = predict_boxes(box_model, images)
     annotations = [photo_annotation(item, image.shape, b, p.max(keepdims=True), box_model.labels[int(np.argmax(p))])

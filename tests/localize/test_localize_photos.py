@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from datasets.annotations import read_annotations
+from datasets.photo_items import find_photos
 from datasets.synthetic import DemoDataConfig, write_demo_data
-from localize.localize_images import find_images, localize_images
+from localize.localize_photos import localize_photos
 from localize.pseudo_boxes import LocalizeConfig
 from tests.classifier._model_dirs import write_model_dir
 
@@ -38,36 +39,36 @@ def replace_formats(config):
 
 class TestFindImages:
     def test_class_folders_give_labels(self, demo):
-        root, items = find_images(demo, ("one", "ten"))
+        root, items = find_photos(demo, ("one", "ten"))
         assert root == demo and len(items) == 6
         assert {it.label for it in items} == {"one", "ten"}
         assert all(not it.name.startswith("/") for it in items)
 
     def test_unknown_folders_give_no_label(self, demo):
-        _, items = find_images(demo, ("cat", "dog"))
+        _, items = find_photos(demo, ("cat", "dog"))
         assert {it.label for it in items} == {None}
 
     def test_hidden_files_are_not_images(self, tmp_path):
         (tmp_path / "one").mkdir()
         for name in ("IMG_1.JPG", "._IMG_1.JPG", ".hidden.jpg"):
             (tmp_path / "one" / name).write_bytes(b"x")
-        root, items = find_images(tmp_path, ("one",))
+        root, items = find_photos(tmp_path, ("one",))
         assert [(it.name, it.label) for it in items] == [("one/IMG_1.JPG", "one")]
 
     def test_missing_source(self, tmp_path):
         with pytest.raises(FileNotFoundError, match="does not exist"):
-            find_images(tmp_path / "nope", ("one",))
+            find_photos(tmp_path / "nope", ("one",))
 
     def test_no_images(self, tmp_path):
         (tmp_path / "notes.txt").write_text("x")
         with pytest.raises(FileNotFoundError, match="no image"):
-            find_images(tmp_path, ("one",))
+            find_photos(tmp_path, ("one",))
 
 
 class TestLocalizeImages:
     def test_writes_every_format_and_scores(self, demo, model_dir, tmp_path):
         out = tmp_path / "loc"
-        result = localize_images(model_dir, demo, out, LocalizeConfig(overlays=True),
+        result = localize_photos(model_dir, demo, out, LocalizeConfig(overlays=True),
                                  ground_truth=demo / "boxes.json", progress=False)
         for path in ("pseudo_boxes.json", "annotations/coco.json", "annotations/createml.json",
                      "annotations/yolo/data.yaml", "review.json", "contact_sheets/sheet_001.png",
@@ -90,7 +91,7 @@ class TestLocalizeImages:
     def test_ground_truth_calibrates_and_scores_held_out(self, demo, model_dir, tmp_path):
         from localize.calibration import load_calibration
 
-        result = localize_images(model_dir, demo, tmp_path, LocalizeConfig(overlays=False, formats=("boxes-json",),
+        result = localize_photos(model_dir, demo, tmp_path, LocalizeConfig(overlays=False, formats=("boxes-json",),
                                                                             learn=False),
                                  ground_truth=demo / "boxes.json", progress=False)
         threshold = result.scores["threshold"]
@@ -104,10 +105,10 @@ class TestLocalizeImages:
     def test_hand_boxes_train_a_localizer_scored_out_of_fold_and_kept_with_the_model(self, demo, model_dir,
                                                                                       tmp_path):
         from localize.cell_localizer import load_cell_localizer
-        from localize.localize_images import forget_learned, keep_learned
+        from localize.localize_photos import forget_learned, keep_learned
 
         before = sorted(p.name for p in model_dir.iterdir())
-        first = localize_images(model_dir, demo, tmp_path / "a", replace_formats(LocalizeConfig(folds=3)),
+        first = localize_photos(model_dir, demo, tmp_path / "a", replace_formats(LocalizeConfig(folds=3)),
                                 ground_truth=demo / "boxes.json", progress=False)
         learned = first.scores["localizer"]
         assert learned["hand_boxes"] == 6 and learned["folds"] == 3 and learned["groups"] == 6
@@ -124,10 +125,10 @@ class TestLocalizeImages:
         # written boxes by the one fitted on all six.
         assert (tmp_path / "a" / "held_out_boxes.json").is_file()
         # Later, photos without hand boxes are boxed by what was learned (not the CAM default 0.2).
-        later = localize_images(model_dir, demo, tmp_path / "b", replace_formats(LocalizeConfig()), progress=False)
+        later = localize_photos(model_dir, demo, tmp_path / "b", replace_formats(LocalizeConfig()), progress=False)
         np.testing.assert_allclose(later.pseudo.heatmaps[0], first.pseudo.heatmaps[0], atol=1e-6)
         assert [b.tolist() for b in later.pseudo.boxes] == [b.tolist() for b in first.pseudo.boxes]
-        plain = localize_images(model_dir, demo, tmp_path / "c", replace_formats(LocalizeConfig(threshold=0.2)),
+        plain = localize_photos(model_dir, demo, tmp_path / "c", replace_formats(LocalizeConfig(threshold=0.2)),
                                 progress=False)
         assert not np.allclose(plain.pseudo.heatmaps[0], first.pseudo.heatmaps[0])
         # A run that learned nothing keeps the model's; forget_learned removes it.
@@ -140,29 +141,29 @@ class TestLocalizeImages:
 
         from groundwork.config import save_config
         from localize.cell_localizer import FILENAME, load_cell_localizer
-        from localize.localize_images import keep_learned
+        from localize.localize_photos import keep_learned
 
-        localize_images(model_dir, demo, tmp_path / "a", replace_formats(LocalizeConfig(folds=2)),
+        localize_photos(model_dir, demo, tmp_path / "a", replace_formats(LocalizeConfig(folds=2)),
                         ground_truth=demo / "boxes.json", progress=False)
         keep_learned(tmp_path / "a", model_dir)
         saved = load_cell_localizer(model_dir)
         save_config(dataclasses.replace(saved, model_sha256="0" * 64), model_dir / FILENAME)
         with pytest.raises(ValueError, match="another classifier"):
-            localize_images(model_dir, demo, tmp_path / "b", replace_formats(LocalizeConfig()), progress=False)
+            localize_photos(model_dir, demo, tmp_path / "b", replace_formats(LocalizeConfig()), progress=False)
 
     def test_the_classifier_pass_is_kept_and_read_back(self, demo, model_dir, tmp_path, monkeypatch):
         import os
 
-        import localize.forward_photos as forward_photos
+        import classifier.forward_photos as forward_photos
 
-        first = localize_images(model_dir, demo, tmp_path, replace_formats(LocalizeConfig()), progress=False)
+        first = localize_photos(model_dir, demo, tmp_path, replace_formats(LocalizeConfig()), progress=False)
         assert (tmp_path / "forward.npz").is_file() and (tmp_path / "forward.json").is_file()
 
         def no_pass(*args, **kwargs):
             raise AssertionError("the classifier ran again")
 
         monkeypatch.setattr(forward_photos, "run_photo_work", no_pass)
-        again = localize_images(model_dir, demo, tmp_path, replace_formats(LocalizeConfig()),
+        again = localize_photos(model_dir, demo, tmp_path, replace_formats(LocalizeConfig()),
                                 ground_truth=demo / "boxes.json", overwrite=True, progress=False)
         np.testing.assert_array_equal(again.pseudo.probabilities, first.pseudo.probabilities)
         assert again.scores is not None and [it.name for it in again.items] == [it.name for it in first.items]
@@ -172,22 +173,22 @@ class TestLocalizeImages:
         os.utime(photo, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
         try:
             with pytest.raises(AssertionError, match="the classifier ran again"):
-                localize_images(model_dir, demo, tmp_path, replace_formats(LocalizeConfig()), overwrite=True,
+                localize_photos(model_dir, demo, tmp_path, replace_formats(LocalizeConfig()), overwrite=True,
                                 progress=False)
         finally:
             os.utime(photo, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
     def test_a_rerun_without_hand_boxes_forgets_what_the_last_one_learned(self, demo, model_dir, tmp_path):
+        from datasets.box_folder import FOLDS, HELD_OUT_BOXES
         from localize.cell_localizer import FILENAME
-        from localize.localize_images import FOLDS, HELD_OUT_BOXES
 
         learned = (FILENAME, FOLDS, HELD_OUT_BOXES, "scores.json")
         out = tmp_path / "out"
-        localize_images(model_dir, demo, out, replace_formats(LocalizeConfig(folds=2)),
+        localize_photos(model_dir, demo, out, replace_formats(LocalizeConfig(folds=2)),
                         ground_truth=demo / "boxes.json", progress=False)
         assert all((out / name).is_file() for name in learned)
         # Left there, the localizer would be kept with the model again and the folds would score the box model.
-        localize_images(model_dir, demo, out, replace_formats(LocalizeConfig()), overwrite=True, progress=False)
+        localize_photos(model_dir, demo, out, replace_formats(LocalizeConfig()), overwrite=True, progress=False)
         assert not any((out / name).exists() for name in learned)
 
     def test_fixed_threshold_or_no_calibrate_is_kept(self, demo, model_dir, tmp_path):
@@ -197,7 +198,7 @@ class TestLocalizeImages:
                         {"value": 0.3, "method": "ddt", "source": "ddt", "cut": "cam"},
                         {"value": None, "method": "midpoint", "source": "class_map", "cut": "grabcut"})
         for i, (config, expected) in enumerate(zip(configs, expectations, strict=True)):
-            result = localize_images(model_dir, demo, tmp_path / str(i), replace_formats(config),
+            result = localize_photos(model_dir, demo, tmp_path / str(i), replace_formats(config),
                                      ground_truth=demo / "boxes.json", progress=False)
             assert {k: result.scores["threshold"][k] for k in expected} == expected
             assert "held_out" not in result.scores["threshold"]
@@ -214,7 +215,7 @@ class TestLocalizeImages:
         (photos / "one" / "notes.jpg").write_text("not a photo")
         first.write_bytes(first.read_bytes()[:len(first.read_bytes()) // 2])  # truncated
         out = tmp_path / "loc"
-        result = localize_images(model_dir, photos, out, replace_formats(LocalizeConfig()),
+        result = localize_photos(model_dir, photos, out, replace_formats(LocalizeConfig()),
                                  ground_truth=photos / "boxes.json", progress=False)
         assert sorted(e["image"] for e in result.skipped) == sorted(["one/notes.jpg", f"one/{first.name}"])
         assert all(e["reason"].startswith("Cannot read image") for e in result.skipped)
@@ -235,26 +236,26 @@ class TestLocalizeImages:
         (tmp_path / "photos" / "one" / "a.jpg").write_text("not a photo")
         with pytest.raises(ValueError, match=r"none of the 1 image\(s\) under .* could be read; the first: "
                                              r"Cannot read image .*a\.jpg"):
-            localize_images(model_dir, tmp_path / "photos", tmp_path / "out", progress=False)
+            localize_photos(model_dir, tmp_path / "photos", tmp_path / "out", progress=False)
 
     def test_refuses_to_overwrite(self, demo, model_dir, tmp_path):
-        localize_images(model_dir, demo, tmp_path, LocalizeConfig(overlays=False, formats=("boxes-json",)),
+        localize_photos(model_dir, demo, tmp_path, LocalizeConfig(overlays=False, formats=("boxes-json",)),
                         progress=False)
         with pytest.raises(FileExistsError, match="already holds pseudo boxes"):
-            localize_images(model_dir, demo, tmp_path, progress=False)
+            localize_photos(model_dir, demo, tmp_path, progress=False)
 
 
 class TestTrainBoxModel:
     def test_trains_on_pseudo_boxes_reusing_features(self, demo, model_dir, tmp_path, caplog):
         import logging
 
-        from localize.box_model import BoxTrainConfig
-        from localize.box_model_dir import load_box_model
-        from localize.train_box_model import train_box_model
+        from detector.box_model_dir import load_box_model
+        from detector.box_train_config import BoxTrainConfig
+        from detector.train_box_model import train_box_model
 
         loc = tmp_path / "loc"
-        localize_images(model_dir, demo, loc, LocalizeConfig(overlays=False), progress=False)
-        with caplog.at_level(logging.INFO, logger="localize.train_box_model"):
+        localize_photos(model_dir, demo, loc, LocalizeConfig(overlays=False), progress=False)
+        with caplog.at_level(logging.INFO, logger="detector.train_box_model"):
             path = train_box_model(model_dir, loc / "pseudo_boxes.json", demo, tmp_path / "boxes",
                                    BoxTrainConfig(epochs=2, hidden=8, reduce_filters=4), verbose=0)
         assert "reusing the descriptors" in caplog.text
@@ -264,12 +265,12 @@ class TestTrainBoxModel:
 
     def test_hand_boxes_are_learned_from_and_scored_out_of_fold(self, demo, model_dir, tmp_path):
         from datasets.annotations import read_annotations
-        from localize.box_model import BoxTrainConfig
-        from localize.box_model_dir import load_box_model
-        from localize.train_box_model import train_box_model
+        from detector.box_model_dir import load_box_model
+        from detector.box_train_config import BoxTrainConfig
+        from detector.train_box_model import train_box_model
 
         loc = tmp_path / "loc"
-        localize_images(model_dir, demo, loc, replace_formats(LocalizeConfig(folds=2)),
+        localize_photos(model_dir, demo, loc, replace_formats(LocalizeConfig(folds=2)),
                         ground_truth=demo / "boxes.json", progress=False)
         config = BoxTrainConfig(epochs=2, hidden=8, reduce_filters=4, rounds=2)
         path = train_box_model(model_dir, loc / "pseudo_boxes.json", demo, tmp_path / "boxes", config,
@@ -285,7 +286,7 @@ class TestTrainBoxModel:
         assert sorted(a.image for a in held) == sorted(a.image for a in read_annotations(demo / "boxes.json"))
 
     def test_fold_targets_hide_the_folds_hand_boxes(self):
-        from localize.train_box_model import _fold_targets, _next_targets
+        from detector.train_box_model import _fold_targets, _next_targets
 
         pseudo = np.full((4, 4), 0.5, np.float32)
         hand = {0: np.array([0.1, 0.1, 0.1, 0.1]), 2: np.array([0.2, 0.2, 0.2, 0.2])}
@@ -295,10 +296,10 @@ class TestTrainBoxModel:
         np.testing.assert_allclose(_next_targets(np.full((4, 4), 1.5), hand)[:, 0], [0.1, 1.0, 0.2, 1.0])
 
     def test_no_matching_images(self, demo, model_dir, tmp_path):
-        from localize.train_box_model import train_box_model
+        from detector.train_box_model import train_box_model
 
         loc = tmp_path / "loc"
-        localize_images(model_dir, demo, loc, LocalizeConfig(overlays=False), progress=False)
+        localize_photos(model_dir, demo, loc, LocalizeConfig(overlays=False), progress=False)
         other = tmp_path / "other"
         other.mkdir()
         from PIL import Image
@@ -315,11 +316,11 @@ class TestPreparedSource:
 
         prepared = tmp_path / "prepared"
         prepare(PrepareConfig(src=str(demo), out=str(prepared), max_side=40, valid=0.2, test=0.2))
-        root, items = find_images(prepared, ("one", "ten"))
+        root, items = find_photos(prepared, ("one", "ten"))
         assert root == demo
-        assert {it.name for it in items} == {it.name for it in find_images(demo, ("one", "ten"))[1]}
+        assert {it.name for it in items} == {it.name for it in find_photos(demo, ("one", "ten"))[1]}
         assert all(it.size == (80, 64) for it in items)
-        result = localize_images(model_dir, prepared, tmp_path / "loc", LocalizeConfig(overlays=False),
+        result = localize_photos(model_dir, prepared, tmp_path / "loc", LocalizeConfig(overlays=False),
                                  ground_truth=demo / "boxes.json", progress=False)
         assert all((a.width, a.height) == (80, 64) for a in result.annotations)
         assert result.scores["n_unmatched_pred"] == 0
@@ -341,7 +342,7 @@ class TestConfinedOutputs:
         (prepared / "manifest.json").write_text(json.dumps(data))
         before = set(tmp_path.parent.rglob("*"))
         out = tmp_path / "loc"
-        localize_images(model_dir, prepared, out, LocalizeConfig(overlays=True), progress=False)
+        localize_photos(model_dir, prepared, out, LocalizeConfig(overlays=True), progress=False)
         written = set(tmp_path.parent.rglob("*")) - before
         assert written and all(p.is_relative_to(out) for p in written), sorted(map(str, written - {out}))
         assert not (tmp_path.parent.parent / "escaped").exists()
@@ -370,8 +371,8 @@ class TestConfinedOutputs:
         monkeypatch.setattr(module, "read_rgb", lambda *a, **k: pytest.fail("a photo was read"))
         (tmp_path / "file.txt").write_text("x")
         with pytest.raises(NotADirectoryError, match=r"file.txt is a file; a folder of annotation files"):
-            localize_images(model_dir, demo, tmp_path / "file.txt", progress=False)
+            localize_photos(model_dir, demo, tmp_path / "file.txt", progress=False)
         with pytest.raises(ValueError, match=r"is inside the photo folder"):
-            localize_images(model_dir, demo, demo / "boxes-out", progress=False)
+            localize_photos(model_dir, demo, demo / "boxes-out", progress=False)
         assert not (demo / "boxes-out").exists()
 

@@ -3,7 +3,7 @@
 :func:`train_box_model` reads boxes in any annotation format (the ``pseudo_boxes.json`` that
 ``boxstrap localize`` wrote, or the file a person corrected in CVAT, Label Studio, Roboflow or
 Create ML), matches them to the images, and trains the box head of
-:mod:`localize.box_model` on the classifier's descriptors. The descriptors saved by
+:mod:`detector.box_model` on the classifier's descriptors. The descriptors saved by
 ``boxstrap localize`` beside the boxes are reused when they belong to the same images and model,
 so the box model costs no forward pass of its own; otherwise one pass computes them.
 """
@@ -17,15 +17,19 @@ from pathlib import Path
 
 import numpy as np
 
+from classifier.forward_photos import forward_photos
 from classifier.trained_model import TrainedModel, load_trained_model
-from datasets.annotations import read_annotations
+from datasets.annotations import ImageAnnotation, read_annotations
+from datasets.box_folder import load_features
+from datasets.photo_items import find_photos
+from detector.box_model import build_box_model, feature_scale
+from detector.box_model_dir import save_box_model
+from detector.box_train_config import BoxTrainConfig
+from detector.box_views import normalise_boxes
+from detector.train_box_head import train_box_head
 from groundwork.box_geometry import cxcywh_to_xyxy, matched_box_iou
 from groundwork.paths import check_out_folder
 from groundwork.photo_map import RayOptions
-from localize.box_model import BoxTrainConfig, build_box_model, feature_scale, normalise_boxes, train_box_head
-from localize.box_model_dir import save_box_model
-from localize.forward_photos import forward_photos
-from localize.localize_images import find_images, largest_box, load_features
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +60,7 @@ def train_box_model(
     source : path
         The images the boxes name (a prepared dataset, a folder per class, or their folder).
     out_dir : path
-        The box model directory to write (see :mod:`localize.box_model_dir`).
+        The box model directory to write (see :mod:`detector.box_model_dir`).
     config : BoxTrainConfig
     hand_boxes : path, optional
         Hand-checked boxes (any format): they replace the pseudo boxes of their images and count
@@ -80,7 +84,7 @@ def train_box_model(
     trained = model if isinstance(model, TrainedModel) else load_trained_model(model)
     boxes_path = Path(boxes)
     annotations = read_annotations(boxes_path, labels=trained.labels)
-    root, items = find_images(source, trained.labels)
+    root, items = find_photos(source, trained.labels)
     by_name = {item.name: item for item in items}
     chosen = [(a, by_name[a.image]) for a in annotations if len(a.boxes) and a.image in by_name]
     missing = sum(a.image not in by_name for a in annotations)
@@ -227,11 +231,11 @@ def _fold_targets(pseudo: np.ndarray, hand: dict[int, np.ndarray], fold_of: dict
 def _hand_targets(path, names: list[str], root: Path, labels) -> dict[int, np.ndarray]:
     """Row -> normalised hand box (its largest) for the hand-boxed images among ``names``."""
     from datasets.annotations import ImageAnnotation
-    from localize.evaluate import match_images
+    from datasets.evaluate import match_photos
 
     path = Path(path)
     gt = read_annotations(path, labels=labels)
-    match = match_images([ImageAnnotation(n, 1, 1) for n in names], gt, pred_root=root, gt_root=path.parent)
+    match = match_photos([ImageAnnotation(n, 1, 1) for n in names], gt, pred_root=root, gt_root=path.parent)
     hand = {}
     for g, row in zip(gt, match, strict=True):
         if row is not None and len(g.boxes):
@@ -246,7 +250,7 @@ def _folds(folder: Path, names: list[str], hand: dict[int, np.ndarray], root: Pa
     cover every hand-boxed image; else None (the box model is then not scored out of fold)."""
     import json
 
-    from localize.localize_images import FOLDS, HELD_OUT_BOXES
+    from datasets.box_folder import FOLDS, HELD_OUT_BOXES
 
     try:
         fold_by_name = json.loads((folder / FOLDS).read_text(encoding="utf-8"))
@@ -291,3 +295,9 @@ def box_annotation(annotation, box_cxcywh: np.ndarray):
 def _top_box(annotation) -> np.ndarray:
     scores = np.nan_to_num(annotation.scores(), nan=1.0)
     return annotation.xyxy()[int(np.argmax(scores))]
+
+
+def largest_box(annotation: ImageAnnotation) -> np.ndarray:
+    """An annotation's largest box (the box model regresses one box per photo)."""
+    xyxy = annotation.xyxy()
+    return xyxy[int(np.argmax((xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1])))]

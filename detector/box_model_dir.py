@@ -8,9 +8,10 @@
     BOX_DIR/box_train_config.json  BoxTrainConfig
     BOX_DIR/box_metrics.json       training history and scores
 
-It is read by :func:`classifier.model_dir.load_model_dir` with
-:data:`classifier.model_dir.BOX_MODEL_LAYOUT` (the trained classifier's directory is read the
-same way), so both kinds give the same checks and the same errors.
+It is read by :func:`classifier.model_dir.load_model_dir` with :data:`BOX_MODEL_LAYOUT` (the
+trained classifier's directory is read the same way), so both kinds give the same checks and the
+same errors. The layout and its check of the model's outputs (:func:`check_box_model_contract`)
+are the box model's contract: ``verify`` reads box model directories through them.
 """
 
 from __future__ import annotations
@@ -22,10 +23,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from classifier.model_dir import BOX_MODEL_LAYOUT, LABELS_FILENAME, load_model_dir
+from classifier.model_dir import LABELS_FILENAME, ModelDirLayout, load_model_dir
 from datasets.preprocessing import Preprocessing
 from groundwork.atomic import write_json
 from groundwork.config import save_config
+
+
+def check_box_model_contract(model: Any, labels: tuple[str, ...], preprocessing: Preprocessing,
+                             *, source: str = "model") -> None:
+    """Check a box model's outputs: ``probabilities`` (N, C) with one class per label, ``box`` (N, 4).
+
+    Raises
+    ------
+    ValueError
+        Naming the output shapes found.
+    """
+    shapes = [tuple(t.shape[1:]) for t in model.outputs]
+    if shapes != [(len(labels),), (4,)]:
+        raise ValueError(f"{source}: a box model outputs probabilities ({len(labels)},) and box (4,). "
+                         f"Received output shapes: {shapes}")
+
+
+#: The box model directory's files and check, for :func:`classifier.model_dir.load_model_dir`.
+BOX_MODEL_LAYOUT = ModelDirLayout(kind="box model directory", model_filename="box_model.keras",
+                                  config_filename="box_train_config.json", metrics_filename="box_metrics.json",
+                                  written_by="boxstrap train-boxes", check=check_box_model_contract)
 
 MODEL_FILENAME = BOX_MODEL_LAYOUT.model_filename
 CONFIG_FILENAME = BOX_MODEL_LAYOUT.config_filename

@@ -30,10 +30,10 @@ from typing import Any
 
 from classifier import coreml_toolkit as toolkit
 from classifier.coreml_toolkit import INPUT_NAME
+from detector.box_model_dir import BoxModel, load_box_model
 from groundwork.config import save_config
 from groundwork.files import disk_size
 from groundwork.paths import check_out_folder
-from localize.box_model_dir import BoxModel, load_box_model
 
 log = logging.getLogger(__name__)
 

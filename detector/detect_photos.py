@@ -1,8 +1,8 @@
 """``boxstrap detect``: the box model on new photos, written as ``localize`` writes its pseudo boxes.
 
-:func:`detect_images` is the I/O edge: it finds the photos (a prepared dataset, a folder per class
-or plain files, as :func:`localize.localize_images.find_images`), runs the box model
-(:func:`localize.box_predictions.predict_boxes`: one box and class per photo, in the photo's own
+:func:`detect_photos` is the I/O edge: it finds the photos (a prepared dataset, a folder per class
+or plain files, as :func:`datasets.photo_items.find_photos`), runs the box model
+(:func:`detector.box_predictions.predict_boxes`: one box and class per photo, in the photo's own
 pixels) and writes into ``OUT``::
 
     OUT/detect_config.json         DetectConfig
@@ -27,27 +27,22 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets.annotations import ImageAnnotation, read_annotations, write_annotations
+from datasets.annotations import FORMATS, ImageAnnotation, read_annotations, write_annotations
+from datasets.box_folder import annotation_paths
+from datasets.photo_items import PhotoItem, find_photos, photo_annotation
+from datasets.review import write_review
+from detector.box_model_dir import BoxModel, load_box_model
+from detector.box_predictions import predict_photos
 from groundwork.atomic import write_json
 from groundwork.config import save_config
+from groundwork.paths import check_out_dir, check_outside_photos
 from groundwork.photo_map import RayOptions
-from localize.box_model_dir import BoxModel, load_box_model
-from localize.box_predictions import detect_photos
-from localize.localize_images import ANNOTATION_PATHS as LOCALIZE_PATHS
-from localize.localize_images import (
-    ImageItem,
-    check_out_dir,
-    check_outside_photos,
-    find_images,
-    photo_annotation,
-    write_review,
-)
 
 log = logging.getLogger(__name__)
 
 DETECTIONS = "detections.json"
 #: Where each format is written: as ``localize`` writes them, the boxes JSON named for what it holds.
-ANNOTATION_PATHS = {**LOCALIZE_PATHS, "boxes-json": DETECTIONS}
+ANNOTATION_PATHS = annotation_paths(DETECTIONS)
 
 
 @dataclass(frozen=True)
@@ -65,7 +60,7 @@ class DetectConfig:
     batch_size : int >= 1
     """
 
-    formats: tuple[str, ...] = ("voc", "coco", "yolo", "createml", "boxes-json")
+    formats: tuple[str, ...] = FORMATS
     overlays: bool = True
     min_confidence: float = 0.5
     batch_size: int = 8
@@ -84,17 +79,17 @@ class DetectConfig:
 
 @dataclass(frozen=True)
 class DetectResult:
-    """What :func:`detect_images` wrote and found."""
+    """What :func:`detect_photos` wrote and found."""
 
     out_dir: Path
     annotations: list[ImageAnnotation]
-    items: list[ImageItem]
+    items: list[PhotoItem]
     probabilities: np.ndarray
     scores: dict | None
     skipped: tuple[dict[str, str], ...] = ()
 
 
-def detect_images(model: BoxModel | str | os.PathLike, source: str | os.PathLike, out_dir: str | os.PathLike,
+def detect_photos(model: BoxModel | str | os.PathLike, source: str | os.PathLike, out_dir: str | os.PathLike,
                   config: DetectConfig = DetectConfig(), *, ground_truth: str | os.PathLike | None = None,
                   overwrite: bool = False, progress: bool = True, ray: RayOptions | None = None) -> DetectResult:
     """Box every photo under ``source`` with the box model; write annotations and review pictures.
@@ -111,7 +106,7 @@ def detect_images(model: BoxModel | str | os.PathLike, source: str | os.PathLike
     FileNotFoundError
         For a missing box model, photos or ground truth.
     """
-    from localize.evaluate import evaluate_annotations
+    from datasets.evaluate import evaluate_annotations
 
     out_dir = Path(out_dir)
     check_out_dir(out_dir, DETECTIONS, overwrite=overwrite, what="detections")
@@ -119,9 +114,9 @@ def detect_images(model: BoxModel | str | os.PathLike, source: str | os.PathLike
         raise FileNotFoundError(f"ground truth: no annotation file at {ground_truth}.")
     box_model = model if isinstance(model, BoxModel) else load_box_model(model)
     labels = list(box_model.labels)
-    root, items = find_images(source, labels)
+    root, items = find_photos(source, labels)
     check_outside_photos(out_dir, source, root)
-    items, images, probabilities, boxes, skipped = detect_photos(box_model, items, batch_size=config.batch_size,
+    items, images, probabilities, boxes, skipped = predict_photos(box_model, items, batch_size=config.batch_size,
                                                                 ray=ray, progress=progress, source=source)
     classes = np.argmax(probabilities, axis=1)
     confidence = probabilities[np.arange(len(items)), classes]

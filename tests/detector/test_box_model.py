@@ -3,16 +3,13 @@ import pytest
 
 from classifier.backbones.vgg16 import VGG16
 from classifier.model import build_classifier
+from classifier.multi_view_maps import forward
+from detector.box_losses import box_loss
+from detector.box_model import build_box_model
+from detector.box_train_config import BoxTrainConfig
+from detector.box_views import feature_views, normalise_boxes
+from detector.train_box_head import train_box_head
 from groundwork.box_geometry import cxcywh_to_xyxy, xyxy_to_cxcywh
-from localize.box_model import (
-    BoxTrainConfig,
-    box_loss,
-    build_box_model,
-    feature_views,
-    normalise_boxes,
-    train_box_head,
-)
-from localize.multi_view_maps import forward
 
 TINY = (4, 4, 8, 8, 8)
 
@@ -141,7 +138,7 @@ class TestTrainBoxHead:
         assert max(history["val_iou"]) > 0.5 and len(history["val_iou"]) == 30
         if cell_weight:
             # Taught cell by cell, the likeliest cell lies inside the object.
-            from localize.box_model import cell_parts
+            from detector.box_model import cell_parts
 
             parts = cell_parts(head)
             _, logits, _ = parts.predict(features[80:], verbose=0)
@@ -150,7 +147,7 @@ class TestTrainBoxHead:
             assert np.mean(inside) > 0.8
 
     def test_cell_targets(self):
-        from localize.box_model import cell_targets_of
+        from detector.box_losses import cell_targets_of
 
         boxes, centre, reaches = cell_targets_of(np.array([[0.375, 0.5, 0.25, 0.5]]), (2, 4))
         assert centre.shape == (1, 8) and centre.sum() == pytest.approx(1.0) and reaches.shape == (1, 8, 5)
@@ -187,7 +184,7 @@ class TestBoxMath:
 
 class TestFeatureScale:
     def test_unit_scale_and_layer(self, classifier):
-        from localize.box_model import feature_scale
+        from detector.box_model import feature_scale
 
         features = np.random.default_rng(0).normal(0, 300, (4, 4, 6, 8)).astype(np.float32)
         scale = feature_scale(features)

@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from localize.review import GT_COLOR, PRED_COLOR, ReviewItem, render_contact_sheets, render_overlay, write_png
+from datasets.review import GT_COLOR, PRED_COLOR, ReviewItem, render_contact_sheets, render_overlay, write_png
 
 
 def image(h=48, w=64, value=100):

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from groundwork.box_geometry import box_iou
-from localize.scoring import V2_IOU_THRESHOLDS, coco_map, top_box_iou
+from groundwork.box_scores import V2_IOU_THRESHOLDS, coco_map, top_box_iou
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def evaluate_annotations(pred: Sequence, gt: Sequence, *, pred_root: Path | None
     """
     if len(gt) == 0:
         raise ValueError("the ground truth holds no images: nothing to score.")
-    match = match_images(pred, gt, pred_root=pred_root, gt_root=gt_root)
+    match = match_photos(pred, gt, pred_root=pred_root, gt_root=gt_root)
     if pred and not any(m is not None for m in match):
         raise ValueError(f"no predicted image matches a ground-truth image (e.g. predicted {pred[0].image!r}, "
                          f"ground truth {gt[0].image!r}); are the two files about the same images?")
@@ -149,7 +149,7 @@ def evaluate_annotations(pred: Sequence, gt: Sequence, *, pred_root: Path | None
     )
 
 
-def match_images(pred: Sequence, gt: Sequence, *, pred_root: Path | None = None,
+def match_photos(pred: Sequence, gt: Sequence, *, pred_root: Path | None = None,
                  gt_root: Path | None = None) -> list[int | None]:
     """For each ground-truth image, the index of its predicted image (or ``None``).
 

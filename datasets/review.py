@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,9 +20,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from groundwork.atomic import write_bytes
+from datasets.photo_items import PhotoItem
+from groundwork.atomic import write_bytes, write_json
 from groundwork.box_geometry import check_boxes
-from localize.boxes import check_heatmap, normalize_heatmap
+from groundwork.heatmaps import check_heatmap, normalize_heatmap
+from groundwork.paths import confined
 
 log = logging.getLogger(__name__)
 
@@ -275,3 +278,33 @@ def _check_rgb(rgb: object, name: str) -> np.ndarray:
     if arr.ndim != 3 or arr.shape[2] != 3 or min(arr.shape[:2]) < 1:
         raise ValueError(f"{name} must be an (H, W, 3) image. Received shape: {arr.shape}")
     return np.ascontiguousarray(arr)
+
+
+def write_review(out_dir: Path, items: Sequence[PhotoItem], images: Sequence[np.ndarray],
+                 boxes: Sequence[np.ndarray], scores: Sequence[np.ndarray], classes: Sequence[str],
+                 confidence: np.ndarray, notes: Sequence[str], *, heatmaps: Sequence[np.ndarray] | None = None,
+                 overlays: bool = True, progress: bool = True) -> None:
+    """``review.json`` (lowest confidence first), contact sheets and (with ``overlays``) one picture
+    per image: its box, class and score, over its heatmap when given."""
+    from groundwork.progress import progress_bar
+
+    order = np.argsort(confidence, kind="stable")
+    write_json(out_dir / "review.json", [
+        {"image": items[i].name, "class": classes[i], "confidence": float(confidence[i]),
+         "box": boxes[i][0].tolist() if len(boxes[i]) else None, "note": notes[i]}
+        for i in order])
+    review = [
+        ReviewItem(images[i], boxes[i], scores[i], caption=Path(items[i].name).name,
+                   labels=(classes[i],) * len(boxes[i]), confidence=float(confidence[i])).shrunk(200)
+        for i in range(len(items))
+    ]
+    sheets_dir = out_dir / "contact_sheets"
+    shutil.rmtree(sheets_dir, ignore_errors=True)
+    for k, sheet in enumerate(render_contact_sheets(review), start=1):
+        write_png(sheets_dir / f"sheet_{k:03d}.png", sheet)
+    if overlays:
+        for i in progress_bar(range(len(items)), desc="overlays", unit="img", enabled=progress):
+            overlay = render_overlay(images[i], heatmap=None if heatmaps is None else heatmaps[i], boxes=boxes[i],
+                                     scores=scores[i], labels=[classes[i]] * len(boxes[i]))
+            write_png(confined(out_dir / "overlays", Path(items[i].name).with_suffix(".png"),
+                               source=f"the image name {items[i].name!r}"), overlay)

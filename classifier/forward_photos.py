@@ -1,6 +1,6 @@
 """``forward_photos``: the classifier's localizing pass over photos, here or on Ray.
 
-:func:`forward_photos` reads the photos, runs :class:`localize.multi_view_maps.ForwardPass` on
+:func:`forward_photos` reads the photos, runs :class:`classifier.multi_view_maps.ForwardPass` on
 them chunk by chunk through :func:`groundwork.photo_map.photo_map` (so ``--ray`` spreads the
 chunks over a cluster), and gathers the results in the photos' order: the readable photos, their
 probabilities, class maps and descriptors, and the unreadable ones listed. ``localize`` and the
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,15 +21,21 @@ import numpy as np
 from classifier.photo_work import PhotoWork, run_photo_work
 from classifier.trained_model import TrainedModel, load_trained_model
 from groundwork.photo_map import RayOptions
-from localize.cell_localizer import CellLocalizer
-from localize.pseudo_boxes import LocalizeConfig, PseudoBoxes, known_classes, pseudo_boxes
+
+__all__ = ["ForwardOutputs", "PhotoBoxer", "forward_photos"]
+
+#: What a pass may also run on each chunk where its maps were made (on its Ray worker with ``ray``):
+#: called as ``boxer(items, images, probabilities, class_maps, features, map_features)``, it returns
+#: one picklable value per photo (``localize``'s pseudo boxes of the photo). It must be picklable.
+PhotoBoxer = Callable[..., Sequence[Any]]
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class ForwardOutputs:
-    """The readable items, their photos and :func:`localize.multi_view_maps.forward`'s arrays."""
+    """The readable items, their photos, :func:`classifier.multi_view_maps.forward`'s arrays and, with a
+    ``boxes`` callable, its value for each readable photo (``boxed``)."""
 
     items: list[Any]
     images: list[np.ndarray]
@@ -38,34 +44,12 @@ class ForwardOutputs:
     features: np.ndarray
     map_features: np.ndarray
     skipped: list[dict[str, str]]
-    pseudo: PseudoBoxes | None = None
-
-
-@dataclass(frozen=True)
-class PassBoxes:
-    """How the pass boxes its photos when the boxes need nothing of other photos (no learning from
-    hand boxes at this run, no DDT): :func:`localize.pseudo_boxes.pseudo_boxes` on each chunk, where
-    its maps were made (on the Ray worker with ``--ray``), instead of on all photos afterwards.
-
-    ``labels`` are the classifier's (an item's ``label`` among them is its known class).
-    """
-
-    config: LocalizeConfig
-    labels: tuple[str, ...]
-    input_size: tuple[int, int]
-    localizer: CellLocalizer | None = None
-    calibrated_threshold: float | None = None
-
-    def __call__(self, items, images, probabilities, class_maps, features, map_features) -> PseudoBoxes:
-        known = known_classes([getattr(it, "label", None) for it in items], self.labels)
-        return pseudo_boxes(images, probabilities, class_maps, features, known=known, input_size=self.input_size,
-                            config=self.config, localizer=self.localizer, map_features=map_features,
-                            calibrated_threshold=self.calibrated_threshold)
+    boxed: list[Any] | None = None
 
 
 class _ForwardWork(PhotoWork):
     def __init__(self, trained: TrainedModel, *, scales: Sequence[float], flip: bool, keep_images: bool,
-                 boxes: PassBoxes | None) -> None:
+                 boxes: PhotoBoxer | None) -> None:
         super().__init__(trained.directory, trained.model_sha256, loaded=trained)
         self.scales, self.flip, self.keep_images, self.boxes = tuple(scales), flip, keep_images, boxes
         self._pass = None
@@ -78,7 +62,7 @@ class _ForwardWork(PhotoWork):
         return load_trained_model(directory)
 
     def run(self, model: TrainedModel, images: list[np.ndarray], items) -> list[tuple]:
-        from localize.multi_view_maps import ForwardPass
+        from classifier.multi_view_maps import ForwardPass
 
         pre = model.preprocessing
         if self._pass is None:
@@ -88,23 +72,21 @@ class _ForwardWork(PhotoWork):
         x = np.stack([pre.apply(pre.resize(image)) for image in images]).astype(np.float32)
         arrays = self._pass(x, images)
         boxed = None if self.boxes is None else self.boxes(items, images, *arrays)
-        return [(image if self.keep_images else None, *(a[i] for a in arrays),
-                 None if boxed is None else (boxed.boxes[i], boxed.scores[i], int(boxed.classes[i]),
-                                             boxed.heatmaps[i], boxed.notes[i]))
+        return [(image if self.keep_images else None, *(a[i] for a in arrays), None if boxed is None else boxed[i])
                 for i, image in enumerate(images)]
 
 
 def forward_photos(trained: TrainedModel, items: Sequence[Any], *, scales: Sequence[float] = (1.0,),
                    flip: bool = False, batch_size: int = 8, ray: RayOptions | None = None,
                    keep_images: bool = True, progress: bool = True, source: Any = None,
-                   boxes: PassBoxes | None = None, cache: Path | None = None) -> ForwardOutputs:
+                   boxes: PhotoBoxer | None = None, cache: Path | None = None) -> ForwardOutputs:
     """The localizing pass over ``items`` (each with a ``path``; ``name`` names it in ``skipped``).
 
     Photos that cannot be read are left out and listed (:func:`classifier.photo_work.run_photo_work`,
     which also raises ValueError when none can be). With ``ray`` the chunks of ``batch_size``
     photos run on Ray workers (the same chunks as here, so the same batches). ``keep_images=False``
     returns no photos (``images`` holds None per item): less to send back when they are not needed.
-    With ``boxes`` every chunk is also boxed in its pass (``pseudo``).
+    With ``boxes`` (a :data:`PhotoBoxer`) every chunk is also boxed in its pass (``boxed``).
 
     With ``cache`` (a path without suffix: ``cache.npz`` and ``cache.json`` are written beside each
     other) the pass's arrays are kept, and a later call for the same photos (paths, sizes and
@@ -120,16 +102,12 @@ def forward_photos(trained: TrainedModel, items: Sequence[Any], *, scales: Seque
                                                 desc="classifier pass", source=source)
     probabilities, class_maps, features, map_features = (np.stack(column) for column in
                                                          zip(*(r[1:5] for r in results), strict=True))
-    pseudo = None
-    if boxes is not None:
-        b, s, c, h, n = zip(*(r[5] for r in results), strict=True)
-        pseudo = PseudoBoxes(boxes=list(b), scores=list(s), classes=np.asarray(c), probabilities=probabilities,
-                             heatmaps=list(h), features=features, notes=list(n))
+    boxed = None if boxes is None else [r[5] for r in results]
     if cache is not None:
         _write_cache(cache, key, [it.name for it in readable], skipped, probabilities, class_maps, features,
                      map_features)
     return ForwardOutputs(readable, [r[0] for r in results], probabilities, class_maps, features, map_features,
-                          skipped, pseudo)
+                          skipped, boxed)
 
 
 def _cache_key(trained: TrainedModel, items: Sequence[Any], scales, flip: bool) -> dict:
@@ -169,13 +147,13 @@ def _write_cache(cache: Path, key: dict, readable: list[str], skipped, *arrays) 
     write_json(cache.with_suffix(".json"), {"key": key, "readable": readable, "skipped": list(skipped)})
 
 
-def _from_cache(cached: dict, items: Sequence[Any], *, keep_images: bool, boxes: PassBoxes | None) -> ForwardOutputs:
+def _from_cache(cached: dict, items: Sequence[Any], *, keep_images: bool, boxes: PhotoBoxer | None) -> ForwardOutputs:
     from datasets.tf_input import read_rgb
 
     by_name = {item.name: item for item in items}
     readable = [by_name[name] for name in cached["readable"]]
     images = [read_rgb(item.path) if keep_images or boxes is not None else None for item in readable]
     arrays = [cached[name] for name in ("probabilities", "class_maps", "features", "map_features")]
-    pseudo = None if boxes is None else boxes(readable, images, *arrays)
+    boxed = None if boxes is None else list(boxes(readable, images, *arrays))
     return ForwardOutputs(readable, images if keep_images else [None] * len(readable), *arrays,
-                          list(cached["skipped"]), pseudo)
+                          list(cached["skipped"]), boxed)

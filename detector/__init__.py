@@ -1,0 +1,3 @@
+"""detector: the box model trained on pseudo boxes, its Core ML detector export, and `detect` on new photos."""
+
+__boxstrap_stage__ = "detector"

@@ -1,0 +1,202 @@
+"""The box model: the trained classifier plus a head that regresses one class-agnostic box.
+
+The PSOL idea (Zhang et al., CVPR 2020): a regressor trained on noisy pseudo boxes generalises
+past them. The network reuses the classifier whole (its backbone and its class head, frozen)
+and adds a small box head on the backbone's feature layer (the spec's ``feature_layer``).
+
+The default head (``head="cells"``) is fully convolutional, like the class-map head: every cell
+of the feature grid says how likely it is the object's centre and how far the object reaches from
+it; the box is the average of the cells' boxes weighted by those likelihoods (a soft arg-max)::
+
+    image -> backbone ... feature layer -> (classifier head) -> probabilities (N, C)
+                                        -> box_scale -> box_reduce (3x3 conv)
+                                             -> box_logit (1x1 conv) -> box_logits -> box_weights (softmax over cells)
+                                             -> box_reach (1x1 conv, sigmoid: left, top, right, bottom)
+                                                -> box_reaches
+                                        box_weights -> box_centre (frozen: the cells' centres)
+                                        box_weights, box_reaches -> box_ltrb (weighted reach)
+                                        box_centre, box_ltrb -> box_edges -> box_corners (frozen)
+                                            -> box (clipped to [0, 1])
+
+Its weights are the same for every cell, so what it learns from an object in one place holds
+in any other, and it needs far fewer photos than the ``"dense"`` head (``box_scale -> box_pool
+-> box_reduce (1x1) -> box_flatten -> box_hidden -> box_dropout -> box``, a weight per cell),
+which scored below the pseudo boxes it learned from (benchmarks/NOTES.md). Only built-in Keras
+layers are used (the two constant maps are frozen ``Dense`` layers), so the model loads in safe
+mode and converts to Core ML without custom layers.
+
+``box`` is ``(centre x, centre y, width, height)`` as fractions of the image, the layout Apple's
+Vision framework reads from an object detector's ``coordinates`` output.
+
+Only the box head trains (:mod:`detector.train_box_head`, on the views of :mod:`detector.box_views`,
+with the losses of :mod:`detector.box_losses`); its settings are :class:`detector.box_train_config.BoxTrainConfig`.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import numpy as np
+
+from detector.box_train_config import BoxTrainConfig
+
+__all__ = ["EDGES_TO_BOX", "OUTPUT_NAMES", "build_box_model", "cell_centres", "cell_parts", "feature_scale"]
+
+OUTPUT_NAMES = ("probabilities", "box")
+# head -> the same head with its cells' logits and reaches as outputs (build_box_model).
+_CELL_PARTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def build_box_model(classifier, config: BoxTrainConfig = BoxTrainConfig(), *, feature_layer: str,
+                    feature_scale: float = 1.0):
+    """Return ``(box_model, head)``: the full network and the trainable head alone.
+
+    Parameters
+    ----------
+    classifier : keras.Model
+        A trained classifier (input ``image``; outputs ``probabilities``, ``class_map``); its
+        layers are shared, not copied, and frozen.
+    config : BoxTrainConfig
+    feature_layer : str
+        The classifier's layer the head reads: the backbone spec's ``feature_layer``
+        (:attr:`classifier.trained_model.TrainedModel.backbone`).
+    feature_scale : float
+        Multiplies the ``feature_layer`` descriptors first (``box_scale``): ``1 / std`` of the
+        training descriptors (:func:`feature_scale`) brings them to unit scale. Raw VGG16
+        descriptors reach several hundred and saturate the head's sigmoid outputs.
+
+    Returns
+    -------
+    box_model : keras.Model
+        ``image`` -> ``[probabilities (N, C), box (N, 4)]``.
+    head : keras.Model
+        ``feature_layer`` features -> ``box``, sharing the box model's head layers.
+
+    Raises
+    ------
+    ValueError
+        If the classifier has no ``feature_layer`` or ``probabilities`` layer.
+    """
+    import keras
+
+    names = {layer.name for layer in classifier.layers}
+    missing = sorted({feature_layer, "probabilities"} - names)
+    if missing:
+        raise ValueError(f"classifier must be a boxstrap classifier with layers {feature_layer!r} and "
+                         f"'probabilities'. Missing: {missing}")
+    if not np.isfinite(feature_scale) or feature_scale <= 0:
+        raise ValueError(f"feature_scale must be a positive number. Received: {feature_scale!r}")
+    classifier.trainable = False
+    features = classifier.get_layer(feature_layer).output
+    make_head = _cells_head if config.head == "cells" else _dense_head
+    apply = make_head(config, float(feature_scale), tuple(features.shape[1:3]))
+    box = apply(features)
+    probabilities = classifier.get_layer("probabilities").output
+    box_model = keras.Model(classifier.input, [probabilities, box], name="boxstrap_box_model")
+    head_input = keras.Input(tuple(features.shape[1:]), name="features")
+    head = keras.Model(head_input, apply(head_input), name="box_head")
+    if config.head == "cells":
+        # The same layers with every cell's logit and reaches as outputs too: what the cell-level
+        # terms of the loss (BoxTrainConfig.cell_weight) read. Kept aside, never saved.
+        _CELL_PARTS[head] = keras.Model(head_input, apply(head_input, parts=True), name="box_head_cells")
+    return box_model, head
+
+
+def _dense_head(config: BoxTrainConfig, feature_scale: float, grid: tuple[int, int]):
+    """The ``"dense"`` head: a weight per cell (flatten, dense)."""
+    import keras
+
+    init = keras.initializers.GlorotUniform
+    layers = [
+        keras.layers.Rescaling(feature_scale, name="box_scale"),
+        keras.layers.MaxPooling2D(config.pool, strides=config.pool, name="box_pool"),
+        keras.layers.Conv2D(config.reduce_filters, 1, activation="relu", name="box_reduce",
+                            kernel_initializer=init(seed=config.seed)),
+        keras.layers.Flatten(name="box_flatten"),
+        keras.layers.Dense(config.hidden, activation="relu", name="box_hidden",
+                           kernel_initializer=init(seed=config.seed + 1)),
+        keras.layers.Dropout(config.dropout, seed=config.seed, name="box_dropout"),
+        # Zero weights: every box starts as the centred half-size box, where the sigmoid has gradient; with
+        # random weights the first outputs can start saturated (a box of zero size) and never move.
+        keras.layers.Dense(4, activation="sigmoid", name="box", kernel_initializer="zeros"),
+    ]
+
+    def apply(x):
+        for layer in layers:
+            x = layer(x)
+        return x
+
+    return apply
+
+
+def _cells_head(config: BoxTrainConfig, feature_scale: float, grid: tuple[int, int]):
+    """The ``"cells"`` head (module docstring): a soft arg-max over the cells' own boxes."""
+    import keras
+
+    h, w = grid
+    cells = h * w
+    scale = keras.layers.Rescaling(feature_scale, name="box_scale")
+    reduce = keras.layers.Conv2D(config.reduce_filters, config.kernel, padding="same", activation="relu",
+                                 name="box_reduce", kernel_initializer=keras.initializers.GlorotUniform(seed=config.seed))
+    # Zero weights: every cell starts equally likely, reaching a quarter of the photo each way (a
+    # centred half-size box), where the sigmoid has gradient.
+    logit = keras.layers.Conv2D(1, 1, name="box_logit", kernel_initializer="zeros")
+    logits = keras.layers.Reshape((cells,), name="box_logits")
+    weights = keras.layers.Softmax(name="box_weights")
+    reach = keras.layers.Conv2D(4, 1, activation="sigmoid", name="box_reach", kernel_initializer="zeros",
+                                bias_initializer=keras.initializers.Constant(float(np.log(1 / 3))))
+    reaches = keras.layers.Reshape((cells, 4), name="box_reaches")
+    centre = keras.layers.Dense(2, use_bias=False, trainable=False, name="box_centre")
+    ltrb = keras.layers.Dot(axes=(1, 1), name="box_ltrb")
+    edges = keras.layers.Concatenate(name="box_edges")
+    corners = keras.layers.Dense(4, use_bias=False, trainable=False, name="box_corners")
+    clip = keras.layers.ReLU(max_value=1.0, name="box")
+    centre.build((None, cells))
+    centre.set_weights([cell_centres(h, w)])
+    corners.build((None, 6))
+    corners.set_weights([EDGES_TO_BOX])
+
+    def apply(x, parts: bool = False):
+        x = reduce(scale(x))
+        z = logits(logit(x))
+        p = weights(z)
+        r = reaches(reach(x))
+        box = clip(corners(edges([centre(p), ltrb([p, r])])))
+        return [box, z, r] if parts else box
+
+    return apply
+
+
+def cell_parts(head):
+    """The ``"cells"`` head of :func:`build_box_model` with every cell's outputs too: features ->
+    ``[box (N, 4), logits (N, h * w), reaches (N, h * w, 4)]`` (the same layers); None for another head."""
+    return _CELL_PARTS.get(head)
+
+
+def cell_centres(h: int, w: int) -> np.ndarray:
+    """``(h * w, 2)`` float32: each cell's centre ``(x, y)`` as fractions of the grid, row by row
+    (the order ``Reshape`` flattens a ``(h, w)`` grid in).
+
+    >>> cell_centres(1, 2).tolist()
+    [[0.25, 0.5], [0.75, 0.5]]
+    """
+    ys, xs = np.meshgrid((np.arange(h) + 0.5) / h, (np.arange(w) + 0.5) / w, indexing="ij")
+    return np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float32)
+
+
+#: ``(cx, cy, left, top, right, bottom) @ EDGES_TO_BOX = (cx', cy', width, height)``: a centre and
+#: how far the box reaches from it each way, as the box's own centre and size.
+EDGES_TO_BOX = np.array([[1, 0, 0, 0],
+                         [0, 1, 0, 0],
+                         [-0.5, 0, 1, 0],
+                         [0, -0.5, 0, 1],
+                         [0.5, 0, 1, 0],
+                         [0, 0.5, 0, 1]], np.float32)
+
+
+def feature_scale(features: np.ndarray) -> float:
+    """``1 / std`` of descriptors (for :func:`build_box_model`); 1.0 for constant ones."""
+    std = float(np.std(np.asarray(features, np.float32)))
+    return 1.0 / std if std > 0 and np.isfinite(std) else 1.0
+
+

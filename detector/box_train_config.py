@@ -1,0 +1,96 @@
+"""How the box head is trained (:class:`BoxTrainConfig`), saved beside the box model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["BoxTrainConfig", "HEADS"]
+
+HEADS = ("cells", "dense")
+
+@dataclass(frozen=True)
+class BoxTrainConfig:
+    """How the box head is trained; saved as ``box_train_config.json`` beside the box model.
+
+    Parameters
+    ----------
+    head : {"cells", "dense"}
+        The box head (module docstring). Default ``"cells"``: on every row of the block photos'
+        learning curve it found more objects (CorLoc) than the pseudo boxes it learned from, where
+        ``"dense"`` found fewer in three of four rows (benchmarks/NOTES.md).
+    reduce_filters : int
+        Width of the reduction convolution. 32: with ``kernel=3`` it scored as 64 did on the
+        learning curve (mean over its rows: CorLoc 0.878 against 0.866, mean IoU 0.739 against 0.742)
+        at half the cost.
+    kernel : int >= 1
+        ``"cells"``: size of the reduction convolution (3: each cell also sees its neighbours;
+        on the learning curve it beat 1 on mean IoU in every row, at 64 filters).
+    hidden : int
+        ``"dense"``: width of the hidden dense layer.
+    pool : int >= 1
+        Max-pooling of the descriptor grid before the reduction (1: none). ``"dense"`` only: the
+        cells head reads the full grid.
+    dropout : float
+        ``"dense"``: before the box output, in [0, 1). Default 0 and 20 epochs: on the block photos' pseudo
+        boxes (benchmarks/NOTES.md) dropout 0.3 scored mean IoU 0.737 on the hand boxes against
+        0.763 without, and the validation IoU was flat after epoch 20 (0.760 at 20, 0.762 at 40).
+    epochs, batch_size : int
+    learning_rate : float
+        Adam.
+    iou_weight : float
+        Weight of the (1 - GIoU) term beside the smooth-L1 term of the loss.
+    cell_weight : float >= 0
+        ``"cells"``: weight of two terms that teach every cell, not only their average: the cells'
+        likelihoods against a Gaussian around the target box's centre (cross-entropy), and the
+        reaches of the cells near it against the box's edges (L1, weighted by that Gaussian).
+        0 trains on the averaged box alone.
+    crops : int
+        Random feature-grid crops per image and epoch view set (0 turns crops off).
+    flip : bool
+        Add horizontally flipped views.
+    seed : int
+    hand_weight : int >= 1
+        How many times a hand-checked box counts against one pseudo box (its image is repeated).
+    rounds : int >= 1
+        Self-training rounds at most: after each, the box model's own boxes become the next
+        round's targets (hand boxes stay); it stops at the first round that does not improve the
+        mean IoU on the held-out hand boxes (scored k-fold over capture groups), keeping the best.
+        Without hand boxes there is nothing to judge a round by: one round. Default 1: a second
+        round scored lower on every set measured (benchmarks/NOTES.md, "Self-training rounds") and
+        costs as much again.
+    """
+
+    head: str = "cells"
+    reduce_filters: int = 32
+    kernel: int = 3
+    hidden: int = 256
+    pool: int = 2
+    dropout: float = 0.0
+    epochs: int = 20
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    iou_weight: float = 1.0
+    cell_weight: float = 0.0
+    crops: int = 2
+    flip: bool = True
+    seed: int = 0
+    hand_weight: int = 3
+    rounds: int = 1
+
+    def __post_init__(self) -> None:
+        if self.head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}. Received: {self.head!r}")
+        for name in ("reduce_filters", "kernel", "hidden", "pool", "epochs", "batch_size", "hand_weight", "rounds"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1. Received: {value!r}")
+        if not isinstance(self.crops, int) or self.crops < 0:
+            raise ValueError(f"crops must be an int >= 0. Received: {self.crops!r}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1). Received: {self.dropout!r}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0. Received: {self.learning_rate!r}")
+        if self.iou_weight < 0:
+            raise ValueError(f"iou_weight must be >= 0. Received: {self.iou_weight!r}")
+        if not self.cell_weight >= 0:
+            raise ValueError(f"cell_weight must be >= 0. Received: {self.cell_weight!r}")

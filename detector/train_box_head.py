@@ -1,0 +1,75 @@
+"""Fit the box head on cached features and boxes (:func:`train_box_head`)."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from classifier.epoch_log import epoch_log, keras_verbose
+from detector.box_losses import box_iou_metric, box_loss, cell_targets_of, centre_loss, reach_loss
+from detector.box_model import cell_parts
+from detector.box_train_config import BoxTrainConfig
+from detector.box_views import check_box_targets, views_dataset
+
+__all__ = ["train_box_head"]
+
+log = logging.getLogger(__name__)
+
+
+def train_box_head(head, features: np.ndarray, boxes: np.ndarray, config: BoxTrainConfig, *,
+                   valid: tuple[np.ndarray, np.ndarray] | None = None, verbose: int = 1) -> dict[str, list]:
+    """Fit the box head on cached features and pseudo boxes; return the loss history.
+
+    Parameters
+    ----------
+    head : keras.Model
+        From :func:`build_box_model`.
+    features : (N, h, w, c) ndarray
+        The feature layer's descriptors (:func:`classifier.multi_view_maps.forward`).
+    boxes : (N, 4) ndarray
+        Pseudo boxes, normalised ``(cx, cy, w, h)``.
+    config : BoxTrainConfig
+    valid : (features, boxes) or None
+        Scored after each epoch (``val_loss``, ``val_iou``); the best epoch's weights are kept.
+    verbose : int
+        Each epoch is logged (INFO); at 2 Keras prints its own line per epoch too.
+
+    Raises
+    ------
+    ValueError
+        If there are no boxes or the arrays do not match.
+    """
+    import keras
+
+    boxes = check_box_targets(boxes, len(features))
+    if len(boxes) == 0:
+        raise ValueError("No pseudo boxes to train the box model on: every image was left without a box.")
+    keras.utils.set_random_seed(config.seed)
+    cells = cell_parts(head) if config.cell_weight > 0 else None
+    net = head if cells is None else cells
+    grid = tuple(features.shape[1:3])
+    # Clipped: without it an unlucky first step can saturate the sigmoid outputs for good.
+    optimizer = keras.optimizers.Adam(config.learning_rate, clipnorm=1.0)
+    if cells is None:
+        net.compile(optimizer=optimizer, loss=box_loss(config.iou_weight), metrics=[box_iou_metric])
+    else:
+        net.compile(optimizer=optimizer, loss=[box_loss(config.iou_weight), centre_loss, reach_loss],
+                    loss_weights=[1.0, config.cell_weight, config.cell_weight], metrics=[[box_iou_metric], [], []])
+    callbacks = []
+    validation = None
+    if valid is not None:
+        validation = (np.asarray(valid[0], np.float32), check_box_targets(valid[1], len(valid[0])))
+        if cells is not None:
+            validation = (validation[0], cell_targets_of(validation[1], grid))
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.epochs,
+                                                       restore_best_weights=True))
+    fit = net.fit(views_dataset(features, boxes, config, grid if cells is not None else None), epochs=config.epochs,
+                  validation_data=validation, callbacks=callbacks + [epoch_log("box head")],
+                  verbose=keras_verbose(verbose))
+    history = {k.replace("box_box_iou", "box_iou"): v for k, v in fit.history.items()}
+    return {
+        "loss": [float(v) for v in history["loss"]],
+        "val_loss": [float(v) for v in history.get("val_loss", [])],
+        "val_iou": [float(v) for v in history.get("val_box_iou_metric", [])],
+    }
