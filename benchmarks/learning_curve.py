@@ -90,9 +90,9 @@ def learning_curve(run: Path, counts, *, seed: int = 0) -> list[dict]:
 
 
 def _row(ctx: dict, n: int, seed: int) -> dict:
+    from datasets.photo_items import photo_annotation
     from detector.train_box_model import box_annotation, largest_box, train_on_targets
     from localize.cell_localizer import fit_cell_localizer
-    from localize.localize_photos import _annotation
     from localize.pseudo_boxes import box_classes, class_heatmaps, known_classes, pseudo_boxes
 
     start = time.perf_counter()
@@ -112,7 +112,8 @@ def _row(ctx: dict, n: int, seed: int) -> dict:
     pseudo = pseudo_boxes(images, ctx["probabilities"], ctx["class_maps"], ctx["features"], known=known,
                           input_size=ctx["trained"].preprocessing.input_size, config=ctx["localize"],
                           localizer=localizer, map_features=ctx["map_features"])
-    annotations = [_annotation(item, image, pseudo, i, labels) for i, (item, image) in enumerate(zip(items, images, strict=True))]
+    annotations = [photo_annotation(item, image.shape, pseudo.boxes[i], pseudo.scores[i], labels[pseudo.classes[i]])
+                   for i, (item, image) in enumerate(zip(items, images, strict=True))]
     pseudo_scores = _score(ctx, [annotations[pairs[k][0]] for k in scored], [pairs[k][1] for k in scored])
     # The box model: pseudo boxes for every photo with a box, the drawn hand boxes in their place.
     has_box = [i for i, a in enumerate(annotations) if len(a.boxes)]

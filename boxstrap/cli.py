@@ -24,6 +24,8 @@ from boxstrap.environment import EnvironmentClash, check_stage_packages
 from groundwork.photo_map import RayUnavailable
 from groundwork.run_lock import RunLocked
 
+__all__ = ["build_parser", "main"]
+
 log = logging.getLogger("boxstrap")
 
 # The order commands are listed in ``boxstrap --help``: the order a user runs them.

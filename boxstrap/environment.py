@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+__all__ = ["EnvironmentClash", "check_stage_packages"]
+
 _PROJECT_PACKAGES = ("groundwork", "datasets", "classifier", "localize", "detector", "verify")
 _MARKER = "__boxstrap_stage__"
 

@@ -48,6 +48,9 @@ from groundwork.run_lock import run_lock
 from localize.pseudo_boxes import LocalizeConfig
 from verify.verify_config import VerifyConfig
 
+__all__ = ["GROUND_TRUTH_NAMES", "PipelineConfig", "STAGES", "StageResult", "is_run_dir", "run_pipeline",
+           "verify_classifier", "verify_detector"]
+
 log = logging.getLogger(__name__)
 
 #: The run's log (appended to by every run): each step, file written and epoch.

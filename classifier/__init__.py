@@ -2,3 +2,5 @@
 convolutional class-map head, trained on a CPU, exported to Core ML."""
 
 __boxstrap_stage__ = "classifier"
+
+__all__: list[str] = []

@@ -48,6 +48,8 @@ from classifier.trained_model import INPUT_NAME  # the Keras input's name is the
 from datasets.preprocessing import Preprocessing
 from groundwork.config import config_to_dict
 
+__all__ = ["FORMATS", "PRECISIONS", "QUANTIZATIONS"]
+
 FORMATS = ("mlprogram", "neuralnetwork")
 """The single Core ML formats: ML Program (iOS 15+) and NeuralNetwork (iOS 13+)."""
 EXTENSIONS = {"mlprogram": ".mlpackage", "neuralnetwork": ".mlmodel"}

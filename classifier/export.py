@@ -38,12 +38,13 @@ from pathlib import Path
 from typing import Any
 
 from classifier import coreml_toolkit as toolkit
-from classifier.coreml_toolkit import INPUT_NAME
-from classifier.trained_model import TrainedModel, load_trained_model, output_shapes
+from classifier.trained_model import INPUT_NAME, TrainedModel, load_trained_model, output_shapes
 from datasets.preprocessing import Preprocessing
 from groundwork.config import save_config
 from groundwork.files import disk_size
 from groundwork.paths import check_out_folder
+
+__all__ = ["EXPORT_FORMATS", "ExportConfig", "ExportResult", "export_coreml"]
 
 log = logging.getLogger(__name__)
 

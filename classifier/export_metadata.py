@@ -27,6 +27,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+__all__ = ["read_export_metadata"]
+
 PREPROCESSING = "boxstrap.preprocessing"
 LABELS = "boxstrap.labels"
 INPUT_SIZE = "boxstrap.input_size"

@@ -27,6 +27,8 @@ from classifier.photo_work import PhotoWork, Skipped
 from groundwork.atomic import atomic_open
 from groundwork.photo_map import RayOptions, photo_map
 
+__all__ = ["CHUNK", "FeatureCache", "cache_key", "extract_features", "extract_features_on_ray"]
+
 log = logging.getLogger(__name__)
 
 CHUNK = 64

@@ -9,6 +9,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+__all__ = ["heatmap_overlay"]
+
 
 def heatmap_overlay(image: np.ndarray, heatmap: np.ndarray, *, alpha: float = 0.45) -> np.ndarray:
     """Blend a jet-coloured heatmap over an RGB image.

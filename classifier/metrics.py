@@ -16,6 +16,8 @@ import numpy as np
 
 from groundwork.atomic import atomic_open
 
+__all__ = ["classification_metrics", "confusion_matrix", "plot_confusion_matrix", "plot_training_curves"]
+
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
     """Counts ``m[t, p]`` of true class ``t`` predicted as ``p``.

@@ -2,9 +2,9 @@
 
 One forward pass gives the class probabilities and one map per class. Two heads:
 
-``head="block5"`` (the default) is the plain class-activation-map head on the backbone's
+``head="feature_layer"`` (the default) is the plain class-activation-map head on the backbone's
 feature layer (:attr:`~classifier.backbones.backbone_spec.BackboneSpec.feature_layer`; VGG16's
-last convolution, whose block gives the head its name)::
+last convolution); configs saved before it had this name call it ``"block5"``::
 
     image -> backbone -> feature layer -> head_dropout -> class_map (1x1 conv, one filter per
     class; (H/s, W/s, C)) -> class_scores (global pooling; (C,)) -> probabilities (softmax)
@@ -46,10 +46,13 @@ import numpy as np
 from classifier.backbones.registry import DEFAULT_BACKBONE, get_backbone
 from classifier.trained_model import INPUT_NAME
 
+__all__ = ["HEADS", "POOLINGS", "build_classifier", "cut_points", "fold_standardisation", "head_input", "map_layer",
+           "split_model", "sub_model"]
+
 log = logging.getLogger(__name__)
 
 POOLINGS = ("lse", "max", "avg")
-HEADS = ("block5", "multilevel")
+HEADS = ("feature_layer", "multilevel")
 # The layer the multilevel head's trainable part reads (its taps meet there).
 MULTILEVEL_INPUT = "head_features"
 # The layer the default head reads when the backbone has a context layer: the feature layer and the
@@ -64,12 +67,12 @@ def head_input(head: str, backbone: str = DEFAULT_BACKBONE, *, context: bool = F
     --------
     >>> head_input("multilevel")
     'head_features'
-    >>> head_input("block5", "efficientnet-lite0", context=True)
+    >>> head_input("feature_layer", "efficientnet-lite0", context=True)
     'head_context'
     """
     if head not in HEADS:
         raise ValueError(f"head must be one of {HEADS}. Received: {head!r}")
-    if head != "block5":
+    if head != "feature_layer":
         return MULTILEVEL_INPUT
     return CONTEXT_INPUT if context else get_backbone(backbone).feature_layer
 
@@ -90,7 +93,7 @@ def build_classifier(
     input_size: Sequence[int] = (224, 224),
     *,
     backbone: str = DEFAULT_BACKBONE,
-    head: str = "block5",
+    head: str = "feature_layer",
     hidden: int = 128,
     pooling: str = "lse",
     sharpness: float = 5.0,
@@ -110,7 +113,7 @@ def build_classifier(
         Each a multiple of the backbone's ``size_multiple``; non-square sizes work.
     backbone : str
         A name of the backbone registry (:func:`classifier.backbones.registry.get_backbone`).
-    head : {"block5", "multilevel"}
+    head : {"feature_layer", "multilevel"}
         The class-map head (module docstring).
     hidden : int
         Width of the multilevel head's hidden 1x1 convolution.
@@ -128,7 +131,7 @@ def build_classifier(
     seed : int
         Seeds the head's initialisation and dropout.
     context : bool
-        ``head="block5"`` only: the head also reads the spec's ``context_layer``, upsampled
+        ``head="feature_layer"`` only: the head also reads the spec's ``context_layer``, upsampled
         (nearest) to the feature grid and concatenated with the feature layer (``head_context``).
 
     Returns
@@ -156,12 +159,12 @@ def build_classifier(
         raise ValueError(f"head must be one of {HEADS}. Received: {head!r}")
     if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1:
         raise ValueError(f"hidden must be an int >= 1. Received: {hidden!r}")
-    if context and (head != "block5" or spec.context_layer is None):
-        raise ValueError(f"context needs head='block5' and a backbone with a context layer ({spec.name}: "
+    if context and (head != "feature_layer" or spec.context_layer is None):
+        raise ValueError(f"context needs head='feature_layer' and a backbone with a context layer ({spec.name}: "
                          f"{spec.context_layer!r}). Received: head={head!r}, context={context!r}")
     image = keras.Input((height, width, 3), name=INPUT_NAME)
     taps = spec.build(image, spec.widths if filters is None else tuple(filters))
-    if head == "block5":
+    if head == "feature_layer":
         features = taps[spec.feature_layer]
         if context:
             upsampled = keras.layers.UpSampling2D(spec.context_factor, name="context_upsample")(taps[spec.context_layer])
@@ -220,7 +223,7 @@ def _run_head(x, layers) -> list:
 def cut_points(model, backbone: str = DEFAULT_BACKBONE) -> list[str]:
     """Layers of ``model`` where :func:`split_model` may cut it, in network order.
 
-    The backbone's boundaries (block5 head) or the multilevel head's input, then the head's
+    The backbone's boundaries (feature-layer head) or the multilevel head's input, then the head's
     layers before ``class_map``: every cut that leaves the upper part one input.
     """
     names = [layer.name for layer in model.layers]
@@ -241,7 +244,7 @@ def split_model(model, boundary: str, *, scores: bool = False, backbone: str = D
     model : keras.Model
         From :func:`build_classifier`.
     boundary : str
-        One of :func:`cut_points`: a boundary of the backbone (block5 head), ``"head_features"``
+        One of :func:`cut_points`: a boundary of the backbone (feature-layer head), ``"head_features"``
         (multilevel head) or a head layer before the class map.
     scores : bool
         Make the upper part output the pooled logits ``class_scores`` (N, C) instead of the

@@ -34,6 +34,8 @@ from typing import Any
 from datasets.preprocessing import Preprocessing
 from groundwork.files import file_sha256
 
+__all__ = ["LABELS_FILENAME", "ModelDir", "ModelDirLayout", "load_model_dir"]
+
 log = logging.getLogger(__name__)
 
 LABELS_FILENAME = "labels.json"

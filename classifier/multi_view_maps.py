@@ -24,6 +24,8 @@ import numpy as np
 from classifier.trained_model import INPUT_NAME
 from datasets.preprocessing import Preprocessing
 
+__all__ = ["ForwardPass", "average_maps", "check_scales", "forward", "multi_view_maps"]
+
 log = logging.getLogger(__name__)
 
 CLASS_MAP_LAYER = "class_map"

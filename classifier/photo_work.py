@@ -25,6 +25,8 @@ import numpy as np
 
 from groundwork.photo_map import RayOptions, photo_map
 
+__all__ = ["PhotoWork", "Skipped", "run_photo_work"]
+
 log = logging.getLogger(__name__)
 
 

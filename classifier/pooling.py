@@ -16,6 +16,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+__all__ = ["LogSumExpPooling2D"]
+
 
 @keras.saving.register_keras_serializable(package="boxstrap")
 class LogSumExpPooling2D(keras.layers.Layer):

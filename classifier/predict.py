@@ -20,6 +20,8 @@ import numpy as np
 from classifier.photo_work import PhotoWork
 from classifier.trained_model import TrainedModel
 
+__all__ = ["PredictWork", "Predictions", "predict", "upsample_class_maps"]
+
 log = logging.getLogger(__name__)
 
 

@@ -8,7 +8,7 @@
    ``head_features``, the three backbone depths brought to one grid; the head trains on them
    standardised per channel, and the standardisation is folded into its first convolution
    afterwards.
-2. Optionally (block5 head only) the last convolution(s) (``fine_tune_from`` onwards) train
+2. Optionally (feature-layer head only) the last convolution(s) (``fine_tune_from`` onwards) train
    with the head at a low learning rate on the same cached boundary features.
 
 Each phase stops early on the valid loss and keeps its best weights; the valid and test
@@ -44,6 +44,8 @@ from groundwork.atomic import write_json
 from groundwork.config import save_config
 from groundwork.photo_map import RayOptions
 from groundwork.run_lock import run_lock
+
+__all__ = ["train"]
 
 log = logging.getLogger(__name__)
 

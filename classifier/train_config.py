@@ -8,6 +8,11 @@ from dataclasses import dataclass
 from classifier.backbones.registry import DEFAULT_BACKBONE, get_backbone
 from classifier.model import HEADS, POOLINGS, head_input
 
+__all__ = ["HEAD_LOSSES", "SHIP_CHOICES", "TrainConfig", "with_backbone"]
+
+#: The default head's name in configs saved before it was named for what it reads (VGG16's block5).
+LEGACY_HEAD = "block5"
+
 HEAD_LOSSES = ("softmax", "sigmoid", "softmax+sigmoid")
 SHIP_CHOICES = ("all", "split")
 
@@ -28,7 +33,7 @@ class TrainConfig:
     input_size : (height, width)
         Network input, multiples of the spec's ``size_multiple`` (photos are resized to it,
         aspect ratio not kept).
-    head : {"block5", "multilevel"}
+    head : {"feature_layer", "multilevel"}
         The class-map head (:mod:`classifier.model`): the plain 1x1 convolution on the
         backbone's feature layer (the default; needed for ``fine_tune_from``), or the spec's
         multilevel taps through a hidden 1x1 layer (a better classifier on the block photos,
@@ -36,7 +41,7 @@ class TrainConfig:
     head_hidden : int
         Width of the multilevel head's hidden layer.
     context : bool or None
-        ``head="block5"``: the head also reads the backbone's context layer (a deeper, coarser
+        ``head="feature_layer"``: the head also reads the backbone's context layer (a deeper, coarser
         layer upsampled to the feature grid; :mod:`classifier.model`). ``None`` (saved resolved)
         is True when the spec has a context layer: on the suite of real photo sets
         (``benchmarks/NOTES.md``) it raised EfficientNet-Lite0's accuracy on animals in cluttered
@@ -58,7 +63,7 @@ class TrainConfig:
         Phase 1 (backbone frozen), Adam; the head is small, so large batches keep epochs short.
     fine_tune_from : str or None
         First backbone layer trained in phase 2, one of the spec's ``fine_tune_cuts``;
-        ``None`` skips phase 2. Only with ``head="block5"``.
+        ``None`` skips phase 2. Only with ``head="feature_layer"``.
     fine_tune_epochs, fine_tune_learning_rate
         Phase 2, Adam.
     batch_size, patience : int
@@ -86,7 +91,7 @@ class TrainConfig:
     backbone: str = DEFAULT_BACKBONE
     weights: str | None = None
     input_size: tuple[int, int] = (224, 288)
-    head: str = "block5"
+    head: str = "feature_layer"
     head_hidden: int = 128
     context: bool | None = None
     pooling: str = "lse"
@@ -118,14 +123,16 @@ class TrainConfig:
             object.__setattr__(self, "weights", spec.default_weights)
         if not isinstance(self.weights, str) or not self.weights:
             raise ValueError(f"weights must be one of {spec.weight_choices} or a path. Received: {self.weights!r}")
+        if self.head == LEGACY_HEAD:  # a train_config.json saved before the head had its own name
+            object.__setattr__(self, "head", "feature_layer")
         if self.head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}. Received: {self.head!r}")
         if self.context is None:
-            object.__setattr__(self, "context", self.head == "block5" and spec.context_layer is not None)
+            object.__setattr__(self, "context", self.head == "feature_layer" and spec.context_layer is not None)
         if not isinstance(self.context, bool):
             raise TypeError(f"context must be a bool or None. Received: {self.context!r}")
-        if self.context and (self.head != "block5" or spec.context_layer is None):
-            raise ValueError(f"context needs head='block5' and a backbone with a context layer ({self.backbone}: "
+        if self.context and (self.head != "feature_layer" or spec.context_layer is None):
+            raise ValueError(f"context needs head='feature_layer' and a backbone with a context layer ({self.backbone}: "
                              f"{spec.context_layer!r}). Received: head={self.head!r}, context=True")
         if isinstance(self.head_hidden, bool) or not isinstance(self.head_hidden, int) or self.head_hidden < 1:
             raise ValueError(f"head_hidden must be an int >= 1. Received: {self.head_hidden!r}")
@@ -138,8 +145,8 @@ class TrainConfig:
             raise ValueError(f"head_loss must be one of {HEAD_LOSSES}. Received: {self.head_loss!r}")
         if self.fine_tune_from is not None:
             spec.boundary_before(self.fine_tune_from)  # raises naming the valid ones
-        if self.head != "block5" and self.fine_tune_from is not None:
-            raise ValueError(f"fine_tune_from needs head='block5' (the multilevel head reads three backbone "
+        if self.head != "feature_layer" and self.fine_tune_from is not None:
+            raise ValueError(f"fine_tune_from needs head='feature_layer' (the multilevel head reads three backbone "
                              f"depths, so its backbone stays frozen). Received: head={self.head!r}, "
                              f"fine_tune_from={self.fine_tune_from!r}")
         for name in ("views", "head_epochs", "head_batch_size", "batch_size", "patience"):

@@ -36,6 +36,8 @@ import numpy as np
 from groundwork.atomic import atomic_open, write_json
 from groundwork.config import config_to_dict, save_config
 
+__all__ = ["TrainState"]
+
 log = logging.getLogger(__name__)
 
 _OPTIMIZER = "optimizer/"

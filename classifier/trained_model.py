@@ -28,6 +28,8 @@ from classifier.backbones.registry import UNNAMED_BACKBONE, get_backbone
 from classifier.model_dir import ModelDirLayout, load_model_dir
 from datasets.preprocessing import Preprocessing
 
+__all__ = ["INPUT_NAME", "TRAINED_MODEL_LAYOUT", "TrainedModel", "load_trained_model", "output_shapes"]
+
 log = logging.getLogger(__name__)
 
 MODEL_FILENAME = "model.keras"

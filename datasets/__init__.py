@@ -5,3 +5,5 @@ group-aware split, reading images as the network sees them, annotation files and
 """
 
 __boxstrap_stage__ = "datasets"
+
+__all__: list[str] = []

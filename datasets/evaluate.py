@@ -26,6 +26,8 @@ import numpy as np
 from groundwork.box_geometry import box_iou
 from groundwork.box_scores import V2_IOU_THRESHOLDS, coco_map, top_box_iou
 
+__all__ = ["BoxEvaluation", "evaluate_annotations", "evaluate_box_files", "match_photos"]
+
 log = logging.getLogger(__name__)
 
 

@@ -30,6 +30,8 @@ import numpy as np
 
 from datasets.images import colour_distance
 
+__all__ = ["CaptureGroups", "capture_groups", "file_number", "parse_phash", "phash_distances"]
+
 _FILE_NUMBER = re.compile(r"^(?P<prefix>.*?)(?P<number>\d+)$")
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from datasets.images import IMAGE_SUFFIXES
 
+__all__ = ["image_files"]
+
 log = logging.getLogger(__name__)
 
 

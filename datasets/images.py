@@ -20,6 +20,9 @@ import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 from pillow_heif import register_heif_opener
 
+__all__ = ["DECODE_ERRORS", "IMAGE_KINDS", "IMAGE_SUFFIXES", "PreparedImage", "UnreadableImage", "colour_distance",
+           "colour_signature", "read_image", "upright_srgb"]
+
 register_heif_opener()
 
 # File name endings read as images; anything else in a class folder is skipped and listed.

@@ -44,6 +44,8 @@ from datasets.split import SPLITS, leakage, split_groups
 from groundwork.atomic import write_bytes, write_json
 from groundwork.config import config_to_dict, save_config
 
+__all__ = ["prepare"]
+
 log = logging.getLogger(__name__)
 
 CONFIG_FILENAME = "prepare_config.json"

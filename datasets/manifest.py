@@ -17,6 +17,8 @@ from typing import Any
 from groundwork.atomic import write_json
 from groundwork.paths import confined
 
+__all__ = ["FILENAME", "Manifest", "Record", "load_manifest", "save_manifest"]
+
 FILENAME = "manifest.json"
 SPLITS = ("train", "valid", "test")
 FORMAT_VERSION = 1

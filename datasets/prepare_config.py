@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+__all__ = ["PrepareConfig"]
+
 
 @dataclass(frozen=True)
 class PrepareConfig:

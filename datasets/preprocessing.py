@@ -25,6 +25,8 @@ from PIL import Image
 
 from groundwork.atomic import write_json
 
+__all__ = ["Preprocessing"]
+
 FILENAME = "preprocessing.json"
 
 

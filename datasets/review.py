@@ -26,6 +26,9 @@ from groundwork.box_geometry import check_boxes
 from groundwork.heatmaps import check_heatmap, normalize_heatmap
 from groundwork.paths import confined
 
+__all__ = ["GT_COLOR", "PRED_COLOR", "ReviewItem", "render_contact_sheets", "render_overlay", "write_png",
+           "write_review"]
+
 log = logging.getLogger(__name__)
 
 PRED_COLOR = (255, 40, 40)      # RGB: predicted boxes

@@ -17,6 +17,8 @@ import numpy as np
 
 from datasets.groups import phash_distances
 
+__all__ = ["SPLITS", "leakage", "split_groups"]
+
 SPLITS = ("train", "valid", "test")
 
 

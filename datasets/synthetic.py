@@ -34,6 +34,8 @@ from groundwork.atomic import write_bytes
 from groundwork.config import save_config
 from groundwork.progress import progress_bar
 
+__all__ = ["DemoDataConfig", "LABELS", "render_scene", "write_demo_data"]
+
 log = logging.getLogger(__name__)
 
 LABELS = ("one", "ten")

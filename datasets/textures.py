@@ -12,6 +12,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+__all__ = ["KINDS", "texture"]
+
 KINDS = ("wood", "carpet", "fabric", "granite", "paper", "tiles", "gradient")
 
 

@@ -21,6 +21,8 @@ from PIL import Image, UnidentifiedImageError
 from datasets.manifest import Manifest, Record
 from datasets.preprocessing import Preprocessing
 
+__all__ = ["Augmentation", "augment_rgb", "load_split", "read_rgb"]
+
 log = logging.getLogger(__name__)
 
 

@@ -29,11 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from classifier import coreml_toolkit as toolkit
-from classifier.coreml_toolkit import INPUT_NAME
+from classifier.trained_model import INPUT_NAME
 from detector.box_model_dir import BoxModel, load_box_model
 from groundwork.config import save_config
 from groundwork.files import disk_size
 from groundwork.paths import check_out_folder
+
+__all__ = ["BoxExportConfig", "export_box_model"]
 
 log = logging.getLogger(__name__)
 

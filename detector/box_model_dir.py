@@ -28,6 +28,8 @@ from datasets.preprocessing import Preprocessing
 from groundwork.atomic import write_json
 from groundwork.config import save_config
 
+__all__ = ["BOX_MODEL_LAYOUT", "BoxModel", "check_box_model_contract", "load_box_model", "save_box_model"]
+
 
 def check_box_model_contract(model: Any, labels: tuple[str, ...], preprocessing: Preprocessing,
                              *, source: str = "model") -> None:

@@ -17,6 +17,8 @@ from groundwork.atomic import write_json
 from groundwork.box_geometry import cxcywh_to_xyxy
 from groundwork.photo_map import RayOptions
 
+__all__ = ["predict_box_annotations", "predict_boxes", "predict_photos"]
+
 log = logging.getLogger(__name__)
 
 

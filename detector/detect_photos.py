@@ -38,6 +38,8 @@ from groundwork.config import save_config
 from groundwork.paths import check_out_dir, check_outside_photos
 from groundwork.photo_map import RayOptions
 
+__all__ = ["ANNOTATION_PATHS", "DETECTIONS", "DetectConfig", "DetectResult", "detect_photos"]
+
 log = logging.getLogger(__name__)
 
 DETECTIONS = "detections.json"

@@ -31,6 +31,8 @@ from groundwork.box_geometry import cxcywh_to_xyxy, matched_box_iou
 from groundwork.paths import check_out_folder
 from groundwork.photo_map import RayOptions
 
+__all__ = ["box_annotation", "largest_box", "train_box_model", "train_on_targets"]
+
 log = logging.getLogger(__name__)
 
 VALID_SHARE = 0.15

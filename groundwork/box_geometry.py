@@ -26,6 +26,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
+__all__ = ["box_iou", "check_boxes", "cxcywh_to_xyxy", "matched_box_iou", "xyxy_to_cxcywh"]
+
 
 def check_boxes(boxes: object, name: str = "boxes") -> np.ndarray:
     """Return ``boxes`` as a float64 ``(N, 4)`` xyxy array, or raise naming ``name``.

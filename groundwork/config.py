@@ -10,6 +10,8 @@ from typing import Any, TypeVar
 
 from groundwork.atomic import write_json
 
+__all__ = ["config_to_dict", "load_config", "save_config"]
+
 C = TypeVar("C")
 
 

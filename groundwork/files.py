@@ -6,6 +6,8 @@ import hashlib
 import os
 from pathlib import Path
 
+__all__ = ["disk_size", "file_sha256"]
+
 
 def file_sha256(path: str | os.PathLike) -> str:
     """Hex SHA-256 of a file's bytes, read a megabyte at a time."""

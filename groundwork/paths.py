@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
+__all__ = ["check_out_dir", "check_out_folder", "check_outside_photos", "confined"]
+
 
 def confined(root: str | os.PathLike, relative: str | os.PathLike, *, source: str = "") -> Path:
     """``root`` joined with the relative path ``relative``, refusing one that leaves ``root``.

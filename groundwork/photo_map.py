@@ -26,6 +26,8 @@ from typing import Any
 
 from groundwork.progress import progress_bar
 
+__all__ = ["LOCAL", "RayOptions", "RayUnavailable", "photo_map"]
+
 log = logging.getLogger(__name__)
 
 LOCAL = "local"

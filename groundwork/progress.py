@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+__all__ = ["progress_bar"]
+
 
 def progress_bar(iterable: Iterable[Any] | None = None, *, enabled: bool = True, **kwargs: Any) -> Any:
     """``tqdm(iterable, **kwargs)``, shown only when ``enabled`` and stderr is a terminal.

@@ -20,6 +20,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+__all__ = ["LOCK_NAME", "RunLocked", "run_lock"]
+
 log = logging.getLogger(__name__)
 
 LOCK_NAME = ".boxstrap.lock"

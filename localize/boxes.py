@@ -21,6 +21,8 @@ import numpy as np
 
 from groundwork.heatmaps import check_heatmap, normalize_heatmap
 
+__all__ = ["DEFAULT_THRESHOLD", "MODES", "check_image_size", "heatmap_to_boxes", "midpoint_threshold", "scale_boxes"]
+
 log = logging.getLogger(__name__)
 
 #: The CAM paper's (Zhou et al., CVPR 2016) threshold: 20% of the map's maximum.

@@ -24,6 +24,9 @@ from groundwork.config import load_config, save_config
 from localize.boxes import DEFAULT_THRESHOLD, MODES
 from localize.scoring import CAM_THRESHOLDS, box_accuracy
 
+__all__ = ["FILENAME", "ThresholdCalibration", "calibrate_threshold", "cross_calibrate", "load_calibration",
+           "save_calibration"]
+
 log = logging.getLogger(__name__)
 
 FILENAME = "localize_calibration.json"

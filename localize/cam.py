@@ -16,6 +16,8 @@ import numpy as np
 
 from localize.boxes import check_image_size
 
+__all__ = ["class_activation_map", "upsample_normalize"]
+
 log = logging.getLogger(__name__)
 
 

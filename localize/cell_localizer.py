@@ -35,6 +35,9 @@ import numpy as np
 
 from groundwork.config import load_config, save_config
 
+__all__ = ["CellLocalizer", "FILENAME", "cell_targets", "choose_cut", "cross_fit", "fit_cell_localizer",
+           "group_folds", "load_cell_localizer", "save_cell_localizer"]
+
 log = logging.getLogger(__name__)
 
 FILENAME = "cell_localizer.json"

@@ -21,6 +21,8 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+__all__ = ["ddt_maps"]
+
 log = logging.getLogger(__name__)
 
 

@@ -51,6 +51,8 @@ from localize.pseudo_boxes import (
     pseudo_boxes,
 )
 
+__all__ = ["ANNOTATION_PATHS", "LocalizeResult", "PassBoxes", "forget_learned", "keep_learned", "localize_photos"]
+
 log = logging.getLogger(__name__)
 
 FORWARD_CACHE = "forward"

@@ -44,6 +44,9 @@ from localize.cell_localizer import CellLocalizer
 from localize.ddt import ddt_maps
 from localize.refine import grabcut_refine
 
+__all__ = ["BoxingRule", "LocalizeConfig", "METHODS", "MapSource", "PseudoBoxes", "box_classes", "boxing_rule",
+           "class_heatmaps", "known_classes", "pseudo_boxes"]
+
 log = logging.getLogger(__name__)
 
 METHODS = ("auto", "cam", "grabcut", "ddt")

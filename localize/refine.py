@@ -33,6 +33,8 @@ import numpy as np
 from groundwork.heatmaps import check_heatmap, normalize_heatmap
 from localize.boxes import DEFAULT_THRESHOLD, heatmap_to_boxes, scale_boxes
 
+__all__ = ["grabcut_refine", "seed_levels", "seed_mask"]
+
 log = logging.getLogger(__name__)
 
 

@@ -35,6 +35,8 @@ from groundwork.box_scores import (
 from groundwork.heatmaps import check_heatmap
 from localize.boxes import heatmap_to_boxes
 
+__all__ = ["BoxAccuracy", "CAM_THRESHOLDS", "box_accuracy", "max_box_acc", "max_box_acc_v2"]
+
 log = logging.getLogger(__name__)
 
 #: Choe et al.'s CAM thresholds: 0.00, 0.01, ..., 0.99.

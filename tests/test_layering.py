@@ -67,3 +67,93 @@ def test_the_check_sees_a_violation(tmp_path):
     (tmp_path / "localize").mkdir()
     (tmp_path / "localize" / "bad.py").write_text("from boxstrap.pipeline import run_pipeline\nimport verify\n")
     assert _imported_packages(tmp_path / "localize" / "bad.py") - ALLOWED["localize"] == {"boxstrap", "verify"}
+
+
+PRODUCT = ("groundwork", "datasets", "classifier", "localize", "detector", "verify", "boxstrap")
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _module_path(name: str) -> Path | None:
+    for path in (ROOT / (name.replace(".", "/") + ".py"), ROOT / name.replace(".", "/") / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def _declared_all(path: Path) -> list[str] | None:
+    """A module's ``__all__`` when it is a literal list of strings, else None."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        if any(isinstance(t, ast.Name) and t.id == "__all__" for t in targets) and node.value is not None:
+            value = node.value
+            if isinstance(value, (ast.List, ast.Tuple)) and all(isinstance(e, ast.Constant) and isinstance(e.value, str)
+                                                                 for e in value.elts):
+                return [e.value for e in value.elts]
+    return None
+
+
+def _bound_names(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    names, statements = set(), list(tree.body)
+    while statements:
+        node = statements.pop()
+        if isinstance(node, (ast.If, ast.Try)):  # module-level blocks bind names too
+            statements += node.body + node.orelse + getattr(node, "finalbody", [])
+            statements += [s for handler in getattr(node, "handlers", []) for s in handler.body]
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+    return names
+
+
+def _private_imports(path: Path) -> list[str]:
+    """``from boxstrap_module import name`` lines of ``path`` naming what that module does not export."""
+    found = []
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.ImportFrom) and node.level == 0 and node.module
+                and node.module.split(".")[0] in PRODUCT):
+            continue
+        target = _module_path(node.module)
+        exported = _declared_all(target) if target is not None else None
+        for alias in node.names:
+            if _module_path(f"{node.module}.{alias.name}") is not None:
+                continue  # a submodule
+            if exported is None or alias.name not in exported:
+                found.append(f"{path.name}:{node.lineno}: {node.module}.{alias.name}")
+    return found
+
+
+@pytest.mark.parametrize("package", PRODUCT)
+def test_every_module_declares_what_it_exports(package):
+    missing, unbound = [], {}
+    for path in _sources(package):
+        exported = _declared_all(path)
+        if exported is None:
+            missing.append(str(path.relative_to(ROOT)))
+        elif set(exported) - _bound_names(path):
+            unbound[str(path.relative_to(ROOT))] = sorted(set(exported) - _bound_names(path))
+    assert missing == [] and unbound == {}
+
+
+@pytest.mark.parametrize("package", (*PRODUCT, "benchmarks"))
+def test_modules_import_only_what_other_modules_export(package):
+    """The product and the benchmarks import only names in another module's ``__all__`` (tests may
+    reach inside)."""
+    assert [line for path in _sources(package) for line in _private_imports(path)] == []
+
+
+def test_the_export_check_sees_a_private_import(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("from localize.localize_photos import _Learned, localize_photos\n"
+                   "from localize import localize_photos as module\n")
+    assert [line.split(": ")[1] for line in _private_imports(bad)] == ["localize.localize_photos._Learned"]

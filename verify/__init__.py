@@ -16,3 +16,5 @@
 """
 
 __boxstrap_stage__ = "verify"
+
+__all__: list[str] = []

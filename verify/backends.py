@@ -12,6 +12,8 @@ from verify.model_info import ModelInfo
 from verify.reference_runtime import reference_runtime
 from verify.runtime_result import RuntimeResult
 
+__all__ = ["CoreMLBackend", "ReferenceBackend", "make_backend", "resolve_backend"]
+
 log = logging.getLogger(__name__)
 
 

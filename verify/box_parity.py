@@ -39,6 +39,8 @@ from verify.verify import VerifyReport
 from verify.verify_config import VerifyConfig
 from verify.verify_images import load_verify_images
 
+__all__ = ["non_max_suppression", "verify_box_model"]
+
 log = logging.getLogger(__name__)
 
 OUTPUTS = ("confidence", "coordinates")

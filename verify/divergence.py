@@ -23,6 +23,8 @@ import numpy as np
 from datasets.preprocessing import Preprocessing
 from verify.runtime_result import Intermediate
 
+__all__ = ["INPUT_NAME", "keras_layer_outputs", "locate_divergence", "suspect_preprocessing"]
+
 log = logging.getLogger(__name__)
 
 INPUT_NAME = "input (image preprocessing)"

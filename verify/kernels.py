@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+__all__ = ["conv2d", "log_sum_exp", "pool2d", "resolve_padding", "round_fp16", "same_padding", "sigmoid", "softmax"]
+
 
 def same_padding(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
     """Padding ``(before, after)`` of TensorFlow's and Core ML's ``same`` mode (extra at the end).

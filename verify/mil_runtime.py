@@ -20,6 +20,8 @@ from verify import kernels
 from verify.model_info import ModelInfo
 from verify.runtime_result import Intermediate, RuntimeResult, UnsupportedOperationError, image_tensor
 
+__all__ = ["MilRuntime"]
+
 log = logging.getLogger(__name__)
 
 

@@ -19,6 +19,8 @@ import numpy as np
 
 from groundwork.files import disk_size
 
+__all__ = ["ImageInput", "ModelInfo", "SPEC_VERSION_TO_TARGET", "load_spec", "neural_network", "read_model_info"]
+
 log = logging.getLogger(__name__)
 
 # Core ML specification version -> the oldest OS that runs it.

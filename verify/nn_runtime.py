@@ -17,6 +17,8 @@ from verify import kernels
 from verify.model_info import ModelInfo, neural_network
 from verify.runtime_result import Intermediate, RuntimeResult, UnsupportedOperationError, image_tensor
 
+__all__ = ["NeuralNetworkRuntime"]
+
 log = logging.getLogger(__name__)
 
 

@@ -13,6 +13,8 @@ import numpy as np
 
 from groundwork.box_geometry import matched_box_iou
 
+__all__ = ["OutputComparison", "compare_outputs", "json_number", "near_ties"]
+
 
 @dataclass(frozen=True)
 class OutputComparison:

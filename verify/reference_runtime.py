@@ -8,6 +8,8 @@ from verify.mil_runtime import MilRuntime
 from verify.model_info import ModelInfo, read_model_info
 from verify.nn_runtime import NeuralNetworkRuntime
 
+__all__ = ["reference_runtime"]
+
 
 def reference_runtime(
     model: str | os.PathLike | ModelInfo, *, emulate_fp16: bool = True

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+__all__ = ["report_table"]
+
 
 def report_table(report: dict[str, Any]) -> str:
     """Render the dict written as ``verify_report.json`` as a short plain-text table.

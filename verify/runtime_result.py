@@ -9,6 +9,8 @@ import numpy as np
 
 from verify.model_info import ImageInput
 
+__all__ = ["Intermediate", "RuntimeResult", "UnsupportedOperationError", "image_tensor"]
+
 
 class UnsupportedOperationError(ValueError):
     """The reference runtime met a layer or op it does not implement (named in the message)."""

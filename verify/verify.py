@@ -32,6 +32,8 @@ from verify.static_checks import static_checks
 from verify.verify_config import VerifyConfig
 from verify.verify_images import VerifyImages, load_verify_images
 
+__all__ = ["VerifyReport", "find_exports", "verify_model"]
+
 log = logging.getLogger(__name__)
 
 REPORT_FILENAME = "verify_report.json"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+__all__ = ["VerifyConfig"]
+
 BACKENDS = ("auto", "reference", "coreml")
 COMPUTE_UNITS = ("cpu", "all")
 PRECISIONS = ("FP32", "FP16", "INT8")

@@ -15,6 +15,8 @@ from datasets.manifest import load_manifest
 from datasets.preprocessing import Preprocessing
 from datasets.tf_input import read_rgb
 
+__all__ = ["VerifyImages", "load_verify_images"]
+
 log = logging.getLogger(__name__)
 
 

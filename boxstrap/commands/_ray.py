@@ -8,6 +8,8 @@ import argparse
 
 from groundwork.photo_map import LOCAL, RayOptions
 
+__all__ = ["add_ray_arguments", "ray_options"]
+
 
 def add_ray_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("Ray (pip install 'boxstrap[ray]')")

@@ -7,6 +7,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+__all__ = ["print_scores", "print_written", "report_skipped"]
+
 
 def print_scores(scores: Mapping, ground_truth: str, out: Path) -> None:
     """One line of box scores against the hand-checked boxes."""

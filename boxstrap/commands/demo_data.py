@@ -10,6 +10,8 @@ import time
 
 from datasets.synthetic import DemoDataConfig, write_demo_data
 
+__all__ = ["HELP", "NAME", "add_arguments", "run"]
+
 NAME = "demo-data"
 HELP = "render synthetic block photos with exact boxes (a dataset to try boxstrap on)"
 

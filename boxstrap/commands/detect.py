@@ -12,6 +12,8 @@ import time
 from boxstrap.commands._ray import add_ray_arguments, ray_options
 from detector.detect_photos import DetectConfig
 
+__all__ = ["HELP", "NAME", "add_arguments", "run"]
+
 NAME = "detect"
 HELP = "box new photos with a trained box model"
 

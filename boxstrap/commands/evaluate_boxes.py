@@ -14,6 +14,8 @@ from pathlib import Path
 from datasets.annotations import FORMATS
 from groundwork.atomic import write_json
 
+__all__ = ["HELP", "NAME", "add_arguments", "run"]
+
 NAME = "evaluate-boxes"
 HELP = "score predicted boxes against ground-truth boxes (CorLoc, IoU, BoxAcc, COCO mAP)"
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+__all__ = ["HELP", "NAME", "add_arguments", "run"]
+
 NAME = "export"
 HELP = "convert a trained model to Core ML (.mlpackage and/or .mlmodel)"
 

@@ -9,6 +9,8 @@ import argparse
 from classifier.coreml_toolkit import FORMATS, PRECISIONS
 from detector.box_export import BoxExportConfig
 
+__all__ = ["HELP", "NAME", "add_arguments", "run"]
+
 NAME = "export-boxes"
 HELP = "export a box model to Core ML (a Vision object detector)"
 

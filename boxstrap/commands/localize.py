@@ -12,6 +12,8 @@ import time
 from boxstrap.commands._ray import add_ray_arguments, ray_options
 from localize.pseudo_boxes import METHODS, LocalizeConfig
 
+__all__ = ["HELP", "NAME", "add_arguments", "run"]
+
 NAME = "localize"
 HELP = "pseudo bounding boxes from class heatmaps, with review pictures"
 

@@ -15,6 +15,8 @@ from boxstrap.commands._ray import add_ray_arguments, ray_options
 from classifier.train_config import SHIP_CHOICES, TrainConfig, with_backbone
 from localize.pseudo_boxes import METHODS, LocalizeConfig
 
+__all__ = ["HELP", "NAME", "add_arguments", "run"]
+
 NAME = "pipeline"
 HELP = "photos in, verified Core ML classifier and detector out (all stages, resumable)"
 

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from boxstrap.commands._ray import add_ray_arguments, ray_options
 
+__all__ = ["HELP", "NAME", "add_arguments", "run"]
+
 NAME = "predict"
 HELP = "classify photos with a trained model (optionally drawing class heatmaps)"
 BATCH = 8

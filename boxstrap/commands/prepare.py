@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+__all__ = ["HELP", "NAME", "add_arguments", "run"]
+
 NAME = "prepare"
 HELP = "ingest photos per class: EXIF-rotate, strip metadata, resize, group bursts, split"
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 from boxstrap.commands._ray import add_ray_arguments, ray_options
 
+__all__ = ["HELP", "NAME", "add_arguments", "build_config", "run"]
+
 NAME = "train"
 HELP = "train the classifier (a backbone + class-map head) on a prepared dataset"
 

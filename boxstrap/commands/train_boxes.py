@@ -8,6 +8,8 @@ import argparse
 from boxstrap.commands._ray import add_ray_arguments, ray_options
 from detector.box_train_config import BoxTrainConfig
 
+__all__ = ["HELP", "NAME", "add_arguments", "run"]
+
 NAME = "train-boxes"
 HELP = "train a box model on pseudo (or corrected) boxes"
 

@@ -11,6 +11,8 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+__all__ = ["HELP", "NAME", "add_arguments", "run"]
+
 NAME = "verify"
 HELP = "check exported Core ML models against the Keras model (static checks + parity)"
 

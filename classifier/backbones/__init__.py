@@ -8,3 +8,5 @@ restate those facts. The entries (:mod:`classifier.backbones.registry`): ``effic
 (:mod:`classifier.backbones.efficientnet_lite`, the default) and ``vgg16``
 (:mod:`classifier.backbones.vgg16`).
 """
+
+__all__: list[str] = []

@@ -19,6 +19,8 @@ from typing import Any
 
 from datasets.preprocessing import Preprocessing
 
+__all__ = ["BackboneSpec"]
+
 
 @dataclass(frozen=True)
 class BackboneSpec:

@@ -44,6 +44,10 @@ import numpy as np
 from classifier.backbones.backbone_spec import BackboneSpec
 from datasets.preprocessing import Preprocessing
 
+__all__ = ["CONTEXT_LAYER", "EFFICIENTNET_LITE0", "FEATURE_LAYER", "LITE0_WIDTHS", "PACKAGE", "block_settings",
+           "build_efficientnet_lite", "efficientnet_lite_preprocessing", "keras_weights",
+           "load_efficientnet_lite_weights", "resolve_weights"]
+
 # (kernel, stride, expansion, stage index into widths, repeats); widths[0] is the stem, widths[-1] the top.
 STAGES = ((3, 1, 1, 1, 1), (3, 2, 6, 2, 2), (5, 2, 6, 3, 2), (3, 2, 6, 4, 3), (5, 1, 6, 5, 3), (5, 2, 6, 6, 4),
           (3, 1, 6, 7, 1))

@@ -6,6 +6,8 @@ from classifier.backbones.backbone_spec import BackboneSpec
 from classifier.backbones.efficientnet_lite import EFFICIENTNET_LITE0
 from classifier.backbones.vgg16 import VGG16
 
+__all__ = ["BACKBONES", "DEFAULT_BACKBONE", "UNNAMED_BACKBONE", "get_backbone"]
+
 BACKBONES: dict[str, BackboneSpec] = {spec.name: spec for spec in (VGG16, EFFICIENTNET_LITE0)}
 DEFAULT_BACKBONE = "efficientnet-lite0"
 # Models trained before the registry existed have no ``backbone`` in train_config.json: all VGG16.

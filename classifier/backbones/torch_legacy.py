@@ -39,6 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
+__all__ = ["UnsafeWeightsError", "read_torch_legacy"]
+
 log = logging.getLogger(__name__)
 
 MAGIC_NUMBER = 0x1950A86A20F9469CFC6C

@@ -21,6 +21,9 @@ from typing import Any
 from classifier.backbones.backbone_spec import BackboneSpec
 from datasets.preprocessing import Preprocessing
 
+__all__ = ["VGG16", "VGG16_BGR_BIAS", "VGG16_BLOCKS", "build_vgg16_layers", "vgg16_layer_names",
+           "vgg16_preprocessing"]
+
 VGG16_BLOCKS = (2, 2, 3, 3, 3)
 VGG16_FILTERS = (64, 128, 256, 512, 512)
 # The backbone stops at block5_conv3: the class-map head sits before the last pooling.

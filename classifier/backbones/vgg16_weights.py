@@ -33,6 +33,8 @@ import numpy as np
 
 from classifier.backbones.vgg16 import vgg16_layer_names
 
+__all__ = ["hed_weights_path", "load_vgg16_weights", "read_vgg16_weights", "resolve_weights"]
+
 log = logging.getLogger(__name__)
 
 CHOICES = ("hed-vgg16", "imagenet", "none")

@@ -36,6 +36,9 @@ from pathlib import Path
 
 import numpy as np
 
+__all__ = ["Box", "ImageAnnotation", "TOLERANCE", "check_labels", "fmt_number", "image_size", "load_json",
+           "make_annotation", "number"]
+
 #: How far (pixels) a box read from a file may extend past the image before it is an error;
 #: boxes within it are clipped to the image.
 TOLERANCE = 1.0

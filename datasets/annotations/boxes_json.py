@@ -23,6 +23,8 @@ from datasets.annotations.annotation import (
 )
 from groundwork.atomic import write_json
 
+__all__ = ["read_boxes_json", "write_boxes_json"]
+
 
 def read_boxes_json(path: str | os.PathLike, labels: Sequence[str] | None = None) -> list[ImageAnnotation]:
     """Read a boxes JSON file.

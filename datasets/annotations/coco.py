@@ -22,6 +22,8 @@ from datasets.annotations.annotation import (
 )
 from groundwork.atomic import write_json
 
+__all__ = ["read_coco", "write_coco"]
+
 
 def read_coco(path: str | os.PathLike, labels: Sequence[str] | None = None) -> list[ImageAnnotation]:
     """Read a COCO JSON file.

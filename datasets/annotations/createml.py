@@ -27,6 +27,8 @@ from datasets.annotations.annotation import (
 from groundwork.atomic import write_json
 from groundwork.paths import confined
 
+__all__ = ["read_createml", "write_createml"]
+
 
 def read_createml(path: str | os.PathLike, labels: Sequence[str] | None = None,
                   images_root: str | os.PathLike | None = None) -> list[ImageAnnotation]:

@@ -27,6 +27,8 @@ from datasets.annotations.createml import read_createml, write_createml
 from datasets.annotations.voc import read_voc, write_voc
 from datasets.annotations.yolo import DATA_YAML, read_yolo, write_yolo
 
+__all__ = ["FORMATS", "detect_format", "read_annotations", "write_annotations"]
+
 log = logging.getLogger(__name__)
 
 READERS = {"voc": read_voc, "coco": read_coco, "yolo": read_yolo, "createml": read_createml,

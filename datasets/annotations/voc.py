@@ -25,6 +25,8 @@ from datasets.annotations.annotation import (
 from groundwork.atomic import write_bytes
 from groundwork.paths import confined
 
+__all__ = ["read_voc", "write_voc"]
+
 
 def read_voc(path: str | os.PathLike, labels: Sequence[str] | None = None) -> list[ImageAnnotation]:
     """Read one VOC XML file, or every ``*.xml`` below a folder (sorted by path).

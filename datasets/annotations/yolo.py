@@ -30,6 +30,8 @@ from datasets.images import IMAGE_SUFFIXES
 from groundwork.atomic import write_text
 from groundwork.paths import confined
 
+__all__ = ["DATA_YAML", "read_yolo", "write_yolo"]
+
 DATA_YAML = "data.yaml"
 
 

@@ -271,11 +271,18 @@ class TestTrainConfig:
         assert (config.backbone, config.weights, config.boundary) == ("efficientnet-lite0", "imagenet", "head_context")
         assert TrainConfig(fine_tune_from="block10_expand_conv").boundary == "block9_add"
 
+    def test_a_config_saved_with_the_former_head_name_reads_as_the_feature_layer_head(self, tmp_path):
+        """train_config.json files written before the default head was renamed say "block5"."""
+        path = tmp_path / "train_config.json"
+        path.write_text('{"backbone": "vgg16", "head": "block5"}', encoding="utf-8")
+        assert load_config(TrainConfig, path).head == "feature_layer"
+        assert TrainConfig(backbone="vgg16", head="block5") == TrainConfig(backbone="vgg16")
+
     def test_boundary(self):
         vgg = {"backbone": "vgg16"}
         assert TrainConfig(**vgg).boundary == "block5_conv3"
         assert TrainConfig(**vgg, head="multilevel").boundary == "head_features"
-        assert TrainConfig(**vgg, head="block5", fine_tune_from="block5_conv3").boundary == "block5_conv2"
+        assert TrainConfig(**vgg, head="feature_layer", fine_tune_from="block5_conv3").boundary == "block5_conv2"
         assert TrainConfig(**vgg, head="block5", fine_tune_from="block5_conv1").boundary == "block4_pool"
 
     @pytest.mark.parametrize(("changes", "match"), [
@@ -283,7 +290,7 @@ class TestTrainConfig:
         ({"pooling": "median"}, "pooling must be one of"),
         ({"head_loss": "hinge"}, "head_loss must be one of"),
         ({"fine_tune_from": "block5_pool"}, "fine_tune_from must be None or a layer of the vgg16 backbone"),
-        ({"head": "multilevel", "fine_tune_from": "block5_conv1"}, "fine_tune_from needs head='block5'"),
+        ({"head": "multilevel", "fine_tune_from": "block5_conv1"}, "fine_tune_from needs head='feature_layer'"),
         ({"head": "resnet"}, "head must be one of"),
         ({"head_hidden": 0}, "head_hidden must be an int >= 1"),
         ({"views": 0}, "views must be an int >= 1"),

@@ -37,7 +37,7 @@ def replace_formats(config):
     return dataclasses.replace(config, overlays=False, formats=("boxes-json",))
 
 
-class TestFindImages:
+class TestFindPhotos:
     def test_class_folders_give_labels(self, demo):
         root, items = find_photos(demo, ("one", "ten"))
         assert root == demo and len(items) == 6
@@ -65,7 +65,7 @@ class TestFindImages:
             find_photos(tmp_path, ("one",))
 
 
-class TestLocalizeImages:
+class TestLocalizePhotos:
     def test_writes_every_format_and_scores(self, demo, model_dir, tmp_path):
         out = tmp_path / "loc"
         result = localize_photos(model_dir, demo, out, LocalizeConfig(overlays=True),
