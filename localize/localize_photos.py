@@ -40,6 +40,8 @@ from groundwork.atomic import write_json
 from groundwork.config import save_config
 from groundwork.paths import check_out_dir, check_outside_photos
 from groundwork.photo_map import RayOptions
+from localize.calibration import FILENAME as CALIBRATION
+from localize.cell_localizer import FILENAME as LOCALIZER
 from localize.cell_localizer import CellLocalizer, load_cell_localizer, save_cell_localizer
 from localize.pseudo_boxes import (
     LocalizeConfig,
@@ -51,11 +53,14 @@ from localize.pseudo_boxes import (
     pseudo_boxes,
 )
 
-__all__ = ["ANNOTATION_PATHS", "LocalizeResult", "PassBoxes", "forget_learned", "keep_learned", "localize_photos"]
+__all__ = ["ANNOTATION_PATHS", "LEARNED_FILES", "LocalizeResult", "PassBoxes", "forget_learned", "keep_learned",
+           "localize_photos"]
 
 log = logging.getLogger(__name__)
 
 FORWARD_CACHE = "forward"
+#: What a run learns from hand boxes, written into its output folder (and by keep_learned beside a model).
+LEARNED_FILES = (LOCALIZER, CALIBRATION)
 ANNOTATION_PATHS = annotation_paths("pseudo_boxes.json")
 
 
@@ -296,10 +301,8 @@ def keep_learned(out_dir: str | os.PathLike, model_dir: str | os.PathLike) -> li
     there, so that ``boxstrap localize MODEL new_photos`` boxes new photos the same way; return the
     files written. A run that learned nothing changes nothing there."""
     from groundwork.atomic import write_bytes
-    from localize.calibration import FILENAME as CALIBRATION
-    from localize.cell_localizer import FILENAME as LOCALIZER
 
-    names = [name for name in (LOCALIZER, CALIBRATION) if (Path(out_dir) / name).is_file()]
+    names = [name for name in LEARNED_FILES if (Path(out_dir) / name).is_file()]
     if not names:
         return []
     forget_learned(model_dir)
@@ -317,10 +320,7 @@ def _forget_earlier_results(out_dir: Path) -> None:
 
 def forget_learned(model_dir: str | os.PathLike) -> None:
     """Remove what :func:`keep_learned` put beside a model (or what a run learned, from its folder)."""
-    from localize.calibration import FILENAME as CALIBRATION
-    from localize.cell_localizer import FILENAME as LOCALIZER
-
-    for name in (LOCALIZER, CALIBRATION):
+    for name in LEARNED_FILES:
         (Path(model_dir) / name).unlink(missing_ok=True)
 
 

@@ -83,7 +83,7 @@ def _deep_json(case: Path, fx: dict) -> list[str]:
 
 
 def _escaping_boxes(case: Path, fx: dict) -> list[str]:
-    # localize --ground-truth saves what it learned into the model directory: use a copy.
+    # The photos are changed: use copies.
     model = copy(fx, "model", case)
     photos = copy(fx, "photos", case)
     gt = json.loads((photos / "boxes.json").read_text())

@@ -45,13 +45,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "threshold on it (scored 2-fold)")
     parser.add_argument("--no-calibrate", action="store_true",
                         help="with --no-learn: score against --ground-truth but do not calibrate on it")
+    parser.add_argument("--keep-learned", action="store_true",
+                        help="with --ground-truth: also put what was learned (the cell localizer or the "
+                             "calibrated threshold) beside MODEL, so that `boxstrap localize MODEL` boxes new "
+                             "photos the same way (without it, MODEL is only read)")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier result in --out")
     add_ray_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from boxstrap.commands._report import print_scores, print_written, report_skipped
-    from localize.localize_photos import ANNOTATION_PATHS, keep_learned, localize_photos
+    from localize.localize_photos import ANNOTATION_PATHS, LEARNED_FILES, keep_learned, localize_photos
 
     config = LocalizeConfig(method=args.method, threshold=args.threshold, min_confidence=args.min_confidence,
                             overlays=not args.no_overlays, scales=tuple(args.scales), flip=not args.no_flip,
@@ -60,10 +64,14 @@ def run(args: argparse.Namespace) -> int:
     result = localize_photos(args.model, args.images, args.out, config, ground_truth=args.ground_truth,
                              overwrite=args.overwrite, ray=ray_options(args))
     out = result.out_dir
-    if args.ground_truth is not None:
+    learned = [out / name for name in LEARNED_FILES if (out / name).is_file()]
+    if learned and args.keep_learned:
         for path in keep_learned(out, args.model):
             print(f"learned from the hand boxes, kept with the model: {path} (`boxstrap localize` uses it on new "
                   "photos)")
+    elif learned:
+        print(f"learned from the hand boxes: {', '.join(map(str, learned))} (pass --keep-learned to keep it with "
+              "the model for new photos)")
     flagged = sum(bool(n) for n in result.pseudo.notes)
     with_box = sum(len(b) > 0 for b in result.pseudo.boxes)
     print(f"localised {len(result.items)} images in {time.perf_counter() - start:.1f} s: {with_box} with a box, "

@@ -136,6 +136,27 @@ class TestLocalizePhotos:
         forget_learned(model_dir)
         assert sorted(p.name for p in model_dir.iterdir()) == before
 
+    def test_the_command_writes_into_the_model_only_when_asked(self, demo, model_dir, tmp_path, capsys):
+        """`boxstrap localize MODEL ... --ground-truth` only reads MODEL; --keep-learned puts what was
+        learned beside it."""
+        from boxstrap.cli import main
+        from groundwork.files import file_sha256
+
+        def model_files():
+            return {p.name: file_sha256(p) for p in model_dir.iterdir() if p.is_file()}
+
+        before = model_files()
+        args = ["localize", str(model_dir), str(demo), "--ground-truth", str(demo / "boxes.json"), "--folds", "3",
+                "--no-overlays", "--out"]
+        assert main([*args, str(tmp_path / "read")]) == 0
+        assert model_files() == before and (tmp_path / "read" / "cell_localizer.json").is_file()
+        assert "--keep-learned" in capsys.readouterr().out
+        assert main([*args, str(tmp_path / "kept"), "--keep-learned"]) == 0
+        after = model_files()
+        assert set(after) - set(before) == {"cell_localizer.json"}
+        assert {k: after[k] for k in before} == before
+        assert "kept with the model" in capsys.readouterr().out
+
     def test_a_localizer_of_another_model_is_refused(self, demo, model_dir, tmp_path):
         import dataclasses
 
