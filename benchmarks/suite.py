@@ -178,7 +178,7 @@ def score_run(name: str, run: Path, src: Path, truth: Path, hand: Path | None, d
 
     def evaluate(predictions) -> dict:
         s = evaluate_annotations(predictions, gt, pred_root=root, gt_root=truth.parent, labels=labels).to_dict()
-        return {k: s[k] for k in ("corloc", "mean_iou", "map50")}
+        return {k: s[k] for k in ("corloc", "mean_iou", "map50", "recall50", "extra_per_photo")}
 
     def baseline(fraction: float) -> list:
         m = (1 - fraction) / 2
@@ -255,7 +255,9 @@ def _fit_softmax(x: np.ndarray, y: np.ndarray, l2: float, classes: int):
 def format_table(rows: list[dict]) -> str:
     """A Markdown table: a row per set and budget."""
     def boxes(s: dict) -> str:
-        return f"{s['corloc']:.3f} / {s['mean_iou']:.3f} / {s['map50']:.3f}"
+        nan = float("nan")
+        return (f"{s['corloc']:.3f} / {s['mean_iou']:.3f} / {s['map50']:.3f} / {s.get('recall50', nan):.3f} / "
+                f"{s.get('extra_per_photo', nan):.2f}")
 
     lines = ["| set | hand boxes | photos scored | classifier test accuracy (linear probe) | pseudo boxes | box model "
              "| centre box | whole photo | localize / boxes / whole pipeline (x one VGG16 pass) |",
@@ -269,7 +271,8 @@ def format_table(rows: list[dict]) -> str:
             f"{boxes(r['centre'])} | {boxes(r['whole'])} | {sec['localize'] / unit:.2f} / {sec['boxes'] / unit:.2f} / "
             f"{whole / unit:.2f} |")
     lines.append("")
-    lines.append("Boxes: CorLoc / mean IoU of the top box / COCO mAP@0.5 over all true boxes, on the photos of "
+    lines.append("Boxes: CorLoc / mean IoU of the top box / COCO mAP@0.5 over all true boxes / recall over all true "
+                 "boxes at IoU 0.5 / extra boxes per photo (matching no true box), on the photos of "
                  "capture groups that gave no hand box. Test accuracy: the split run's, on "
                  + ", ".join(sorted({f"{r['set']} {r['test_photos']}" for r in rows})) + " test photos.")
     return "\n".join(lines)

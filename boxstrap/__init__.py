@@ -1,7 +1,7 @@
 """boxstrap: phone photos per class in, a verified Core ML model and bootstrapped boxes out.
 
-The product lives in four stage packages (``datasets``, ``classifier``, ``localize``,
-``verify``) on the ground floor ``groundwork``; this package holds the command line, the
+The product lives in five stage packages (``datasets``, ``classifier``, ``localize``,
+``detector``, ``verify``) on the ground floor ``groundwork``; this package holds the command line, the
 pipeline and its summary.
 """
 

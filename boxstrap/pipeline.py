@@ -224,7 +224,8 @@ def _verify(ctx: dict, out: Path) -> dict[str, Any]:
 
 
 def _localize(ctx: dict, out: Path) -> dict[str, Any]:
-    from localize.localize_photos import forget_learned, keep_learned, localize_photos
+    from localize.learned import forget_learned, keep_learned
+    from localize.localize_photos import localize_photos
 
     model_dir = ctx["run"] / "train" / "model"
     # What an earlier localize stage of this run learned is stale: this one learns (or not) anew.

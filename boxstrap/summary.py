@@ -76,15 +76,16 @@ def summary_blocks(run: Path, results: dict) -> list[Block]:
     for stage, name in (("localize", "pseudo boxes"), ("boxes", "box model")):
         scores = get.get(stage, {}).get("scores")
         if scores:
-            box_rows.append([name, _fmt(scores["corloc"]), _fmt(scores["mean_iou"]), _fmt(scores["map50"]),
-                             _fmt(scores["map50_95"]), str(scores["n_scored"])])
+            box_rows.append([name, _fmt(scores["corloc"]), _fmt(scores["mean_iou"]), _fmt(scores.get("recall50")),
+                             _fmt(scores["map50"]), _fmt(scores["map50_95"]), str(scores["n_scored"])])
     if box_rows or "localize" in get:
         loc = get.get("localize", {})
         blocks += [("h2", "Boxes"),
                    ("p", f"{loc.get('with_box', 0)} of {loc.get('images', 0)} photos got a pseudo box; "
                          f"flagged for review: {loc.get('flagged', 0)} (`localize/review.json`).")]
         if box_rows:
-            blocks.append(("table", (["boxes", "CorLoc", "mean IoU", "mAP@0.5", "mAP@[.5:.95]", "photos scored"],
+            blocks.append(("table", (["boxes", "CorLoc", "mean IoU", "recall (all boxes)", "mAP@0.5", "mAP@[.5:.95]",
+                                      "photos scored"],
                                      box_rows)))
         blocks += [("p", text) for text in boxes_text(loc.get("scores") or {}, get.get("boxes", {}))]
         if (run / "learning_curve.png").is_file():

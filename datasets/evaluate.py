@@ -1,12 +1,15 @@
 """Score a file of predicted boxes against a file of ground-truth boxes (``boxstrap evaluate-boxes``).
 
 Both files may be in any format :mod:`datasets.annotations` reads (VOC, COCO, YOLO, Create ML,
-boxes JSON); the metrics are those of :mod:`localize.scoring` that need boxes only (MaxBoxAcc
+boxes JSON); the metrics are those of :mod:`groundwork.box_scores` (MaxBoxAcc, in :mod:`localize.scoring`,
 needs heatmaps and is computed by ``boxstrap localize`` and the benchmark instead):
 
 - CorLoc and mean IoU of each image's top box (highest score; file order without scores),
 - BoxAcc at IoU 0.3/0.5/0.7 with *any* predicted box (Choe et al.'s V2 rule at a fixed threshold),
   and their mean,
+- recall over all ground-truth boxes at IoU 0.5 (each predicted box, best first, matched to at most
+  one ground-truth box of its class) and the extra boxes per photo (predicted boxes that matched
+  none): what one box per photo misses on photos of several objects, and what fragments cost,
 - COCO mAP@0.5 and mAP@[.5:.95] (a box without a score counts as score 1).
 
 Images are matched by the path the files give them; when the two files live in different
@@ -24,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from groundwork.box_geometry import box_iou
-from groundwork.box_scores import V2_IOU_THRESHOLDS, coco_map, top_box_iou
+from groundwork.box_scores import V2_IOU_THRESHOLDS, coco_map, match_boxes, top_box_iou
 
 __all__ = ["BoxEvaluation", "evaluate_annotations", "evaluate_box_files", "match_photos"]
 
@@ -45,6 +48,8 @@ class BoxEvaluation:
     box_acc: tuple[tuple[float, float], ...]
     map50: float
     map50_95: float
+    recall50: float = float("nan")
+    extra_per_photo: float = float("nan")
 
     def rows(self) -> list[tuple[str, str]]:
         """(metric, value) rows for a printed table."""
@@ -61,6 +66,8 @@ class BoxEvaluation:
         out += [
             ("BoxAcc mean over IoU " + "/".join(f"{d:g}" for d, _ in self.box_acc),
              f"{np.mean([a for _, a in self.box_acc]):.3f}"),
+            ("recall over all boxes (IoU >= 0.5, one-to-one)", f"{self.recall50:.3f}"),
+            ("extra boxes per photo (matching no box)", f"{self.extra_per_photo:.3f}"),
             ("COCO mAP@0.5", f"{self.map50:.3f}"),
             ("COCO mAP@[.5:.95]", f"{self.map50_95:.3f}"),
         ]
@@ -71,7 +78,8 @@ class BoxEvaluation:
                 "n_pred_boxes": self.n_pred_boxes, "n_unmatched_pred": self.n_unmatched_pred,
                 "corloc": self.corloc, "mean_iou": self.mean_iou,
                 "box_acc": {f"{d:g}": a for d, a in self.box_acc},
-                "map50": self.map50, "map50_95": self.map50_95}
+                "map50": self.map50, "map50_95": self.map50_95, "recall50": self.recall50,
+                "extra_per_photo": self.extra_per_photo}
 
 
 def evaluate_box_files(pred: str | os.PathLike, gt: str | os.PathLike, *, pred_format: str | None = None,
@@ -143,11 +151,15 @@ def evaluate_annotations(pred: Sequence, gt: Sequence, *, pred_root: Path | None
         corloc = mean_iou = float("nan")
         box_acc = tuple((d, float("nan")) for d in V2_IOU_THRESHOLDS)
     maps = coco_map(preds, gts, labels=labels)
+    found = [match_boxes(p, g, pred_labels=pl, gt_labels=gl) for (p, _, pl), (g, gl) in zip(preds, gts, strict=True)]
+    n_gt_boxes = sum(len(g[0]) for g in gts)
+    recall50 = sum(int(f[1].sum()) for f in found) / n_gt_boxes if n_gt_boxes else float("nan")
+    extra = sum(int((~f[0]).sum()) for f in found) / len(gt)
     return BoxEvaluation(
         n_images=len(gt), n_scored=n_scored, n_gt_boxes=sum(len(g[0]) for g in gts),
         n_pred_boxes=sum(len(p[0]) for p in preds), n_unmatched_pred=len(pred) - len(used),
         corloc=corloc, mean_iou=mean_iou, box_acc=box_acc,
-        map50=maps["mAP@0.5"], map50_95=maps["mAP@[.5:.95]"],
+        map50=maps["mAP@0.5"], map50_95=maps["mAP@[.5:.95]"], recall50=recall50, extra_per_photo=extra,
     )
 
 

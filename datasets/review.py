@@ -1,10 +1,12 @@
-"""Pictures for a person to check pseudo boxes: an overlay per image and contact sheets.
+"""What a person checks boxes with: ``review.json`` in review order, an overlay per photo, contact sheets.
+
+:func:`write_review` writes them for ``localize`` and ``detect`` alike.
 
 :func:`render_overlay` draws one image with its heatmap (jet colormap, blended) and boxes with
 label and score; :func:`render_contact_sheets` lays many images out as a grid of thumbnails with
 their boxes, lowest confidence first and file names printed small, so hundreds can be scanned
 in a minute. Both return RGB uint8 arrays; :func:`write_png` saves one atomically.
-Boxes are continuous pixel edges (see :mod:`localize.boxes`).
+Boxes are continuous pixel edges (see :mod:`datasets.annotations`).
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ area is ``(xmax - xmin) * (ymax - ymin)`` with no ``+ 1``; IoU is
 
 - **CorLoc**: share of images whose top box (the first one) has IoU >= 0.5 with a ground-truth
   box of that image. An image without a predicted box counts as a miss.
+- **Recall over all boxes** and **extra boxes**: every predicted box of a photo matched one-to-one
+  to its ground-truth boxes (:func:`match_boxes`): the share of ground-truth boxes found, and the
+  predicted boxes that found none.
 - **COCO mAP** at IoU 0.5 and averaged over IoU 0.5:0.95, computed by pycocotools on COCO
   objects built in memory (its prints silenced).
 
@@ -24,7 +27,7 @@ import numpy as np
 from groundwork.box_geometry import box_iou, check_boxes
 
 __all__ = ["V2_IOU_THRESHOLDS", "check_fraction", "check_gt_boxes", "check_same_length", "coco_map", "corloc",
-           "top_box_iou"]
+           "match_boxes", "top_box_iou"]
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +75,44 @@ def corloc(pred_boxes: Sequence[np.ndarray], gt_boxes: Sequence[np.ndarray], iou
     """
     check_fraction(iou_threshold, "iou_threshold")
     return float(np.mean(top_box_iou(pred_boxes, gt_boxes) >= iou_threshold))
+
+
+def match_boxes(pred_boxes: np.ndarray, gt_boxes: np.ndarray, *, iou_threshold: float = 0.5,
+                pred_labels: Sequence | None = None, gt_labels: Sequence | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """One photo's predicted boxes matched one-to-one to its ground-truth boxes, COCO's way.
+
+    Predicted boxes are taken in the order given (best first); each is matched to the unmatched
+    ground-truth box (of the same label, when labels are given) it overlaps most, when that IoU is
+    at least ``iou_threshold``.
+
+    Returns
+    -------
+    pred_matched : (N,) bool ndarray
+    gt_matched : (M,) bool ndarray
+
+    Examples
+    --------
+    >>> pred = np.array([[0, 0, 10, 10], [1, 1, 10, 10], [20, 20, 30, 30]])
+    >>> [m.tolist() for m in match_boxes(pred, np.array([[0, 0, 10, 10], [20, 20, 29, 29]]))]
+    [[True, False, True], [True, True]]
+    """
+    check_fraction(iou_threshold, "iou_threshold")
+    pred = check_boxes(pred_boxes, "pred_boxes")
+    gt = check_boxes(gt_boxes, "gt_boxes")
+    pred_matched, gt_matched = np.zeros(len(pred), bool), np.zeros(len(gt), bool)
+    if not len(pred) or not len(gt):
+        return pred_matched, gt_matched
+    ious = box_iou(pred, gt)
+    if pred_labels is not None and gt_labels is not None:
+        same = np.asarray(pred_labels, dtype=object)[:, None] == np.asarray(gt_labels, dtype=object)[None, :]
+        ious = np.where(same, ious, -1.0)
+    for i in range(len(pred)):
+        candidates = np.where(gt_matched, -1.0, ious[i])
+        j = int(np.argmax(candidates))
+        if candidates[j] >= iou_threshold:
+            pred_matched[i] = gt_matched[j] = True
+    return pred_matched, gt_matched
 
 
 def check_gt_boxes(gt: object, image_size: tuple[int, int], name: str = "gt_boxes",

@@ -1,4 +1,8 @@
-"""localize: class heatmaps to pseudo bounding boxes, their review and scores, and a box model."""
+"""localize: class heatmaps (and a few hand boxes) to pseudo bounding boxes, written for review and scored.
+
+The box model trained on them is the ``detector`` package's; the two meet only through the folder
+of boxes ``localize`` writes (:mod:`datasets.box_folder`).
+"""
 
 __boxstrap_stage__ = "localize"
 

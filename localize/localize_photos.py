@@ -40,9 +40,9 @@ from groundwork.atomic import write_json
 from groundwork.config import save_config
 from groundwork.paths import check_out_dir, check_outside_photos
 from groundwork.photo_map import RayOptions
-from localize.calibration import FILENAME as CALIBRATION
-from localize.cell_localizer import FILENAME as LOCALIZER
 from localize.cell_localizer import CellLocalizer, load_cell_localizer, save_cell_localizer
+from localize.learned import forget_learned
+from localize.pass_boxes import PassBoxes
 from localize.pseudo_boxes import (
     LocalizeConfig,
     PseudoBoxes,
@@ -53,14 +53,11 @@ from localize.pseudo_boxes import (
     pseudo_boxes,
 )
 
-__all__ = ["ANNOTATION_PATHS", "LEARNED_FILES", "LocalizeResult", "PassBoxes", "forget_learned", "keep_learned",
-           "localize_photos"]
+__all__ = ["ANNOTATION_PATHS", "LocalizeResult", "localize_photos"]
 
 log = logging.getLogger(__name__)
 
 FORWARD_CACHE = "forward"
-#: What a run learns from hand boxes, written into its output folder (and by keep_learned beside a model).
-LEARNED_FILES = (LOCALIZER, CALIBRATION)
 ANNOTATION_PATHS = annotation_paths("pseudo_boxes.json")
 
 
@@ -74,37 +71,6 @@ class LocalizeResult:
     items: list[PhotoItem]
     scores: dict | None
     skipped: tuple[dict[str, str], ...] = ()
-
-
-@dataclass(frozen=True)
-class PassBoxes:
-    """How the pass boxes its photos when the boxes need nothing of other photos (no learning from
-    hand boxes at this run, no DDT): :func:`localize.pseudo_boxes.pseudo_boxes` on each chunk, where
-    its maps were made (on the Ray worker with ``--ray``), instead of on all photos afterwards.
-
-    ``labels`` are the classifier's (an item's ``label`` among them is its known class).
-    """
-
-    config: LocalizeConfig
-    labels: tuple[str, ...]
-    input_size: tuple[int, int]
-    localizer: CellLocalizer | None = None
-    calibrated_threshold: float | None = None
-
-    def __call__(self, items, images, probabilities, class_maps, features, map_features) -> list[tuple]:
-        known = known_classes([getattr(it, "label", None) for it in items], self.labels)
-        boxed = pseudo_boxes(images, probabilities, class_maps, features, known=known, input_size=self.input_size,
-                             config=self.config, localizer=self.localizer, map_features=map_features,
-                             calibrated_threshold=self.calibrated_threshold)
-        return [(boxed.boxes[i], boxed.scores[i], int(boxed.classes[i]), boxed.heatmaps[i], boxed.notes[i])
-                for i in range(len(images))]
-
-    @staticmethod
-    def gather(boxed: list[tuple], probabilities: np.ndarray, features: np.ndarray) -> PseudoBoxes:
-        """The photos' values from the pass as one :class:`PseudoBoxes`."""
-        b, s, c, h, n = zip(*boxed, strict=True)
-        return PseudoBoxes(boxes=list(b), scores=list(s), classes=np.asarray(c), probabilities=probabilities,
-                           heatmaps=list(h), features=features, notes=list(n))
 
 
 def localize_photos(
@@ -295,20 +261,6 @@ def _learn(gt, gt_path: Path, root: Path, items, images, known, probabilities, c
     return _Learned(localizer, fold_localizers, indices, fold, len(np.unique(groups)))
 
 
-def keep_learned(out_dir: str | os.PathLike, model_dir: str | os.PathLike) -> list[Path]:
-    """Put what a :func:`localize_photos` run learned from hand boxes (in ``out_dir``: the cell
-    localizer, the calibrated threshold) beside the model in ``model_dir``, replacing what was
-    there, so that ``boxstrap localize MODEL new_photos`` boxes new photos the same way; return the
-    files written. A run that learned nothing changes nothing there."""
-    from groundwork.atomic import write_bytes
-
-    names = [name for name in LEARNED_FILES if (Path(out_dir) / name).is_file()]
-    if not names:
-        return []
-    forget_learned(model_dir)
-    return [write_bytes(Path(model_dir) / name, (Path(out_dir) / name).read_bytes()) for name in names]
-
-
 def _forget_earlier_results(out_dir: Path) -> None:
     """Remove what an earlier run into ``out_dir`` learned or scored and this one may not write
     (a rerun without hand boxes, or with ``learn=False``): left there, its localizer would be kept
@@ -316,12 +268,6 @@ def _forget_earlier_results(out_dir: Path) -> None:
     forget_learned(out_dir)
     for name in (HELD_OUT_BOXES, FOLDS, "scores.json"):
         (out_dir / name).unlink(missing_ok=True)
-
-
-def forget_learned(model_dir: str | os.PathLike) -> None:
-    """Remove what :func:`keep_learned` put beside a model (or what a run learned, from its folder)."""
-    for name in LEARNED_FILES:
-        (Path(model_dir) / name).unlink(missing_ok=True)
 
 
 def _calibrate(gt, gt_path: Path, root: Path, items, known, probabilities, class_maps, input_size):

@@ -13,6 +13,7 @@ __all__ = ["print_scores", "print_written", "report_skipped"]
 def print_scores(scores: Mapping, ground_truth: str, out: Path) -> None:
     """One line of box scores against the hand-checked boxes."""
     print(f"scores vs {ground_truth}: CorLoc {scores['corloc']:.3f}, mean IoU {scores['mean_iou']:.3f}, "
+          f"recall over all boxes {scores['recall50']:.3f}, extra boxes per photo {scores['extra_per_photo']:.2f}, "
           f"mAP@0.5 {scores['map50']:.3f} (all in {out / 'scores.json'})")
 
 

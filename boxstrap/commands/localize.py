@@ -55,7 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from boxstrap.commands._report import print_scores, print_written, report_skipped
-    from localize.localize_photos import ANNOTATION_PATHS, LEARNED_FILES, keep_learned, localize_photos
+    from localize.learned import LEARNED_FILES, keep_learned
+    from localize.localize_photos import ANNOTATION_PATHS, localize_photos
 
     config = LocalizeConfig(method=args.method, threshold=args.threshold, min_confidence=args.min_confidence,
                             overlays=not args.no_overlays, scales=tuple(args.scales), flip=not args.no_flip,

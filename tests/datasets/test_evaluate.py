@@ -59,6 +59,32 @@ class TestEvaluateBoxFiles:
         assert result.corloc == 1.0 and result.mean_iou < 1.0
         assert result.map50_95 < 1.0
 
+    def test_recall_over_all_boxes_and_extra_boxes(self, tmp_path):
+        """A photo of three objects: one box per photo finds a third of them; a fragment of a found
+        object and a box of nothing count as extra boxes."""
+        truth = write(tmp_path / "gt.json", [
+            record("a.jpg", [[0, 0, 9, 9], [20, 0, 29, 9], [40, 20, 59, 39]]),
+            record("b.jpg", [[10, 10, 29, 29]]),
+        ])
+        one_each = write(tmp_path / "one.json", [record("a.jpg", [[0, 0, 9, 9]]), record("b.jpg", [[10, 10, 29, 29]])])
+        result = evaluate_box_files(one_each, truth)
+        assert result.corloc == 1.0 and result.recall50 == pytest.approx(2 / 4) and result.extra_per_photo == 0.0
+        every = write(tmp_path / "every.json", [
+            record("a.jpg", [[0, 0, 9, 9], [20, 0, 29, 9], [40, 20, 59, 39], [1, 1, 8, 8]], scores=[0.9, 0.8, 0.7, 0.6]),
+            record("b.jpg", [[10, 10, 29, 29], [50, 30, 60, 40]], scores=[0.9, 0.5]),
+        ])
+        result = evaluate_box_files(every, truth)
+        assert result.recall50 == 1.0 and result.extra_per_photo == pytest.approx(2 / 2)
+        assert result.to_dict()["recall50"] == 1.0
+        assert ("recall over all boxes (IoU >= 0.5, one-to-one)", "1.000") in result.rows()
+
+    def test_a_box_of_another_class_finds_nothing(self, tmp_path, gt):
+        pred = write(tmp_path / "gt" / "pred.json", [
+            record("one/a.jpg", [[10, 10, 29, 29]], label="ten"), record("ten/b.jpg", [[0, 0, 19, 9]], label="ten"),
+        ])
+        result = evaluate_box_files(pred, gt)
+        assert result.recall50 == 0.5 and result.extra_per_photo == 0.5
+
     def test_unknown_label(self, tmp_path, gt):
         pred = write(tmp_path / "gt" / "pred.json", [record("one/a.jpg", [[10, 10, 29, 29]], label="One")])
         with pytest.raises(ValueError, match=r"unknown label 'One'(.|\n)*knows the labels \['one', 'ten'\]"):

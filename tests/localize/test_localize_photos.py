@@ -105,7 +105,7 @@ class TestLocalizePhotos:
     def test_hand_boxes_train_a_localizer_scored_out_of_fold_and_kept_with_the_model(self, demo, model_dir,
                                                                                       tmp_path):
         from localize.cell_localizer import load_cell_localizer
-        from localize.localize_photos import forget_learned, keep_learned
+        from localize.learned import forget_learned, keep_learned
 
         before = sorted(p.name for p in model_dir.iterdir())
         first = localize_photos(model_dir, demo, tmp_path / "a", replace_formats(LocalizeConfig(folds=3)),
@@ -162,7 +162,7 @@ class TestLocalizePhotos:
 
         from groundwork.config import save_config
         from localize.cell_localizer import FILENAME, load_cell_localizer
-        from localize.localize_photos import keep_learned
+        from localize.learned import keep_learned
 
         localize_photos(model_dir, demo, tmp_path / "a", replace_formats(LocalizeConfig(folds=2)),
                         ground_truth=demo / "boxes.json", progress=False)
