@@ -96,7 +96,9 @@ def run_set(name: str, src: Path, truth: Path, work: Path, budgets: list[int], *
         hand = None if n == 0 else write_hand_boxes(run, truth, work / f"hand_{n}.json", n, seed)
         start = time.perf_counter()
         run_pipeline(src, run, PipelineConfig(ground_truth=None if hand is None else str(hand)),
-                     on_stage=lambda stage, what, n=n: print(f"== {name}, {n} hand boxes: {stage} {what}", flush=True))
+                     on_stage=lambda stage, what, seconds, n=n: print(
+                         f"== {name}, {n} hand boxes: {stage} {what}" + ("" if seconds is None else f" ({seconds:.0f} s)"),
+                         flush=True))
         row = score_run(name, run, src, truth, hand, work / f"detect_{n}")
         row["wall_seconds"] = round(time.perf_counter() - start, 1)
         done[str(n)] = row

@@ -151,8 +151,9 @@ def _run_pipeline(src: Path, run: Path, config: PipelineConfig, force: tuple[str
                   on_stage: Callable[[str, str, float | None], None] | None, ray: RayOptions | None) -> dict[str, StageResult]:
     config = replace(config, prepare=replace(config.prepare, src=src, out=run / "prepare"))
     save_config(config, run / "pipeline_config.json")
-    ground_truth = _ground_truth(src, config.ground_truth)
-    context = {"src": src, "run": run, "config": config, "ground_truth": ground_truth, "ray": ray}
+    ground_truth, reviewed = _with_reviewed(run, src, _ground_truth(src, config.ground_truth))
+    context = {"src": src, "run": run, "config": config, "ground_truth": ground_truth, "ray": ray,
+               "reviewed": reviewed}
     results: dict[str, StageResult] = {}
     upstream = _source_digest(src)
     rerun = False
@@ -234,8 +235,11 @@ def _localize(ctx: dict, out: Path) -> dict[str, Any]:
                              ground_truth=ctx["ground_truth"], overwrite=True, ray=ctx["ray"])
     for path in keep_learned(out, model_dir):
         log.info("kept %s with the shipped classifier: `boxstrap localize` boxes new photos with it", path)
-    return {"images": len(result.items), "with_box": sum(len(b) > 0 for b in result.pseudo.boxes),
-            "flagged": sum(bool(n) for n in result.pseudo.notes), "scores": result.scores}
+    numbers = {"images": len(result.items), "with_box": sum(len(b) > 0 for b in result.pseudo.boxes),
+               "flagged": sum(bool(n) for n in result.pseudo.notes), "scores": result.scores}
+    if ctx["reviewed"] is not None:
+        numbers["reviewed"] = ctx["reviewed"]
+    return numbers
 
 
 def _boxes(ctx: dict, out: Path) -> dict[str, Any]:
@@ -361,6 +365,50 @@ def _read_stage(stage_dir: Path) -> dict[str, Any]:
         return json.loads((stage_dir / "stage.json").read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return {}
+
+
+def _with_reviewed(run: Path, src: Path, ground_truth: Path | None) -> tuple[Path | None, dict | None]:
+    """The hand boxes the run learns from, and what the review changed (None without a review).
+
+    Photos reviewed with ``boxstrap review`` (``RUN/review/corrections.json``) count as hand-boxed,
+    replacing the same photo's boxes of the user's hand-boxes file; the two are merged into
+    ``RUN/review/hand_boxes.json``, which the localize and boxes stages then read (and fingerprint).
+    """
+    from boxstrap.review_server import corrections_path
+
+    corrections = corrections_path(run)
+    if not corrections.is_file():
+        return ground_truth, None
+    import numpy as np
+
+    from datasets.annotations import ImageAnnotation, read_annotations, write_annotations
+    from groundwork.box_geometry import box_iou
+
+    folder = corrections.parent
+    reviewed = read_annotations(corrections, "boxes-json")
+    seen = {os.path.normpath(folder / a.image) for a in reviewed}
+    merged = list(reviewed)
+    if ground_truth is not None:
+        for a in read_annotations(ground_truth):
+            full = os.path.normpath(Path(ground_truth).parent / a.image)
+            if full not in seen:
+                merged.append(ImageAnnotation(os.path.relpath(full, folder), a.width, a.height, a.boxes, label=a.label))
+    path = write_annotations(merged, folder / "hand_boxes.json", "boxes-json")
+    # What the review changed, against the pseudo boxes it was shown (named relative to the photos).
+    pseudo_path = run / "localize" / "pseudo_boxes.json"
+    pseudo = ({os.path.normpath(src / a.image): a for a in read_annotations(pseudo_path, "boxes-json")}
+              if pseudo_path.is_file() else {})
+    kept = 0
+    for a in reviewed:
+        before = pseudo.get(os.path.normpath(folder / a.image))
+        if (before is not None and len(before.boxes) == len(a.boxes) and before.labels() == a.labels()
+                and (not len(a.boxes) or np.all(np.diag(box_iou(before.xyxy(), a.xyxy())) >= 0.95))):
+            kept += 1
+    numbers = {"photos": len(reviewed), "boxes": sum(len(a.boxes) for a in reviewed), "accepted_as_they_were": kept,
+               "corrected": len(reviewed) - kept, "hand_boxes": str(path)}
+    log.info("%d photos reviewed in the browser (%d accepted as they were, %d corrected): learned from as hand "
+             "boxes through %s", len(reviewed), kept, len(reviewed) - kept, path)
+    return path, numbers
 
 
 def _ground_truth(src: Path, setting: str | None) -> Path | None:

@@ -82,7 +82,14 @@ def summary_blocks(run: Path, results: dict) -> list[Block]:
         loc = get.get("localize", {})
         blocks += [("h2", "Boxes"),
                    ("p", f"{loc.get('with_box', 0)} of {loc.get('images', 0)} photos got a pseudo box; "
-                         f"flagged for review: {loc.get('flagged', 0)} (`localize/review.json`).")]
+                         f"flagged for review: {loc.get('flagged', 0)} (`localize/review.json`; check and correct "
+                         "them with `boxstrap review RUN`).")]
+        reviewed = loc.get("reviewed")
+        if reviewed:
+            blocks.append(("p", f"Reviewed in the browser: {reviewed['photos']} photos ({reviewed['boxes']} boxes), "
+                                f"{reviewed['accepted_as_they_were']} accepted as they were and "
+                                f"{reviewed['corrected']} corrected; learned from as hand boxes "
+                                "(`review/hand_boxes.json`)."))
         if box_rows:
             blocks.append(("table", (["boxes", "CorLoc", "mean IoU", "recall (all boxes)", "mAP@0.5", "mAP@[.5:.95]",
                                       "photos scored"],

@@ -34,7 +34,7 @@ from groundwork.atomic import write_bytes
 from groundwork.config import save_config
 from groundwork.progress import progress_bar
 
-__all__ = ["DemoDataConfig", "LABELS", "render_scene", "write_demo_data"]
+__all__ = ["DemoDataConfig", "LABELS", "render_scene", "render_scene_objects", "write_demo_data"]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,10 @@ class DemoDataConfig:
         Draw a few random shapes of other colours on some backgrounds.
     jpeg_quality : int
         Quality of the written JPEG files (each scene is also JPEG-degraded at a random quality).
+    objects : int
+        Most blocks in a scene: scene ``i`` holds ``1 + i % objects`` blocks of its class (fewer when
+        they do not fit apart), every one boxed in ``boxes.json``; 1 (the default) gives the
+        one-block scenes of :func:`render_scene`.
     """
 
     per_class: int = 60
@@ -68,6 +72,7 @@ class DemoDataConfig:
     seed: int = 0
     distractors: bool = True
     jpeg_quality: int = 92
+    objects: int = 1
 
     def __post_init__(self) -> None:
         if isinstance(self.per_class, bool) or not isinstance(self.per_class, int) or self.per_class < 1:
@@ -77,6 +82,8 @@ class DemoDataConfig:
             raise ValueError(f"seed must be a non-negative int. Received: {self.seed!r}")
         if not isinstance(self.jpeg_quality, int) or not 1 <= self.jpeg_quality <= 100:
             raise ValueError(f"jpeg_quality must be an int in 1..100. Received: {self.jpeg_quality!r}")
+        if isinstance(self.objects, bool) or not isinstance(self.objects, int) or not 1 <= self.objects <= 8:
+            raise ValueError(f"objects must be an int in 1..8. Received: {self.objects!r}")
         object.__setattr__(self, "size", tuple(self.size))
 
 
@@ -122,10 +129,47 @@ def render_scene(label: str, *, size: tuple[int, int] = (480, 640), rng: np.rand
     height, width = _check_size(size)
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator. Received: {type(rng).__name__}")
-    rgb, coverage = _render(label, height, width, rng, distractors)
-    ys, xs = np.nonzero(coverage >= 0.5)
-    box = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=np.float64)
+    rgb, (coverage,) = _render(label, height, width, rng, distractors)
+    box = _box_of(coverage)
     return (rgb, box, coverage) if with_mask else (rgb, box)
+
+
+def render_scene_objects(label: str, count: int, *, size: tuple[int, int] = (480, 640),
+                         rng: np.random.Generator, distractors: bool = True):
+    """Render a scene of up to ``count`` blocks of ``label`` and return the image and every box.
+
+    The first block and the scene are the ones :func:`render_scene` draws from the same ``rng``
+    state; the other blocks come from a generator spawned from it and are placed where their
+    boxes overlap no other block's (fewer when the image has no room left).
+
+    Returns
+    -------
+    rgb : (H, W, 3) uint8 ndarray
+    boxes : (k, 4) float64 ndarray
+        One box per block drawn, ``1 <= k <= count``, the first :func:`render_scene`'s.
+
+    Examples
+    --------
+    >>> rgb, boxes = render_scene_objects("one", 3, size=(240, 320), rng=np.random.default_rng(1))
+    >>> rgb.shape, boxes.shape
+    ((240, 320, 3), (3, 4))
+    """
+    if label not in LABELS:
+        raise ValueError(f"label must be one of {LABELS}. Received: {label!r}")
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"count must be an int >= 1. Received: {count!r}")
+    height, width = _check_size(size)
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator. Received: {type(rng).__name__}")
+    more_rng = rng.spawn(1)[0]
+    rgb, coverages = _render(label, height, width, rng, distractors, more=count - 1, more_rng=more_rng)
+    return rgb, np.stack([_box_of(c) for c in coverages])
+
+
+def _box_of(coverage: np.ndarray) -> np.ndarray:
+    """The box around the pixels a block covers at least half, continuous edges."""
+    ys, xs = np.nonzero(coverage >= 0.5)
+    return np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=np.float64)
 
 
 def write_demo_data(out: str | os.PathLike, config: DemoDataConfig | None = None, *,
@@ -167,13 +211,18 @@ def write_demo_data(out: str | os.PathLike, config: DemoDataConfig | None = None
     annotations = []
     for c, label, i in progress_bar(jobs, desc="demo scenes", unit="img", enabled=progress):
         rng = np.random.default_rng([config.seed, c, i])
-        rgb, box = render_scene(label, size=config.size, rng=rng, distractors=config.distractors)
+        if config.objects == 1:
+            rgb, box = render_scene(label, size=config.size, rng=rng, distractors=config.distractors)
+            boxes = box[None]
+        else:
+            rgb, boxes = render_scene_objects(label, 1 + i % config.objects, size=config.size, rng=rng,
+                                              distractors=config.distractors)
         name = f"{label}/{label}_{i:04d}.jpg"
         ok, jpeg = cv2.imencode(".jpg", rgb[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, config.jpeg_quality])
         if not ok:  # pragma: no cover - OpenCV always encodes uint8 BGR
             raise RuntimeError(f"OpenCV could not encode {name} as JPEG")
         write_bytes(out / name, jpeg.tobytes())
-        annotations.append(ImageAnnotation.from_arrays(name, width, height, box[None], [label], label=label))
+        annotations.append(ImageAnnotation.from_arrays(name, width, height, boxes, [label] * len(boxes), label=label))
     elapsed = time.perf_counter() - start
     written = {a.image for a in annotations}
     stale = sorted(p.relative_to(out).as_posix() for label in LABELS for p in (out / label).glob("*.jpg")
@@ -190,73 +239,124 @@ def write_demo_data(out: str | os.PathLike, config: DemoDataConfig | None = None
 
 # --- scene ------------------------------------------------------------------------------------
 
-def _render(label: str, height: int, width: int, rng: np.random.Generator, distractors: bool,
-            draw_block: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Image and block coverage. ``draw_block=False`` gives the same scene without the block
-    (same random draws), which the tests use to check the box is tight."""
+@dataclass
+class _Block:
+    """One block placed in a scene: its geometry in pixels and how it is lit and shadowed."""
+
+    n: int
+    unit: float
+    corners: np.ndarray
+    offset: np.ndarray
+    colour: np.ndarray
+    shadow_strength: float
+    shadow_blur: float
+    sheen: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class _Camera:
+    forward: np.ndarray
+    up: np.ndarray
+
+    def project(self, p: np.ndarray) -> np.ndarray:
+        return np.stack([p @ np.array([1.0, 0, 0]), -(p @ self.up)], axis=-1)
+
+
+def _place_block(label: str, height: int, width: int, rng: np.random.Generator, camera: _Camera | None = None,
+                 light: np.ndarray | None = None, avoid: list | None = None, tries: int = 30):
+    """A block of ``label`` placed in the image, drawn from ``rng``; with ``camera`` and ``light``
+    given (a further block of the scene) placed where its box overlaps none of ``avoid``'s (None
+    when no place is found). Returns ``(block, camera, light)``."""
     short = min(height, width)
+    n = _LENGTH[label]
+    for _ in range(tries if avoid else 1):
+        # Geometry: block of n unit cubes along x, lying on the table (z up), seen from elevation e.
+        unit = short * (rng.uniform(0.07, 0.26) if n == 1 else rng.uniform(0.05, 0.11))
+        if camera is None:
+            elev = np.radians(rng.uniform(80, 90) if rng.random() < 0.25 else rng.uniform(35, 78))
+            camera = _Camera(np.array([0.0, np.cos(elev), -np.sin(elev)]), np.array([0.0, np.sin(elev), np.cos(elev)]))
+        azim = rng.uniform(0, 2 * np.pi)
+        rot = np.array([[np.cos(azim), -np.sin(azim), 0], [np.sin(azim), np.cos(azim), 0], [0, 0, 1]])
+        corners = np.array([[x, y, z] for x in (0, n) for y in (0, 1) for z in (0, 1)], float)
+        corners = (corners - [n / 2, 0.5, 0.5]) @ rot.T * unit  # centred, rotated, in pixels
+        if light is None:
+            light = np.array([rng.uniform(-1, 1), rng.uniform(-1, 1), rng.uniform(0.8, 2.0)])
+            light /= np.linalg.norm(light)
+        pts = camera.project(corners)
+        lo, hi = pts.min(0), pts.max(0)
+        margin = 4.0
+        span = np.array([width, height]) - 2 * margin - (hi - lo)
+        if np.any(span < 0):  # too big for this viewpoint: shrink to fit
+            k = float(np.min((np.array([width, height]) - 2 * margin) / (hi - lo)))
+            corners, pts, lo, hi = corners * k, pts * k, lo * k, hi * k
+            span = np.maximum(np.array([width, height]) - 2 * margin - (hi - lo), 0)
+        offset = margin - lo + rng.uniform(0, 1, 2) * span
+        box = np.concatenate([lo + offset, hi + offset])
+        if avoid and any(box[0] < b[2] + margin and b[0] < box[2] + margin and box[1] < b[3] + margin
+                         and b[1] < box[3] + margin for b in avoid):
+            continue
+        colour = np.array(_BLOCK_RGB[label]) * rng.uniform(0.85, 1.15, 3)
+        shadow_strength = rng.uniform(0.25, 0.6)
+        shadow_blur = unit * rng.uniform(0.15, 0.5)
+        return _Block(n, unit, corners, offset, colour, shadow_strength, shadow_blur), camera, light
+    return None, camera, light
+
+
+def _render(label: str, height: int, width: int, rng: np.random.Generator, distractors: bool,
+            draw_block: bool = True, more: int = 0, more_rng: np.random.Generator | None = None
+            ) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Image and each block's coverage. ``draw_block=False`` gives the same scene without the
+    blocks (same random draws), which the tests use to check the box is tight. ``more`` further
+    blocks of the class are placed (from ``more_rng``, so the first block's scene stays the same
+    scene) where they overlap no other block's box; fewer when the image has no room left."""
     bg = texture(str(rng.choice(BACKGROUNDS)), height, width, rng)
     if distractors and rng.random() < 0.6:
         _draw_distractors(bg, int(rng.integers(1, 5)), rng)
-    # Geometry: block of n unit cubes along x, lying on the table (z up), seen from elevation e.
-    n = _LENGTH[label]
-    unit = short * (rng.uniform(0.07, 0.26) if n == 1 else rng.uniform(0.05, 0.11))
-    elev = np.radians(rng.uniform(80, 90) if rng.random() < 0.25 else rng.uniform(35, 78))
-    azim = rng.uniform(0, 2 * np.pi)
-    forward = np.array([0.0, np.cos(elev), -np.sin(elev)])
-    up = np.array([0.0, np.sin(elev), np.cos(elev)])
-    rot = np.array([[np.cos(azim), -np.sin(azim), 0], [np.sin(azim), np.cos(azim), 0], [0, 0, 1]])
-    corners = np.array([[x, y, z] for x in (0, n) for y in (0, 1) for z in (0, 1)], float)
-    corners = (corners - [n / 2, 0.5, 0.5]) @ rot.T * unit  # centred, rotated, in pixels
-
-    def project(p: np.ndarray) -> np.ndarray:
-        return np.stack([p @ np.array([1.0, 0, 0]), -(p @ up)], axis=-1)
-
-    light = np.array([rng.uniform(-1, 1), rng.uniform(-1, 1), rng.uniform(0.8, 2.0)])
-    light /= np.linalg.norm(light)
-    pts = project(corners)
-    lo, hi = pts.min(0), pts.max(0)
-    margin = 4.0
-    span = np.array([width, height]) - 2 * margin - (hi - lo)
-    if np.any(span < 0):  # too big for this viewpoint: shrink to fit
-        k = float(np.min((np.array([width, height]) - 2 * margin) / (hi - lo)))
-        corners, pts, lo, hi = corners * k, pts * k, lo * k, hi * k
-        span = np.maximum(np.array([width, height]) - 2 * margin - (hi - lo), 0)
-    offset = margin - lo + rng.uniform(0, 1, 2) * span
-    colour = np.array(_BLOCK_RGB[label]) * rng.uniform(0.85, 1.15, 3)
-    shadow_strength = rng.uniform(0.25, 0.6)
-    shadow_blur = unit * rng.uniform(0.15, 0.5)
+    first, camera, light = _place_block(label, height, width, rng)
     cast = rng.normal(1.0, 0.05, 3)
     brightness = rng.uniform(0.65, 1.25)
     vignette = rng.uniform(0.0, 0.35)
     blur = rng.uniform(0.0, 1.3)
     noise = rng.uniform(0.004, 0.025)
     quality = int(rng.integers(55, 93))
-    block_noise = rng.standard_normal((7, 7), dtype=np.float32)  # plastic's uneven sheen, over the block
+    first.sheen = rng.standard_normal((7, 7), dtype=np.float32)  # plastic's uneven sheen, over the block
+    blocks = [first]
+    for _ in range(more):
+        avoid = [np.concatenate([camera.project(b.corners).min(0), camera.project(b.corners).max(0)])
+                 + np.tile(b.offset, 2) for b in blocks]
+        block, _, _ = _place_block(label, height, width, more_rng, camera, light, avoid)
+        if block is not None:
+            block.sheen = more_rng.standard_normal((7, 7), dtype=np.float32)
+            blocks.append(block)
 
-    if draw_block:
-        # Soft shadow on the table: hull of the base and the top corners projected along the light.
-        table = corners[:, 2].min()
-        ground = corners - np.outer((corners[:, 2] - table) / light[2], light)
-        sigma = max(shadow_blur, 0.5)
-        flat = project(np.vstack([corners, ground])) + offset
-        sx0, sy0 = np.maximum(np.floor(flat.min(0) - 3 * sigma).astype(int), 0)
-        sx1, sy1 = np.minimum(np.ceil(flat.max(0) + 3 * sigma).astype(int), [width, height])
-        if sx1 > sx0 and sy1 > sy0:  # the shadow may fall outside the image
-            hull = cv2.convexHull(((flat - [sx0, sy0]) * 8).astype(np.int32))
-            shadow = np.zeros((sy1 - sy0, sx1 - sx0), np.float32)
-            cv2.fillConvexPoly(shadow, hull, 1.0, lineType=cv2.LINE_AA, shift=3)
-            shadow = cv2.GaussianBlur(shadow, (0, 0), sigma, borderType=cv2.BORDER_CONSTANT)
-            bg[sy0:sy1, sx0:sx1] *= (1.0 - shadow_strength * shadow)[:, :, None]
-    layer, cover, (x0, y0, x1, y1) = _draw_block(corners, n, unit, project, forward, light, colour, offset,
-                                                 height, width)
-    coverage = np.zeros((height, width), np.float32)
-    coverage[y0:y1, x0:x1] = cover
+    coverages = []
     img = bg
-    if draw_block:
-        layer *= (1.0 + 0.06 * cv2.resize(block_noise, (x1 - x0, y1 - y0), interpolation=cv2.INTER_CUBIC))[:, :, None]
-        sub = img[y0:y1, x0:x1]
-        sub += (layer - sub) * cover[:, :, None]
+    for block in blocks:
+        if draw_block:
+            # Soft shadow on the table: hull of the base and the top corners projected along the light.
+            corners = block.corners
+            table = corners[:, 2].min()
+            ground = corners - np.outer((corners[:, 2] - table) / light[2], light)
+            sigma = max(block.shadow_blur, 0.5)
+            flat = camera.project(np.vstack([corners, ground])) + block.offset
+            sx0, sy0 = np.maximum(np.floor(flat.min(0) - 3 * sigma).astype(int), 0)
+            sx1, sy1 = np.minimum(np.ceil(flat.max(0) + 3 * sigma).astype(int), [width, height])
+            if sx1 > sx0 and sy1 > sy0:  # the shadow may fall outside the image
+                hull = cv2.convexHull(((flat - [sx0, sy0]) * 8).astype(np.int32))
+                shadow = np.zeros((sy1 - sy0, sx1 - sx0), np.float32)
+                cv2.fillConvexPoly(shadow, hull, 1.0, lineType=cv2.LINE_AA, shift=3)
+                shadow = cv2.GaussianBlur(shadow, (0, 0), sigma, borderType=cv2.BORDER_CONSTANT)
+                img[sy0:sy1, sx0:sx1] *= (1.0 - block.shadow_strength * shadow)[:, :, None]
+        layer, cover, (x0, y0, x1, y1) = _draw_block(block.corners, block.n, block.unit, camera.project,
+                                                     camera.forward, light, block.colour, block.offset, height, width)
+        coverage = np.zeros((height, width), np.float32)
+        coverage[y0:y1, x0:x1] = cover
+        coverages.append(coverage)
+        if draw_block:
+            layer *= (1.0 + 0.06 * cv2.resize(block.sheen, (x1 - x0, y1 - y0),
+                                              interpolation=cv2.INTER_CUBIC))[:, :, None]
+            sub = img[y0:y1, x0:x1]
+            sub += (layer - sub) * cover[:, :, None]
     # Global lighting (vignette, brightness, colour cast), then the camera.
     dx = (np.arange(width, dtype=np.float32) - width / 2) ** 2
     dy = (np.arange(height, dtype=np.float32) - height / 2) ** 2
@@ -271,7 +371,7 @@ def _render(label: str, height: int, width: int, rng: np.random.Generator, distr
     rgb = img.astype(np.uint8)
     ok, jpeg = cv2.imencode(".jpg", rgb, [cv2.IMWRITE_JPEG_QUALITY, quality])
     rgb = cv2.imdecode(jpeg, cv2.IMREAD_COLOR)  # channel order is irrelevant to the codec round trip
-    return rgb, coverage
+    return rgb, coverages
 
 
 def _draw_block(corners, n, unit, project, forward, light, colour, offset, height, width):

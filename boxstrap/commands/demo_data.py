@@ -35,11 +35,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="replace files of the same names that an earlier demo-data run did not write")
     parser.add_argument("--no-distractors", action="store_true",
                         help="do not draw random shapes of other colours on the backgrounds")
+    parser.add_argument("--objects", type=int, default=defaults.objects,
+                        help="most blocks per scene: scene i holds 1 + i %% OBJECTS blocks, each boxed "
+                             f"(default {defaults.objects})")
 
 
 def run(args: argparse.Namespace) -> int:
     config = DemoDataConfig(per_class=args.per_class, size=tuple(args.size), seed=args.seed,
-                            distractors=not args.no_distractors)
+                            distractors=not args.no_distractors, objects=args.objects)
     start = time.perf_counter()
     boxes = write_demo_data(args.out, config, overwrite=args.overwrite)
     elapsed = time.perf_counter() - start

@@ -89,6 +89,24 @@ class TestPipeline:
         assert not (run / "train" / "model" / "cell_localizer.json").exists()
         assert "cell localizer" not in (run / "summary.md").read_text()
 
+        # Reviewed in the browser (`boxstrap review`): the next run learns from the reviewed photos as
+        # hand boxes, reruns localize and what follows only, and says what the review changed.
+        from boxstrap.review_server import ReviewRun
+
+        review = ReviewRun(run)
+        photo = review.state()["photos"][0]
+        review.correct({"id": 0, "reviewed": True, "label": photo["label"], "boxes": photo["boxes"]})
+        w, h = review.photos[1].width, review.photos[1].height
+        review.correct({"id": 1, "reviewed": True, "label": review.photos[1].label,
+                        "boxes": [{"xyxy": [0, 0, w / 2, h / 2], "label": review.photos[1].label}]})
+        seen.clear()
+        results = run_pipeline(src, run, no_learning, on_stage=lambda stage, what, seconds: seen.append((stage, what)))
+        assert [s for s, what in seen if what == "run"] == ["localize", "boxes", "boxes-export", "boxes-verify"]
+        reviewed = results["localize"].numbers["reviewed"]
+        assert (reviewed["photos"], reviewed["accepted_as_they_were"], reviewed["corrected"]) == (2, 1, 1)
+        assert results["localize"].numbers["scores"]["n_images"] == 20  # 20 hand-boxed photos, 2 of them reviewed
+        assert "Reviewed in the browser: 2 photos" in (run / "summary.md").read_text()
+
 
     def test_every_stage_on_the_efficientnet_backbone(self, tmp_path):
         src = tmp_path / "photos"

@@ -8,7 +8,14 @@ from PIL import Image
 
 from boxstrap.commands import demo_data
 from datasets.annotations import read_annotations
-from datasets.synthetic import LABELS, DemoDataConfig, _render, render_scene, write_demo_data
+from datasets.synthetic import (
+    LABELS,
+    DemoDataConfig,
+    _render,
+    render_scene,
+    render_scene_objects,
+    write_demo_data,
+)
 from groundwork.config import load_config
 
 SIZE = (96, 128)
@@ -93,12 +100,49 @@ class TestRenderScene:
             render_scene("one", size=SIZE, rng=0)
 
 
+class TestRenderSceneObjects:
+    @pytest.mark.parametrize("label", LABELS)
+    def test_several_blocks_apart_the_first_the_one_block_scenes(self, label):
+        for seed in range(4):
+            _, box = render_scene(label, size=(240, 320), rng=np.random.default_rng(seed))
+            rgb, boxes = render_scene_objects(label, 3, size=(240, 320), rng=np.random.default_rng(seed))
+            assert rgb.shape == (240, 320, 3) and 1 <= len(boxes) <= 3
+            np.testing.assert_array_equal(boxes[0], box)
+            for i in range(len(boxes)):
+                for j in range(i + 1, len(boxes)):
+                    a, b = boxes[i], boxes[j]
+                    assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1], "blocks overlap"
+        counts = [len(render_scene_objects("one", 3, size=(480, 640), rng=np.random.default_rng(s))[1])
+                  for s in range(6)]
+        assert counts.count(3) >= 4  # small blocks on a large photo: there is room for all three
+
+    def test_each_box_bounds_its_own_block(self):
+        """Drawn alone, no block's pixels fall outside its box: the boxes are the blocks', not a guess."""
+        rng = np.random.default_rng(7)
+        more = rng.spawn(1)[0]
+        _, coverages = _render("one", 240, 320, rng, False, more=2, more_rng=more)
+        _, boxes = render_scene_objects("one", 3, size=(240, 320), rng=np.random.default_rng(7), distractors=False)
+        assert len(coverages) == len(boxes)
+        for coverage, (x0, y0, x1, y1) in zip(coverages, boxes.astype(int), strict=True):
+            outside = coverage.copy()
+            outside[y0:y1, x0:x1] = 0
+            assert outside.max() < 0.5 and coverage[y0:y1, x0:x1].max() > 0.9
+
+    def test_errors(self):
+        with pytest.raises(ValueError, match="count must be an int >= 1"):
+            render_scene_objects("one", 0, rng=np.random.default_rng(0))
+        with pytest.raises(ValueError, match="label must be one of"):
+            render_scene_objects("two", 2, rng=np.random.default_rng(0))
+
+
 class TestDemoDataConfig:
     @pytest.mark.parametrize("kwargs, match", [
         ({"per_class": 0}, "per_class must be a positive int"),
         ({"size": (480,)}, "size must be"),
         ({"seed": -1}, "seed must be a non-negative int"),
         ({"jpeg_quality": 101}, "jpeg_quality must be an int in 1..100"),
+        ({"objects": 0}, "objects must be an int in 1..8"),
+        ({"objects": 9}, "objects must be an int in 1..8"),
     ])
     def test_errors(self, kwargs, match):
         with pytest.raises(ValueError, match=match):
@@ -121,6 +165,14 @@ class TestWriteDemoData:
         _, box = render_scene("ten", size=SIZE, rng=np.random.default_rng([5, 1, 2]))
         record = json.loads(boxes_path.read_text())[5]
         assert record["boxes"] == [[int(box[0]), int(box[1]), int(box[2]) - 1, int(box[3]) - 1]]
+
+    def test_scenes_of_several_blocks_box_every_block(self, tmp_path):
+        config = DemoDataConfig(per_class=3, size=(240, 320), seed=2, objects=3)
+        anns = read_annotations(write_demo_data(tmp_path / "demo", config, progress=False), labels=LABELS)
+        counts = [len(a.boxes) for a in anns]
+        assert all(1 <= c <= 1 + i % 3 for c, i in zip(counts, [0, 1, 2] * 2, strict=True)) and max(counts) > 1
+        rgb, boxes = render_scene_objects("ten", 3, size=(240, 320), rng=np.random.default_rng([2, 1, 2]))
+        assert anns[5].xyxy().tolist() == boxes.tolist()
 
     def test_same_seed_same_files(self, tmp_path):
         config = DemoDataConfig(per_class=1, size=SIZE, seed=2)
@@ -171,6 +223,11 @@ class TestCommand:
         config = load_config(DemoDataConfig, tmp_path / "d" / "demo_data_config.json")
         assert config == DemoDataConfig(per_class=2, size=(64, 96), seed=1, distractors=False)
         assert len(read_annotations(tmp_path / "d" / "boxes.json")) == 4
+
+    def test_cli_renders_scenes_of_several_blocks(self, tmp_path, capsys):
+        assert main(["--out", str(tmp_path / "d"), "--per-class", "2", "--size", "240x320", "--objects", "2"]) == 0
+        assert load_config(DemoDataConfig, tmp_path / "d" / "demo_data_config.json").objects == 2
+        assert [len(a.boxes) for a in read_annotations(tmp_path / "d" / "boxes.json")] == [1, 2, 1, 2]
 
     def test_cli_rejects_bad_size(self, tmp_path, capsys):
         with pytest.raises(SystemExit):
