@@ -118,7 +118,7 @@ def run_set(name: str, src: Path, truth: Path, work: Path, budgets: list[int], *
 
 
 # --- hand boxes ---------------------------------------------------------------------------------
-def _pool(run: Path, truth: Path):
+def truth_pool(run: Path, truth: Path):
     """The true annotations of photos the run prepared, with each one's capture group."""
     from classifier.trained_model import load_trained_model
     from datasets.annotations import ImageAnnotation, read_annotations
@@ -155,7 +155,7 @@ def write_hand_boxes(run: Path, truth: Path, path: Path, n: int, seed: int) -> P
     from datasets.annotations import write_annotations
     from groundwork.atomic import write_json
 
-    labels, _, pool = _pool(run, truth)
+    labels, _, pool = truth_pool(run, truth)
     names, used = _draw(pool, n, seed)
     drawn = [dataclasses.replace(g, image=os.path.abspath(truth.parent / g.image)) for g, _ in pool if g.image in names]
     write_annotations(drawn, path, "boxes-json", labels=labels)
@@ -170,7 +170,7 @@ def score_run(name: str, run: Path, src: Path, truth: Path, hand: Path | None, d
     from datasets.evaluate import evaluate_annotations
     from detector.detect_photos import DETECTIONS, DetectConfig, detect_photos
 
-    labels, root, pool = _pool(run, truth)
+    labels, root, pool = truth_pool(run, truth)
     used = set(json.loads(hand.with_suffix(".groups.json").read_text())) if hand is not None else set()
     scored = [(g, item) for k, (g, item) in enumerate(pool)
               if (item.group if item.group is not None else -1 - k) not in used]
