@@ -33,7 +33,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from datasets.annotations import Box, ImageAnnotation, read_annotations, write_annotations
 from datasets.photo_items import PhotoItem, find_photos
 
-__all__ = ["CORRECTIONS", "ReviewRun", "ReviewServer", "corrections_path", "serve"]
+__all__ = ["CORRECTIONS", "ReviewRun", "ReviewServer", "corrections_path"]
 
 log = logging.getLogger(__name__)
 
@@ -291,11 +291,3 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("X-Content-Type-Options", "nosniff")
         self.end_headers()
         self.wfile.write(body)
-
-
-def serve(run: str | os.PathLike, *, host: str = "127.0.0.1", port: int = 0) -> ReviewServer:
-    """A started server for RUN (in a thread); ``url`` has the token."""
-    server = ReviewServer(ReviewRun(run), host=host, port=port)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
-
