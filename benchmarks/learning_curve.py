@@ -117,17 +117,17 @@ def _row(ctx: dict, n: int, seed: int) -> dict:
     pseudo_scores = _score(ctx, [annotations[pairs[k][0]] for k in scored], [pairs[k][1] for k in scored])
     # The box model: pseudo boxes for every photo with a box, the drawn hand boxes in their place.
     has_box = [i for i, a in enumerate(annotations) if len(a.boxes)]
-    targets = np.stack([_normalised(largest_box(annotations[i]), annotations[i]) for i in has_box]).astype(np.float32)
+    targets = [_normalised(largest_box(annotations[i]), annotations[i])[None].astype(np.float32) for i in has_box]
     position = {i: r for r, i in enumerate(has_box)}
     hand = {}
     for k in chosen:
         i, g = pairs[k]
         if i in position:
-            hand[position[i]] = _normalised(largest_box(g), g)
+            hand[position[i]] = _normalised(largest_box(g), g)[None].astype(np.float32)
             targets[position[i]] = hand[position[i]]
     config = dataclasses.replace(ctx["boxes"], rounds=1)
     _, predicted, _ = train_on_targets(ctx["trained"], ctx["features"][has_box], targets, hand, config)
-    box_annotations = [box_annotation(annotations[pairs[k][0]], predicted[position[pairs[k][0]]])
+    box_annotations = [box_annotation(annotations[pairs[k][0]], *predicted[position[pairs[k][0]]])
                        if pairs[k][0] in position else annotations[pairs[k][0]] for k in scored]
     box_scores = _score(ctx, box_annotations, [pairs[k][1] for k in scored])
     row = {"hand_boxes": len(chosen), "scored_photos": len(scored),

@@ -296,7 +296,7 @@ def write_review(out_dir: Path, items: Sequence[PhotoItem], images: Sequence[np.
     order = np.argsort(confidence, kind="stable")
     write_json(out_dir / "review.json", [
         {"image": items[i].name, "class": classes[i], "confidence": float(confidence[i]),
-         "box": boxes[i][0].tolist() if len(boxes[i]) else None, "note": notes[i]}
+         "box": boxes[i][0].tolist() if len(boxes[i]) else None, "boxes": len(boxes[i]), "note": notes[i]}
         for i in order])
     review = [
         ReviewItem(images[i], boxes[i], scores[i], caption=Path(items[i].name).name,

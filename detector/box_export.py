@@ -3,17 +3,20 @@
 The exported model is a pipeline of two models::
 
     image ──> box network (ML Program or NeuralNetwork)
-                 raw_confidence  (1, C)   class probabilities
-                 raw_coordinates (1, 4)   normalised (centre x, centre y, width, height)
+                 raw_confidence  (K, C)   per box, its confidence per class
+                 raw_coordinates (K, 4)   normalised (centre x, centre y, width, height)
           ──> NonMaximumSuppression (Core ML's own)
                  confidence  (0..1, C)
                  coordinates (0..1, 4)
 
 Vision returns ``VNRecognizedObjectObservation``s only for a model that ends in Core ML's
 non-maximum suppression, with outputs named ``confidence`` and ``coordinates``; a plain network
-with those outputs gives raw feature values instead. The network predicts one box per photo,
-so suppression keeps or drops that box by ``confidenceThreshold`` (an optional input, default
-from :class:`BoxExportConfig`). Preprocessing (colour order, bias, scale) is the image input's
+with those outputs gives raw feature values instead. A ``"centres"`` box model gives a box per
+cell of its feature grid (K cells), its confidence the cell's centre score times the class
+probabilities; suppression keeps the boxes above ``confidenceThreshold`` that overlap no better
+one by more than ``iouThreshold`` (optional inputs, defaults from :class:`BoxExportConfig`), so
+Vision returns one observation per object. A one-box model gives K = 1: its class probabilities
+and its box, kept or dropped by ``confidenceThreshold``. Preprocessing (colour order, bias, scale) is the image input's
 own, as in the classifier export, and the labels are the suppression model's class labels.
 Conversion, precision, metadata and writing the package are :mod:`classifier.coreml_toolkit`'s,
 shared with the classifier export.
@@ -30,6 +33,7 @@ from typing import Any
 
 from classifier import coreml_toolkit as toolkit
 from classifier.trained_model import INPUT_NAME
+from detector import box_decode
 from detector.box_model_dir import BoxModel, load_box_model
 from groundwork.config import save_config
 from groundwork.files import disk_size
@@ -69,8 +73,8 @@ class BoxExportConfig:
     format: str = "mlprogram"
     precision: str = "float16"
     name: str = "BoxstrapDetector"
-    iou_threshold: float = 0.45
-    confidence_threshold: float = 0.25
+    iou_threshold: float = box_decode.IOU_THRESHOLD
+    confidence_threshold: float = box_decode.CONFIDENCE_THRESHOLD
     author: str = ""
     license: str = ""
     version: str = ""
@@ -108,7 +112,7 @@ def export_box_model(model: BoxModel | str | os.PathLike, out_dir: str | os.Path
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     network, keep_alive = _convert_network(box_model, config)
-    pipeline = _pipeline(network, box_model.labels, config)
+    pipeline = _pipeline(network, box_model.labels, config, boxes=_boxes_per_photo(box_model))
     _describe(pipeline, box_model, config)
     with toolkit.staging_folder(target) as tmp:
         toolkit.save_into_place(pipeline, target, tmp)
@@ -119,22 +123,33 @@ def export_box_model(model: BoxModel | str | os.PathLike, out_dir: str | os.Path
 
 
 def _convert_network(box_model: BoxModel, config: BoxExportConfig) -> tuple[Any, Any]:
+    from coremltools.converters.mil import Builder as mb
+
     program, options = toolkit.convert_to_mil(box_model.model, box_model.preprocessing, config.format, config.precision)
     main = program.functions["main"]
     shapes = [tuple(var.shape) for var in main.outputs]
-    expected = [(1, len(box_model.labels)), (1, 4)]
-    if shapes != expected:
-        raise ValueError(f"a box model must output probabilities {expected[0]} and box {expected[1]}, in that "
-                         f"order. Received: {shapes}")
-    confidence, coordinates = main.outputs
-    confidence.name, coordinates.name = RAW_CONFIDENCE, RAW_COORDINATES
+    c = len(box_model.labels)
+    if shapes == [(1, c), (1, 4)]:  # one box: the batch of one is the list of boxes
+        confidence, coordinates = main.outputs
+        confidence.name, coordinates.name = RAW_CONFIDENCE, RAW_COORDINATES
+    elif len(shapes) == 3 and shapes[0] == (1, c) and len(shapes[1]) == 3 and shapes[1][::2] == (1, c) \
+            and shapes[2] == (1, shapes[1][1], 4):
+        # Every cell's box: (1, K, C) and (1, K, 4) become suppression's (K, C) and (K, 4).
+        with main:
+            confidence = mb.squeeze(x=main.outputs[1], axes=[0], name=RAW_CONFIDENCE)
+            coordinates = mb.squeeze(x=main.outputs[2], axes=[0], name=RAW_COORDINATES)
+        main.set_outputs([confidence, coordinates])
+    else:
+        raise ValueError(f"a box model must output probabilities (1, {c}) and box (1, 4), or probabilities (1, {c}), "
+                         f"box_confidence (1, K, {c}) and boxes (1, K, 4), in that order. Received: {shapes}")
     main.set_output_types(None)
     converted = toolkit.convert_from_mil(program, config.format, options, precision=config.precision)
     return converted, converted
 
 
-def _pipeline(network: Any, labels: tuple[str, ...], config: BoxExportConfig) -> Any:
-    """The network followed by Core ML's non-maximum suppression, as one pipeline model."""
+def _pipeline(network: Any, labels: tuple[str, ...], config: BoxExportConfig, boxes: int = 1) -> Any:
+    """The network (``boxes`` boxes per photo) followed by Core ML's non-maximum suppression, as one
+    pipeline model."""
     import coremltools as ct
     from coremltools.models import datatypes
     from coremltools.models.pipeline import Pipeline
@@ -142,9 +157,9 @@ def _pipeline(network: Any, labels: tuple[str, ...], config: BoxExportConfig) ->
     net_spec = network.get_spec()
     widths = {RAW_CONFIDENCE: len(labels), RAW_COORDINATES: 4}
     for output in net_spec.description.output:
-        # The network gives one box: (1, C) and (1, 4); NeuralNetwork specs leave the shape out.
+        # The network gives its boxes: (K, C) and (K, 4); NeuralNetwork specs leave the shape out.
         del output.type.multiArrayType.shape[:]
-        output.type.multiArrayType.shape.extend([1, widths[output.name]])
+        output.type.multiArrayType.shape.extend([boxes, widths[output.name]])
     nms = ct.proto.Model_pb2.Model()
     nms.specificationVersion = net_spec.specificationVersion
     for name, out_name in ((RAW_CONFIDENCE, CONFIDENCE), (RAW_COORDINATES, COORDINATES)):
@@ -195,6 +210,12 @@ def _pipeline(network: Any, labels: tuple[str, ...], config: BoxExportConfig) ->
     return ct.models.MLModel(spec, weights_dir=weights_dir, skip_model_load=True)
 
 
+def _boxes_per_photo(box_model: BoxModel) -> int:
+    """1 for a one-box model; the cells of a ``"centres"`` one (each gives a box to suppression)."""
+    outputs = box_model.model.outputs
+    return 1 if len(outputs) == 2 else int(outputs[2].shape[1])
+
+
 def _describe(mlmodel: Any, box_model: BoxModel, config: BoxExportConfig) -> None:
     pre = box_model.preprocessing
     height, width = pre.input_size
@@ -209,8 +230,9 @@ def _describe(mlmodel: Any, box_model: BoxModel, config: BoxExportConfig) -> Non
         preprocessing=pre, labels=labels, metrics=box_model.metrics,
         outputs={"confidence": CONFIDENCE, "coordinates": COORDINATES}, fmt=config.format, config=config,
         source_sha256=box_model.model_sha256, preview_type="objectDetector")
+    one = _boxes_per_photo(box_model) == 1
     summary = config.short_description or (
-        f"Finds one {' or '.join(labels)} in a photo: a box and its class (boxstrap box model, "
-        f"{width}x{height} input).")
+        f"Finds {'one' if one else 'every'} {' or '.join(labels)} in a photo: "
+        f"{'a box and its class' if one else 'a box and a class for each'} (boxstrap box model, {width}x{height} input).")
     toolkit.write_metadata(mlmodel, metadata, short_description=summary, author=config.author,
                            license=config.license, version=config.version)

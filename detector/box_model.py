@@ -40,9 +40,14 @@ import numpy as np
 
 from detector.box_train_config import BoxTrainConfig
 
-__all__ = ["EDGES_TO_BOX", "OUTPUT_NAMES", "build_box_model", "cell_centres", "cell_parts", "feature_scale"]
+__all__ = ["CENTRES_OUTPUT_NAMES", "EDGES_TO_BOX", "OUTPUT_NAMES", "build_box_model", "cell_centres", "cell_parts",
+           "feature_scale"]
 
 OUTPUT_NAMES = ("probabilities", "box")
+#: The ``"centres"`` head's box model outputs: the photo's class probabilities (N, C), each cell's
+#: confidence per class (N, cells, C: its centre score times the class probabilities) and each cell's
+#: box (N, cells, 4), read by Core ML's non-maximum suppression as they are.
+CENTRES_OUTPUT_NAMES = ("probabilities", "box_confidence", "boxes")
 # head -> the same head with its cells' logits and reaches as outputs (build_box_model).
 _CELL_PARTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -88,12 +93,22 @@ def build_box_model(classifier, config: BoxTrainConfig = BoxTrainConfig(), *, fe
         raise ValueError(f"feature_scale must be a positive number. Received: {feature_scale!r}")
     classifier.trainable = False
     features = classifier.get_layer(feature_layer).output
-    make_head = _cells_head if config.head == "cells" else _dense_head
+    make_head = {"cells": _cells_head, "dense": _dense_head, "centres": _centres_head}[config.head]
     apply = make_head(config, float(feature_scale), tuple(features.shape[1:3]))
-    box = apply(features)
     probabilities = classifier.get_layer("probabilities").output
-    box_model = keras.Model(classifier.input, [probabilities, box], name="boxstrap_box_model")
     head_input = keras.Input(tuple(features.shape[1:]), name="features")
+    if config.head == "centres":
+        scores, boxes = apply(features)
+        cells = scores.shape[1]
+        confidence = keras.layers.Dot(axes=(2, 1), name="box_confidence")(
+            [keras.layers.Reshape((cells, 1), name="box_scores_column")(scores),
+             keras.layers.Reshape((1, probabilities.shape[-1]), name="probabilities_row")(probabilities)])
+        box_model = keras.Model(classifier.input, [probabilities, confidence, boxes], name="boxstrap_box_model")
+        head = keras.Model(head_input, apply(head_input), name="box_head")
+        _CELL_PARTS[head] = keras.Model(head_input, apply(head_input, parts=True), name="box_head_cells")
+        return box_model, head
+    box = apply(features)
+    box_model = keras.Model(classifier.input, [probabilities, box], name="boxstrap_box_model")
     head = keras.Model(head_input, apply(head_input), name="box_head")
     if config.head == "cells":
         # The same layers with every cell's logit and reaches as outputs too: what the cell-level
@@ -163,6 +178,50 @@ def _cells_head(config: BoxTrainConfig, feature_scale: float, grid: tuple[int, i
         r = reaches(reach(x))
         box = clip(corners(edges([centre(p), ltrb([p, r])])))
         return [box, z, r] if parts else box
+
+    return apply
+
+
+def _centres_head(config: BoxTrainConfig, feature_scale: float, grid: tuple[int, int]):
+    """The ``"centres"`` head: every cell scores how likely an object's centre lies in it (its own
+    sigmoid, so several objects give several peaks; CenterNet, Zhou et al. 2019) and gives the box of
+    that object (how far it reaches each way from the cell's centre). Returns ``[scores (N, cells),
+    boxes (N, cells, 4)]``; with ``parts``, the scores' logits instead of the scores."""
+    import keras
+
+    h, w = grid
+    cells = h * w
+    scale = keras.layers.Rescaling(feature_scale, name="box_scale")
+    reduce = keras.layers.Conv2D(config.reduce_filters, config.kernel, padding="same", activation="relu",
+                                 name="box_reduce", kernel_initializer=keras.initializers.GlorotUniform(seed=config.seed))
+    # Bias -log(99): every cell starts at a centre score of 0.01, as CenterNet starts (few cells are centres).
+    logit = keras.layers.Conv2D(1, 1, name="box_logit", kernel_initializer="zeros",
+                                bias_initializer=keras.initializers.Constant(float(-np.log(99.0))))
+    logits = keras.layers.Reshape((cells,), name="box_logits")
+    score = keras.layers.Activation("sigmoid", name="box_scores")
+    reach = keras.layers.Conv2D(4, 1, activation="sigmoid", name="box_reach", kernel_initializer="zeros",
+                                bias_initializer=keras.initializers.Constant(float(np.log(1 / 3))))
+    reaches = keras.layers.Reshape((cells, 4), name="box_reaches")
+    # The cells' centres as a constant: ones (any tensor scaled by 0, plus 1) through a frozen Dense.
+    pooled = keras.layers.GlobalAveragePooling1D(name="box_pooled")
+    one = keras.layers.Rescaling(0.0, offset=1.0, name="box_one")
+    centres = keras.layers.Dense(cells * 2, use_bias=False, trainable=False, name="box_cell_centres")
+    centres_grid = keras.layers.Reshape((cells, 2), name="box_centres")
+    edges = keras.layers.Concatenate(name="box_cell_edges")
+    corners = keras.layers.Dense(4, use_bias=False, trainable=False, name="box_cell_corners")
+    clip = keras.layers.ReLU(max_value=1.0, name="boxes")
+    centres.build((None, 4))  # four ones in, each row a quarter of the centres
+    centres.set_weights([np.repeat(cell_centres(h, w).reshape(1, cells * 2) / 4, 4, axis=0)])
+    corners.build((None, cells, 6))
+    corners.set_weights([EDGES_TO_BOX])
+
+    def apply(x, parts: bool = False):
+        x = reduce(scale(x))
+        z = logits(logit(x))
+        r = reaches(reach(x))
+        c = centres_grid(centres(one(pooled(r))))
+        boxes = clip(corners(edges([c, r])))
+        return [z, boxes] if parts else [score(z), boxes]
 
     return apply
 

@@ -2,7 +2,8 @@
 
 ::
 
-    BOX_DIR/box_model.keras        image -> [probabilities (N, C), box (N, 4)], safe_mode loadable
+    BOX_DIR/box_model.keras        image -> [probabilities (N, C), box (N, 4)] (one box), or
+                                   [probabilities, box_confidence (N, K, C), boxes (N, K, 4)]; safe_mode loadable
     BOX_DIR/preprocessing.json     the classifier's Preprocessing
     BOX_DIR/labels.json            class labels in output order
     BOX_DIR/box_train_config.json  BoxTrainConfig
@@ -33,7 +34,9 @@ __all__ = ["BOX_MODEL_LAYOUT", "BoxModel", "check_box_model_contract", "load_box
 
 def check_box_model_contract(model: Any, labels: tuple[str, ...], preprocessing: Preprocessing,
                              *, source: str = "model") -> None:
-    """Check a box model's outputs: ``probabilities`` (N, C) with one class per label, ``box`` (N, 4).
+    """Check a box model's outputs: ``probabilities`` (N, C) with one class per label, then either
+    ``box`` (N, 4) (a one-box head) or ``box_confidence`` (N, K, C) and ``boxes`` (N, K, 4) (the
+    ``"centres"`` head: K cells).
 
     Raises
     ------
@@ -41,9 +44,13 @@ def check_box_model_contract(model: Any, labels: tuple[str, ...], preprocessing:
         Naming the output shapes found.
     """
     shapes = [tuple(t.shape[1:]) for t in model.outputs]
-    if shapes != [(len(labels),), (4,)]:
-        raise ValueError(f"{source}: a box model outputs probabilities ({len(labels)},) and box (4,). "
-                         f"Received output shapes: {shapes}")
+    c = len(labels)
+    one_box = shapes == [(c,), (4,)]
+    several = (len(shapes) == 3 and shapes[0] == (c,) and len(shapes[1]) == 2 and shapes[1][1] == c
+               and shapes[2] == (shapes[1][0], 4))
+    if not (one_box or several):
+        raise ValueError(f"{source}: a box model outputs probabilities ({c},) and box (4,), or probabilities "
+                         f"({c},), box_confidence (K, {c}) and boxes (K, 4). Received output shapes: {shapes}")
 
 
 #: The box model directory's files and check, for :func:`classifier.model_dir.load_model_dir`.

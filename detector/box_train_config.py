@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 __all__ = ["BoxTrainConfig", "HEADS"]
 
-HEADS = ("cells", "dense")
+HEADS = ("cells", "dense", "centres")
 
 @dataclass(frozen=True)
 class BoxTrainConfig:
@@ -14,8 +14,9 @@ class BoxTrainConfig:
 
     Parameters
     ----------
-    head : {"cells", "dense"}
-        The box head (module docstring). Default ``"cells"``: on every row of the block photos'
+    head : {"cells", "dense", "centres"}
+        The box head (:mod:`detector.box_model`): ``"centres"`` finds every object (a centre score
+        per cell, several peaks, decoded by non-maximum suppression); the others one box per photo. Default ``"cells"``: on every row of the block photos'
         learning curve it found more objects (CorLoc) than the pseudo boxes it learned from, where
         ``"dense"`` found fewer in three of four rows (benchmarks/NOTES.md).
     reduce_filters : int
@@ -46,6 +47,10 @@ class BoxTrainConfig:
         0 trains on the averaged box alone.
     crops : int
         Random feature-grid crops per image and epoch view set (0 turns crops off).
+    paste : int >= 0
+        ``"centres"``: copy-paste view sets per epoch (:func:`detector.box_views.paste_views`: each
+        photo with another photo's object pasted onto its feature grid), so the head sees photos
+        with several objects when the photos mostly hold one. 0 turns them off.
     flip : bool
         Add horizontally flipped views.
     seed : int
@@ -60,7 +65,7 @@ class BoxTrainConfig:
         costs as much again.
     """
 
-    head: str = "cells"
+    head: str = "centres"
     reduce_filters: int = 32
     kernel: int = 3
     hidden: int = 256
@@ -72,6 +77,7 @@ class BoxTrainConfig:
     iou_weight: float = 1.0
     cell_weight: float = 0.0
     crops: int = 2
+    paste: int = 0
     flip: bool = True
     seed: int = 0
     hand_weight: int = 3
@@ -84,8 +90,10 @@ class BoxTrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an int >= 1. Received: {value!r}")
-        if not isinstance(self.crops, int) or self.crops < 0:
-            raise ValueError(f"crops must be an int >= 0. Received: {self.crops!r}")
+        for name in ("crops", "paste"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be an int >= 0. Received: {value!r}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1). Received: {self.dropout!r}")
         if not self.learning_rate > 0:

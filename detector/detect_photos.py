@@ -2,8 +2,8 @@
 
 :func:`detect_photos` is the I/O edge: it finds the photos (a prepared dataset, a folder per class
 or plain files, as :func:`datasets.photo_items.find_photos`), runs the box model
-(:func:`detector.box_predictions.predict_boxes`: one box and class per photo, in the photo's own
-pixels) and writes into ``OUT``::
+(:func:`detector.box_predictions.predict_boxes`: the class of each photo and its boxes, every object
+a ``"centres"`` box model finds, in the photo's own pixels) and writes into ``OUT``::
 
     OUT/detect_config.json         DetectConfig
     OUT/detections.json            boxes JSON (with scores)
@@ -118,11 +118,10 @@ def detect_photos(model: BoxModel | str | os.PathLike, source: str | os.PathLike
     labels = list(box_model.labels)
     root, items = find_photos(source, labels)
     check_outside_photos(out_dir, source, root)
-    items, images, probabilities, boxes, skipped = predict_photos(box_model, items, batch_size=config.batch_size,
-                                                                ray=ray, progress=progress, source=source)
+    items, images, probabilities, boxes, scores, skipped = predict_photos(
+        box_model, items, batch_size=config.batch_size, ray=ray, progress=progress, source=source)
     classes = np.argmax(probabilities, axis=1)
     confidence = probabilities[np.arange(len(items)), classes]
-    scores = [confidence[i:i + 1].astype(np.float64) for i in range(len(items))]
     notes = [f"low confidence ({c:.2f})" if c < config.min_confidence else "" for c in confidence]
     annotations = [photo_annotation(item, image.shape, b, s, labels[int(c)])
                    for item, image, b, s, c in zip(items, images, boxes, scores, classes, strict=True)]

@@ -7,7 +7,16 @@ import logging
 import numpy as np
 
 from classifier.epoch_log import epoch_log, keras_verbose
-from detector.box_losses import box_iou_metric, box_loss, cell_targets_of, centre_loss, reach_loss
+from detector.box_losses import (
+    box_iou_metric,
+    box_loss,
+    cell_box_loss,
+    cell_targets_of,
+    centre_loss,
+    centre_targets_of,
+    focal_centre_loss,
+    reach_loss,
+)
 from detector.box_model import cell_parts
 from detector.box_train_config import BoxTrainConfig
 from detector.box_views import check_box_targets, views_dataset
@@ -28,7 +37,8 @@ def train_box_head(head, features: np.ndarray, boxes: np.ndarray, config: BoxTra
     features : (N, h, w, c) ndarray
         The feature layer's descriptors (:func:`classifier.multi_view_maps.forward`).
     boxes : (N, 4) ndarray
-        Pseudo boxes, normalised ``(cx, cy, w, h)``.
+        Pseudo boxes, normalised ``(cx, cy, w, h)``; ``(N, M, 4)`` for the ``"centres"`` head
+        (several per photo, zero rows are padding: :func:`detector.box_views.pad_boxes`).
     config : BoxTrainConfig
     valid : (features, boxes) or None
         Scored after each epoch (``val_loss``, ``val_iou``); the best epoch's weights are kept.
@@ -42,6 +52,8 @@ def train_box_head(head, features: np.ndarray, boxes: np.ndarray, config: BoxTra
     """
     import keras
 
+    if config.head == "centres":
+        return _train_centres(head, features, boxes, config, valid=valid, verbose=verbose)
     boxes = check_box_targets(boxes, len(features))
     if len(boxes) == 0:
         raise ValueError("No pseudo boxes to train the box model on: every image was left without a box.")
@@ -73,3 +85,39 @@ def train_box_head(head, features: np.ndarray, boxes: np.ndarray, config: BoxTra
         "val_loss": [float(v) for v in history.get("val_loss", [])],
         "val_iou": [float(v) for v in history.get("val_box_iou_metric", [])],
     }
+
+
+def _train_centres(head, features: np.ndarray, boxes: np.ndarray, config: BoxTrainConfig, *,
+                   valid: tuple[np.ndarray, np.ndarray] | None, verbose: int) -> dict[str, list]:
+    """The ``"centres"`` head: its centre logits (focal loss) and cell boxes (weighted smooth-L1 and GIoU)."""
+    import keras
+
+    boxes = _check_several(boxes, len(features))
+    if not np.any(boxes[..., 2] > 0):
+        raise ValueError("No pseudo boxes to train the box model on: every image was left without a box.")
+    keras.utils.set_random_seed(config.seed)
+    net = cell_parts(head)
+    grid = tuple(features.shape[1:3])
+    net.compile(optimizer=keras.optimizers.Adam(config.learning_rate, clipnorm=1.0),
+                loss=[focal_centre_loss, cell_box_loss(config.iou_weight)])
+    callbacks = []
+    validation = None
+    if valid is not None:
+        validation = (np.asarray(valid[0], np.float32),
+                      centre_targets_of(_check_several(valid[1], len(valid[0])), grid))
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.epochs,
+                                                       restore_best_weights=True))
+    fit = net.fit(views_dataset(features, boxes, config), epochs=config.epochs, validation_data=validation,
+                  callbacks=callbacks + [epoch_log("box head")], verbose=keras_verbose(verbose))
+    return {"loss": [float(v) for v in fit.history["loss"]],
+            "val_loss": [float(v) for v in fit.history.get("val_loss", [])], "val_iou": []}
+
+
+def _check_several(boxes: np.ndarray, n: int) -> np.ndarray:
+    boxes = np.asarray(boxes, np.float32)
+    if boxes.ndim != 3 or boxes.shape[0] != n or boxes.shape[2] != 4:
+        raise ValueError(f"boxes must be (N, M, 4) normalised (cx, cy, w, h) with N = {n}. Received shape: "
+                         f"{boxes.shape}")
+    if not np.all(np.isfinite(boxes)) or boxes.min(initial=0) < 0 or boxes.max(initial=0) > 1:
+        raise ValueError("boxes must be finite fractions of the image in [0, 1] (cx, cy, w, h).")
+    return boxes

@@ -22,10 +22,11 @@ from classifier.trained_model import TrainedModel, load_trained_model
 from datasets.annotations import ImageAnnotation, read_annotations
 from datasets.box_folder import load_features
 from datasets.photo_items import find_photos
+from detector.box_decode import non_max_suppression
 from detector.box_model import build_box_model, feature_scale
 from detector.box_model_dir import save_box_model
 from detector.box_train_config import BoxTrainConfig
-from detector.box_views import normalise_boxes
+from detector.box_views import normalise_boxes, pad_boxes
 from detector.train_box_head import train_box_head
 from groundwork.box_geometry import cxcywh_to_xyxy, matched_box_iou
 from groundwork.paths import check_out_folder
@@ -95,7 +96,8 @@ def train_box_model(
     if not chosen:
         raise ValueError(f"No image of {boxes_path} with a box was found under {source}: nothing to train on.")
     names = [item.name for _, item in chosen]
-    target = normalise_boxes(np.stack([_top_box(a) for a, _ in chosen]), [(a.width, a.height) for a, _ in chosen])
+    # Every photo's boxes, best first (its top-scoring box is what the one-box heads learn).
+    pseudo = [_ranked_boxes(a) for a, _ in chosen]
     start = time.perf_counter()
     folder = boxes_path if boxes_path.is_dir() else boxes_path.parent
     features = load_features(folder, names, trained.model_sha256)
@@ -106,22 +108,22 @@ def train_box_model(
         if passed.skipped:  # listed by forward_photos; their boxes cannot be learned from
             readable = set(passed.items)
             keep = [i for i, (_, item) in enumerate(chosen) if item in readable]
-            chosen, names, target = [chosen[i] for i in keep], [names[i] for i in keep], target[keep]
+            chosen, names, pseudo = [chosen[i] for i in keep], [names[i] for i in keep], [pseudo[i] for i in keep]
         features = passed.features
     else:
         log.info("reusing the descriptors saved beside %s", boxes_path)
     features = np.asarray(features)  # float16 as cached: the views are made and batches cast from it
     hand = _hand_targets(hand_boxes, names, root, trained.labels) if hand_boxes is not None else {}
     folds = _folds(folder, names, hand, root, trained.labels) if hand else None
-    targets = target.copy()
-    for row, box in hand.items():
-        targets[row] = box
+    targets = list(pseudo)
+    for row, boxes in hand.items():
+        targets[row] = boxes
     rounds: list[dict] = []
     best = None
     fold_targets = None
     if folds is not None:
         fold_of, held_out_pseudo = folds
-        fold_targets = {k: _fold_targets(target, hand, fold_of, held_out_pseudo, k) for k in sorted(set(fold_of.values()))}
+        fold_targets = {k: _fold_targets(pseudo, hand, fold_of, held_out_pseudo, k) for k in sorted(set(fold_of.values()))}
     for r in range(config.rounds if folds is not None else 1):
         box_model, predicted, history = train_on_targets(trained, features, targets, hand, config, verbose=verbose)
         entry: dict = {"round": r + 1, "history": history}
@@ -136,8 +138,8 @@ def train_box_model(
                         held[row] = fold_predicted[row]
                 fold_targets[k] = _next_targets(fold_predicted, fold_hand)
             rows = sorted(held)
-            ious = matched_box_iou(cxcywh_to_xyxy(np.stack([held[i] for i in rows]), dtype=np.float32),
-                                   cxcywh_to_xyxy(np.stack([hand[i] for i in rows]), dtype=np.float32))
+            ious = matched_box_iou(cxcywh_to_xyxy(np.stack([_first(held[i][0]) for i in rows]), dtype=np.float32),
+                                   cxcywh_to_xyxy(np.stack([hand[i][0] for i in rows]), dtype=np.float32))
             entry["held_out"] = {"images": len(rows), "mean_iou": float(ious.mean()),
                                  "corloc": float(np.mean(ious >= 0.5))}
             log.info("box model round %d: held-out hand boxes mean IoU %.3f, CorLoc %.3f", r + 1,
@@ -151,7 +153,8 @@ def train_box_model(
         rounds.append(entry)
         targets = _next_targets(predicted, hand)
     box_model, predicted, chosen_round, held = best
-    ious = matched_box_iou(cxcywh_to_xyxy(predicted, dtype=np.float32), cxcywh_to_xyxy(target, dtype=np.float32))
+    ious = matched_box_iou(cxcywh_to_xyxy(np.stack([_first(b) for b, _ in predicted]), dtype=np.float32),
+                           cxcywh_to_xyxy(np.stack([_first(b) for b in pseudo]), dtype=np.float32))
     metrics = {
         "images": len(names),
         "hand_boxes": len(hand),
@@ -174,7 +177,7 @@ def train_box_model(
     return path
 
 
-def train_on_targets(trained: TrainedModel, features: np.ndarray, targets: np.ndarray,
+def train_on_targets(trained: TrainedModel, features: np.ndarray, targets: list[np.ndarray],
                      hand: dict[int, np.ndarray], config: BoxTrainConfig, *, verbose: int = 0):
     """One box model trained on cached descriptors: every row's target, hand-boxed rows repeated
     ``config.hand_weight`` times; a seeded 15% of the rows (10 or more) is the validation set
@@ -185,53 +188,76 @@ def train_on_targets(trained: TrainedModel, features: np.ndarray, targets: np.nd
     trained : TrainedModel
     features : (N, h, w, D) array
         The feature layer's descriptors at the classifier's input size.
-    targets : (N, 4) array
-        Normalised ``(cx, cy, w, h)`` per row.
-    hand : dict of row -> (4,) array
-        Rows whose target is a hand box (their ``targets`` row is used; the dict gives the rows).
+    targets : list of (k_i, 4) arrays
+        Per row its boxes, normalised ``(cx, cy, w, h)``, best first: the ``"centres"`` head learns
+        them all, the one-box heads the first. Rows without a box are left out.
+    hand : dict of row -> (k, 4) array
+        Rows whose targets are hand boxes (their ``targets`` row is used; the dict gives the rows).
     config : BoxTrainConfig
 
     Returns
     -------
     box_model : keras.Model
-    predicted : (N, 4) float32 ndarray
-        The trained head's box for every row.
+    predicted : list of (boxes (k, 4), scores (k,)) float32 ndarrays
+        The trained head's boxes for every row, best first: for ``"centres"``, the boxes
+        non-maximum suppression keeps at its defaults with their scores; one per row with a NaN
+        score (none) for the one-box heads.
     history : dict
     """
+    boxed = np.array([len(t) > 0 for t in targets])
     rows = np.concatenate([np.arange(len(targets)), np.repeat(sorted(hand), config.hand_weight - 1)]
                           ).astype(np.int64)
+    rows = rows[boxed[rows]]
     order = np.random.default_rng(config.seed).permutation(len(targets))
     n_valid = int(round(len(targets) * VALID_SHARE)) if len(targets) >= 10 else 0
     valid = order[:n_valid]
+    valid = valid[boxed[valid]]
     train = rows[~np.isin(rows, valid)]
     box_model, head = build_box_model(trained.model, config, feature_layer=trained.feature_layer,
                                       feature_scale=feature_scale(features[train]))
-    history = train_box_head(head, features[train], targets[train], config,
-                             valid=(features[valid], targets[valid]) if n_valid else None, verbose=verbose)
-    predicted = np.asarray(head.predict(features, verbose=0), np.float32)
+    several = config.head == "centres"
+
+    def y(index):
+        return pad_boxes([targets[i] for i in index]) if several else np.stack([targets[i][0] for i in index])
+
+    history = train_box_head(head, features[train], y(train), config,
+                             valid=(features[valid], y(valid)) if len(valid) else None, verbose=verbose)
+    out = head.predict(features, verbose=0)
+    if not several:
+        return box_model, [(b[None], np.full(1, np.nan, np.float32)) for b in np.asarray(out, np.float32)], history
+    scores, boxes = (np.asarray(v, np.float32) for v in out)
+    predicted = []
+    for s, b in zip(scores, boxes, strict=True):
+        kept_scores, kept_boxes = non_max_suppression(s[:, None], b)
+        predicted.append((kept_boxes.astype(np.float32), kept_scores[:, 0].astype(np.float32)))
     return box_model, predicted, history
 
 
-def _next_targets(predicted: np.ndarray, hand: dict[int, np.ndarray]) -> np.ndarray:
+def _first(boxes: np.ndarray) -> np.ndarray:
+    """A row's first box, or an empty box (IoU 0 with anything) when it has none."""
+    return boxes[0] if len(boxes) else np.zeros(4, np.float32)
+
+
+def _next_targets(predicted: list[tuple[np.ndarray, np.ndarray]], hand: dict[int, np.ndarray]) -> list[np.ndarray]:
     """The next self-training round's targets: the box model's boxes, hand boxes kept."""
-    targets = np.clip(predicted, 0.0, 1.0).astype(np.float32)
-    for row, box in hand.items():
-        targets[row] = box
+    targets = [np.clip(b, 0.0, 1.0).astype(np.float32) for b, _ in predicted]
+    for row, boxes in hand.items():
+        targets[row] = boxes
     return targets
 
 
-def _fold_targets(pseudo: np.ndarray, hand: dict[int, np.ndarray], fold_of: dict[int, int],
-                  held_out_pseudo: dict[int, np.ndarray], k: int) -> np.ndarray:
+def _fold_targets(pseudo: list[np.ndarray], hand: dict[int, np.ndarray], fold_of: dict[int, int],
+                  held_out_pseudo: dict[int, np.ndarray], k: int) -> list[np.ndarray]:
     """Fold ``k``'s targets: its hand-boxed images keep their held-out pseudo boxes, the others'
     hand boxes stand."""
-    targets = pseudo.copy()
-    for row, box in hand.items():
-        targets[row] = held_out_pseudo[row] if fold_of[row] == k else box
+    targets = list(pseudo)
+    for row, boxes in hand.items():
+        targets[row] = held_out_pseudo[row] if fold_of[row] == k else boxes
     return targets
 
 
 def _hand_targets(path, names: list[str], root: Path, labels) -> dict[int, np.ndarray]:
-    """Row -> normalised hand box (its largest) for the hand-boxed images among ``names``."""
+    """Row -> normalised hand boxes (largest first) for the hand-boxed images among ``names``."""
     from datasets.annotations import ImageAnnotation
     from datasets.evaluate import match_photos
 
@@ -241,7 +267,9 @@ def _hand_targets(path, names: list[str], root: Path, labels) -> dict[int, np.nd
     hand = {}
     for g, row in zip(gt, match, strict=True):
         if row is not None and len(g.boxes):
-            hand[row] = normalise_boxes(largest_box(g)[None], [(g.width, g.height)])[0]
+            xyxy = g.xyxy()
+            order = np.argsort(-((xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1])), kind="stable")
+            hand[row] = normalise_boxes(xyxy[order], [(g.width, g.height)] * len(xyxy))
     log.info("%d of %d images have a hand box (%s): they count %s", len(hand), len(names), path,
              "as hand boxes" if hand else "nothing")
     return hand
@@ -270,7 +298,7 @@ def _folds(folder: Path, names: list[str], hand: dict[int, np.ndarray], root: Pa
             return None
         fold_of[row] = int(fold_by_name[name])
         a = held_by_name[name]
-        held_out[row] = normalise_boxes(_top_box(a)[None], [(a.width, a.height)])[0]
+        held_out[row] = _ranked_boxes(a)
     return fold_of, held_out
 
 
@@ -278,28 +306,38 @@ def _write_held_out(box_dir: Path, held: dict[int, np.ndarray], chosen, rows, la
     """The box model's held-out boxes of the hand-boxed images (boxes JSON), for review."""
     from datasets.annotations import write_annotations
 
-    annotations = [box_annotation(a, held[row]) for (a, _), row in zip(chosen, rows, strict=True)]
+    annotations = [box_annotation(a, *held[row]) for (a, _), row in zip(chosen, rows, strict=True)]
     write_annotations(annotations, box_dir / "held_out_boxes.json", "boxes-json", labels=labels)
 
 
-def box_annotation(annotation, box_cxcywh: np.ndarray):
-    """``annotation`` (its image, size and first label) with one box given as the box model gives
-    it: normalised ``(cx, cy, w, h)``, clipped to the image."""
+def box_annotation(annotation, boxes_cxcywh: np.ndarray, scores: np.ndarray | None = None):
+    """``annotation`` (its image, size and first label) with the boxes given as the box model gives
+    them: normalised ``(cx, cy, w, h)`` (one box, or ``(k, 4)``), clipped to the image, with their
+    scores (NaN or none: no score)."""
     from datasets.annotations import Box, ImageAnnotation
 
     w, h = annotation.width, annotation.height
-    x0, y0, x1, y1 = (np.clip(cxcywh_to_xyxy(np.asarray(box_cxcywh)[None], dtype=np.float32)[0], 0, 1)
-                      .astype(np.float64) * [w, h, w, h])
-    box = Box(annotation.boxes[0].label, x0, y0, max(x1, x0 + 1e-3), max(y1, y0 + 1e-3), None)
-    return ImageAnnotation(annotation.image, w, h, (box,))
+    boxes = np.asarray(boxes_cxcywh, np.float32).reshape(-1, 4)
+    scores = [None] * len(boxes) if scores is None else [
+        None if np.isnan(v) else float(v) for v in np.asarray(scores, np.float64).reshape(-1)]
+    label = annotation.boxes[0].label if annotation.boxes else annotation.label
+    out = []
+    for box, score in zip(boxes, scores, strict=True):
+        x0, y0, x1, y1 = (np.clip(cxcywh_to_xyxy(box[None], dtype=np.float32)[0], 0, 1).astype(np.float64)
+                          * [w, h, w, h])
+        out.append(Box(label, x0, y0, max(x1, x0 + 1e-3), max(y1, y0 + 1e-3), score))
+    return ImageAnnotation(annotation.image, w, h, tuple(out), label=label)
 
 
-def _top_box(annotation) -> np.ndarray:
+def _ranked_boxes(annotation) -> np.ndarray:
+    """An annotation's boxes, normalised ``(cx, cy, w, h)``, highest score first (in file order
+    among equal scores; a box without a score counts as 1)."""
     scores = np.nan_to_num(annotation.scores(), nan=1.0)
-    return annotation.xyxy()[int(np.argmax(scores))]
+    order = np.argsort(-scores, kind="stable")
+    return normalise_boxes(annotation.xyxy()[order], [(annotation.width, annotation.height)] * len(order))
 
 
 def largest_box(annotation: ImageAnnotation) -> np.ndarray:
-    """An annotation's largest box (the box model regresses one box per photo)."""
+    """An annotation's largest box."""
     xyxy = annotation.xyxy()
     return xyxy[int(np.argmax((xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1])))]

@@ -3,10 +3,12 @@
 The export is a pipeline: the box network, then Core ML's non-maximum suppression
 (:mod:`detector.box_export`). :func:`verify_box_model` runs it on the same pixels as the Keras box
 model, with Core ML itself on macOS (the whole pipeline) or with the reference runtime elsewhere
-(the network by :mod:`verify.reference_runtime`, then :func:`non_max_suppression`, Core ML's
-suppression rule in numpy), and compares: class top-1 agreement and the probabilities' max
-difference, the box coordinates' max difference (the same tolerance, the coordinates being
-fractions of the image) and the box IoU, and whether suppression keeps the same boxes. Static
+(the network by :mod:`verify.reference_runtime`, then
+:func:`detector.box_decode.non_max_suppression`, Core ML's suppression rule in numpy), and
+compares box by box: the photo's class (top-1 agreement), every box's confidences and
+coordinates (max difference, the same tolerance: both are fractions), whether suppression keeps
+as many boxes on each photo, and the IoU of each kept box with its Keras counterpart (matched by
+overlap). Static
 checks look at the spec first: image input, preprocessing and labels against the box model
 directory, the outputs Vision needs (``confidence``, ``coordinates``).
 """
@@ -24,9 +26,10 @@ from typing import Any
 import numpy as np
 
 from classifier.model_dir import load_model_dir
+from detector.box_decode import non_max_suppression
 from detector.box_model_dir import BOX_MODEL_LAYOUT
 from groundwork.atomic import write_json, write_text
-from groundwork.box_geometry import cxcywh_to_xyxy, matched_box_iou
+from groundwork.box_geometry import cxcywh_to_xyxy
 from groundwork.config import config_to_dict, save_config
 from groundwork.files import disk_size
 from groundwork.paths import check_out_folder
@@ -39,41 +42,11 @@ from verify.verify import VerifyReport
 from verify.verify_config import VerifyConfig
 from verify.verify_images import load_verify_images
 
-__all__ = ["non_max_suppression", "verify_box_model"]
+__all__ = ["verify_box_model"]
 
 log = logging.getLogger(__name__)
 
 OUTPUTS = ("confidence", "coordinates")
-
-
-def non_max_suppression(confidence: np.ndarray, coordinates: np.ndarray, *, iou_threshold: float,
-                        confidence_threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """Core ML's class-agnostic non-maximum suppression (``pickTop.perClass = False``).
-
-    Parameters
-    ----------
-    confidence : (N, C) ndarray
-    coordinates : (N, 4) ndarray
-        ``(cx, cy, w, h)``.
-
-    Returns
-    -------
-    confidence : (K, C) ndarray, coordinates : (K, 4) ndarray
-        The boxes kept, highest confidence first: a box is kept when its highest class
-        confidence reaches ``confidence_threshold`` and it overlaps no kept box by more than
-        ``iou_threshold``.
-    """
-    confidence = np.asarray(confidence, np.float64).reshape(-1, confidence.shape[-1])
-    coordinates = np.asarray(coordinates, np.float64).reshape(-1, 4)
-    best = confidence.max(axis=1)
-    order = [i for i in np.argsort(-best, kind="stable") if best[i] >= confidence_threshold]
-    boxes = cxcywh_to_xyxy(coordinates, dtype=np.float32).astype(np.float64)
-    kept: list[int] = []
-    for i in order:
-        if not kept or np.all(
-                matched_box_iou(np.repeat(boxes[i:i + 1], len(kept), 0), boxes[kept]) <= iou_threshold):
-            kept.append(i)
-    return confidence[kept], coordinates[kept]
 
 
 def verify_box_model(box_dir: str | os.PathLike, export: str | os.PathLike, images: str | os.PathLike,
@@ -106,8 +79,8 @@ def verify_box_model(box_dir: str | os.PathLike, export: str | os.PathLike, imag
                          "`boxstrap export-boxes` writes.")
     nms = spec.pipeline.models[1].nonMaximumSuppression
     data = load_verify_images(images, box_model.preprocessing, split=config.split, max_images=config.max_images)
-    keras_probabilities, keras_boxes = (np.asarray(v, np.float64) for v in box_model.model.predict(
-        box_model.preprocessing.apply(data.pixels), batch_size=config.batch_size, verbose=0))
+    keras_raw = _keras_raw(box_model.model.predict(box_model.preprocessing.apply(data.pixels),
+                                                   batch_size=config.batch_size, verbose=0))
     result: dict[str, Any] = {"path": str(export), "passed": False, "failures": []}
     with tempfile.TemporaryDirectory() as tmp:
         info = _network_info(pipeline, spec, Path(tmp))
@@ -121,41 +94,60 @@ def verify_box_model(box_dir: str | os.PathLike, export: str | os.PathLike, imag
         checks.append(_output_check(outputs))
         result["static_checks"] = [vars(c) for c in checks]
         result["failures"] += [f"static check {c.name}: {c.message}" for c in checks if c.failed]
-        confidence, coordinates, kept = _run_coreml(export, info, data.pixels, nms, config)
+        coreml_raw, coreml_kept = _run_coreml(export, info, data.pixels, nms, config)
     tolerance = config.max_abs_diff(info.precision)
-    # Boxes converted in float32, as the box model computes them.
-    comparison = compare_outputs(keras_probabilities, confidence,
-                                 reference_boxes=cxcywh_to_xyxy(keras_boxes, dtype=np.float32),
-                                 candidate_boxes=cxcywh_to_xyxy(coordinates, dtype=np.float32))
+    thresholds = {"iou_threshold": nms.iouThreshold, "confidence_threshold": nms.confidenceThreshold}
+    keras_kept = [non_max_suppression(c, b, **thresholds) for c, b in zip(*keras_raw, strict=True)]
+    # The photo's class: the classes' confidences summed over its boxes (for a one-box model, its
+    # probabilities; for a "centres" one, its probabilities times the sum of the centre scores).
+    keras_classes = _class_scores(keras_raw[0])
+    coreml_classes = (_class_scores(coreml_raw[0]) if coreml_raw is not None
+                      else np.stack([_class_scores(c[None])[0] for c, _ in coreml_kept]))
+    comparison = compare_outputs(keras_classes, coreml_classes)
+    matched = [_match_kept(k, c) for k, c in zip(keras_kept, coreml_kept, strict=True)]
+    box_iou = np.concatenate([m[0] for m in matched]) if matched else np.zeros(0)
     with np.errstate(invalid="ignore"):
-        coordinates_diff = float(np.max(np.abs(keras_boxes - coordinates))) if len(coordinates) else 0.0
-    if len(coordinates) and not np.all(np.isfinite(coordinates)):
+        if coreml_raw is not None:  # every box the network gives, kept or not
+            confidence_diff = float(np.max(np.abs(keras_raw[0] - coreml_raw[0])))
+            coordinates_diff = float(np.max(np.abs(keras_raw[1] - coreml_raw[1])))
+            finite = np.all(np.isfinite(coreml_raw[1]))
+        else:  # pragma: no cover - macOS only: suppression's output, box by box
+            confidence_diff = max([m[1] for m in matched], default=0.0)
+            coordinates_diff = max([m[2] for m in matched], default=0.0)
+            finite = all(np.all(np.isfinite(c)) for _, c in coreml_kept)
+    if not finite:
         coordinates_diff = float("inf")
-    keras_kept = keras_probabilities.max(axis=1) >= nms.confidenceThreshold
-    tied = near_ties(keras_probabilities, confidence, comparison.disagreements, tolerance)
+    different = [i for i, (k, c) in enumerate(zip(keras_kept, coreml_kept, strict=True)) if len(k[0]) != len(c[0])]
+    tied = near_ties(keras_classes, coreml_classes, comparison.disagreements, tolerance)
     counted = len(comparison.disagreements) - (len(tied) if config.near_ties_agree else 0)
     top1 = 1.0 - counted / len(data.names)
     failures = result["failures"]
     if top1 < config.min_top1_agreement:
         failures.append(f"top-1 agreement {top1:.4f} < {config.min_top1_agreement} ({counted} of "
                         f"{len(data.names)} images disagree, {len(tied)} near ties not counted)")
-    if comparison.non_finite:
-        failures.append(f"{len(comparison.non_finite)} of {len(data.names)} images give NaN or Inf confidences "
-                        f"(first: {data.names[comparison.non_finite[0]]}): the export computes garbage")
-    elif comparison.max_abs_diff > tolerance:
-        failures.append(f"probabilities max abs diff {comparison.max_abs_diff:.3g} > {tolerance:g} ({info.precision})")
+    if comparison.non_finite or not np.isfinite(confidence_diff):
+        first = comparison.non_finite[0] if comparison.non_finite else 0
+        failures.append(f"{max(len(comparison.non_finite), 1)} of {len(data.names)} images give NaN or Inf "
+                        f"confidences (first: {data.names[first]}): the export computes garbage")
+    elif confidence_diff > tolerance:
+        failures.append(f"confidence max abs diff {confidence_diff:.3g} > {tolerance:g} ({info.precision})")
     if not coordinates_diff <= tolerance:  # NaN or Inf coordinates fail too
         failures.append(f"box coordinates max abs diff {coordinates_diff:.3g} > {tolerance:g} ({info.precision})")
-    if not np.array_equal(keras_kept, kept):
-        failures.append(f"suppression keeps a different set of boxes on {int(np.sum(keras_kept != kept))} images")
+    if different:
+        failures.append(f"suppression keeps a different number of boxes on {len(different)} images "
+                        f"(first: {data.names[different[0]]})")
+    kept_boxes = [len(c[0]) for c in coreml_kept]
     result["parity"] = {
         "images": len(data.names), "top1_agreement": top1, "raw_top1_agreement": comparison.top1_agreement,
         "near_tie_images": [data.names[i] for i in tied],
-        "max_abs_diff": json_number(comparison.max_abs_diff), "mean_abs_diff": json_number(comparison.mean_abs_diff),
+        "max_abs_diff": json_number(confidence_diff), "mean_abs_diff": json_number(comparison.mean_abs_diff),
         "non_finite_images": [data.names[i] for i in comparison.non_finite],
-        "coordinates_max_abs_diff": json_number(coordinates_diff), "min_box_iou": json_number(comparison.min_box_iou),
-        "mean_box_iou": json_number(float(np.mean(comparison.box_iou))) if comparison.box_iou is not None else None,
-        "tolerance": tolerance, "kept_by_suppression": int(np.sum(kept)),
+        "coordinates_max_abs_diff": json_number(coordinates_diff),
+        "min_box_iou": json_number(float(box_iou.min())) if box_iou.size else None,
+        "mean_box_iou": json_number(float(box_iou.mean())) if box_iou.size else None,
+        "tolerance": tolerance, "kept_by_suppression": int(sum(kept_boxes)),
+        "images_with_several_boxes": int(sum(k > 1 for k in kept_boxes)),
+        "different_box_counts": [data.names[i] for i in different],
         "disagreeing_images": [data.names[i] for i in comparison.disagreements],
     }
     result["passed"] = not failures
@@ -184,34 +176,77 @@ def _network_info(pipeline, spec, tmp: Path):
     return read_model_info(path)
 
 
+def _keras_raw(outputs) -> tuple[np.ndarray, np.ndarray]:
+    """The Keras box model's outputs as the exported network's: confidence (N, K, C) and
+    coordinates (N, K, 4); K = 1 for a one-box model."""
+    outputs = [np.asarray(v, np.float64) for v in outputs]
+    if len(outputs) == 2:
+        return outputs[0][:, None], outputs[1][:, None]
+    return outputs[1], outputs[2]
+
+
+def _class_scores(confidence: np.ndarray) -> np.ndarray:
+    """(N, K, C) confidences -> (N, C): summed over the boxes and normalised to sum to 1."""
+    total = np.asarray(confidence, np.float64).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return total / total.sum(axis=1, keepdims=True)
+
+
+def _match_kept(keras: tuple[np.ndarray, np.ndarray], coreml: tuple[np.ndarray, np.ndarray]
+                ) -> tuple[np.ndarray, float, float]:
+    """One image's boxes kept by suppression, Keras against Core ML, each matched to the other's
+    box it overlaps most (greedily, best first): (IoU per matched pair, confidence and
+    coordinates max abs diff over the pairs)."""
+    (k_conf, k_box), (c_conf, c_box) = keras, coreml
+    if not len(k_box) or not len(c_box):
+        return np.zeros(0), 0.0, 0.0
+    from groundwork.box_geometry import box_iou
+
+    ious = box_iou(cxcywh_to_xyxy(k_box, dtype=np.float32).astype(np.float64),
+                   cxcywh_to_xyxy(np.nan_to_num(c_box), dtype=np.float32).astype(np.float64))
+    pairs, used = [], set()
+    for i in range(len(k_box)):
+        order = [j for j in np.argsort(-ious[i], kind="stable") if j not in used]
+        if order:
+            used.add(order[0])
+            pairs.append((i, order[0]))
+    iou = np.array([ious[i, j] for i, j in pairs])
+    conf = max(float(np.max(np.abs(k_conf[i] - c_conf[j]))) for i, j in pairs)
+    coords = max(float(np.max(np.abs(k_box[i] - c_box[j]))) for i, j in pairs)
+    return iou, conf, coords
+
+
 def _run_coreml(export: Path, info, pixels: np.ndarray, nms, config: VerifyConfig):
-    """(confidence (N, C), coordinates (N, 4), kept (N,) bool): the network's outputs and suppression's verdict."""
+    """The export on every photo: ``(raw, kept)``. ``raw`` is the network's (confidence (N, K, C),
+    coordinates (N, K, 4)) where the backend can give it (None from Core ML itself, which only
+    gives the pipeline's output); ``kept`` per photo (confidence (k, C), coordinates (k, 4)), the
+    boxes suppression keeps at the export's own thresholds."""
     backend = resolve_backend(config.backend)
-    confidence, coordinates, kept = [], [], []
+    classes = len(nms.stringClassLabels.vector)
     if backend == "coreml":  # pragma: no cover - macOS only
         import coremltools as ct
         from PIL import Image
 
         units = {"cpu": ct.ComputeUnit.CPU_ONLY, "all": ct.ComputeUnit.ALL}[config.compute_units]
         model = ct.models.MLModel(str(export), compute_units=units)
+        kept = []
         for rgb in pixels:
-            out = model.predict({"image": Image.fromarray(rgb),
-                                 "confidenceThreshold": 0.0, "iouThreshold": float(nms.iouThreshold)})
-            confidence.append(np.asarray(out["confidence"]).reshape(-1)[: len(nms.stringClassLabels.vector)])
-            coordinates.append(np.asarray(out["coordinates"]).reshape(-1)[:4])
-            kept.append(float(np.max(confidence[-1])) >= nms.confidenceThreshold)
-        return np.stack(confidence), np.stack(coordinates), np.array(kept)
+            out = model.predict({"image": Image.fromarray(rgb), "confidenceThreshold": float(nms.confidenceThreshold),
+                                 "iouThreshold": float(nms.iouThreshold)})
+            kept.append((np.asarray(out["confidence"], np.float64).reshape(-1, classes),
+                         np.asarray(out["coordinates"], np.float64).reshape(-1, 4)))
+        return None, kept
     runtime = reference_runtime(info)
+    confidence, coordinates, kept = [], [], []
     for rgb in pixels:
         outputs = runtime.run(rgb).outputs
-        raw_conf = np.asarray(outputs["raw_confidence"], np.float64).reshape(1, -1)
-        raw_coords = np.asarray(outputs["raw_coordinates"], np.float64).reshape(1, 4)
-        conf, _ = non_max_suppression(raw_conf, raw_coords, iou_threshold=nms.iouThreshold,
-                                      confidence_threshold=nms.confidenceThreshold)
-        confidence.append(raw_conf[0])
-        coordinates.append(raw_coords[0])
-        kept.append(len(conf) == 1)
-    return np.stack(confidence), np.stack(coordinates), np.array(kept)
+        raw_conf = np.asarray(outputs["raw_confidence"], np.float64).reshape(-1, classes)
+        raw_coords = np.asarray(outputs["raw_coordinates"], np.float64).reshape(-1, 4)
+        confidence.append(raw_conf)
+        coordinates.append(raw_coords)
+        kept.append(non_max_suppression(raw_conf, raw_coords, iou_threshold=nms.iouThreshold,
+                                        confidence_threshold=nms.confidenceThreshold))
+    return (np.stack(confidence), np.stack(coordinates)), kept
 
 
 def _output_check(outputs: list[str]):

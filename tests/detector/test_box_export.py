@@ -14,10 +14,10 @@ TINY = (4, 4, 8, 8, 8)
 @pytest.fixture(scope="module")
 def box_dir(tmp_path_factory):
     classifier = build_classifier(2, (64, 96), backbone="vgg16", filters=TINY, weights="none")
-    box_model, _ = build_box_model(classifier, BoxTrainConfig(hidden=8, reduce_filters=4), feature_layer=VGG16.feature_layer)
+    box_model, _ = build_box_model(classifier, BoxTrainConfig(head="cells", hidden=8, reduce_filters=4), feature_layer=VGG16.feature_layer)
     directory = tmp_path_factory.mktemp("box") / "box_model"
     save_box_model(box_model, directory, preprocessing=vgg16_preprocessing((64, 96)), labels=("one", "ten"),
-                   config=BoxTrainConfig(hidden=8, reduce_filters=4), metrics={"corloc": 0.5})
+                   config=BoxTrainConfig(head="cells", hidden=8, reduce_filters=4), metrics={"corloc": 0.5})
     return directory
 
 

@@ -43,7 +43,7 @@ class TestBuildBoxModel:
     def test_cells_box_is_weighted_centre_and_reach(self, classifier):
         # Every cell equally likely: the centre is the grid's centre; each cell reaching 0.1 left,
         # 0.2 up, 0.3 right and 0.4 down makes the box (0.5 + (0.3 - 0.1) / 2, 0.5 + (0.4 - 0.2) / 2, 0.4, 0.6).
-        _, head = build_box_model(classifier, BoxTrainConfig(reduce_filters=4), feature_layer=VGG16.feature_layer)
+        _, head = build_box_model(classifier, BoxTrainConfig(head="cells", reduce_filters=4), feature_layer=VGG16.feature_layer)
         reach = head.get_layer("box_reach")
         kernel, _ = reach.get_weights()
         reach_to = np.array([0.1, 0.2, 0.3, 0.4], np.float32)
@@ -53,7 +53,7 @@ class TestBuildBoxModel:
 
     def test_cells_box_follows_the_likeliest_cell(self, classifier):
         # All the weight on one cell: the box is centred on that cell (plus its reach).
-        _, head = build_box_model(classifier, BoxTrainConfig(reduce_filters=4), feature_layer=VGG16.feature_layer)
+        _, head = build_box_model(classifier, BoxTrainConfig(head="cells", reduce_filters=4), feature_layer=VGG16.feature_layer)
         h, w = head.input.shape[1:3]
         reduce = head.get_layer("box_reduce")
         kernel, bias = reduce.get_weights()
@@ -119,7 +119,7 @@ class TestTrainBoxHead:
     def test_learns_box_from_features(self, classifier, cell_weight):
         # Features that mark the object's cells: the head must learn to read the box off them.
         rng = np.random.default_rng(1)
-        _, head = build_box_model(classifier, BoxTrainConfig(hidden=32, reduce_filters=8), feature_layer=VGG16.feature_layer)
+        _, head = build_box_model(classifier, BoxTrainConfig(head="cells", hidden=32, reduce_filters=8), feature_layer=VGG16.feature_layer)
         h, w = head.input.shape[1:3]
         features, boxes = [], []
         for _ in range(96):
@@ -130,7 +130,7 @@ class TestTrainBoxHead:
             features.append(grid)
             boxes.append(xyxy_to_cxcywh(np.array([[c / w, r / h, (c + bw) / w, (r + bh) / h]]))[0])
         features, boxes = np.stack(features), np.stack(boxes)
-        config = BoxTrainConfig(hidden=32, reduce_filters=8, epochs=30, crops=0, dropout=0.0, learning_rate=1e-2,
+        config = BoxTrainConfig(head="cells", hidden=32, reduce_filters=8, epochs=30, crops=0, dropout=0.0, learning_rate=1e-2,
                                 cell_weight=cell_weight)
         history = train_box_head(head, features[:80], boxes[:80], config, valid=(features[80:], boxes[80:]),
                                  verbose=0)
@@ -166,7 +166,7 @@ class TestTrainBoxHead:
     def test_no_boxes(self, classifier):
         _, head = build_box_model(classifier, feature_layer=VGG16.feature_layer)
         with pytest.raises(ValueError, match="No pseudo boxes"):
-            train_box_head(head, np.zeros((0, 4, 6, 8)), np.zeros((0, 4)), BoxTrainConfig(), verbose=0)
+            train_box_head(head, np.zeros((0, 4, 6, 8)), np.zeros((0, 4)), BoxTrainConfig(head="cells"), verbose=0)
 
 
 class TestBoxMath:

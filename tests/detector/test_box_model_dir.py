@@ -22,9 +22,9 @@ def saved(tmp_path_factory):
     """A box model directory and a trained model directory, copied by the tests that spoil them."""
     root = tmp_path_factory.mktemp("dirs")
     classifier = build_classifier(2, (32, 32), backbone="vgg16", filters=TINY, weights="none")
-    box_model, _ = build_box_model(classifier, BoxTrainConfig(hidden=8, reduce_filters=4), feature_layer=VGG16.feature_layer)
+    box_model, _ = build_box_model(classifier, BoxTrainConfig(head="cells", hidden=8, reduce_filters=4), feature_layer=VGG16.feature_layer)
     box_dir = save_box_model(box_model, root / "box", preprocessing=vgg16_preprocessing((32, 32)),
-                             labels=("one", "ten"), config=BoxTrainConfig(hidden=8, reduce_filters=4),
+                             labels=("one", "ten"), config=BoxTrainConfig(head="cells", hidden=8, reduce_filters=4),
                              metrics={"images": 5})
     return {"box": box_dir, "trained": write_model_dir(root / "trained")}
 

@@ -28,7 +28,7 @@ def demo(tmp_path_factory):
 @pytest.fixture(scope="module")
 def box_dir(tmp_path_factory):
     classifier = build_classifier(2, (64, 64), backbone="vgg16", filters=TINY, weights="none")
-    config = BoxTrainConfig(hidden=8, reduce_filters=4)
+    config = BoxTrainConfig(head="cells", hidden=8, reduce_filters=4)
     box_model, _ = build_box_model(classifier, config, feature_layer=VGG16.feature_layer)
     return save_box_model(box_model, tmp_path_factory.mktemp("box") / "box", labels=("one", "ten"),
                           preprocessing=vgg16_preprocessing((64, 64)), config=config, metrics={})
@@ -54,15 +54,53 @@ class TestDetectImages:
 
         box_model = load_box_model(box_dir)
         images = [read_rgb(item.path) for item in result.items]
-        probabilities, boxes = predict_boxes(box_model, images)
+        probabilities, boxes, box_scores = predict_boxes(box_model, images)
         written = read_annotations(out / "detections.json")
         assert [a.image for a in written] == [it.name for it in result.items]
-        for a, b, p in zip(written, boxes, probabilities, strict=True):
+        for a, b, s, p in zip(written, boxes, box_scores, probabilities, strict=True):
+            assert len(b) == 1
             np.testing.assert_allclose(a.xyxy(), b, atol=1.0)  # boxes JSON stores whole pixels
+            np.testing.assert_allclose(a.scores(), s, atol=1e-4)
+            np.testing.assert_allclose(s, p.max(keepdims=True), atol=1e-6)  # a one-box model: the class probability
             assert a.boxes[0].label == box_model.labels[int(np.argmax(p))]
         scores = json.loads((out / "scores.json").read_text())
         assert scores["n_images"] == 6 and 0 <= scores["corloc"] <= 1
         assert snapshot(demo) == before  # the photos are only read
+
+    def test_a_centres_model_writes_every_box_suppression_keeps(self, tmp_path):
+        """Three blocks per photo and a box model with a box per cell: detect writes every box
+        Core ML's suppression would keep, each with its own confidence, not the first alone."""
+        from datasets.tf_input import read_rgb
+        from detector.box_decode import non_max_suppression
+
+        photos = tmp_path / "photos"
+        write_demo_data(photos, DemoDataConfig(per_class=3, size=(64, 80), objects=3), progress=False)
+        assert max(len(a.boxes) for a in read_annotations(photos / "boxes.json")) == 3  # a three-object photo
+        classifier = build_classifier(2, (64, 64), backbone="vgg16", filters=TINY, weights="none", seed=1)
+        config = BoxTrainConfig(head="centres", reduce_filters=4)
+        box_model, _ = build_box_model(classifier, config, feature_layer=VGG16.feature_layer, feature_scale=0.05)
+        rng = np.random.default_rng(0)
+        for name, std in (("box_reduce", 2.0), ("box_logit", 2.0), ("box_reach", 0.3)):
+            layer = box_model.get_layer(name)
+            kernel, bias = layer.get_weights()
+            # Centre scores near 1 (bias 3): a cell's confidence (its score times the class probability,
+            # about 0.5 here) clears suppression's threshold.
+            layer.set_weights([rng.normal(0, std, kernel.shape).astype(np.float32), np.full_like(bias, 3.0 * (name == "box_logit"))])
+        box_dir = save_box_model(box_model, tmp_path / "box", labels=("one", "ten"),
+                                 preprocessing=vgg16_preprocessing((64, 64)), config=config, metrics={})
+        result = detect_photos(box_dir, photos, tmp_path / "det", DetectConfig(overlays=False), progress=False)
+        written = read_annotations(tmp_path / "det" / "detections.json")
+        assert max(len(a.boxes) for a in written) >= 2
+        x = np.stack([vgg16_preprocessing((64, 64)).apply(vgg16_preprocessing((64, 64)).resize(read_rgb(it.path)))
+                      for it in result.items])
+        _, confidence, cells = load_box_model(box_dir).model.predict(x, verbose=0)
+        for a, c, b in zip(written, confidence, cells, strict=True):
+            kept_confidence, kept = non_max_suppression(c, b)
+            assert len(a.boxes) == len(kept)
+            np.testing.assert_allclose(a.scores(), kept_confidence.max(axis=1), atol=1e-4)
+            np.testing.assert_allclose(a.xyxy() / [80, 64, 80, 64],
+                                       np.clip(np.c_[kept[:, :2] - kept[:, 2:] / 2, kept[:, :2] + kept[:, 2:] / 2], 0, 1),
+                                       atol=1 / 64)
 
     def test_outputs_are_checked_before_any_photo_is_read(self, demo, box_dir, tmp_path):
         a_file = tmp_path / "f.txt"

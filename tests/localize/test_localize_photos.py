@@ -309,12 +309,15 @@ class TestTrainBoxModel:
     def test_fold_targets_hide_the_folds_hand_boxes(self):
         from detector.train_box_model import _fold_targets, _next_targets
 
-        pseudo = np.full((4, 4), 0.5, np.float32)
-        hand = {0: np.array([0.1, 0.1, 0.1, 0.1]), 2: np.array([0.2, 0.2, 0.2, 0.2])}
-        held_out = {0: np.array([0.3, 0.3, 0.3, 0.3]), 2: np.array([0.4, 0.4, 0.4, 0.4])}
+        pseudo = [np.full((1, 4), 0.5, np.float32) for _ in range(4)]
+        hand = {0: np.full((1, 4), 0.1), 2: np.full((2, 4), 0.2)}
+        held_out = {0: np.full((1, 4), 0.3), 2: np.full((1, 4), 0.4)}
         targets = _fold_targets(pseudo, hand, {0: 0, 2: 1}, held_out, 0)
-        np.testing.assert_allclose(targets[:, 0], [0.3, 0.5, 0.2, 0.5])
-        np.testing.assert_allclose(_next_targets(np.full((4, 4), 1.5), hand)[:, 0], [0.1, 1.0, 0.2, 1.0])
+        assert [t[0, 0] for t in targets] == pytest.approx([0.3, 0.5, 0.2, 0.5])
+        assert len(targets[2]) == 2  # every hand box of a photo stands
+        predicted = [(np.full((k, 4), 1.5), np.ones(k)) for k in (1, 1, 1, 0)]
+        after = _next_targets(predicted, hand)
+        assert [t[0, 0] if len(t) else None for t in after] == pytest.approx([0.1, 1.0, 0.2, None])
 
     def test_no_matching_images(self, demo, model_dir, tmp_path):
         from detector.train_box_model import train_box_model

@@ -6,20 +6,22 @@ from PIL import Image
 
 from classifier.backbones.vgg16 import VGG16, vgg16_preprocessing
 from classifier.model import build_classifier
+from detector.box_decode import non_max_suppression
 from detector.box_export import BoxExportConfig, export_box_model
 from detector.box_model import build_box_model
 from detector.box_model_dir import save_box_model
 from detector.box_train_config import BoxTrainConfig
-from verify.box_parity import non_max_suppression, verify_box_model
+from verify.box_parity import verify_box_model
 from verify.verify_config import VerifyConfig
 
 SIZE = (64, 64)
 
 
-@pytest.fixture(scope="module")
-def box_dir(tmp_path_factory):
+@pytest.fixture(scope="module", params=["cells", "centres"])
+def box_dir(request, tmp_path_factory):
+    """A box model of each kind: one box per photo, and a box per cell (several kept)."""
     classifier = build_classifier(2, SIZE, backbone="vgg16", filters=(4, 4, 8, 8, 8), weights="none", pooling="max", seed=3)
-    config = BoxTrainConfig(hidden=8, reduce_filters=4)
+    config = BoxTrainConfig(hidden=8, reduce_filters=4, head=request.param)
     box_model, _ = build_box_model(classifier, config, feature_scale=0.05, feature_layer=VGG16.feature_layer)
     # Random head weights: the untrained head gives every photo the same centred box, which any
     # export would match.
@@ -28,9 +30,9 @@ def box_dir(tmp_path_factory):
         layer = box_model.get_layer(name)
         kernel, bias = layer.get_weights()
         layer.set_weights([rng.normal(0, std, kernel.shape).astype(np.float32), bias])
-    boxes = box_model.predict(rng.integers(0, 256, (4, *SIZE, 3)).astype(np.float32), verbose=0)[1]
-    assert np.ptp(boxes[:, :2], axis=0).max() > 1e-3, boxes  # the boxes differ from photo to photo
-    directory = tmp_path_factory.mktemp("box") / "model"
+    boxes = box_model.predict(rng.integers(0, 256, (4, *SIZE, 3)).astype(np.float32), verbose=0)[-1]
+    assert np.ptp(boxes[..., :2], axis=0).max() > 1e-3, boxes  # the boxes differ from photo to photo
+    directory = tmp_path_factory.mktemp(f"box_{request.param}") / "model"
     save_box_model(box_model, directory, preprocessing=vgg16_preprocessing(SIZE), labels=("one", "ten"),
                    config=config, metrics={})
     return directory
@@ -67,6 +69,8 @@ class TestVerifyBoxModel:
         parity = report.report["exports"][0]["parity"]
         assert parity["images"] == 4 and parity["top1_agreement"] == 1.0
         assert parity["min_box_iou"] > (0.999 if precision == "float32" else 0.95)
+        if "centres" in str(box_dir):  # several boxes per photo, each matched
+            assert parity["images_with_several_boxes"] >= 1 and parity["kept_by_suppression"] > 4
 
     def test_swapped_colour_order_fails(self, box_dir, images, tmp_path):
         import coremltools as ct
