@@ -1,31 +1,43 @@
-"""The box model: the trained classifier plus a head that regresses one class-agnostic box.
+"""The box model: the trained classifier plus a head that finds the objects' boxes.
 
 The PSOL idea (Zhang et al., CVPR 2020): a regressor trained on noisy pseudo boxes generalises
 past them. The network reuses the classifier whole (its backbone and its class head, frozen)
 and adds a small box head on the backbone's feature layer (the spec's ``feature_layer``).
 
-The default head (``head="cells"``) is fully convolutional, like the class-map head: every cell
-of the feature grid says how likely it is the object's centre and how far the object reaches from
-it; the box is the average of the cells' boxes weighted by those likelihoods (a soft arg-max)::
+The default head (``head="centres"``) finds every object: each cell of the feature grid says how
+likely an object's centre lies in it (its own sigmoid, so several objects give several peaks;
+CenterNet, Zhou et al. 2019) and how far that object reaches from it::
 
     image -> backbone ... feature layer -> (classifier head) -> probabilities (N, C)
                                         -> box_scale -> box_reduce (3x3 conv)
-                                             -> box_logit (1x1 conv) -> box_logits -> box_weights (softmax over cells)
+                                             -> box_logit (1x1 conv) -> box_logits -> box_scores (sigmoid, N x K)
                                              -> box_reach (1x1 conv, sigmoid: left, top, right, bottom)
-                                                -> box_reaches
-                                        box_weights -> box_centre (frozen: the cells' centres)
-                                        box_weights, box_reaches -> box_ltrb (weighted reach)
-                                        box_centre, box_ltrb -> box_edges -> box_corners (frozen)
-                                            -> box (clipped to [0, 1])
+                                                -> box_reaches -> box_centres (frozen: the cells' centres)
+                                                -> box_cell_edges -> box_cell_corners (frozen) -> boxes (N, K, 4)
+                                        box_scores, probabilities -> box_confidence (N, K, C)
+
+Every cell's box and its confidence per class (its centre score times the photo's class
+probabilities) go to non-maximum suppression, in the exported detector and in
+:mod:`detector.box_decode` alike.
+
+The one-box head ``head="cells"`` regresses one box per photo: the average of the cells' boxes
+weighted by how likely each cell is the centre (a softmax over the cells, a soft arg-max)::
+
+    ... feature layer -> box_scale -> box_reduce (3x3 conv)
+                             -> box_logit (1x1 conv) -> box_logits -> box_weights (softmax over cells)
+                             -> box_reach (1x1 conv, sigmoid: left, top, right, bottom) -> box_reaches
+                        box_weights -> box_centre (frozen: the cells' centres)
+                        box_weights, box_reaches -> box_ltrb (weighted reach)
+                        box_centre, box_ltrb -> box_edges -> box_corners (frozen) -> box (clipped to [0, 1])
 
 Its weights are the same for every cell, so what it learns from an object in one place holds
 in any other, and it needs far fewer photos than the ``"dense"`` head (``box_scale -> box_pool
 -> box_reduce (1x1) -> box_flatten -> box_hidden -> box_dropout -> box``, a weight per cell),
 which scored below the pseudo boxes it learned from (benchmarks/NOTES.md). Only built-in Keras
-layers are used (the two constant maps are frozen ``Dense`` layers), so the model loads in safe
+layers are used (the constant maps are frozen ``Dense`` layers), so the model loads in safe
 mode and converts to Core ML without custom layers.
 
-``box`` is ``(centre x, centre y, width, height)`` as fractions of the image, the layout Apple's
+Boxes are ``(centre x, centre y, width, height)`` as fractions of the image, the layout Apple's
 Vision framework reads from an object detector's ``coordinates`` output.
 
 Only the box head trains (:mod:`detector.train_box_head`, on the views of :mod:`detector.box_views`,

@@ -15,16 +15,19 @@ class BoxTrainConfig:
     Parameters
     ----------
     head : {"cells", "dense", "centres"}
-        The box head (:mod:`detector.box_model`): ``"centres"`` finds every object (a centre score
-        per cell, several peaks, decoded by non-maximum suppression); the others one box per photo. Default ``"cells"``: on every row of the block photos'
-        learning curve it found more objects (CorLoc) than the pseudo boxes it learned from, where
-        ``"dense"`` found fewer in three of four rows (benchmarks/NOTES.md).
+        The box head (:mod:`detector.box_model`). Default ``"centres"``: a centre score and a box
+        per cell, several peaks per photo, decoded by non-maximum suppression; on the suite's sets
+        it found every object better than ``"cells"`` (one box per photo: a soft arg-max over the
+        cells' boxes) where it was worst (the animals: CorLoc 0.818 against 0.755, recall over
+        every animal 0.704 against 0.603; benchmarks/NOTES.md, "Several boxes per photo"). Of
+        the one-box heads ``"cells"`` found more objects than ``"dense"`` on the block photos'
+        learning curve.
     reduce_filters : int
         Width of the reduction convolution. 32: with ``kernel=3`` it scored as 64 did on the
         learning curve (mean over its rows: CorLoc 0.878 against 0.866, mean IoU 0.739 against 0.742)
         at half the cost.
     kernel : int >= 1
-        ``"cells"``: size of the reduction convolution (3: each cell also sees its neighbours;
+        ``"cells"``, ``"centres"``: size of the reduction convolution (3: each cell also sees its neighbours;
         on the learning curve it beat 1 on mean IoU in every row, at 64 filters).
     hidden : int
         ``"dense"``: width of the hidden dense layer.

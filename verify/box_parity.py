@@ -29,7 +29,7 @@ from classifier.model_dir import load_model_dir
 from detector.box_decode import non_max_suppression
 from detector.box_model_dir import BOX_MODEL_LAYOUT
 from groundwork.atomic import write_json, write_text
-from groundwork.box_geometry import cxcywh_to_xyxy
+from groundwork.box_geometry import cxcywh_to_xyxy, matched_box_iou
 from groundwork.config import config_to_dict, save_config
 from groundwork.files import disk_size
 from groundwork.paths import check_out_folder
@@ -97,27 +97,43 @@ def verify_box_model(box_dir: str | os.PathLike, export: str | os.PathLike, imag
         coreml_raw, coreml_kept = _run_coreml(export, info, data.pixels, nms, config)
     tolerance = config.max_abs_diff(info.precision)
     thresholds = {"iou_threshold": nms.iouThreshold, "confidence_threshold": nms.confidenceThreshold}
-    keras_kept = [non_max_suppression(c, b, **thresholds) for c, b in zip(*keras_raw, strict=True)]
+    keras_kept = [non_max_suppression(c, b, **thresholds, return_index=True) for c, b in zip(*keras_raw, strict=True)]
     # The photo's class: the classes' confidences summed over its boxes (for a one-box model, its
     # probabilities; for a "centres" one, its probabilities times the sum of the centre scores).
     keras_classes = _class_scores(keras_raw[0])
     coreml_classes = (_class_scores(coreml_raw[0]) if coreml_raw is not None
                       else np.stack([_class_scores(c[None])[0] for c, _ in coreml_kept]))
     comparison = compare_outputs(keras_classes, coreml_classes)
-    matched = [_match_kept(k, c) for k, c in zip(keras_kept, coreml_kept, strict=True)]
-    box_iou = np.concatenate([m[0] for m in matched]) if matched else np.zeros(0)
     with np.errstate(invalid="ignore"):
-        if coreml_raw is not None:  # every box the network gives, kept or not
+        if coreml_raw is not None:
+            # Box by box: the same cell's box on both sides, for every cell either side keeps (the
+            # cells suppression drops never reach an app).
             confidence_diff = float(np.max(np.abs(keras_raw[0] - coreml_raw[0])))
-            coordinates_diff = float(np.max(np.abs(keras_raw[1] - coreml_raw[1])))
+            box_iou, coordinates_diff, different, tie_images = [], 0.0, [], []
+            for i, (k, c) in enumerate(zip(keras_kept, coreml_kept, strict=True)):
+                cells = np.union1d(k[2], c[2]).astype(np.int64)
+                if len(cells):
+                    coordinates_diff = max(coordinates_diff, float(np.max(np.abs(keras_raw[1][i, cells]
+                                                                                 - coreml_raw[1][i, cells]))))
+                    box_iou.append(matched_box_iou(cxcywh_to_xyxy(keras_raw[1][i, cells], dtype=np.float32),
+                                                   cxcywh_to_xyxy(np.nan_to_num(coreml_raw[1][i, cells]),
+                                                                  dtype=np.float32)))
+                if set(k[2].tolist()) != set(c[2].tolist()):
+                    explained = _near_tie_cells(keras_raw[0][i], keras_raw[1][i], k[2], c[2], tolerance, thresholds)
+                    (tie_images if explained else different).append(i)
+            box_iou = np.concatenate(box_iou) if box_iou else np.zeros(0)
             finite = np.all(np.isfinite(coreml_raw[1]))
-        else:  # pragma: no cover - macOS only: suppression's output, box by box
+        else:  # pragma: no cover - macOS only: suppression's output, matched box by box
+            matched = [_match_kept(k[:2], c[:2]) for k, c in zip(keras_kept, coreml_kept, strict=True)]
+            box_iou = np.concatenate([m[0] for m in matched]) if matched else np.zeros(0)
             confidence_diff = max([m[1] for m in matched], default=0.0)
             coordinates_diff = max([m[2] for m in matched], default=0.0)
-            finite = all(np.all(np.isfinite(c)) for _, c in coreml_kept)
+            finite = all(np.all(np.isfinite(c[1])) for c in coreml_kept)
+            different = [i for i, (k, c) in enumerate(zip(keras_kept, coreml_kept, strict=True))
+                         if len(k[0]) != len(c[0])]
+            tie_images = []
     if not finite:
         coordinates_diff = float("inf")
-    different = [i for i, (k, c) in enumerate(zip(keras_kept, coreml_kept, strict=True)) if len(k[0]) != len(c[0])]
     tied = near_ties(keras_classes, coreml_classes, comparison.disagreements, tolerance)
     counted = len(comparison.disagreements) - (len(tied) if config.near_ties_agree else 0)
     top1 = 1.0 - counted / len(data.names)
@@ -134,8 +150,8 @@ def verify_box_model(box_dir: str | os.PathLike, export: str | os.PathLike, imag
     if not coordinates_diff <= tolerance:  # NaN or Inf coordinates fail too
         failures.append(f"box coordinates max abs diff {coordinates_diff:.3g} > {tolerance:g} ({info.precision})")
     if different:
-        failures.append(f"suppression keeps a different number of boxes on {len(different)} images "
-                        f"(first: {data.names[different[0]]})")
+        failures.append(f"suppression keeps other boxes on {len(different)} images, not explained by near "
+                        f"ties (first: {data.names[different[0]]})")
     kept_boxes = [len(c[0]) for c in coreml_kept]
     result["parity"] = {
         "images": len(data.names), "top1_agreement": top1, "raw_top1_agreement": comparison.top1_agreement,
@@ -147,7 +163,8 @@ def verify_box_model(box_dir: str | os.PathLike, export: str | os.PathLike, imag
         "mean_box_iou": json_number(float(box_iou.mean())) if box_iou.size else None,
         "tolerance": tolerance, "kept_by_suppression": int(sum(kept_boxes)),
         "images_with_several_boxes": int(sum(k > 1 for k in kept_boxes)),
-        "different_box_counts": [data.names[i] for i in different],
+        "different_kept_boxes": [data.names[i] for i in different],
+        "near_tie_box_images": [data.names[i] for i in tie_images],
         "disagreeing_images": [data.names[i] for i in comparison.disagreements],
     }
     result["passed"] = not failures
@@ -192,6 +209,25 @@ def _class_scores(confidence: np.ndarray) -> np.ndarray:
         return total / total.sum(axis=1, keepdims=True)
 
 
+def _near_tie_cells(confidence: np.ndarray, coordinates: np.ndarray, keras_index: np.ndarray,
+                    coreml_index: np.ndarray, tolerance: float, thresholds: dict) -> bool:
+    """Whether every cell kept on one side only is a near tie in the Keras outputs: its confidence
+    within ``2 * tolerance`` of the confidence threshold, or of a cell kept on either side that
+    overlaps it beyond the IoU threshold (which of two such cells suppression keeps can swap when
+    each output stays within ``tolerance``)."""
+    best = np.asarray(confidence, np.float64).max(axis=1)
+    kept = np.union1d(keras_index, coreml_index).astype(np.int64)
+    boxes = cxcywh_to_xyxy(np.asarray(coordinates, np.float64), dtype=np.float32)
+    for d in np.setxor1d(keras_index, coreml_index).astype(np.int64):
+        if abs(best[d] - thresholds["confidence_threshold"]) <= 2 * tolerance:
+            continue
+        others = kept[kept != d]
+        overlap = matched_box_iou(np.repeat(boxes[d:d + 1], len(others), 0), boxes[others]) > thresholds["iou_threshold"]
+        if not np.any(overlap & (np.abs(best[others] - best[d]) <= 2 * tolerance)):
+            return False
+    return True
+
+
 def _match_kept(keras: tuple[np.ndarray, np.ndarray], coreml: tuple[np.ndarray, np.ndarray]
                 ) -> tuple[np.ndarray, float, float]:
     """One image's boxes kept by suppression, Keras against Core ML, each matched to the other's
@@ -219,8 +255,9 @@ def _match_kept(keras: tuple[np.ndarray, np.ndarray], coreml: tuple[np.ndarray, 
 def _run_coreml(export: Path, info, pixels: np.ndarray, nms, config: VerifyConfig):
     """The export on every photo: ``(raw, kept)``. ``raw`` is the network's (confidence (N, K, C),
     coordinates (N, K, 4)) where the backend can give it (None from Core ML itself, which only
-    gives the pipeline's output); ``kept`` per photo (confidence (k, C), coordinates (k, 4)), the
-    boxes suppression keeps at the export's own thresholds."""
+    gives the pipeline's output); ``kept`` per photo (confidence (k, C), coordinates (k, 4)[, the
+    kept cells' indices where ``raw`` is given]), the boxes suppression keeps at the export's own
+    thresholds."""
     backend = resolve_backend(config.backend)
     classes = len(nms.stringClassLabels.vector)
     if backend == "coreml":  # pragma: no cover - macOS only
@@ -245,7 +282,7 @@ def _run_coreml(export: Path, info, pixels: np.ndarray, nms, config: VerifyConfi
         confidence.append(raw_conf)
         coordinates.append(raw_coords)
         kept.append(non_max_suppression(raw_conf, raw_coords, iou_threshold=nms.iouThreshold,
-                                        confidence_threshold=nms.confidenceThreshold))
+                                        confidence_threshold=nms.confidenceThreshold, return_index=True))
     return (np.stack(confidence), np.stack(coordinates)), kept
 
 

@@ -1,5 +1,5 @@
 """Run a trained box model (`boxstrap train-boxes`, or a pipeline's RUN/boxes/model) on new photos:
-one box and class per photo, written as Pascal VOC, COCO, YOLO, Create ML and boxes JSON, with
+every object it finds (one box per photo for a one-box head) and each photo's class, written as Pascal VOC, COCO, YOLO, Create ML and boxes JSON, with
 review overlays and contact sheets (lowest confidence first), as `localize` writes its pseudo
 boxes. With --ground-truth, also scores them. Images that cannot be read are named on stderr,
 skipped and listed in OUT/skipped.json; the exit status is then 1."""

@@ -114,3 +114,19 @@ class TestVerifyBoxModel:
         (spoiled / "labels.json").write_text('["one", "ten"]')
         with pytest.raises(ValueError, match=r"box_model.keras: the file is truncated or damaged, or not a \.keras archive"):
             verify_box_model(spoiled, tmp_path / "nope.mlpackage", images)
+
+
+class TestNearTieCells:
+    def test_a_swap_between_overlapping_cells_of_equal_confidence_is_a_tie(self):
+        from verify.box_parity import _near_tie_cells
+
+        confidence = np.array([[0.800, 0.0], [0.795, 0.0], [0.6, 0.0]])
+        boxes = np.array([[0.5, 0.5, 0.2, 0.2], [0.51, 0.5, 0.2, 0.2], [0.2, 0.2, 0.1, 0.1]])
+        thresholds = {"iou_threshold": 0.45, "confidence_threshold": 0.3}
+        # Keras keeps cells 0 and 2, the export 1 and 2: cells 0 and 1 overlap, 0.005 apart.
+        assert _near_tie_cells(confidence, boxes, np.array([0, 2]), np.array([1, 2]), 0.01, thresholds)
+        assert not _near_tie_cells(confidence, boxes, np.array([0, 2]), np.array([1, 2]), 0.001, thresholds)
+        # A box kept on one side only, far from the threshold and from any other: not a tie.
+        assert not _near_tie_cells(confidence, boxes, np.array([0, 2]), np.array([0]), 0.01, thresholds)
+        # ... unless its confidence is within 2 * tolerance of the threshold.
+        assert _near_tie_cells(confidence, boxes, np.array([0, 2]), np.array([0]), 0.2, thresholds)
