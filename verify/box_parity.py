@@ -119,7 +119,8 @@ def verify_box_model(box_dir: str | os.PathLike, export: str | os.PathLike, imag
                                                    cxcywh_to_xyxy(np.nan_to_num(coreml_raw[1][i, cells]),
                                                                   dtype=np.float32)))
                 if set(k[2].tolist()) != set(c[2].tolist()):
-                    explained = _near_tie_cells(keras_raw[0][i], keras_raw[1][i], k[2], c[2], tolerance, thresholds)
+                    explained = _near_tie_cells(keras_raw[0][i], keras_raw[1][i], k[2], c[2], tolerance, thresholds,
+                                                coreml_raw[1][i])
                     (tie_images if explained else different).append(i)
             box_iou = np.concatenate(box_iou) if box_iou else np.zeros(0)
             finite = np.all(np.isfinite(coreml_raw[1]))
@@ -210,20 +211,27 @@ def _class_scores(confidence: np.ndarray) -> np.ndarray:
 
 
 def _near_tie_cells(confidence: np.ndarray, coordinates: np.ndarray, keras_index: np.ndarray,
-                    coreml_index: np.ndarray, tolerance: float, thresholds: dict) -> bool:
-    """Whether every cell kept on one side only is a near tie in the Keras outputs: its confidence
-    within ``2 * tolerance`` of the confidence threshold, or of a cell kept on either side that
-    overlaps it beyond the IoU threshold (which of two such cells suppression keeps can swap when
-    each output stays within ``tolerance``)."""
+                    coreml_index: np.ndarray, tolerance: float, thresholds: dict,
+                    coreml_coordinates: np.ndarray | None = None) -> bool:
+    """Whether every cell kept on one side only is a near tie, which outputs that each stay within
+    ``tolerance`` can swap: its Keras confidence within ``2 * tolerance`` of the confidence
+    threshold or of a kept cell (either side's) overlapping it beyond the IoU threshold, or its
+    IoU with a kept cell within 0.01 of the IoU threshold (or on either side of it in the two
+    outputs' coordinates)."""
     best = np.asarray(confidence, np.float64).max(axis=1)
     kept = np.union1d(keras_index, coreml_index).astype(np.int64)
-    boxes = cxcywh_to_xyxy(np.asarray(coordinates, np.float64), dtype=np.float32)
+    sides = [cxcywh_to_xyxy(np.asarray(coordinates, np.float64), dtype=np.float32)]
+    if coreml_coordinates is not None:
+        sides.append(cxcywh_to_xyxy(np.nan_to_num(np.asarray(coreml_coordinates, np.float64)), dtype=np.float32))
+    limit = thresholds["iou_threshold"]
     for d in np.setxor1d(keras_index, coreml_index).astype(np.int64):
         if abs(best[d] - thresholds["confidence_threshold"]) <= 2 * tolerance:
             continue
         others = kept[kept != d]
-        overlap = matched_box_iou(np.repeat(boxes[d:d + 1], len(others), 0), boxes[others]) > thresholds["iou_threshold"]
-        if not np.any(overlap & (np.abs(best[others] - best[d]) <= 2 * tolerance)):
+        ious = np.stack([matched_box_iou(np.repeat(b[d:d + 1], len(others), 0), b[others]) for b in sides])
+        close_call = (np.abs(ious - limit) <= 0.01).any(axis=0) | ((ious > limit).any(axis=0) & (ious <= limit).any(axis=0))
+        tie = (ious[0] > limit) & (np.abs(best[others] - best[d]) <= 2 * tolerance)
+        if not np.any(close_call | tie):
             return False
     return True
 

@@ -130,3 +130,16 @@ class TestNearTieCells:
         assert not _near_tie_cells(confidence, boxes, np.array([0, 2]), np.array([0]), 0.01, thresholds)
         # ... unless its confidence is within 2 * tolerance of the threshold.
         assert _near_tie_cells(confidence, boxes, np.array([0, 2]), np.array([0]), 0.2, thresholds)
+
+    def test_an_overlap_at_the_iou_threshold_is_a_tie(self):
+        from verify.box_parity import _near_tie_cells
+
+        # Two boxes of IoU 0.45 (the threshold) far apart in confidence: whether the second is kept
+        # turns on the last digit of the coordinates.
+        confidence = np.array([[0.74, 0.0], [0.39, 0.0]])
+        boxes = np.array([[0.5, 0.5, 0.2, 0.2], [0.5 + 0.2 * (1 - 0.45) / (1 + 0.45), 0.5, 0.2, 0.2]])
+        thresholds = {"iou_threshold": 0.45, "confidence_threshold": 0.3}
+        assert _near_tie_cells(confidence, boxes, np.array([0]), np.array([0, 1]), 0.01, thresholds)
+        apart = boxes.copy()
+        apart[1, 0] = 0.65  # IoU 0.14: the second box should have been kept by both
+        assert not _near_tie_cells(confidence, apart, np.array([0]), np.array([0, 1]), 0.01, thresholds)
