@@ -229,9 +229,14 @@ def normalise_boxes(boxes_xyxy: np.ndarray, sizes: Sequence[tuple[int, int]]) ->
     return xyxy_to_cxcywh(np.clip(b / scale, 0.0, 1.0))
 
 
-def check_box_targets(boxes: np.ndarray, n: int) -> np.ndarray:
+def check_box_targets(boxes: np.ndarray, n: int, *, several: bool = False) -> np.ndarray:
+    """``boxes`` as float32 after checking them: ``(n, 4)``, or with ``several`` ``(n, M, 4)`` (zero
+    rows are padding), normalised ``(cx, cy, w, h)`` fractions of the image."""
     boxes = np.asarray(boxes, np.float32)
-    if boxes.shape != (n, 4):
+    if several and (boxes.ndim != 3 or boxes.shape[0] != n or boxes.shape[2] != 4):
+        raise ValueError(f"boxes must be (N, M, 4) normalised (cx, cy, w, h) with N = {n}. Received shape: "
+                         f"{boxes.shape}")
+    if not several and boxes.shape != (n, 4):
         raise ValueError(f"boxes must be (N, 4) normalised (cx, cy, w, h) with N = {n}. Received shape: {boxes.shape}")
     if not np.all(np.isfinite(boxes)) or boxes.min(initial=0) < 0 or boxes.max(initial=0) > 1:
         raise ValueError("boxes must be finite fractions of the image in [0, 1] (cx, cy, w, h).")

@@ -92,7 +92,7 @@ def _train_centres(head, features: np.ndarray, boxes: np.ndarray, config: BoxTra
     """The ``"centres"`` head: its centre logits (focal loss) and cell boxes (weighted smooth-L1 and GIoU)."""
     import keras
 
-    boxes = _check_several(boxes, len(features))
+    boxes = check_box_targets(boxes, len(features), several=True)
     if not np.any(boxes[..., 2] > 0):
         raise ValueError("No pseudo boxes to train the box model on: every image was left without a box.")
     keras.utils.set_random_seed(config.seed)
@@ -104,20 +104,10 @@ def _train_centres(head, features: np.ndarray, boxes: np.ndarray, config: BoxTra
     validation = None
     if valid is not None:
         validation = (np.asarray(valid[0], np.float32),
-                      centre_targets_of(_check_several(valid[1], len(valid[0])), grid))
+                      centre_targets_of(check_box_targets(valid[1], len(valid[0]), several=True), grid))
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.epochs,
                                                        restore_best_weights=True))
     fit = net.fit(views_dataset(features, boxes, config), epochs=config.epochs, validation_data=validation,
                   callbacks=callbacks + [epoch_log("box head")], verbose=keras_verbose(verbose))
     return {"loss": [float(v) for v in fit.history["loss"]],
             "val_loss": [float(v) for v in fit.history.get("val_loss", [])], "val_iou": []}
-
-
-def _check_several(boxes: np.ndarray, n: int) -> np.ndarray:
-    boxes = np.asarray(boxes, np.float32)
-    if boxes.ndim != 3 or boxes.shape[0] != n or boxes.shape[2] != 4:
-        raise ValueError(f"boxes must be (N, M, 4) normalised (cx, cy, w, h) with N = {n}. Received shape: "
-                         f"{boxes.shape}")
-    if not np.all(np.isfinite(boxes)) or boxes.min(initial=0) < 0 or boxes.max(initial=0) > 1:
-        raise ValueError("boxes must be finite fractions of the image in [0, 1] (cx, cy, w, h).")
-    return boxes
