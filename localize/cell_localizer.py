@@ -288,16 +288,22 @@ def choose_cut(images: Sequence[np.ndarray], heatmaps: Sequence[np.ndarray], box
     ``boxes`` (pixels, ``(k_i, 4)`` per photo) more on average (each photo's box against its best
     match); a tie keeps ``"cam"``, the cheaper."""
     from groundwork.box_geometry import box_iou
+    from groundwork.thread_map import thread_map
     from localize.boxes import heatmap_to_boxes
     from localize.refine import grabcut_refine
 
+    if not len(images) == len(heatmaps) == len(boxes):
+        raise ValueError(f"images, heatmaps and boxes must have one entry per photo. Received: {len(images)}, "
+                         f"{len(heatmaps)}, {len(boxes)}")
+
     def mean_iou(make) -> float:
-        total = 0.0
-        for image, heatmap, gt in zip(images, heatmaps, boxes, strict=True):
-            found, _ = make(image, heatmap)
-            if len(found):
-                total += float(box_iou(found[:1], np.asarray(gt, np.float64).reshape(-1, 4)).max())
-        return total / max(1, len(images))
+        def iou(k: int) -> float:
+            found, _ = make(images[k], heatmaps[k])
+            if not len(found):
+                return 0.0
+            return float(box_iou(found[:1], np.asarray(boxes[k], np.float64).reshape(-1, 4)).max())
+
+        return float(sum(thread_map(iou, range(len(images))))) / max(1, len(images))
 
     cam = mean_iou(lambda image, h: heatmap_to_boxes(h, threshold=threshold, image_size=image.shape[:2]))
     grabcut = mean_iou(lambda image, h: grabcut_refine(image, h, threshold=threshold))

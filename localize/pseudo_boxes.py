@@ -38,6 +38,7 @@ import numpy as np
 
 from classifier.multi_view_maps import check_scales
 from datasets.annotations import FORMATS
+from groundwork.thread_map import thread_map
 from localize.boxes import heatmap_to_boxes, midpoint_threshold
 from localize.cam import upsample_normalize
 from localize.cell_localizer import CellLocalizer
@@ -303,8 +304,9 @@ def pseudo_boxes(
     maps = MAP_SOURCES[rule.source].make(_MapInputs(class_maps, classes, heatmaps, features, map_features,
                                                     localizer, size))
     boxes, scores, notes = [], [], []
-    for i, image in enumerate(images):
-        b, s = box_map(image, maps[i], rule)
+    # GrabCut is most of a localize run after the classifier pass: every core boxes photos.
+    cut = thread_map(lambda i: box_map(images[i], maps[i], rule), range(n))
+    for i, (b, s) in enumerate(cut):
         confidence = float(probabilities[i, classes[i]])
         note = "no box: empty heatmap" if len(b) == 0 else ""
         if confidence < config.min_confidence:

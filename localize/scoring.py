@@ -33,6 +33,7 @@ from groundwork.box_scores import (
     check_same_length,
 )
 from groundwork.heatmaps import check_heatmap
+from groundwork.thread_map import thread_map
 from localize.boxes import heatmap_to_boxes
 
 __all__ = ["BoxAccuracy", "CAM_THRESHOLDS", "box_accuracy", "max_box_acc", "max_box_acc_v2"]
@@ -131,15 +132,24 @@ def box_accuracy(
         raise ValueError(f"image_sizes must have one entry per heatmap ({len(heatmaps)}). "
                          f"Received {len(image_sizes)}")
     mode = "all" if multi_contour else "largest"
-    correct = np.zeros((len(taus), len(deltas)), np.int64)
+    checked = []
     for i, (heatmap, gt) in enumerate(zip(heatmaps, gt_boxes, strict=True)):
         h = check_heatmap(heatmap, f"heatmaps[{i}]")
         size = tuple(image_sizes[i]) if image_sizes is not None else h.shape
-        g = check_gt_boxes(gt, size, f"gt_boxes[{i}]")
+        checked.append((h, size, check_gt_boxes(gt, size, f"gt_boxes[{i}]")))
+
+    def hits(one) -> np.ndarray:  # (thresholds, IoU thresholds) 0/1 for one image
+        h, size, g = one
+        out = np.zeros((len(taus), len(deltas)), np.int64)
         for t, tau in enumerate(taus):
             boxes, _ = heatmap_to_boxes(h, threshold=tau, mode=mode, image_size=size)
             if len(boxes):
-                correct[t] += box_iou(boxes, g).max() >= np.asarray(deltas)
+                out[t] = box_iou(boxes, g).max() >= np.asarray(deltas)
+        return out
+
+    # A hundred thresholds per image: every core takes images (OpenCV and numpy release the GIL).
+    correct = np.sum(thread_map(hits, checked), axis=0, dtype=np.int64) if checked else np.zeros(
+        (len(taus), len(deltas)), np.int64)
     return BoxAccuracy(taus, deltas, correct / len(heatmaps), bool(multi_contour))
 
 

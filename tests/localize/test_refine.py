@@ -103,3 +103,17 @@ class TestGrabcutRefine:
             grabcut_refine(np.zeros((128, 160), np.uint8), heat)
         with pytest.raises(ValueError, match="2-D"):
             grabcut_refine(np.zeros((128, 160, 3), np.uint8), np.zeros((4, 4, 1)))
+
+
+def test_same_boxes_on_threads_in_any_order():
+    """GrabCut seeds its k-means per call on the calling thread: boxing photos side by side (as
+    :func:`localize.pseudo_boxes.pseudo_boxes` does) gives each photo the box it gets alone."""
+    from groundwork.thread_map import thread_map
+
+    scenes = [scene(rect, color=color, sigma=sigma, seed=k) for k, (rect, color, sigma) in enumerate([
+        ((40, 50, 100, 70), (220, 40, 40), 15.0), ((60, 30, 85, 100), (30, 60, 200), 20.0),
+        ((50, 40, 110, 90), (40, 200, 60), 35.0), ((20, 20, 70, 60), (200, 200, 40), 18.0)])]
+    alone = [grabcut_refine(image, heat)[0] for image, heat, _ in scenes]
+    backwards = thread_map(lambda s: grabcut_refine(s[0], s[1])[0], scenes[::-1], workers=3)[::-1]
+    for a, b in zip(alone, backwards, strict=True):
+        np.testing.assert_array_equal(a, b)
