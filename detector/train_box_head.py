@@ -21,7 +21,7 @@ from detector.box_model import cell_parts
 from detector.box_train_config import BoxTrainConfig
 from detector.box_views import check_box_targets, views_dataset
 
-__all__ = ["train_box_head"]
+__all__ = ["centres_epochs", "train_box_head"]
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,25 @@ def _train_centres(head, features: np.ndarray, boxes: np.ndarray, config: BoxTra
                       centre_targets_of(check_box_targets(valid[1], len(valid[0]), several=True), grid))
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.epochs,
                                                        restore_best_weights=True))
-    fit = net.fit(views_dataset(features, boxes, config), epochs=config.epochs, validation_data=validation,
+    views = views_dataset(features, boxes, config)
+    epochs = centres_epochs(config, len(views))
+    log.info("box head: %d epochs of %d batches (at most %d epochs, %s batches)", epochs, len(views), config.epochs,
+             config.max_steps or "any number of")
+    fit = net.fit(views, epochs=epochs, validation_data=validation,
                   callbacks=callbacks + [epoch_log("box head")], verbose=keras_verbose(verbose))
     return {"loss": [float(v) for v in fit.history["loss"]],
             "val_loss": [float(v) for v in fit.history.get("val_loss", [])], "val_iou": []}
+
+
+def centres_epochs(config: BoxTrainConfig, batches: int) -> int:
+    """Epochs the ``"centres"`` head trains for with ``batches`` batches per epoch: ``config.epochs``,
+    fewer when ``config.max_steps`` (> 0) batches are reached sooner (whole epochs, at least one).
+
+    Examples
+    --------
+    >>> centres_epochs(BoxTrainConfig(epochs=20, max_steps=1200), 25), centres_epochs(BoxTrainConfig(), 113)
+    (20, 11)
+    """
+    if config.max_steps <= 0 or batches <= 0:
+        return config.epochs
+    return max(1, min(config.epochs, -(-config.max_steps // batches)))

@@ -181,8 +181,8 @@ def train_on_targets(trained: TrainedModel, features: np.ndarray, targets: list[
                      hand: dict[int, np.ndarray], config: BoxTrainConfig, *, verbose: int = 0):
     """One box model trained on cached descriptors: every row's target, hand-boxed rows repeated
     ``config.hand_weight`` times; for the one-box heads a seeded 15% of the rows (10 or more) is
-    the validation set whose best epoch is kept (the ``"centres"`` head trains on every row for
-    all its epochs).
+    the validation set whose best epoch is kept (the ``"centres"`` head trains on every row, for
+    its epochs or ``config.max_steps`` batches).
 
     Parameters
     ----------

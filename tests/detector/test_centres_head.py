@@ -72,6 +72,20 @@ class TestCentresHead:
         assert total == 60  # 1, 2 and 3 objects per photo: one box per photo finds at most 30
         assert found / total >= 0.85 and extra / len(test_boxes) <= 0.5, (found, extra)
 
+    @pytest.mark.parametrize("max_steps, epochs", [(20, 3), (0, 5), (1000, 5)])
+    def test_max_steps_stops_at_the_epoch_reaching_it(self, classifier, max_steps, epochs):
+        features, boxes = scenes(64, np.random.default_rng(1))
+        # 64 photos and their mirrors in batches of 16: 8 batches per epoch.
+        config = BoxTrainConfig(head="centres", reduce_filters=4, epochs=5, crops=0, batch_size=16,
+                                max_steps=max_steps)
+        _, head = build_box_model(classifier, config, feature_layer=VGG16.feature_layer)
+        history = train_box_head(head, features, pad_boxes(boxes), config, verbose=0)
+        assert len(history["loss"]) == epochs
+
+    def test_max_steps_must_not_be_negative(self):
+        with pytest.raises(ValueError, match="max_steps must be an int >= 0"):
+            BoxTrainConfig(max_steps=-1)
+
 
 class TestCentreTargets:
     def test_peaks_at_each_centre_and_padding_ignored(self):
