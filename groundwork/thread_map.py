@@ -20,11 +20,17 @@ T = TypeVar("T")
 
 
 def available_cores() -> int:
-    """The cores this process may run on (its CPU affinity where the system tells it)."""
+    """The cores this process may run on: its CPU affinity where the system tells it, at most
+    ``OMP_NUM_THREADS`` when that is set (as :mod:`groundwork.photo_map` sets it for each Ray
+    worker, so that workers sharing a machine do not each take every core)."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows
-        return max(1, os.cpu_count() or 1)
+        cores = os.cpu_count() or 1
+    limit = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if limit.isdigit() and int(limit) > 0:
+        cores = min(cores, int(limit))
+    return max(1, cores)
 
 
 def thread_map(fn: Callable[[Any], T], items: Iterable[Any], *, workers: int | None = None) -> list[T]:

@@ -39,3 +39,10 @@ def test_empty_and_bad_workers():
     with pytest.raises(ValueError, match="workers must be >= 1"):
         thread_map(str, [1], workers=0)
     assert available_cores() >= 1
+
+
+def test_cores_at_most_omp_num_threads(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert available_cores() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "not a number")
+    assert available_cores() >= 1
