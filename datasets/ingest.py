@@ -43,6 +43,7 @@ from datasets.prepare_config import PrepareConfig
 from datasets.split import SPLITS, leakage, split_groups
 from groundwork.atomic import write_bytes, write_json
 from groundwork.config import config_to_dict, save_config
+from groundwork.thread_map import thread_map
 
 __all__ = ["prepare"]
 
@@ -54,6 +55,8 @@ IMAGES_DIRNAME = "images"
 _SPLIT_FOLDERS = {"training": "train", "train": "train", "valid": "valid", "test": "test"}
 _NOT_IDENTITY = ("overwrite", "strict")  # flags that do not make a different run
 _CHECKPOINT_EVERY = 25
+#: Files read before their conversion is spread over the cores.
+_CONVERT_CHUNK = 16
 
 Progress = Callable[[int, int, Path], None]
 
@@ -283,36 +286,32 @@ def _ingest(
         write_json(out / PROGRESS_FILENAME, {"identity": identity, "entries": {**cache, **entries}})
 
     try:
-        for done, candidate in enumerate(candidates):
-            if progress is not None:
-                progress(done, len(candidates), candidate.path)
-            source = str(candidate.path)
-            try:
-                data = candidate.path.read_bytes()
-            except OSError as error:
-                reason = f"cannot read the file ({error.strerror or error})"
-                _skip(config, skipped, source, reason)
-                continue
-            sha256 = hashlib.sha256(data).hexdigest()
-            rel = _unique_name(candidate, sha256, used)
-            cached = cache.get(source)
-            if cached and cached.get("sha256") == sha256 and cached.get("path") == rel and (out / rel).is_file():
-                entry = cached
-            else:
-                try:
-                    image = read_image(data, max_side=config.max_side)
-                except UnreadableImage as error:
-                    _skip(config, skipped, source, str(error))
+        for start in range(0, len(candidates), _CONVERT_CHUNK):
+            # Read and name the files here, in order; convert the new ones on every core (Pillow
+            # decodes, resizes and encodes without the GIL); then keep or skip them in order.
+            chunk = [_read_candidate(candidate, used, cache, out) for candidate in candidates[start:start + _CONVERT_CHUNK]]
+            converted = thread_map(lambda one: None if one.reason or one.entry else _convert(one.data, config.max_side),
+                                   chunk)
+            for done, (one, image) in enumerate(zip(chunk, converted, strict=True), start=start):
+                if progress is not None:
+                    progress(done, len(candidates), one.candidate.path)
+                if one.reason:
+                    _skip(config, skipped, one.source, one.reason)
                     continue
-                write_bytes(out / rel, image.jpeg)
-                entry = {"sha256": sha256, "path": rel, "source_size": list(image.source_size),
-                         "size": list(image.size), "phash": image.phash, "captured_at": image.captured_at,
-                         "colour": image.colour}
-                new += 1
-                if new % _CHECKPOINT_EVERY == 0:
-                    checkpoint()
-            entries[source] = entry
-            kept.append((candidate, entry))
+                entry = one.entry
+                if entry is None:
+                    if isinstance(image, UnreadableImage):
+                        _skip(config, skipped, one.source, str(image))
+                        continue
+                    write_bytes(out / one.rel, image.jpeg)
+                    entry = {"sha256": one.sha256, "path": one.rel, "source_size": list(image.source_size),
+                             "size": list(image.size), "phash": image.phash, "captured_at": image.captured_at,
+                             "colour": image.colour}
+                    new += 1
+                    if new % _CHECKPOINT_EVERY == 0:
+                        checkpoint()
+                entries[one.source] = entry
+                kept.append((one.candidate, entry))
         if progress is not None and candidates:
             progress(len(candidates), len(candidates), candidates[-1].path)
     finally:
@@ -321,6 +320,41 @@ def _ingest(
     log.info("%d images written, %d reused from an earlier run, %d files skipped",
              new, len(kept) - new, len(skipped))
     return new, kept, skipped
+
+
+@dataclass
+class _Read:
+    """One candidate file read: its bytes and name, or its cached entry, or why it is skipped."""
+
+    candidate: _Candidate
+    source: str
+    data: bytes = b""
+    sha256: str = ""
+    rel: str = ""
+    entry: dict[str, Any] | None = None
+    reason: str = ""
+
+
+def _read_candidate(candidate: _Candidate, used: set[str], cache: dict[str, Any], out: Path) -> _Read:
+    source = str(candidate.path)
+    try:
+        data = candidate.path.read_bytes()
+    except OSError as error:
+        return _Read(candidate, source, reason=f"cannot read the file ({error.strerror or error})")
+    sha256 = hashlib.sha256(data).hexdigest()
+    rel = _unique_name(candidate, sha256, used)
+    cached = cache.get(source)
+    if cached and cached.get("sha256") == sha256 and cached.get("path") == rel and (out / rel).is_file():
+        return _Read(candidate, source, rel=rel, sha256=sha256, entry=cached)
+    return _Read(candidate, source, data=data, sha256=sha256, rel=rel)
+
+
+def _convert(data: bytes, max_side: int):
+    """:func:`read_image`, or the :class:`UnreadableImage` it raised (skipped in order by the caller)."""
+    try:
+        return read_image(data, max_side=max_side)
+    except UnreadableImage as error:
+        return error
 
 
 def _skip(config: PrepareConfig, skipped: list[dict[str, str]], source: str, reason: str) -> None:

@@ -46,6 +46,26 @@ def _config(src, out, **kwargs):
     return PrepareConfig(src=src, out=out, valid=0.25, test=0.25, **kwargs)
 
 
+def test_photos_converted_on_several_threads_are_written_as_on_one(tmp_path, monkeypatch):
+    """Conversion runs on every core in chunks: the images, the manifest and the skipped files
+    (in their order) are those of a run on one thread."""
+    import groundwork.thread_map as thread_map
+
+    src = _classes(tmp_path / "src", per_class=12)
+    (src / "one" / "IMG_0005.JPG").write_bytes(b"not a photo")
+    (src / "ten" / "IMG_0105.JPG").write_bytes(b"\xff\xd8 truncated")
+    runs = {}
+    for cores in (1, 3):
+        monkeypatch.setattr(thread_map, "available_cores", lambda cores=cores: cores)
+        manifest = prepare(_config(src, tmp_path / f"out{cores}", max_side=16))
+        files = {p.relative_to(tmp_path / f"out{cores}"): p.read_bytes()
+                 for p in (tmp_path / f"out{cores}").rglob("*.jpg")}
+        runs[cores] = (manifest.records, manifest.skipped, files)
+    assert len(runs[1][0]) == 24 and [s["source"] for s in runs[1][1]] == [
+        str(src / "one" / "IMG_0005.JPG"), str(src / "ten" / "IMG_0105.JPG")]
+    assert runs[1] == runs[3]
+
+
 class TestPrepareClassFolders:
     def test_writes_images_manifest_and_config_without_touching_source(self, tmp_path):
         src = _classes(tmp_path / "src")
