@@ -84,8 +84,8 @@ def format_table(columns: dict[str, dict], forward: float, count: int, photos: s
         stages = dict(stages)
         total = stages.pop("wall")["seconds"]  # the command's wall time: imports and summary included
         n = {stage: s["numbers"] for stage, s in stages.items()}
-        for stage, s in stages.items():
-            put(f"stage {stage}", backbone, f"{s['seconds']:.0f} s")
+        for stage, s in stages.items():  # its time and its share of the whole pipeline
+            put(f"stage {stage}", backbone, f"{s['seconds']:.0f} s ({s['seconds'] / total:.0%})")
         put("whole pipeline", backbone, f"{total:.0f} s")
         put("pipeline / one VGG16 forward pass", backbone, f"{total / forward:.1f}x")
         put("training / one VGG16 forward pass", backbone, f"{stages['train']['seconds'] / forward:.2f}x")
