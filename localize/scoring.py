@@ -148,8 +148,7 @@ def box_accuracy(
         return out
 
     # A hundred thresholds per image: every core takes images (OpenCV and numpy release the GIL).
-    correct = np.sum(thread_map(hits, checked), axis=0, dtype=np.int64) if checked else np.zeros(
-        (len(taus), len(deltas)), np.int64)
+    correct = np.sum(thread_map(hits, checked), axis=0, dtype=np.int64)  # never empty: checked above
     return BoxAccuracy(taus, deltas, correct / len(heatmaps), bool(multi_contour))
 
 
