@@ -21,7 +21,8 @@ import numpy as np
 
 from groundwork.heatmaps import check_heatmap, normalize_heatmap
 
-__all__ = ["DEFAULT_THRESHOLD", "MODES", "check_image_size", "heatmap_to_boxes", "midpoint_threshold", "scale_boxes"]
+__all__ = ["DEFAULT_THRESHOLD", "MODES", "boxes_at_thresholds", "check_image_size", "heatmap_to_boxes", "midpoint_threshold",
+           "scale_boxes"]
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +128,37 @@ def heatmap_to_boxes(
         return empty
     if thr == "otsu":
         thr = otsu_threshold(norm)
+    return _threshold_boxes(norm, thr, min_area, mode, score, target)
+
+
+def boxes_at_thresholds(heatmap: np.ndarray, thresholds, *, mode: Literal["largest", "all"] = "largest",
+                        image_size: tuple[int, int] | None = None) -> list[np.ndarray]:
+    """:func:`heatmap_to_boxes`' boxes at each of several thresholds (numbers in [0, 1]), the map
+    checked and normalised once: what a threshold sweep reads (:func:`localize.scoring.box_accuracy`).
+
+    Examples
+    --------
+    >>> h = np.zeros((8, 10)); h[2:5, 3:7] = 0.5; h[3, 4] = 1.0
+    >>> [b.tolist() for b in boxes_at_thresholds(h, [0.4, 0.9])]
+    [[[3.0, 2.0, 7.0, 5.0]], [[4.0, 3.0, 5.0, 4.0]]]
+    """
+    h = check_heatmap(heatmap)
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}. Received: mode={mode!r}")
+    taus = [_check_threshold(t) for t in thresholds]
+    if "otsu" in taus:
+        raise ValueError("boxes_at_thresholds takes numbers in [0, 1], not 'otsu'")
+    target = _check_image_size(image_size, h.shape)
+    norm = normalize_heatmap(h)
+    if norm is None:
+        return [np.zeros((0, 4), np.float64) for _ in taus]
+    return [_threshold_boxes(norm, tau, 1, mode, "mean", target)[0] for tau in taus]
+
+
+def _threshold_boxes(norm: np.ndarray, thr: float, min_area: float, mode: str, score: str,
+                     target: tuple[int, int] | None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`heatmap_to_boxes` from its normalised map and a numeric threshold on."""
+    empty = np.zeros((0, 4), np.float64), np.zeros((0,), np.float64)
     mask = (norm >= thr).astype(np.uint8)
     contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     if not contours:
@@ -157,7 +189,7 @@ def heatmap_to_boxes(
         keep = keep[np.lexsort((-areas[keep], -scores[keep]))]
     boxes, scores = boxes[keep], scores[keep]
     if target is not None:
-        boxes = scale_boxes(boxes, h.shape, target)
+        boxes = scale_boxes(boxes, norm.shape, target)
     return boxes, scores
 
 

@@ -34,7 +34,7 @@ from groundwork.box_scores import (
 )
 from groundwork.heatmaps import check_heatmap
 from groundwork.thread_map import thread_map
-from localize.boxes import heatmap_to_boxes
+from localize.boxes import boxes_at_thresholds
 
 __all__ = ["BoxAccuracy", "CAM_THRESHOLDS", "box_accuracy", "max_box_acc", "max_box_acc_v2"]
 
@@ -141,8 +141,7 @@ def box_accuracy(
     def hits(one) -> np.ndarray:  # (thresholds, IoU thresholds) 0/1 for one image
         h, size, g = one
         out = np.zeros((len(taus), len(deltas)), np.int64)
-        for t, tau in enumerate(taus):
-            boxes, _ = heatmap_to_boxes(h, threshold=tau, mode=mode, image_size=size)
+        for t, boxes in enumerate(boxes_at_thresholds(h, taus, mode=mode, image_size=size)):
             if len(boxes):
                 out[t] = box_iou(boxes, g).max() >= np.asarray(deltas)
         return out

@@ -1,8 +1,9 @@
+import cv2
 import numpy as np
 import pytest
 
 from groundwork.heatmaps import normalize_heatmap
-from localize.boxes import DEFAULT_THRESHOLD, heatmap_to_boxes, scale_boxes
+from localize.boxes import DEFAULT_THRESHOLD, boxes_at_thresholds, heatmap_to_boxes, scale_boxes
 
 
 def blobs(shape=(40, 60)):
@@ -174,3 +175,25 @@ class TestMidpointThreshold:
         np.testing.assert_array_equal(boxes, [[15, 10, 30, 20]])
         whole, _ = heatmap_to_boxes(h, threshold=0.2)  # the CAM paper's fixed fraction boxes everything
         np.testing.assert_array_equal(whole, [[0, 0, 40, 40]])
+
+
+class TestBoxesAtThresholds:
+    @pytest.mark.parametrize("mode", ["largest", "all"])
+    @pytest.mark.parametrize("image_size", [None, (90, 130)])
+    def test_the_boxes_heatmap_to_boxes_gives_at_each_threshold(self, mode, image_size):
+        rng = np.random.default_rng(3)
+        heatmap = cv2.GaussianBlur(rng.random((30, 40)), (0, 0), 2.0)  # several blobs at most thresholds
+        thresholds = np.linspace(0, 1, 21)
+        swept = boxes_at_thresholds(heatmap, thresholds, mode=mode, image_size=image_size)
+        assert len(swept) == len(thresholds)
+        for tau, boxes in zip(thresholds, swept, strict=True):
+            expected, _ = heatmap_to_boxes(heatmap, threshold=tau, mode=mode, image_size=image_size)
+            np.testing.assert_array_equal(boxes, expected)
+        assert max(len(b) for b in swept) > 1 or mode == "largest"
+
+    def test_a_flat_map_gives_no_box_at_any_threshold(self):
+        assert [len(b) for b in boxes_at_thresholds(np.ones((4, 4)), [0.0, 0.5])] == [0, 0]
+
+    def test_otsu_is_refused(self):
+        with pytest.raises(ValueError, match="not 'otsu'"):
+            boxes_at_thresholds(np.eye(4), [0.5, "otsu"])
