@@ -15,8 +15,9 @@ __all__ = ["epoch_log", "keras_verbose"]
 log = logging.getLogger(__name__)
 
 
-def epoch_log(what: str, logger: logging.Logger = log):
-    """A ``keras.callbacks.Callback`` logging ``"<what> epoch i/n: loss ..., val_loss ..."``.
+def epoch_log(what: str, logger: logging.Logger = log, *, keys: tuple[str, ...] | None = None):
+    """A ``keras.callbacks.Callback`` logging ``"<what> epoch i/n: loss ..., val_loss ..."``: every
+    number Keras reports (but the learning rate), or only ``keys``, in their order.
 
     Examples
     --------
@@ -29,8 +30,9 @@ def epoch_log(what: str, logger: logging.Logger = log):
 
     class EpochLog(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            numbers = ", ".join(f"{k} {float(v):.4g}" for k, v in sorted((logs or {}).items())
-                                if k != "learning_rate")
+            logs = logs or {}
+            shown = [k for k in keys if k in logs] if keys is not None else sorted(set(logs) - {"learning_rate"})
+            numbers = ", ".join(f"{k} {float(logs[k]):.4g}" for k in shown)
             logger.info("%s epoch %d/%s: %s", what, epoch + 1, self.params.get("epochs", "?"), numbers)
 
     return EpochLog()

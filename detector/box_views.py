@@ -175,16 +175,28 @@ def paste_views(features: np.ndarray, boxes: np.ndarray, rng: np.random.Generato
 
 
 def views_dataset(features: np.ndarray, boxes: np.ndarray, config: BoxTrainConfig,
-                   grid: tuple[int, int] | None = None):
+                   grid: tuple[int, int] | None = None, *, weights: np.ndarray | None = None):
     """A Keras ``PyDataset`` giving new feature views (flips, crops) every epoch, shuffled; with
     ``grid``, each batch's targets are :func:`cell_targets_of` its boxes. For the ``"centres"``
     head, ``boxes`` is ``(N, M, 4)`` (:func:`pad_boxes`), the views are :func:`several_box_views`
-    and the targets :func:`centre_targets_of`."""
+    and the targets :func:`centre_targets_of`.
+
+    ``weights`` ``(N, K)`` (``"centres"`` head, no pasted views) trains K heads at once on the same
+    views: each batch's targets are given K times (``[centres, boxes] * K``) with the sample weights
+    of its photos' column ``k`` for head ``k``'s pair (every view of photo ``i`` weighs ``weights[i, k]``).
+    """
     import keras
 
     from detector.box_losses import centre_targets_of
 
     several = config.head == "centres"
+    if weights is not None:
+        weights = np.asarray(weights, np.float32)
+        if not several or config.paste:
+            raise ValueError("weights need the 'centres' head without pasted views (a pasted object's weight "
+                             f"is its source photo's). Received head={config.head!r}, paste={config.paste}")
+        if weights.ndim != 2 or len(weights) != len(features) or not np.all(weights >= 0):
+            raise ValueError(f"weights must be (N, K) >= 0 with N = {len(features)}. Received shape: {weights.shape}")
 
     class Views(keras.utils.PyDataset):
         def __init__(self):
@@ -200,6 +212,8 @@ def views_dataset(features: np.ndarray, boxes: np.ndarray, config: BoxTrainConfi
             # Kept in the cached features' dtype (float16): four views of 700 photos' VGG16
             # descriptors are 1.3 GB in float32; each batch is cast on its own.
             self.x, self.y = x[order], y[order]
+            if weights is not None:  # the views are whole copies of the photos, in their order
+                self.w = np.tile(weights, (len(x) // len(features), 1))[order]
 
         def __len__(self):
             return int(np.ceil(len(self.x) / config.batch_size))
@@ -208,7 +222,12 @@ def views_dataset(features: np.ndarray, boxes: np.ndarray, config: BoxTrainConfi
             part = slice(index * config.batch_size, (index + 1) * config.batch_size)
             x = self.x[part].astype(np.float32)
             if several:
-                return x, centre_targets_of(self.y[part], x.shape[1:3])
+                targets = centre_targets_of(self.y[part], x.shape[1:3])
+                if weights is None:
+                    return x, targets
+                w = self.w[part]
+                return (x, tuple(targets) * w.shape[1],
+                        tuple(np.ascontiguousarray(w[:, k]) for k in range(w.shape[1]) for _ in targets))
             y = self.y[part] if grid is None else cell_targets_of(self.y[part], grid)
             return x, y
 

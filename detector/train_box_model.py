@@ -27,12 +27,12 @@ from detector.box_model import build_box_model, feature_scale
 from detector.box_model_dir import save_box_model
 from detector.box_train_config import BoxTrainConfig
 from detector.box_views import normalise_boxes, pad_boxes
-from detector.train_box_head import train_box_head
+from detector.train_box_head import train_box_head, train_box_heads
 from groundwork.box_geometry import cxcywh_to_xyxy, matched_box_iou
 from groundwork.paths import check_out_folder
 from groundwork.photo_map import RayOptions
 
-__all__ = ["box_annotation", "largest_box", "train_box_model", "train_on_targets"]
+__all__ = ["box_annotation", "largest_box", "train_box_model", "train_on_target_sets", "train_on_targets"]
 
 log = logging.getLogger(__name__)
 
@@ -125,14 +125,18 @@ def train_box_model(
         fold_of, held_out_pseudo = folds
         fold_targets = {k: _fold_targets(pseudo, hand, fold_of, held_out_pseudo, k) for k in sorted(set(fold_of.values()))}
     for r in range(config.rounds if folds is not None else 1):
-        box_model, predicted, history = train_on_targets(trained, features, targets, hand, config, verbose=verbose)
+        # The shipped model and one per fold (without the fold's hand boxes), trained together.
+        sets = [(targets, hand)]
+        if fold_targets is not None:
+            sets += [(tk, {row: box for row, box in hand.items() if folds[0][row] != k}) for k, tk in fold_targets.items()]
+        trained_sets = train_on_target_sets(trained, features, sets, config, verbose=verbose)
+        box_model, predicted, history = trained_sets[0]
         entry: dict = {"round": r + 1, "history": history}
         if fold_targets is not None:
             fold_of = folds[0]
             held = {}
-            for k, tk in fold_targets.items():
-                fold_hand = {row: box for row, box in hand.items() if fold_of[row] != k}
-                _, fold_predicted, _ = train_on_targets(trained, features, tk, fold_hand, config, verbose=verbose)
+            for (k, _), (_, fold_hand), (_, fold_predicted, _) in zip(fold_targets.items(), sets[1:], trained_sets[1:],
+                                                                     strict=True):
                 for row in hand:
                     if fold_of[row] == k:
                         held[row] = fold_predicted[row]
@@ -229,15 +233,73 @@ def train_on_targets(trained: TrainedModel, features: np.ndarray, targets: list[
 
     history = train_box_head(head, features[train], y(train), config,
                              valid=(features[valid], y(valid)) if len(valid) else None, verbose=verbose)
+    return box_model, _predict(head, features, several), history
+
+
+def train_on_target_sets(trained: TrainedModel, features: np.ndarray,
+                         sets: list[tuple[list[np.ndarray], dict[int, np.ndarray]]], config: BoxTrainConfig, *,
+                         verbose: int = 0) -> list[tuple]:
+    """:func:`train_on_targets` for several ``(targets, hand)`` sets on the same descriptors (the
+    shipped box model and one per fold): the ``"centres"`` head without pasted views trains all
+    of them at once (:func:`detector.train_box_head.train_box_heads`), each on exactly the rows,
+    repeats and targets it would have alone; other heads train one after another.
+
+    Returns
+    -------
+    list of (box_model, predicted, history)
+        One per set, in order, as :func:`train_on_targets` returns them.
+    """
+    if config.head != "centres" or config.paste or len(sets) < 2:
+        return [train_on_targets(trained, features, targets, hand, config, verbose=verbose) for targets, hand in sets]
+    rows, boxes, counts = _shared_rows(sets, config.hand_weight, len(features))
+    # Copy j of a (row, boxes) pair counts for set k when the set repeats that pair more than j times.
+    copies = counts.max(axis=1)
+    pick = np.repeat(np.arange(len(rows)), copies)
+    copy = np.arange(len(pick)) - np.repeat(np.cumsum(copies) - copies, copies)
+    weights = (counts[pick] > copy[:, None]).astype(np.float32)
+    models = []
+    for k in range(len(sets)):
+        own = np.repeat(rows, counts[:, k])  # set k's training rows, repeats included
+        models.append(build_box_model(trained.model, config, feature_layer=trained.feature_layer,
+                                      feature_scale=feature_scale(features[own])))
+    histories = train_box_heads([head for _, head in models], features[rows[pick]], pad_boxes([boxes[i] for i in pick]),
+                                weights, config, verbose=verbose)
+    return [(box_model, _predict(head, features, True), history)
+            for (box_model, head), history in zip(models, histories, strict=True)]
+
+
+def _shared_rows(sets, hand_weight: int, n: int):
+    """The distinct ``(row, boxes)`` pairs of several target sets (rows in order; per row its sets'
+    boxes in the sets' order) and how many times each set trains on each: ``hand_weight`` for its
+    hand rows, 1 for the others, 0 when its boxes for the row differ or are empty."""
+    rows, boxes, counts = [], [], []
+    for row in range(n):
+        seen: dict[bytes, int] = {}
+        for k, (targets, hand) in enumerate(sets):
+            b = np.asarray(targets[row], np.float32).reshape(-1, 4)
+            if not len(b):
+                continue
+            key = b.tobytes()
+            if key not in seen:
+                seen[key] = len(rows)
+                rows.append(row)
+                boxes.append(b)
+                counts.append(np.zeros(len(sets), np.int64))
+            counts[seen[key]][k] = hand_weight if row in hand else 1
+    return np.asarray(rows, np.int64), boxes, np.asarray(counts, np.int64).reshape(-1, len(sets))
+
+
+def _predict(head, features: np.ndarray, several: bool) -> list[tuple[np.ndarray, np.ndarray]]:
+    """A trained head's boxes for every row, best first (see :func:`train_on_targets`)."""
     out = head.predict(features, verbose=0)
     if not several:
-        return box_model, [(b[None], np.full(1, np.nan, np.float32)) for b in np.asarray(out, np.float32)], history
+        return [(b[None], np.full(1, np.nan, np.float32)) for b in np.asarray(out, np.float32)]
     scores, boxes = (np.asarray(v, np.float32) for v in out)
     predicted = []
     for s, b in zip(scores, boxes, strict=True):
         kept_scores, kept_boxes = non_max_suppression(s[:, None], b)
         predicted.append((kept_boxes.astype(np.float32), kept_scores[:, 0].astype(np.float32)))
-    return box_model, predicted, history
+    return predicted
 
 
 def _first(boxes: np.ndarray) -> np.ndarray:
