@@ -125,7 +125,7 @@ def train_box_model(
         fold_of, held_out_pseudo = folds
         fold_targets = {k: _fold_targets(pseudo, hand, fold_of, held_out_pseudo, k) for k in sorted(set(fold_of.values()))}
     for r in range(config.rounds if folds is not None else 1):
-        # The shipped model and one per fold (without the fold's hand boxes), trained together.
+        # The shipped model, then one per fold (without the fold's hand boxes): those train together.
         sets = [(targets, hand)]
         if fold_targets is not None:
             sets += [(tk, {row: box for row, box in hand.items() if folds[0][row] != k}) for k, tk in fold_targets.items()]
@@ -239,33 +239,41 @@ def train_on_targets(trained: TrainedModel, features: np.ndarray, targets: list[
 def train_on_target_sets(trained: TrainedModel, features: np.ndarray,
                          sets: list[tuple[list[np.ndarray], dict[int, np.ndarray]]], config: BoxTrainConfig, *,
                          verbose: int = 0) -> list[tuple]:
-    """:func:`train_on_targets` for several ``(targets, hand)`` sets on the same descriptors (the
-    shipped box model and one per fold): the ``"centres"`` head without pasted views trains all
-    of them at once (:func:`detector.train_box_head.train_box_heads`), each on exactly the rows,
-    repeats and targets it would have alone; other heads train one after another.
+    """:func:`train_on_targets` for several ``(targets, hand)`` sets on the same descriptors: the
+    shipped box model (the first set) and one per fold, which only score it.
+
+    The first set's model trains alone, exactly as :func:`train_on_targets` trains it. With the
+    ``"centres"`` head and no pasted views, the other sets' models then train at once
+    (:func:`detector.train_box_head.train_box_heads`), each on exactly the rows, repeats and
+    targets it would have alone; otherwise one after another.
 
     Returns
     -------
     list of (box_model, predicted, history)
         One per set, in order, as :func:`train_on_targets` returns them.
     """
-    if config.head != "centres" or config.paste or len(sets) < 2:
-        return [train_on_targets(trained, features, targets, hand, config, verbose=verbose) for targets, hand in sets]
-    rows, boxes, counts = _shared_rows(sets, config.hand_weight, len(features))
+    if not sets:
+        return []
+    first = train_on_targets(trained, features, *sets[0], config, verbose=verbose)
+    rest = sets[1:]
+    if config.head != "centres" or config.paste or len(rest) < 2:
+        return [first] + [train_on_targets(trained, features, targets, hand, config, verbose=verbose)
+                          for targets, hand in rest]
+    rows, boxes, counts = _shared_rows(rest, config.hand_weight, len(features))
     # Copy j of a (row, boxes) pair counts for set k when the set repeats that pair more than j times.
     copies = counts.max(axis=1)
     pick = np.repeat(np.arange(len(rows)), copies)
     copy = np.arange(len(pick)) - np.repeat(np.cumsum(copies) - copies, copies)
     weights = (counts[pick] > copy[:, None]).astype(np.float32)
     models = []
-    for k in range(len(sets)):
+    for k in range(len(rest)):
         own = np.repeat(rows, counts[:, k])  # set k's training rows, repeats included
         models.append(build_box_model(trained.model, config, feature_layer=trained.feature_layer,
                                       feature_scale=feature_scale(features[own])))
     histories = train_box_heads([head for _, head in models], features[rows[pick]], pad_boxes([boxes[i] for i in pick]),
                                 weights, config, verbose=verbose)
-    return [(box_model, _predict(head, features, True), history)
-            for (box_model, head), history in zip(models, histories, strict=True)]
+    return [first] + [(box_model, _predict(head, features, True), history)
+                      for (box_model, head), history in zip(models, histories, strict=True)]
 
 
 def _shared_rows(sets, hand_weight: int, n: int):

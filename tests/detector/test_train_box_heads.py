@@ -11,7 +11,7 @@ from detector.box_model import build_box_model
 from detector.box_train_config import BoxTrainConfig
 from detector.box_views import pad_boxes, views_dataset
 from detector.train_box_head import train_box_heads
-from detector.train_box_model import _shared_rows, train_on_target_sets
+from detector.train_box_model import _shared_rows, train_on_target_sets, train_on_targets
 
 TINY = (4, 4, 8, 8, 8)
 LEFT = np.array([[0.25, 0.5, 0.25, 0.25]], np.float32)
@@ -91,15 +91,22 @@ class TestTargetSets:
         np.testing.assert_array_equal(boxes[1], LEFT)
         assert counts.tolist() == [[3, 0], [0, 1], [1, 1], [1, 0]]
 
-    def test_the_fold_sets_train_together_and_box_every_row(self, classifier):
+    def test_the_shipped_model_trains_alone_and_the_folds_together(self, classifier):
         trained = SimpleNamespace(model=classifier, feature_layer=VGG16.feature_layer)  # what training reads
         features = blank_grids(12)
         targets = [LEFT] * 6 + [RIGHT] * 6
-        sets = [(targets, {0: LEFT, 6: RIGHT}), (targets, {6: RIGHT}), (targets, {0: LEFT})]
+        held_out = list(targets)
+        held_out[0] = RIGHT
+        sets = [(targets, {0: LEFT, 6: RIGHT}), (held_out, {6: RIGHT}), (targets, {0: LEFT})]
         config = BoxTrainConfig(reduce_filters=4, epochs=2, crops=0)
         out = train_on_target_sets(trained, features, sets, config)
         assert len(out) == 3
         for box_model, predicted, history in out:
             assert len(predicted) == 12 and len(history["loss"]) == 2
             assert box_model.output_names[-1] == "boxes"
-        assert out[0][0] is not out[1][0]
+        assert len({id(model) for model, _, _ in out}) == 3
+        # The shipped model is the one train_on_targets trains: the same boxes to the bit.
+        _, alone, _ = train_on_targets(trained, features, *sets[0], config)
+        for (b, s), (b2, s2) in zip(out[0][1], alone, strict=True):
+            np.testing.assert_array_equal(b, b2)
+            np.testing.assert_array_equal(s, s2)
