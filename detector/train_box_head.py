@@ -122,11 +122,12 @@ def train_box_heads(heads: list, features: np.ndarray, boxes: np.ndarray, weight
                     config: BoxTrainConfig, *, verbose: int = 1) -> list[dict[str, list]]:
     """Fit several ``"centres"`` heads at once, on one set of views, each on its own photos.
 
-    The box model is scored out of fold: one head per fold (trained without that fold's hand
-    boxes) beside the shipped one, all on the same cached features. Trained together, the heads
-    take each batch in one step (one view set, one optimizer; each head's weights still see
-    only its own loss's gradients, and Adam and the per-weight gradient clipping are per weight),
-    which costs about half of training them one after another.
+    The box model is scored out of fold: one head per fold, trained without that fold's hand
+    boxes, on the same cached features as the shipped one. Trained together, those heads take
+    each batch in one step (one view set, one optimizer; each head's weights still see only its
+    own loss's gradients, and Adam and the per-weight gradient clipping are per weight), which
+    costs about two thirds of training them one after another (benchmarks/NOTES.md, "The fold
+    models trained together").
 
     Parameters
     ----------
