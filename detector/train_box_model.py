@@ -37,6 +37,11 @@ __all__ = ["box_annotation", "largest_box", "train_box_model", "train_on_target_
 log = logging.getLogger(__name__)
 
 VALID_SHARE = 0.15
+#: The fold models train together only while their shared view set is at most this much larger
+#: than the largest fold's own (every head steps through every batch). Together was 1.4-1.6x
+#: faster at 1.11-1.15 (the animal and block photos with 10-88 hand boxes) and 1.2x slower at 1.54
+#: (the demo scenes, every photo hand-boxed): benchmarks/NOTES.md, "The fold models trained together".
+TOGETHER_MAX_GROWTH = 1.25
 
 
 def train_box_model(
@@ -245,7 +250,9 @@ def train_on_target_sets(trained: TrainedModel, features: np.ndarray,
     The first set's model trains alone, exactly as :func:`train_on_targets` trains it. With the
     ``"centres"`` head and no pasted views, the other sets' models then train at once
     (:func:`detector.train_box_head.train_box_heads`), each on exactly the rows, repeats and
-    targets it would have alone; otherwise one after another.
+    targets it would have alone, unless their shared view set would be more than
+    :data:`TOGETHER_MAX_GROWTH` times the largest set's own (photos whose targets differ between
+    the sets count once per target); otherwise one after another.
 
     Returns
     -------
@@ -262,6 +269,11 @@ def train_on_target_sets(trained: TrainedModel, features: np.ndarray,
     rows, boxes, counts = _shared_rows(rest, config.hand_weight, len(features))
     # Copy j of a (row, boxes) pair counts for set k when the set repeats that pair more than j times.
     copies = counts.max(axis=1)
+    if copies.sum() > TOGETHER_MAX_GROWTH * counts.sum(axis=0).max():
+        log.info("the %d fold models train one after another: together they would step through %d rows "
+                 "against at most %d of their own", len(rest), copies.sum(), counts.sum(axis=0).max())
+        return [first] + [train_on_targets(trained, features, targets, hand, config, verbose=verbose)
+                          for targets, hand in rest]
     pick = np.repeat(np.arange(len(rows)), copies)
     copy = np.arange(len(pick)) - np.repeat(np.cumsum(copies) - copies, copies)
     weights = (counts[pick] > copy[:, None]).astype(np.float32)

@@ -1,5 +1,6 @@
 """Several ``"centres"`` heads trained at once (the shipped box model and its fold models)."""
 
+import logging
 from types import SimpleNamespace
 
 import numpy as np
@@ -91,18 +92,20 @@ class TestTargetSets:
         np.testing.assert_array_equal(boxes[1], LEFT)
         assert counts.tolist() == [[3, 0], [0, 1], [1, 1], [1, 0]]
 
-    def test_the_shipped_model_trains_alone_and_the_folds_together(self, classifier):
+    def test_the_shipped_model_trains_alone_and_the_folds_together(self, classifier, caplog):
         trained = SimpleNamespace(model=classifier, feature_layer=VGG16.feature_layer)  # what training reads
-        features = blank_grids(12)
-        targets = [LEFT] * 6 + [RIGHT] * 6
+        features = blank_grids(24)
+        targets = [LEFT] * 12 + [RIGHT] * 12
         held_out = list(targets)
         held_out[0] = RIGHT
-        sets = [(targets, {0: LEFT, 6: RIGHT}), (held_out, {6: RIGHT}), (targets, {0: LEFT})]
+        sets = [(targets, {0: LEFT, 12: RIGHT}), (held_out, {12: RIGHT}), (targets, {0: LEFT})]
         config = BoxTrainConfig(reduce_filters=4, epochs=2, crops=0)
-        out = train_on_target_sets(trained, features, sets, config)
+        with caplog.at_level(logging.INFO, logger="detector.train_box_head"):
+            out = train_on_target_sets(trained, features, sets, config)
+        assert any("2 box heads together" in r.getMessage() for r in caplog.records)
         assert len(out) == 3
         for box_model, predicted, history in out:
-            assert len(predicted) == 12 and len(history["loss"]) == 2
+            assert len(predicted) == 24 and len(history["loss"]) == 2
             assert box_model.output_names[-1] == "boxes"
         assert len({id(model) for model, _, _ in out}) == 3
         # The shipped model is the one train_on_targets trains: the same boxes to the bit.
@@ -110,3 +113,16 @@ class TestTargetSets:
         for (b, s), (b2, s2) in zip(out[0][1], alone, strict=True):
             np.testing.assert_array_equal(b, b2)
             np.testing.assert_array_equal(s, s2)
+
+    def test_fold_sets_that_share_few_rows_train_one_after_another(self, classifier):
+        # Every photo's target differs between the two fold sets: together they would step through
+        # twice the rows of either, so each trains alone, as train_on_targets trains it.
+        trained = SimpleNamespace(model=classifier, feature_layer=VGG16.feature_layer)
+        features = blank_grids(8)
+        sets = [([LEFT] * 8, {}), ([LEFT] * 8, {}), ([RIGHT] * 8, {})]
+        config = BoxTrainConfig(reduce_filters=4, epochs=2, crops=0)
+        out = train_on_target_sets(trained, features, sets, config)
+        for (_, predicted, _), (targets, hand) in zip(out[1:], sets[1:], strict=True):
+            _, alone, _ = train_on_targets(trained, features, targets, hand, config)
+            for (b, _), (b2, _) in zip(predicted, alone, strict=True):
+                np.testing.assert_array_equal(b, b2)
