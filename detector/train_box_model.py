@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 VALID_SHARE = 0.15
 #: The fold models train together only while their shared view set is at most this much larger
 #: than the largest fold's own (every head steps through every batch). Together was 1.4-1.6x
-#: faster at 1.11-1.15 (the animal and block photos with 10-88 hand boxes) and 1.2x slower at 1.54
+#: faster at 1.11-1.15 (the animal and block photos with 10-88 hand boxes) and 1.2x slower at 1.53
 #: (the demo scenes, every photo hand-boxed): benchmarks/NOTES.md, "The fold models trained together".
 TOGETHER_MAX_GROWTH = 1.25
 
