@@ -130,7 +130,7 @@ def train_box_model(
         fold_of, held_out_pseudo = folds
         fold_targets = {k: _fold_targets(pseudo, hand, fold_of, held_out_pseudo, k) for k in sorted(set(fold_of.values()))}
     for r in range(config.rounds if folds is not None else 1):
-        # The shipped model, then one per fold (without the fold's hand boxes): those train together.
+        # The shipped model, then one per fold (without the fold's hand boxes), which may train together.
         sets = [(targets, hand)]
         if fold_targets is not None:
             sets += [(tk, {row: box for row, box in hand.items() if folds[0][row] != k}) for k, tk in fold_targets.items()]
@@ -263,15 +263,17 @@ def train_on_target_sets(trained: TrainedModel, features: np.ndarray,
         return []
     first = train_on_targets(trained, features, *sets[0], config, verbose=verbose)
     rest = sets[1:]
-    if config.head != "centres" or config.paste or len(rest) < 2:
-        return [first] + [train_on_targets(trained, features, targets, hand, config, verbose=verbose)
-                          for targets, hand in rest]
-    rows, boxes, counts = _shared_rows(rest, config.hand_weight, len(features))
-    # Copy j of a (row, boxes) pair counts for set k when the set repeats that pair more than j times.
-    copies = counts.max(axis=1)
-    if copies.sum() > TOGETHER_MAX_GROWTH * counts.sum(axis=0).max():
-        log.info("the %d fold models train one after another: together they would step through %d rows "
-                 "against at most %d of their own", len(rest), copies.sum(), counts.sum(axis=0).max())
+    together = config.head == "centres" and not config.paste and len(rest) >= 2
+    if together:
+        rows, boxes, counts = _shared_rows(rest, config.hand_weight, len(features))
+        # Copy j of a (row, boxes) pair counts for set k when the set repeats that pair more than j times.
+        copies = counts.max(axis=1)
+        largest = int(counts.sum(axis=0).max())
+        together = copies.sum() <= TOGETHER_MAX_GROWTH * largest
+        if not together:
+            log.info("the %d fold models train one after another: together they would step through %d rows "
+                     "against at most %d of their own", len(rest), copies.sum(), largest)
+    if not together:
         return [first] + [train_on_targets(trained, features, targets, hand, config, verbose=verbose)
                           for targets, hand in rest]
     pick = np.repeat(np.arange(len(rows)), copies)
