@@ -27,6 +27,7 @@ from groundwork.atomic import write_bytes, write_json
 from groundwork.box_geometry import check_boxes
 from groundwork.heatmaps import check_heatmap, normalize_heatmap
 from groundwork.paths import confined
+from groundwork.thread_map import thread_imap, thread_map
 
 __all__ = ["GT_COLOR", "PRED_COLOR", "ReviewItem", "render_contact_sheets", "render_overlay", "write_png",
            "write_review"]
@@ -298,18 +299,21 @@ def write_review(out_dir: Path, items: Sequence[PhotoItem], images: Sequence[np.
         {"image": items[i].name, "class": classes[i], "confidence": float(confidence[i]),
          "box": boxes[i][0].tolist() if len(boxes[i]) else None, "boxes": len(boxes[i]), "note": notes[i]}
         for i in order])
-    review = [
-        ReviewItem(images[i], boxes[i], scores[i], caption=Path(items[i].name).name,
-                   labels=(classes[i],) * len(boxes[i]), confidence=float(confidence[i])).shrunk(200)
-        for i in range(len(items))
-    ]
+    # Drawing and PNG encoding run in OpenCV, which releases the GIL: every core draws pictures.
+    review = thread_map(lambda i: ReviewItem(
+        images[i], boxes[i], scores[i], caption=Path(items[i].name).name, labels=(classes[i],) * len(boxes[i]),
+        confidence=float(confidence[i])).shrunk(200), range(len(items)))
     sheets_dir = out_dir / "contact_sheets"
     shutil.rmtree(sheets_dir, ignore_errors=True)
-    for k, sheet in enumerate(render_contact_sheets(review), start=1):
-        write_png(sheets_dir / f"sheet_{k:03d}.png", sheet)
+    sheets = render_contact_sheets(review)
+    thread_map(lambda k: write_png(sheets_dir / f"sheet_{k + 1:03d}.png", sheets[k]), range(len(sheets)))
     if overlays:
-        for i in progress_bar(range(len(items)), desc="overlays", unit="img", enabled=progress):
-            overlay = render_overlay(images[i], heatmap=None if heatmaps is None else heatmaps[i], boxes=boxes[i],
+        def overlay(i: int) -> Path:
+            picture = render_overlay(images[i], heatmap=None if heatmaps is None else heatmaps[i], boxes=boxes[i],
                                      scores=scores[i], labels=[classes[i]] * len(boxes[i]))
-            write_png(confined(out_dir / "overlays", Path(items[i].name).with_suffix(".png"),
-                               source=f"the image name {items[i].name!r}"), overlay)
+            return write_png(confined(out_dir / "overlays", Path(items[i].name).with_suffix(".png"),
+                                      source=f"the image name {items[i].name!r}"), picture)
+
+        for _ in progress_bar(thread_imap(overlay, range(len(items))), total=len(items), desc="overlays", unit="img",
+                              enabled=progress):
+            pass

@@ -10,11 +10,11 @@ photo's box is the same on any thread and in any order.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-__all__ = ["available_cores", "thread_map"]
+__all__ = ["available_cores", "thread_imap", "thread_map"]
 
 T = TypeVar("T")
 
@@ -44,11 +44,24 @@ def thread_map(fn: Callable[[Any], T], items: Iterable[Any], *, workers: int | N
     >>> thread_map(lambda x: x * x, range(5), workers=2)
     [0, 1, 4, 9, 16]
     """
+    return list(thread_imap(fn, items, workers=workers))
+
+
+def thread_imap(fn: Callable[[Any], T], items: Iterable[Any], *, workers: int | None = None) -> Iterator[T]:
+    """:func:`thread_map` yielding each result as soon as it and those before it are done (for a
+    progress bar over the items); the same order, failures and cancelling.
+
+    Examples
+    --------
+    >>> next(thread_imap(lambda x: x + 1, [1, 2], workers=2))
+    2
+    """
     items = list(items)
     workers = available_cores() if workers is None else int(workers)
     if workers < 1:
         raise ValueError(f"workers must be >= 1. Received: {workers}")
     if workers == 1 or len(items) < 2:
-        return [fn(item) for item in items]
+        yield from (fn(item) for item in items)
+        return
     with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
-        return list(pool.map(fn, items))
+        yield from pool.map(fn, items)

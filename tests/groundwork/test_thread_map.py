@@ -2,7 +2,7 @@ import threading
 
 import pytest
 
-from groundwork.thread_map import available_cores, thread_map
+from groundwork.thread_map import available_cores, thread_imap, thread_map
 
 
 def test_results_keep_the_items_order_on_several_threads():
@@ -46,3 +46,19 @@ def test_cores_at_most_omp_num_threads(monkeypatch):
     assert available_cores() == 1
     monkeypatch.setenv("OMP_NUM_THREADS", "not a number")
     assert available_cores() >= 1
+
+
+def test_thread_imap_yields_in_order_as_results_come():
+    done = []
+
+    def slow(x):
+        threading.Event().wait(0.002 * (6 - x))
+        done.append(x)
+        return -x
+
+    results = thread_imap(slow, range(6), workers=3)
+    assert next(results) == 0  # the first item's result, whichever call finished first
+    assert list(results) == [-1, -2, -3, -4, -5]
+    assert sorted(done) == list(range(6))
+    with pytest.raises(ValueError, match="workers must be >= 1"):
+        next(thread_imap(str, [1], workers=0))
