@@ -122,7 +122,8 @@ def _chunk_features(lower, chunk: np.ndarray, preprocess, *, augmentation, seed:
     out = []
     for b in range(0, len(chunk), batch_size):
         x = preprocess(chunk[b:b + batch_size])
-        out.append(np.asarray(lower(x, training=False)).astype(np.float16))
+        # predict_on_batch runs a traced function: half the time of calling the model eagerly.
+        out.append(np.asarray(lower.predict_on_batch(x)).astype(np.float16))
         if progress:
             progress(len(x))
     return np.concatenate(out)
