@@ -18,6 +18,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
 import logging
@@ -68,7 +69,8 @@ def run_variant(suite: Path, data: Path, max_side: int, iterations: int, out: Pa
                     shutil.copy(run / "localize" / cached, loc / cached)
                 forget_learned(model)
                 start = time.perf_counter()
-                result = localize_photos(model, run / "prepare", loc, PipelineConfig().localize,
+                config = dataclasses.replace(PipelineConfig().localize, overlays=False)  # boxes only, not pictures
+                result = localize_photos(model, run / "prepare", loc, config,
                                          ground_truth=None if hand is None else str(hand), overwrite=True,
                                          progress=False)
                 seconds = time.perf_counter() - start
