@@ -20,14 +20,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
-import json
 import logging
 import shutil
 import time
 from pathlib import Path
 
 from _common import DATA
-from suite import SETS, truth_pool
+from suite import SETS, hand_groups, outside_groups, truth_pool
 
 
 def run_variant(suite: Path, data: Path, max_side: int, iterations: int, out: Path) -> dict:
@@ -60,9 +59,7 @@ def run_variant(suite: Path, data: Path, max_side: int, iterations: int, out: Pa
                 hand = None if budget == 0 else work / f"hand_{budget}.json"
                 if hand is not None and not hand.is_file():
                     continue
-                used = set(json.loads(hand.with_suffix(".groups.json").read_text())) if hand else set()
-                gt = [g for k, (g, item) in enumerate(pool)
-                      if (item.group if item.group is not None else -1 - k) not in used]
+                gt = outside_groups(pool, hand_groups(hand))
                 loc = out / name / f"localize_{budget}"
                 loc.mkdir(parents=True, exist_ok=True)
                 for cached in ("forward.npz", "forward.json"):

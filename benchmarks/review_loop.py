@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 from _common import DATA, write_readme_block
-from suite import SETS, truth_pool
+from suite import SETS, outside_groups, truth_pool
 
 
 def main() -> int:
@@ -105,8 +105,7 @@ def review_loop(name: str, run: Path, truth: Path, work: Path, *, ks, seed: int)
 def _score(annotations, pool, used_groups, root, truth, labels) -> dict:
     from datasets.evaluate import evaluate_annotations
 
-    gt = [g for k, (g, item) in enumerate(pool)
-          if (item.group if item.group is not None else -1 - k) not in used_groups]
+    gt = outside_groups(pool, used_groups)
     s = evaluate_annotations(annotations, gt, pred_root=root, gt_root=truth.parent, labels=labels).to_dict()
     return {"photos": len(gt), "corloc": s["corloc"], "map50": s["map50"], "recall50": s["recall50"]}
 

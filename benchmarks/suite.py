@@ -163,6 +163,17 @@ def write_hand_boxes(run: Path, truth: Path, path: Path, n: int, seed: int) -> P
     return path
 
 
+def hand_groups(hand: Path | None) -> set:
+    """The capture groups that gave the hand boxes at ``hand`` (none without hand boxes)."""
+    return set(json.loads(hand.with_suffix(".groups.json").read_text())) if hand is not None else set()
+
+
+def outside_groups(pool, used) -> list:
+    """The true annotations of ``pool`` (:func:`truth_pool`) outside the capture groups ``used``:
+    what a row is scored on (a photo without a group is its own)."""
+    return [g for k, (g, item) in enumerate(pool) if (item.group if item.group is not None else -1 - k) not in used]
+
+
 # --- scores ---------------------------------------------------------------------------------------
 def score_run(name: str, run: Path, src: Path, truth: Path, hand: Path | None, detect_dir: Path) -> dict:
     """One row: the run's pseudo boxes, its box model and the baselines on the photos not drawn."""
@@ -171,10 +182,7 @@ def score_run(name: str, run: Path, src: Path, truth: Path, hand: Path | None, d
     from detector.detect_photos import DETECTIONS, DetectConfig, detect_photos
 
     labels, root, pool = truth_pool(run, truth)
-    used = set(json.loads(hand.with_suffix(".groups.json").read_text())) if hand is not None else set()
-    scored = [(g, item) for k, (g, item) in enumerate(pool)
-              if (item.group if item.group is not None else -1 - k) not in used]
-    gt = [g for g, _ in scored]
+    gt = outside_groups(pool, hand_groups(hand))
     detect_photos(run / "boxes" / "model", run / "prepare", detect_dir,
                   DetectConfig(formats=("boxes-json",), overlays=False), overwrite=True, progress=False)
 
