@@ -214,26 +214,43 @@ def _near_tie_cells(confidence: np.ndarray, coordinates: np.ndarray, keras_index
                     coreml_index: np.ndarray, tolerance: float, thresholds: dict,
                     coreml_coordinates: np.ndarray | None = None) -> bool:
     """Whether every cell kept on one side only is a near tie, which outputs that each stay within
-    ``tolerance`` can swap: its Keras confidence within ``2 * tolerance`` of the confidence
-    threshold or of a kept cell (either side's) overlapping it beyond the IoU threshold, or its
-    IoU with a kept cell within 0.01 of the IoU threshold (or on either side of it in the two
-    outputs' coordinates)."""
+    ``tolerance`` can swap, or follows from one.
+
+    A near tie: the cell's Keras confidence within ``2 * tolerance`` of the confidence threshold
+    or of a kept cell (either side's) overlapping it beyond the IoU threshold, or its IoU with a
+    kept cell within 0.01 of the IoU threshold (or on either side of it in the two outputs'
+    coordinates). Following from one: suppression is greedy, so a swapped cell changes what it
+    suppresses; a cell kept on one side only is explained too when it overlaps, beyond the IoU
+    threshold less 0.01, an explained cell kept on the other side only whose confidence is not
+    below its own by more than ``2 * tolerance`` (the cell that suppressed it there)."""
     best = np.asarray(confidence, np.float64).max(axis=1)
     kept = np.union1d(keras_index, coreml_index).astype(np.int64)
     sides = [cxcywh_to_xyxy(np.asarray(coordinates, np.float64), dtype=np.float32)]
     if coreml_coordinates is not None:
         sides.append(cxcywh_to_xyxy(np.nan_to_num(np.asarray(coreml_coordinates, np.float64)), dtype=np.float32))
     limit = thresholds["iou_threshold"]
-    for d in np.setxor1d(keras_index, coreml_index).astype(np.int64):
+    swapped = np.setxor1d(keras_index, coreml_index).astype(np.int64)
+    keras_only = set(np.setdiff1d(keras_index, coreml_index).astype(np.int64).tolist())
+    explained = {}
+    for d in swapped:
         if abs(best[d] - thresholds["confidence_threshold"]) <= 2 * tolerance:
+            explained[int(d)] = True
             continue
         others = kept[kept != d]
         ious = np.stack([matched_box_iou(np.repeat(b[d:d + 1], len(others), 0), b[others]) for b in sides])
         close_call = (np.abs(ious - limit) <= 0.01).any(axis=0) | ((ious > limit).any(axis=0) & (ious <= limit).any(axis=0))
         tie = (ious[0] > limit) & (np.abs(best[others] - best[d]) <= 2 * tolerance)
-        if not np.any(close_call | tie):
-            return False
-    return True
+        explained[int(d)] = bool(np.any(close_call | tie))
+    # The knock-on effects, in confidence order: a swapped cell's suppressor comes before it.
+    for d in sorted(swapped.tolist(), key=lambda c: -best[c]):
+        if explained[d]:
+            continue
+        causes = np.array([s for s in swapped if explained[int(s)] and (s in keras_only) != (d in keras_only)
+                           and best[s] >= best[d] - 2 * tolerance], np.int64)
+        if len(causes):
+            ious = np.stack([matched_box_iou(np.repeat(b[d:d + 1], len(causes), 0), b[causes]) for b in sides])
+            explained[d] = bool(np.any(ious > limit - 0.01))
+    return all(explained.values())
 
 
 def _match_kept(keras: tuple[np.ndarray, np.ndarray], coreml: tuple[np.ndarray, np.ndarray]

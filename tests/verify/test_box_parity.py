@@ -131,6 +131,24 @@ class TestNearTieCells:
         # ... unless its confidence is within 2 * tolerance of the threshold.
         assert _near_tie_cells(confidence, boxes, np.array([0, 2]), np.array([0]), 0.2, thresholds)
 
+    def test_what_a_swap_stops_suppressing_follows_from_the_tie(self):
+        from verify.box_parity import _near_tie_cells
+
+        # Cells 0 and 1 overlap and tie (0.005 apart); cell 2 overlaps cell 0 (IoU 0.54) but not
+        # cell 1 (IoU 0.38). Keras keeps 0, which suppresses 1 and 2; the export keeps 1, and so 2.
+        confidence = np.array([[0.800, 0.0], [0.795, 0.0], [0.6, 0.0]])
+        boxes = np.array([[0.5, 0.5, 0.2, 0.2], [0.47, 0.5, 0.2, 0.2], [0.56, 0.5, 0.2, 0.2]])
+        thresholds = {"iou_threshold": 0.45, "confidence_threshold": 0.3}
+        assert _near_tie_cells(confidence, boxes, np.array([0]), np.array([1, 2]), 0.01, thresholds)
+        # No tie to follow from: cell 2's swap is unexplained too.
+        assert not _near_tie_cells(confidence, boxes, np.array([0]), np.array([1, 2]), 0.001, thresholds)
+        # A cell kept on the same side as the tie was not suppressed by it on the other side.
+        assert not _near_tie_cells(confidence, boxes, np.array([0, 2]), np.array([1]), 0.01, thresholds)
+        # A swapped cell far from every explained one is not a knock-on effect.
+        apart = boxes.copy()
+        apart[2, 0] = 0.8
+        assert not _near_tie_cells(confidence, apart, np.array([0]), np.array([1, 2]), 0.01, thresholds)
+
     def test_an_overlap_at_the_iou_threshold_is_a_tie(self):
         from verify.box_parity import _near_tie_cells
 
