@@ -21,12 +21,10 @@ import argparse
 import dataclasses
 import functools
 import logging
-import shutil
-import time
 from pathlib import Path
 
 from _common import DATA
-from suite import SETS, hand_groups, outside_groups, truth_pool
+from relocalize import relocalize
 
 
 def run_variant(suite: Path, data: Path, max_side: int, iterations: int, out: Path) -> dict:
@@ -34,52 +32,16 @@ def run_variant(suite: Path, data: Path, max_side: int, iterations: int, out: Pa
     import localize.pseudo_boxes as pseudo_boxes_module
     import localize.refine as refine
     from boxstrap.pipeline import PipelineConfig
-    from datasets.annotations import read_annotations
-    from datasets.evaluate import evaluate_annotations
-    from localize.learned import forget_learned
-    from localize.localize_photos import localize_photos
 
     original = refine.grabcut_refine
     variant = functools.partial(original, max_side=max_side, iterations=iterations)
     # Every caller looks it up at call time: the cut choice in localize.refine, the cut in pseudo_boxes.
     refine.grabcut_refine = pseudo_boxes_module.grabcut_refine = variant
-    rows = {}
     try:
-        for name, (folder, truth_name) in SETS.items():
-            work = suite / name
-            if not (work / "run" / "localize" / "forward.npz").is_file():
-                continue
-            truth = data / folder / truth_name
-            run = work / "run"
-            model = out / name / "model"
-            if not model.exists():
-                shutil.copytree(run / "train" / "model", model)
-            labels, root, pool = truth_pool(run, truth)
-            for budget in (0, 10, 20):
-                hand = None if budget == 0 else work / f"hand_{budget}.json"
-                if hand is not None and not hand.is_file():
-                    continue
-                gt = outside_groups(pool, hand_groups(hand))
-                loc = out / name / f"localize_{budget}"
-                loc.mkdir(parents=True, exist_ok=True)
-                for cached in ("forward.npz", "forward.json"):
-                    shutil.copy(run / "localize" / cached, loc / cached)
-                forget_learned(model)
-                start = time.perf_counter()
-                config = dataclasses.replace(PipelineConfig().localize, overlays=False)  # boxes only, not pictures
-                result = localize_photos(model, run / "prepare", loc, config,
-                                         ground_truth=None if hand is None else str(hand), overwrite=True,
-                                         progress=False)
-                seconds = time.perf_counter() - start
-                scores = evaluate_annotations(read_annotations(loc / "pseudo_boxes.json", labels=labels), gt,
-                                              pred_root=root, gt_root=truth.parent, labels=labels).to_dict()
-                cut = ((result.scores or {}).get("threshold") or {}).get("cut", "-")
-                rows[f"{name} {budget}"] = {"corloc": scores["corloc"], "mean_iou": scores["mean_iou"],
-                                            "map50": scores["map50"], "cut": cut, "seconds": seconds}
-                print(name, budget, f"{max_side}x{iterations}", rows[f"{name} {budget}"], flush=True)
+        config = dataclasses.replace(PipelineConfig().localize, overlays=False)  # boxes only, not pictures
+        return relocalize(suite, data, out, config, label=f"{max_side}x{iterations}")
     finally:
         refine.grabcut_refine = pseudo_boxes_module.grabcut_refine = original
-    return rows
 
 
 def main() -> int:
