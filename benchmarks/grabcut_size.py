@@ -24,7 +24,7 @@ import logging
 from pathlib import Path
 
 from _common import DATA
-from relocalize import relocalize
+from relocalize import print_variants, relocalize
 
 
 def run_variant(suite: Path, data: Path, max_side: int, iterations: int, out: Path) -> dict:
@@ -57,13 +57,7 @@ def main() -> int:
     for variant in args.variants:
         side, iterations = (int(v) for v in variant.split("x"))
         table[variant] = run_variant(args.suite, args.data, side, iterations, args.out / variant)
-    keys = list(dict.fromkeys(k for rows in table.values() for k in rows))
-    print("| GrabCut side x iterations | " + " | ".join(keys) + " |")
-    print("|---" * (len(keys) + 1) + "|")
-    for variant, rows in table.items():
-        cells = [f"{r['corloc']:.3f} / {r['mean_iou']:.3f} / {r['map50']:.3f}, {r['seconds']:.0f} s" if r else "-"
-                 for r in (rows.get(k) for k in keys)]
-        print(f"| {variant} | " + " | ".join(cells) + " |")
+    keys = print_variants(table, "GrabCut side x iterations")
     print("cells: pseudo boxes CorLoc / mean IoU / mAP@0.5, localize seconds after the classifier pass; cut chosen: "
           + ", ".join(f"{k} {table[args.variants[0]][k]['cut']}" for k in keys if k in table[args.variants[0]]))
     return 0

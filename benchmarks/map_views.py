@@ -22,7 +22,7 @@ import logging
 from pathlib import Path
 
 from _common import DATA
-from relocalize import relocalize
+from relocalize import print_variants, relocalize
 
 
 def parse_variant(text: str) -> tuple[tuple[float, ...], bool]:
@@ -50,13 +50,7 @@ def main() -> int:
         scales, flip = parse_variant(variant)
         config = dataclasses.replace(PipelineConfig().localize, scales=scales, flip=flip, overlays=False)
         table[variant] = relocalize(args.suite, args.data, args.out / variant, config, label=variant, reuse_pass=False)
-    keys = list(dict.fromkeys(k for rows in table.values() for k in rows))
-    print("| map views | " + " | ".join(keys) + " |")
-    print("|---" * (len(keys) + 1) + "|")
-    for variant, rows in table.items():
-        cells = [f"{r['corloc']:.3f} / {r['mean_iou']:.3f} / {r['map50']:.3f}, {r['seconds']:.0f} s" if r else "-"
-                 for r in (rows.get(k) for k in keys)]
-        print(f"| {variant} | " + " | ".join(cells) + " |")
+    keys = print_variants(table, "map views")
     sets = dict.fromkeys(k.split()[0] for k in keys)
     print("cells: pseudo boxes CorLoc / mean IoU / mAP@0.5, localize seconds after the classifier pass. "
           "Classifier pass seconds: "

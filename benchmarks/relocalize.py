@@ -87,6 +87,19 @@ def relocalize(suite: Path, data: Path, out: Path, config, *, label: str = "", r
     return rows
 
 
+def print_variants(table: dict, header: str) -> list[str]:
+    """Print a Markdown table of :func:`relocalize` rows, a row per variant (``table``: variant ->
+    rows) and a column per set and budget; return the columns' keys."""
+    keys = list(dict.fromkeys(k for rows in table.values() for k in rows))
+    print(f"| {header} | " + " | ".join(keys) + " |")
+    print("|---" * (len(keys) + 1) + "|")
+    for variant, rows in table.items():
+        cells = [f"{r['corloc']:.3f} / {r['mean_iou']:.3f} / {r['map50']:.3f}, {r['seconds']:.0f} s" if r else "-"
+                 for r in (rows.get(k) for k in keys)]
+        print(f"| {variant} | " + " | ".join(cells) + " |")
+    return keys
+
+
 def _suite_localize_config(run: Path) -> dict:
     import json
 
