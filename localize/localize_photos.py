@@ -53,7 +53,7 @@ from localize.pseudo_boxes import (
     pseudo_boxes,
 )
 
-__all__ = ["ANNOTATION_PATHS", "LocalizeResult", "localize_photos"]
+__all__ = ["ANNOTATION_PATHS", "FORWARD_CACHE", "LocalizeResult", "localize_photos"]
 
 log = logging.getLogger(__name__)
 
