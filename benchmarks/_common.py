@@ -43,6 +43,19 @@ def print_table(rows: list[tuple[str, str]], header: tuple[str, str] = ("measure
     return text
 
 
+def variant_parser(doc: str, *, variants: list[str], variants_help: str, out: str):
+    """The arguments of a benchmark that reruns part of a finished suite with each of ``variants``:
+    ``--suite``, ``--data``, ``--variants`` and ``--out`` (add more, then ``parse_args``)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--suite", type=Path, required=True, help="a finished benchmarks/suite.py --out folder")
+    parser.add_argument("--data", type=Path, default=DATA, help="folder of the photo sets (default %(default)s)")
+    parser.add_argument("--variants", nargs="+", default=variants, help=variants_help)
+    parser.add_argument("--out", type=Path, default=Path(out), help="work folder")
+    return parser
+
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 

@@ -20,7 +20,6 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import logging
@@ -29,7 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import DATA
+from _common import variant_parser
 from suite import SETS, hand_groups, outside_groups, truth_pool
 
 
@@ -56,8 +55,7 @@ def run_variant(suite: Path, data: Path, out: Path, changes: dict, seeds: list[i
     rows: dict[str, list] = {}
     for name, (folder, truth_name) in SETS.items():
         run = suite / name / "run"
-        hands = sorted((suite / name).glob("hand_*.json"), key=lambda p: p.stem)
-        hands = [p for p in hands if not p.name.endswith(".groups.json")]
+        hands = [p for p in (suite / name).glob("hand_*.json") if not p.name.endswith(".groups.json")]
         if not (run / "localize" / "pseudo_boxes.json").is_file() or not hands:
             continue
         hand = max(hands, key=lambda p: int(p.stem.split("_")[1]))  # the suite's last budget: run/localize's
@@ -88,13 +86,10 @@ def run_variant(suite: Path, data: Path, out: Path, changes: dict, seeds: list[i
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--suite", type=Path, required=True, help="a finished benchmarks/suite.py --out folder")
-    parser.add_argument("--data", type=Path, default=DATA, help="folder of the photo sets (default %(default)s)")
-    parser.add_argument("--variants", nargs="+", default=["reduce_filters=32", "reduce_filters=16"],
-                        help="BoxTrainConfig changes, FIELD=VALUE[,FIELD=VALUE]")
+    parser = variant_parser(__doc__, variants=["reduce_filters=32", "reduce_filters=16"],
+                            variants_help="BoxTrainConfig changes, FIELD=VALUE[,FIELD=VALUE]",
+                            out="/tmp/boxstrap-bench/box-head")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--out", type=Path, default=Path("/tmp/boxstrap-bench/box-head"), help="work folder")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     table = {v: run_variant(args.suite, args.data, args.out / v.replace("=", "-").replace(",", "_"),

@@ -17,13 +17,12 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import functools
 import logging
 from pathlib import Path
 
-from _common import DATA
+from _common import variant_parser
 from relocalize import print_variants, relocalize
 
 
@@ -45,13 +44,8 @@ def run_variant(suite: Path, data: Path, max_side: int, iterations: int, out: Pa
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--suite", type=Path, required=True, help="a finished benchmarks/suite.py --out folder")
-    parser.add_argument("--data", type=Path, default=DATA, help="folder of the photo sets (default %(default)s)")
-    parser.add_argument("--variants", nargs="+", default=["320x5", "256x5", "256x3", "224x5"],
-                        help="MAX_SIDExITERATIONS")
-    parser.add_argument("--out", type=Path, default=Path("/tmp/boxstrap-bench/grabcut"), help="work folder")
-    args = parser.parse_args()
+    args = variant_parser(__doc__, variants=["320x5", "256x5", "256x3", "224x5"], variants_help="MAX_SIDExITERATIONS",
+                          out="/tmp/boxstrap-bench/grabcut").parse_args()
     logging.basicConfig(level=logging.WARNING)
     table = {}
     for variant in args.variants:

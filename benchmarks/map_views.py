@@ -16,12 +16,10 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import logging
-from pathlib import Path
 
-from _common import DATA
+from _common import variant_parser
 from relocalize import print_variants, relocalize
 
 
@@ -37,26 +35,19 @@ def parse_variant(text: str) -> tuple[tuple[float, ...], bool]:
 def main() -> int:
     from boxstrap.pipeline import PipelineConfig
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--suite", type=Path, required=True, help="a finished benchmarks/suite.py --out folder")
-    parser.add_argument("--data", type=Path, default=DATA, help="folder of the photo sets (default %(default)s)")
-    parser.add_argument("--variants", nargs="+", default=["1.5+flip", "1.0+flip", "1.0"],
-                        help="SCALES[+flip], scales comma-separated")
-    parser.add_argument("--out", type=Path, default=Path("/tmp/boxstrap-bench/views"), help="work folder")
-    args = parser.parse_args()
+    args = variant_parser(__doc__, variants=["1.5+flip", "1.0+flip", "1.0"],
+                          variants_help="SCALES[+flip], scales comma-separated", out="/tmp/boxstrap-bench/views").parse_args()
     logging.basicConfig(level=logging.WARNING)
     table = {}
     for variant in args.variants:
         scales, flip = parse_variant(variant)
         config = dataclasses.replace(PipelineConfig().localize, scales=scales, flip=flip, overlays=False)
         table[variant] = relocalize(args.suite, args.data, args.out / variant, config, label=variant, reuse_pass=False)
-    keys = print_variants(table, "map views")
-    sets = dict.fromkeys(k.split()[0] for k in keys)
+    print_variants(table, "map views")
+    passes = {variant: {k.split()[0]: r["pass_seconds"] for k, r in rows.items()} for variant, rows in table.items()}
     print("cells: pseudo boxes CorLoc / mean IoU / mAP@0.5, localize seconds after the classifier pass. "
-          "Classifier pass seconds: "
-          + "; ".join(f"{variant}: " + ", ".join(f"{s} {next(r['pass_seconds'] for k, r in rows.items() if k.startswith(s + ' ')):.0f}"
-                                                 for s in sets if any(k.startswith(s + " ") for k in rows))
-                      for variant, rows in table.items()))
+          "Classifier pass seconds: " + "; ".join(f"{variant}: " + ", ".join(f"{s} {v:.0f}" for s, v in by_set.items())
+                                                  for variant, by_set in passes.items()))
     return 0
 
 

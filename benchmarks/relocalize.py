@@ -56,7 +56,6 @@ def relocalize(suite: Path, data: Path, out: Path, config, *, label: str = "", r
             for suffix in (".npz", ".json"):
                 shutil.copy(run / "localize" / f"{FORWARD_CACHE}{suffix}", views / f"{FORWARD_CACHE}{suffix}")
         elif not (views / f"{FORWARD_CACHE}.npz").is_file():
-            forget_learned(model)
             trained = load_trained_model(model)
             _, items = find_photos(run / "prepare", trained.labels)
             start = time.perf_counter()

@@ -229,27 +229,30 @@ def _near_tie_cells(confidence: np.ndarray, coordinates: np.ndarray, keras_index
     if coreml_coordinates is not None:
         sides.append(cxcywh_to_xyxy(np.nan_to_num(np.asarray(coreml_coordinates, np.float64)), dtype=np.float32))
     limit = thresholds["iou_threshold"]
-    swapped = np.setxor1d(keras_index, coreml_index).astype(np.int64)
+    swapped = np.setxor1d(keras_index, coreml_index).astype(np.int64).tolist()
     keras_only = set(np.setdiff1d(keras_index, coreml_index).astype(np.int64).tolist())
+
+    def ious_with(d: int, cells: np.ndarray) -> np.ndarray:  # (sides, cells): cell d's IoU with each
+        return np.stack([matched_box_iou(np.repeat(b[d:d + 1], len(cells), 0), b[cells]) for b in sides])
+
     explained = {}
     for d in swapped:
         if abs(best[d] - thresholds["confidence_threshold"]) <= 2 * tolerance:
-            explained[int(d)] = True
+            explained[d] = True
             continue
         others = kept[kept != d]
-        ious = np.stack([matched_box_iou(np.repeat(b[d:d + 1], len(others), 0), b[others]) for b in sides])
+        ious = ious_with(d, others)
         close_call = (np.abs(ious - limit) <= 0.01).any(axis=0) | ((ious > limit).any(axis=0) & (ious <= limit).any(axis=0))
         tie = (ious[0] > limit) & (np.abs(best[others] - best[d]) <= 2 * tolerance)
-        explained[int(d)] = bool(np.any(close_call | tie))
+        explained[d] = bool(np.any(close_call | tie))
     # The knock-on effects, in confidence order: a swapped cell's suppressor comes before it.
-    for d in sorted(swapped.tolist(), key=lambda c: -best[c]):
+    for d in sorted(swapped, key=lambda c: -best[c]):
         if explained[d]:
             continue
-        causes = np.array([s for s in swapped if explained[int(s)] and (s in keras_only) != (d in keras_only)
+        causes = np.array([s for s in swapped if explained[s] and (s in keras_only) != (d in keras_only)
                            and best[s] >= best[d] - 2 * tolerance], np.int64)
         if len(causes):
-            ious = np.stack([matched_box_iou(np.repeat(b[d:d + 1], len(causes), 0), b[causes]) for b in sides])
-            explained[d] = bool(np.any(ious > limit - 0.01))
+            explained[d] = bool(np.any(ious_with(d, causes) > limit - 0.01))
     return all(explained.values())
 
 
