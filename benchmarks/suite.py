@@ -20,7 +20,8 @@ localizer or box model learned from (photos prepare could not read are left out 
 Columns: the classifier's test accuracy (the split run's, on the group-aware test split) beside a
 linear probe (logistic regression on the globally pooled descriptors the class-map head reads,
 trained on the same train split, its L2 chosen on the valid split); pseudo boxes
-(``RUN/localize``) and the box model (``boxstrap detect`` with ``RUN/boxes/model``) as CorLoc
+(``RUN/localize``, one per photo), the same with their groups split by the box model
+(``RUN/boxes/pseudo_boxes.json``) and the box model (``boxstrap detect`` with ``RUN/boxes/model``) as CorLoc
 (the top box against its best-matching true box), mean IoU of that box, and COCO mAP@0.5 over all
 true boxes; the same for two baselines that know nothing: a centred box of 80% of each side, and
 the whole photo; stage times as multiples of one plain VGG16 forward pass over the set's photos.
@@ -202,6 +203,7 @@ def score_run(name: str, run: Path, src: Path, truth: Path, hand: Path | None, d
         "photos_scored": len(gt), "hand_boxes": 0 if hand is None else len(json.loads(hand.read_text())),
         "test_accuracy": metrics["test"]["accuracy"], "test_photos": metrics["test"]["count"],
         "pseudo": evaluate(read_annotations(run / "localize" / "pseudo_boxes.json", labels=labels)),
+        "split": evaluate(read_annotations(run / "boxes" / "pseudo_boxes.json", labels=labels)),
         "box_model": evaluate(read_annotations(detect_dir / DETECTIONS, labels=labels)),
         "centre": evaluate(baseline(CENTRE)), "whole": evaluate(baseline(1.0)),
         "threshold": (stages["localize"]["numbers"].get("scores") or {}).get("threshold"),
@@ -269,15 +271,17 @@ def format_table(rows: list[dict]) -> str:
         return (f"{s['corloc']:.3f} / {s['mean_iou']:.3f} / {s['map50']:.3f} / {s.get('recall50', nan):.3f} / "
                 f"{s.get('extra_per_photo', nan):.2f}")
 
-    lines = ["| set | hand boxes | photos scored | classifier test accuracy (linear probe) | pseudo boxes | box model "
-             "| centre box | whole photo | localize / boxes / whole pipeline (x one VGG16 pass) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| set | hand boxes | photos scored | classifier test accuracy (linear probe) | pseudo boxes "
+             "| pseudo boxes, groups split | box model | centre box | whole photo "
+             "| localize / boxes / whole pipeline (x one VGG16 pass) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         sec, unit = r["seconds"], r["unit"]
         whole = sum(sec.values())
         lines.append(
             f"| {r['set']} | {r['budget']} | {r['photos_scored']} | {r['test_accuracy']:.3f} "
-            f"({r['probe']['test_accuracy']:.3f}) | {boxes(r['pseudo'])} | {boxes(r['box_model'])} | "
+            f"({r['probe']['test_accuracy']:.3f}) | {boxes(r['pseudo'])} | "
+            f"{boxes(r['split']) if 'split' in r else '-'} | {boxes(r['box_model'])} | "
             f"{boxes(r['centre'])} | {boxes(r['whole'])} | {sec['localize'] / unit:.2f} / {sec['boxes'] / unit:.2f} / "
             f"{whole / unit:.2f} |")
     lines.append("")

@@ -8,6 +8,7 @@ Stages, each in its own folder of ``RUN`` with its config beside its outputs::
     RUN/verify/       verify_report.json/.txt           verify.verify.verify_model
     RUN/localize/     pseudo boxes, annotations, review localize.localize_photos.localize_photos
     RUN/boxes/model/  the box model                     detector.train_box_model.train_box_model
+    RUN/boxes/        pseudo_boxes.json, annotations/: the pseudo boxes, groups split by the box model
     RUN/boxes-export/ BoxstrapDetector.mlpackage        detector.box_export.export_box_model
     RUN/boxes-verify/ verify_report.json/.txt           verify.box_parity.verify_box_model
     RUN/summary.md, RUN/summary.html
@@ -243,7 +244,9 @@ def _localize(ctx: dict, out: Path) -> dict[str, Any]:
 
 
 def _boxes(ctx: dict, out: Path) -> dict[str, Any]:
-    from detector.train_box_model import train_box_model
+    from datasets.annotations import read_annotations, write_annotations
+    from detector.train_box_model import HELD_OUT_SPLIT_BOXES, SPLIT_BOXES, train_box_model
+    from localize.localize_photos import ANNOTATION_PATHS
 
     model_dir = train_box_model(ctx["run"] / "train" / "model", ctx["run"] / "localize" / "pseudo_boxes.json",
                                 ctx["run"] / "prepare", out / "model", ctx["config"].boxes,
@@ -253,15 +256,32 @@ def _boxes(ctx: dict, out: Path) -> dict[str, Any]:
                "agreement_with_pseudo_boxes": metrics["agreement_with_boxes"],
                "rounds": [{k: v for k, v in r.items() if k != "history"} for r in metrics["rounds"]],
                "chosen_round": metrics["chosen_round"]}
+    labels = json.loads((model_dir / "labels.json").read_text())
+    for path in (out / p for p in ANNOTATION_PATHS.values()):  # an earlier run's split boxes
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+    split = model_dir / SPLIT_BOXES
+    if split.is_file():
+        # The pseudo boxes with their groups split, in the files localize writes its own to.
+        split_annotations = read_annotations(split, labels=labels)
+        for fmt in ctx["config"].localize.formats:
+            write_annotations(split_annotations, out / ANNOTATION_PATHS[fmt], fmt, labels=labels)
+        numbers["split"] = metrics["split"]
     if ctx["ground_truth"] is not None:
-        from datasets.annotations import read_annotations
         from datasets.evaluate import evaluate_annotations
         from groundwork.atomic import write_json
 
         gt_path = Path(ctx["ground_truth"])
+        if (model_dir / HELD_OUT_SPLIT_BOXES).is_file():
+            # The hand-boxed photos' held-out pseudo boxes, split by box models that never saw their hand boxes.
+            numbers["split_scores"] = evaluate_annotations(
+                read_annotations(model_dir / HELD_OUT_SPLIT_BOXES, labels=labels),
+                read_annotations(gt_path, labels=labels), pred_root=ctx["src"], gt_root=gt_path.parent,
+                labels=labels).to_dict()
         if (model_dir / "held_out_boxes.json").is_file():
             # The hand-boxed photos boxed by box models that never saw their hand boxes.
-            labels = json.loads((model_dir / "labels.json").read_text())
             held = read_annotations(model_dir / "held_out_boxes.json", labels=labels)
             scores = evaluate_annotations(held, read_annotations(gt_path, labels=labels), pred_root=ctx["src"],
                                           gt_root=gt_path.parent, labels=labels).to_dict()

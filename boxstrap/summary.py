@@ -73,8 +73,10 @@ def summary_blocks(run: Path, results: dict) -> list[Block]:
                      "pass" if e.get("passed") else "FAIL"] for e in exports]
             blocks += [("h2", title), ("table", (["export", *keys, "result"], rows))]
     box_rows = []
-    for stage, name in (("localize", "pseudo boxes"), ("boxes", "box model")):
-        scores = get.get(stage, {}).get("scores")
+    for stage, key, name in (("localize", "scores", "pseudo boxes"),
+                             ("boxes", "split_scores", "pseudo boxes, groups split by the box model"),
+                             ("boxes", "scores", "box model")):
+        scores = get.get(stage, {}).get(key)
         if scores:
             box_rows.append([name, _fmt(scores["corloc"]), _fmt(scores["mean_iou"]), _fmt(scores.get("recall50")),
                              _fmt(scores["map50"]), _fmt(scores["map50_95"]), str(scores["n_scored"])])
@@ -84,6 +86,11 @@ def summary_blocks(run: Path, results: dict) -> list[Block]:
                    ("p", f"{loc.get('with_box', 0)} of {loc.get('images', 0)} photos got a pseudo box; "
                          f"flagged for review: {loc.get('flagged', 0)} (`localize/review.json`; check and correct "
                          "them with `boxstrap review RUN`).")]
+        split = get.get("boxes", {}).get("split")
+        if split:
+            blocks.append(("p", f"The box model split {split['photos']} pseudo boxes into a box per object (where "
+                                f"two or more of its boxes lay inside one): `boxes/pseudo_boxes.json` and "
+                                f"`boxes/annotations/` hold the pseudo boxes with their groups split."))
         reviewed = loc.get("reviewed")
         if reviewed:
             blocks.append(("p", f"Reviewed in the browser: {reviewed['photos']} photos ({reviewed['boxes']} boxes), "

@@ -73,6 +73,15 @@ class BoxTrainConfig:
         Without hand boxes there is nothing to judge a round by: one round. Default 1: a second
         round scored lower on every set measured (benchmarks/NOTES.md, "Self-training rounds") and
         costs as much again.
+    split_inside : float in (0, 1] or None
+        ``"centres"``: after training, a photo's pseudo box that holds two or more of the box
+        model's boxes (each with at least this share of its area inside it) is replaced by them
+        (:func:`detector.split_groups.split_groups`: a group of objects boxed as one becomes a box
+        per object); the result is written beside the box model (``split_boxes.json``). None: no
+        split. 0.7: on the suite's 20-hand-box runs (benchmarks/NOTES.md, "Groups split by the box
+        model") 0.5 and 0.7 gave the animals the same scores (recall over every animal 0.653 ->
+        0.734) and 0.7 split fewer block photos (each holds one block); 0.9 found a third of the
+        groups.
     """
 
     head: str = "centres"
@@ -93,6 +102,7 @@ class BoxTrainConfig:
     seed: int = 0
     hand_weight: int = 3
     rounds: int = 1
+    split_inside: float | None = 0.7
 
     def __post_init__(self) -> None:
         if self.head not in HEADS:
@@ -111,5 +121,8 @@ class BoxTrainConfig:
             raise ValueError(f"learning_rate must be > 0. Received: {self.learning_rate!r}")
         if self.iou_weight < 0:
             raise ValueError(f"iou_weight must be >= 0. Received: {self.iou_weight!r}")
+        if self.split_inside is not None and (isinstance(self.split_inside, bool)
+                                              or not 0 < self.split_inside <= 1):
+            raise ValueError(f"split_inside must be in (0, 1] or None. Received: {self.split_inside!r}")
         if not self.cell_weight >= 0:
             raise ValueError(f"cell_weight must be >= 0. Received: {self.cell_weight!r}")

@@ -19,7 +19,7 @@ import numpy as np
 
 from classifier.forward_photos import forward_photos
 from classifier.trained_model import TrainedModel, load_trained_model
-from datasets.annotations import ImageAnnotation, read_annotations
+from datasets.annotations import ImageAnnotation, read_annotations, write_annotations
 from datasets.box_folder import load_features
 from datasets.photo_items import find_photos
 from detector.box_decode import non_max_suppression
@@ -27,16 +27,23 @@ from detector.box_model import build_box_model, feature_scale
 from detector.box_model_dir import save_box_model
 from detector.box_train_config import BoxTrainConfig
 from detector.box_views import normalise_boxes, pad_boxes
+from detector.split_groups import split_groups
 from detector.train_box_head import train_box_head, train_box_heads
 from groundwork.box_geometry import cxcywh_to_xyxy, matched_box_iou
 from groundwork.paths import check_out_folder
 from groundwork.photo_map import RayOptions
 
-__all__ = ["box_annotation", "largest_box", "train_box_model", "train_on_target_sets", "train_on_targets"]
+__all__ = ["HELD_OUT_SPLIT_BOXES", "SPLIT_BOXES", "box_annotation", "largest_box", "train_box_model",
+           "train_on_target_sets", "train_on_targets"]
 
 log = logging.getLogger(__name__)
 
 VALID_SHARE = 0.15
+#: Beside the box model: every photo's pseudo box, split where it held several of the box model's
+#: boxes (``BoxTrainConfig.split_inside``), and the same for the hand-boxed photos' held-out pseudo
+#: boxes, split by the box models trained without their fold.
+SPLIT_BOXES = "split_boxes.json"
+HELD_OUT_SPLIT_BOXES = "held_out_split_boxes.json"
 #: The fold models train together only while their shared view set is at most this much larger
 #: than the largest fold's own (every head steps through every batch). Together was 1.4-1.6x
 #: faster at 1.11-1.15 (the animal and block photos with 10-88 hand boxes) and 1.2x slower at 1.53
@@ -127,7 +134,7 @@ def train_box_model(
     best = None
     fold_targets = None
     if folds is not None:
-        fold_of, held_out_pseudo = folds
+        fold_of, held_out_pseudo, _ = folds
         fold_targets = {k: _fold_targets(pseudo, hand, fold_of, held_out_pseudo, k) for k in sorted(set(fold_of.values()))}
     for r in range(config.rounds if folds is not None else 1):
         # The shipped model, then one per fold (without the fold's hand boxes), which may train together.
@@ -179,10 +186,23 @@ def train_box_model(
         metrics["held_out"] = dict(chosen_round["held_out"], scored=(
             f"{len(set(folds[0].values()))}-fold over capture groups: each hand-boxed photo boxed by a box model "
             "trained without its fold's hand boxes (its own target was its held-out pseudo box)"))
+    split = None
+    if config.split_inside is not None and config.head == "centres":
+        split = _split([a for a, _ in chosen], predicted, config.split_inside)
+        rows = sorted(held)
+        held_split = _split([folds[2][row] for row in rows], [held[row] for row in rows], config.split_inside)
+        metrics["split"] = {"photos": sum(a is not b for a, (b, _) in zip(split, chosen, strict=True)),
+                            "boxes": sum(len(a.boxes) for a in split), "min_inside": config.split_inside}
+        log.info("the box model split %d of %d pseudo boxes into several (%s)", metrics["split"]["photos"],
+                 len(split), SPLIT_BOXES)
     path = save_box_model(box_model, out_dir, preprocessing=trained.preprocessing, labels=trained.labels,
                           config=config, metrics=metrics, overwrite=overwrite)
     if held:
         _write_held_out(path, held, [chosen[i] for i in sorted(held)], sorted(held), trained.labels)
+    if split is not None:
+        write_annotations(split, path / SPLIT_BOXES, "boxes-json", labels=trained.labels)
+        if held:
+            write_annotations(held_split, path / HELD_OUT_SPLIT_BOXES, "boxes-json", labels=trained.labels)
     return path
 
 
@@ -367,8 +387,9 @@ def _hand_targets(path, names: list[str], root: Path, labels) -> dict[int, np.nd
 
 
 def _folds(folder: Path, names: list[str], hand: dict[int, np.ndarray], root: Path, labels):
-    """The folds ``localize`` scored the hand boxes with and its held-out pseudo boxes, when they
-    cover every hand-boxed image; else None (the box model is then not scored out of fold)."""
+    """The folds ``localize`` scored the hand boxes with and its held-out pseudo boxes (by row:
+    fold, normalised boxes, annotation), when they cover every hand-boxed image; else None (the
+    box model is then not scored out of fold)."""
     import json
 
     from datasets.box_folder import FOLDS, HELD_OUT_BOXES
@@ -380,7 +401,7 @@ def _folds(folder: Path, names: list[str], hand: dict[int, np.ndarray], root: Pa
         log.info("no k-fold record beside the boxes (%s): the box model is not scored out of fold", error)
         return None
     held_by_name = {a.image: a for a in held if len(a.boxes)}
-    fold_of, held_out = {}, {}
+    fold_of, held_out, held_annotations = {}, {}, {}
     for row in hand:
         name = names[row]
         if name not in fold_by_name or name not in held_by_name:
@@ -388,15 +409,27 @@ def _folds(folder: Path, names: list[str], hand: dict[int, np.ndarray], root: Pa
                         "fold", name, folder)
             return None
         fold_of[row] = int(fold_by_name[name])
-        a = held_by_name[name]
-        held_out[row] = _ranked_boxes(a)
-    return fold_of, held_out
+        held_annotations[row] = held_by_name[name]
+        held_out[row] = _ranked_boxes(held_annotations[row])
+    return fold_of, held_out, held_annotations
+
+
+def _split(annotations: list[ImageAnnotation], predicted: list[tuple[np.ndarray, np.ndarray]],
+           min_inside: float) -> list[ImageAnnotation]:
+    """Each photo's annotation with its one pseudo box replaced by the box model's boxes inside it,
+    where there are two or more (:func:`detector.split_groups.split_groups`); photos with no box or
+    several keep theirs (the same object)."""
+    out = []
+    for annotation, (found, scores) in zip(annotations, predicted, strict=True):
+        parts = None
+        if len(annotation.boxes) == 1:
+            parts = split_groups(_ranked_boxes(annotation)[0], found, scores, min_inside=min_inside)
+        out.append(annotation if parts is None else box_annotation(annotation, *parts))
+    return out
 
 
 def _write_held_out(box_dir: Path, held: dict[int, np.ndarray], chosen, rows, labels) -> None:
     """The box model's held-out boxes of the hand-boxed images (boxes JSON), for review."""
-    from datasets.annotations import write_annotations
-
     annotations = [box_annotation(a, *held[row]) for (a, _), row in zip(chosen, rows, strict=True)]
     write_annotations(annotations, box_dir / "held_out_boxes.json", "boxes-json", labels=labels)
 

@@ -57,6 +57,13 @@ class TestPipeline:
         assert boxes["hand_boxes"] == 20 and "fold over capture groups" in boxes["scores"]["scored"]
         assert 1 <= len(boxes["rounds"]) <= PipelineConfig().boxes.rounds
         assert "Box model: trained on the pseudo boxes and 20 hand boxes" in summary
+        # The pseudo boxes with their groups split by the box model, in every format, scored held out.
+        split = json.loads((run / "boxes" / "pseudo_boxes.json").read_text())
+        assert len(split) == len(json.loads((run / "localize" / "pseudo_boxes.json").read_text()))
+        assert (run / "boxes" / "annotations" / "coco.json").is_file() and (run / "boxes" / "annotations" / "voc").is_dir()
+        assert boxes["split"]["boxes"] == sum(len(a["boxes"]) for a in split)
+        assert boxes["split_scores"]["n_scored"] == 20
+        assert "| pseudo boxes, groups split by the box model |" in summary
         # `boxstrap localize MODEL PHOTOS` afterwards boxes new photos with what the pipeline learned.
         from localize.localize_photos import localize_photos
         from localize.pseudo_boxes import LocalizeConfig

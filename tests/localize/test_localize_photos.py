@@ -288,7 +288,7 @@ class TestTrainBoxModel:
         from datasets.annotations import read_annotations
         from detector.box_model_dir import load_box_model
         from detector.box_train_config import BoxTrainConfig
-        from detector.train_box_model import train_box_model
+        from detector.train_box_model import HELD_OUT_SPLIT_BOXES, SPLIT_BOXES, train_box_model
 
         loc = tmp_path / "loc"
         localize_photos(model_dir, demo, loc, replace_formats(LocalizeConfig(folds=2)),
@@ -305,6 +305,18 @@ class TestTrainBoxModel:
         assert all(later > earlier for earlier, later in zip(ious[:-2], ious[1:-1], strict=False))
         held = read_annotations(path / "held_out_boxes.json")
         assert sorted(a.image for a in held) == sorted(a.image for a in read_annotations(demo / "boxes.json"))
+        # Beside the model: every photo's pseudo box, or the box model's boxes that split it; the
+        # hand-boxed photos' held-out pseudo boxes split the same way by the fold models.
+        pseudo = {a.image: a for a in read_annotations(loc / "pseudo_boxes.json")}
+        split = read_annotations(path / SPLIT_BOXES)
+        assert sorted(a.image for a in split) == sorted(pseudo)
+        changed = [a for a in split if a.boxes != pseudo[a.image].boxes]
+        assert all(len(a.boxes) >= 2 for a in changed) and metrics["split"]["photos"] == len(changed)
+        assert metrics["split"]["boxes"] == sum(len(a.boxes) for a in split)
+        held_pseudo = {a.image: a for a in read_annotations(loc / "held_out_boxes.json")}
+        held_split = read_annotations(path / HELD_OUT_SPLIT_BOXES)
+        assert sorted(a.image for a in held_split) == sorted(held_pseudo)
+        assert all(a.boxes == held_pseudo[a.image].boxes or len(a.boxes) >= 2 for a in held_split)
 
     def test_fold_targets_hide_the_folds_hand_boxes(self):
         from detector.train_box_model import _fold_targets, _next_targets

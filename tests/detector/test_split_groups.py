@@ -1,0 +1,55 @@
+"""A pseudo box around a group, split into the box model's boxes inside it."""
+
+import numpy as np
+import pytest
+
+from datasets.annotations import Box, ImageAnnotation
+from detector.split_groups import split_groups
+from detector.train_box_model import _split
+
+GROUP = np.array([0.5, 0.5, 0.8, 0.4])  # x 0.1-0.9, y 0.3-0.7
+LEFT = [0.3, 0.5, 0.3, 0.4]
+RIGHT = [0.7, 0.5, 0.3, 0.4]
+BELOW = [0.5, 0.9, 0.2, 0.2]  # wholly outside the group
+
+
+class TestSplitGroups:
+    def test_two_boxes_inside_replace_the_group_in_their_order(self):
+        boxes, scores = split_groups(GROUP, np.array([RIGHT, BELOW, LEFT]), np.array([0.8, 0.9, 0.6]), min_inside=0.7)
+        np.testing.assert_allclose(boxes, [RIGHT, LEFT])
+        assert scores.tolist() == [0.8, 0.6]
+
+    def test_one_box_inside_keeps_the_group(self):
+        assert split_groups(GROUP, np.array([LEFT, BELOW]), np.array([0.9, 0.8]), min_inside=0.7) is None
+        assert split_groups(GROUP, np.array([LEFT]), np.array([0.9]), min_inside=0.7) is None
+        assert split_groups(GROUP, np.zeros((0, 4)), np.zeros(0), min_inside=0.7) is None
+
+    def test_a_box_counts_by_the_share_of_it_inside(self):
+        # Half of this box lies below the group (y 0.6-0.8 against the group's 0.3-0.7).
+        half = [0.7, 0.7, 0.2, 0.2]
+        found = np.array([LEFT, half])
+        assert split_groups(GROUP, found, np.array([0.9, 0.8]), min_inside=0.7) is None
+        boxes, _ = split_groups(GROUP, found, np.array([0.9, 0.8]), min_inside=0.5)
+        assert len(boxes) == 2
+
+    @pytest.mark.parametrize("bad", [0.0, 1.5, -0.1])
+    def test_min_inside_out_of_range_is_refused(self, bad):
+        with pytest.raises(ValueError, match="min_inside must be in"):
+            split_groups(GROUP, np.array([LEFT, RIGHT]), np.array([0.9, 0.8]), min_inside=bad)
+
+
+class TestSplitAnnotations:
+    def test_only_photos_of_one_pseudo_box_are_split_with_the_box_models_scores(self):
+        group = ImageAnnotation("one/a.jpg", 200, 100, (Box("one", 20, 30, 180, 70, score=0.8),))
+        two = ImageAnnotation("one/b.jpg", 200, 100, (Box("one", 0, 0, 50, 50, score=0.8),
+                                                      Box("one", 60, 0, 120, 50, score=0.7)))
+        empty = ImageAnnotation("one/c.jpg", 200, 100, (), label="one")
+        found = (np.array([LEFT, RIGHT], np.float32), np.array([0.6, 0.5], np.float32))
+        out = _split([group, two, empty], [found, found, found], 0.7)
+        assert out[1] is two and out[2] is empty
+        assert [b.score for b in out[0].boxes] == pytest.approx([0.6, 0.5])
+        assert [b.label for b in out[0].boxes] == ["one", "one"]
+        np.testing.assert_allclose(out[0].xyxy(), [[30, 30, 90, 70], [110, 30, 170, 70]], atol=1e-3)
+        # The box model's boxes do not lie inside a box elsewhere in the photo: it stays whole.
+        corner = ImageAnnotation("one/d.jpg", 200, 100, (Box("one", 0, 0, 40, 30, score=0.8),))
+        assert _split([corner], [found], 0.7)[0] is corner
