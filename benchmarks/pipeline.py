@@ -101,10 +101,13 @@ def format_table(columns: dict[str, dict], forward: float, count: int, photos: s
                 put(f"parity {name} {Path(e['path']).suffix} ({e.get('precision')})", backbone,
                     f"top-1 {_fmt(e.get('top1_agreement'))}, max abs diff {_g(e.get('max_abs_diff'))}"
                     + (f", min box IoU {_fmt(e.get('min_box_iou'))}" if e.get("min_box_iou") is not None else ""))
-        for stage, name in (("localize", "pseudo boxes"), ("boxes", "box model")):
-            s = n.get(stage, {}).get("scores")
+        for stage, key, name in (("localize", "scores", "pseudo boxes"),
+                                 ("boxes", "split_scores", "pseudo boxes, groups split"),
+                                 ("boxes", "scores", "box model")):
+            s = n.get(stage, {}).get(key)
             if s:
-                held = " held out" if (s.get("localizer") or s.get("scored", "").startswith(tuple("0123456789"))) else ""
+                held = " held out" if (s.get("localizer") or key == "split_scores"
+                                       or s.get("scored", "").startswith(tuple("0123456789"))) else ""
                 put(f"{name} CorLoc / mean IoU / mAP@0.5", backbone,
                     f"{_fmt(s['corloc'])} / {_fmt(s['mean_iou'])} / {_fmt(s['map50'])} ({s['n_scored']} photos{held})")
         for fmt, size in n["export"]["sizes_mb"].items():

@@ -77,11 +77,11 @@ class BoxTrainConfig:
         ``"centres"``: after training, a photo's pseudo box that holds two or more of the box
         model's boxes (each with at least this share of its area inside it) is replaced by them
         (:func:`detector.split_groups.split_groups`: a group of objects boxed as one becomes a box
-        per object); the result is written beside the box model (``split_boxes.json``). None: no
-        split. 0.7: on the suite's 20-hand-box runs (benchmarks/NOTES.md, "Groups split by the box
-        model") 0.5 and 0.7 gave the animals the same scores (recall over every animal 0.653 ->
-        0.734) and 0.7 split fewer block photos (each holds one block); 0.9 found a third of the
-        groups.
+        per object; a box lying inside another of them is a part, not an object); the result is
+        written beside the box model (``split_boxes.json``). None: no split. 0.7: on the suite's
+        20-hand-box runs (benchmarks/NOTES.md, "Groups split by the box model") 0.5 and 0.7 gave
+        the animals the same scores (recall over every animal 0.653 -> 0.734) and 0.7 split fewer
+        block photos (each holds one block); 0.9 found a third of the groups.
     """
 
     head: str = "centres"

@@ -32,6 +32,13 @@ class TestSplitGroups:
         boxes, _ = split_groups(GROUP, found, np.array([0.9, 0.8]), min_inside=0.5)
         assert len(boxes) == 2
 
+    def test_a_box_inside_another_of_the_group_is_a_part_not_an_object(self):
+        part = [0.3, 0.5, 0.1, 0.1]  # wholly inside LEFT
+        assert split_groups(GROUP, np.array([LEFT, part]), np.array([0.9, 0.8]), min_inside=0.7) is None
+        boxes, scores = split_groups(GROUP, np.array([LEFT, part, RIGHT]), np.array([0.9, 0.8, 0.7]), min_inside=0.7)
+        np.testing.assert_allclose(boxes, [LEFT, RIGHT])
+        assert scores.tolist() == [0.9, 0.7]
+
     @pytest.mark.parametrize("bad", [0.0, 1.5, -0.1])
     def test_min_inside_out_of_range_is_refused(self, bad):
         with pytest.raises(ValueError, match="min_inside must be in"):
