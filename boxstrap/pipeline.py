@@ -394,7 +394,7 @@ def _with_reviewed(run: Path, src: Path, ground_truth: Path | None) -> tuple[Pat
     replacing the same photo's boxes of the user's hand-boxes file; the two are merged into
     ``RUN/review/hand_boxes.json``, which the localize and boxes stages then read (and fingerprint).
     """
-    from boxstrap.review_server import corrections_path
+    from boxstrap.review_server import corrections_path, shown_boxes_path
 
     corrections = corrections_path(run)
     if not corrections.is_file():
@@ -415,7 +415,7 @@ def _with_reviewed(run: Path, src: Path, ground_truth: Path | None) -> tuple[Pat
                 merged.append(ImageAnnotation(os.path.relpath(full, folder), a.width, a.height, a.boxes, label=a.label))
     path = write_annotations(merged, folder / "hand_boxes.json", "boxes-json")
     # What the review changed, against the pseudo boxes it was shown (named relative to the photos).
-    pseudo_path = run / "localize" / "pseudo_boxes.json"
+    pseudo_path = shown_boxes_path(run)
     pseudo = ({os.path.normpath(src / a.image): a for a in read_annotations(pseudo_path, "boxes-json")}
               if pseudo_path.is_file() else {})
     kept = 0

@@ -2,7 +2,8 @@
 
 The page (``boxstrap/review_page/``: plain HTML, CSS and JavaScript, nothing fetched from elsewhere)
 shows the run's photos in review order (``RUN/localize/review.json``: lowest confidence first),
-each with its pseudo boxes, and sends every change as it is made; :class:`ReviewRun` checks it and
+each with its pseudo boxes (split by the box model where the run got that far:
+:func:`shown_boxes_path`), and sends every change as it is made; :class:`ReviewRun` checks it and
 saves the photo's reviewed boxes into ``RUN/review/corrections.json`` (boxes JSON, written
 atomically), so closing the browser loses nothing and reopening resumes. An accepted photo is
 saved with its boxes unchanged: a reviewed box is a hand box. ``boxstrap pipeline`` run again on
@@ -33,7 +34,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from datasets.annotations import Box, ImageAnnotation, read_annotations, write_annotations
 from datasets.photo_items import PhotoItem, find_photos
 
-__all__ = ["CORRECTIONS", "ReviewRun", "ReviewServer", "corrections_path"]
+__all__ = ["CORRECTIONS", "ReviewRun", "ReviewServer", "corrections_path", "shown_boxes_path"]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,21 @@ MAX_BOXES = 100
 def corrections_path(run: str | os.PathLike) -> Path:
     """``RUN/review/corrections.json``."""
     return Path(run) / CORRECTIONS
+
+
+def shown_boxes_path(run: str | os.PathLike) -> Path:
+    """The pseudo boxes a review shows: the ones with their groups split by the box model
+    (``RUN/boxes/pseudo_boxes.json``) when the boxes stage finished after the localize stage,
+    else the localize stage's (``RUN/localize/pseudo_boxes.json``)."""
+    run = Path(run)
+    split = run / "boxes" / "pseudo_boxes.json"
+    try:
+        if split.is_file() and ((run / "boxes" / "stage.json").stat().st_mtime
+                                >= (run / "localize" / "stage.json").stat().st_mtime):
+            return split
+    except FileNotFoundError:  # a stage that never finished
+        pass
+    return run / "localize" / "pseudo_boxes.json"
 
 
 @dataclass(frozen=True)
@@ -84,8 +100,8 @@ class ReviewRun:
         self.labels = tuple(json.loads((self.run / "train/model/labels.json").read_text(encoding="utf-8")))
         self.root, items = find_photos(self.run / "prepare", self.labels)
         by_name = {item.name: item for item in items}
-        pseudo = {a.image: a for a in read_annotations(localize / "pseudo_boxes.json", "boxes-json",
-                                                       labels=self.labels)}
+        self.boxes_path = shown_boxes_path(self.run)
+        pseudo = {a.image: a for a in read_annotations(self.boxes_path, "boxes-json", labels=self.labels)}
         review = json.loads((localize / "review.json").read_text(encoding="utf-8"))
         self.photos: list[_Photo] = []
         for entry in review:

@@ -30,8 +30,8 @@ def run(args: argparse.Namespace) -> int:
     review = ReviewRun(args.run)
     server = ReviewServer(review, host=args.host, port=args.port)
     reviewed = len(review.reviewed)
-    print(f"reviewing {len(review.photos)} photos of {args.run} ({reviewed} reviewed so far); corrections are "
-          f"saved to {corrections_path(args.run)}")
+    print(f"reviewing {len(review.photos)} photos of {args.run} ({reviewed} reviewed so far) with the boxes of "
+          f"{review.boxes_path}; corrections are saved to {corrections_path(args.run)}")
     print(f"open {server.url}  (Ctrl+C to stop)", flush=True)
     if not args.no_browser:
         threading.Thread(target=webbrowser.open, args=(server.url,), daemon=True).start()

@@ -146,6 +146,27 @@ class TestServer:
             ReviewRun(tmp_path)
 
 
+def test_the_review_shows_the_split_boxes_once_the_boxes_stage_finished_after_localize(run):
+    import os
+
+    name = ReviewRun(run).photos[0].item.name
+    assert ReviewRun(run).boxes_path == run / "localize/pseudo_boxes.json"  # no stage finished
+    localize = read_annotations(run / "localize/pseudo_boxes.json", "boxes-json", labels=LABELS)
+    split = [ImageAnnotation(a.image, a.width, a.height, (Box(a.label, 1, 1, 20, 20, score=0.6),
+                                                          Box(a.label, 30, 1, 60, 20, score=0.5)), label=a.label)
+             if a.image == name else a for a in localize]
+    write_annotations(split, run / "boxes/pseudo_boxes.json", "boxes-json", labels=LABELS)
+    for stage, seconds in (("localize", 100), ("boxes", 200)):
+        (run / stage / "stage.json").write_text("{}")
+        os.utime(run / stage / "stage.json", (seconds, seconds))
+    review = ReviewRun(run)
+    assert review.boxes_path == run / "boxes/pseudo_boxes.json"
+    assert len(review.state()["photos"][0]["boxes"]) == 2
+    # Localize ran again (the boxes stage has not yet): the split boxes are stale.
+    os.utime(run / "localize/stage.json", (300, 300))
+    assert len(ReviewRun(run).state()["photos"][0]["boxes"]) == 1
+
+
 def test_the_pipeline_learns_from_the_reviewed_photos(run):
     """Reviewed photos replace the same photos' hand boxes and join the others in one file."""
     from boxstrap.pipeline import _with_reviewed
