@@ -188,13 +188,16 @@ def train_box_model(
             "trained without its fold's hand boxes (its own target was its held-out pseudo box)"))
     split = None
     if config.split_inside is not None and config.head == "centres":
-        split = _split([a for a, _ in chosen], predicted, config.split_inside)
+        # Every photo of the boxes file, those the box model did not learn from (no box) as they were.
+        by_image = {a.image: b for (a, _), b in zip(chosen, _split([a for a, _ in chosen], predicted,
+                                                                     config.split_inside), strict=True)}
+        split = [by_image.get(a.image, a) for a in annotations]
         rows = sorted(held)
         held_split = _split([folds[2][row] for row in rows], [held[row] for row in rows], config.split_inside)
-        metrics["split"] = {"photos": sum(a is not b for a, (b, _) in zip(split, chosen, strict=True)),
+        metrics["split"] = {"photos": sum(b is not a for a, b in zip(annotations, split, strict=True)),
                             "boxes": sum(len(a.boxes) for a in split), "min_inside": config.split_inside}
         log.info("the box model split %d of %d pseudo boxes into several (%s)", metrics["split"]["photos"],
-                 len(split), SPLIT_BOXES)
+                 len(chosen), SPLIT_BOXES)
     path = save_box_model(box_model, out_dir, preprocessing=trained.preprocessing, labels=trained.labels,
                           config=config, metrics=metrics, overwrite=overwrite)
     if held:
