@@ -274,17 +274,18 @@ def _boxes(ctx: dict, out: Path) -> dict[str, Any]:
         from groundwork.atomic import write_json
 
         gt_path = Path(ctx["ground_truth"])
+        gt = read_annotations(gt_path, labels=labels)
+
+        def held_out_scores(name: str) -> dict[str, Any]:
+            return evaluate_annotations(read_annotations(model_dir / name, labels=labels), gt, pred_root=ctx["src"],
+                                        gt_root=gt_path.parent, labels=labels).to_dict()
+
         if (model_dir / HELD_OUT_SPLIT_BOXES).is_file():
             # The hand-boxed photos' held-out pseudo boxes, split by box models that never saw their hand boxes.
-            numbers["split_scores"] = evaluate_annotations(
-                read_annotations(model_dir / HELD_OUT_SPLIT_BOXES, labels=labels),
-                read_annotations(gt_path, labels=labels), pred_root=ctx["src"], gt_root=gt_path.parent,
-                labels=labels).to_dict()
+            numbers["split_scores"] = held_out_scores(HELD_OUT_SPLIT_BOXES)
         if (model_dir / "held_out_boxes.json").is_file():
             # The hand-boxed photos boxed by box models that never saw their hand boxes.
-            held = read_annotations(model_dir / "held_out_boxes.json", labels=labels)
-            scores = evaluate_annotations(held, read_annotations(gt_path, labels=labels), pred_root=ctx["src"],
-                                          gt_root=gt_path.parent, labels=labels).to_dict()
+            scores = held_out_scores("held_out_boxes.json")
             scores["scored"] = metrics["held_out"]["scored"]
             (out / "predictions").mkdir(parents=True, exist_ok=True)
             write_json(out / "predictions" / "scores.json", scores)

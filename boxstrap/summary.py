@@ -89,8 +89,8 @@ def summary_blocks(run: Path, results: dict) -> list[Block]:
         split = get.get("boxes", {}).get("split")
         if split:
             blocks.append(("p", f"The box model split {split['photos']} pseudo boxes into a box per object (where "
-                                f"two or more of its boxes lay inside one): `boxes/pseudo_boxes.json` and "
-                                f"`boxes/annotations/` hold the pseudo boxes with their groups split."))
+                                "two or more of its boxes lay inside one): `boxes/pseudo_boxes.json` and "
+                                "`boxes/annotations/` hold the pseudo boxes with their groups split."))
         reviewed = loc.get("reviewed")
         if reviewed:
             blocks.append(("p", f"Reviewed in the browser: {reviewed['photos']} photos ({reviewed['boxes']} boxes), "

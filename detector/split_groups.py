@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from groundwork.box_geometry import cxcywh_to_xyxy
+from groundwork.box_geometry import box_ioa, cxcywh_to_xyxy
 
 __all__ = ["NESTED", "split_groups"]
 
@@ -60,25 +60,14 @@ def split_groups(box: np.ndarray, boxes: np.ndarray, scores: np.ndarray, *,
     scores = np.asarray(scores).reshape(-1)
     if len(boxes) < 2:
         return None
-    outer = cxcywh_to_xyxy(np.asarray(box, np.float64).reshape(1, 4), dtype=np.float64)[0]
     inner = cxcywh_to_xyxy(boxes, dtype=np.float64)
-    members = np.flatnonzero(_inside(inner, outer[None])[:, 0] >= min_inside)
+    outer = cxcywh_to_xyxy(np.reshape(box, (1, 4)), dtype=np.float64)
+    members = np.flatnonzero(box_ioa(inner, outer)[:, 0] >= min_inside)
     if len(members) < 2:
         return None
-    share = _inside(inner[members], inner[members])  # [i, j]: the share of member i inside member j
+    share = box_ioa(inner[members], inner[members])  # [i, j]: the share of member i inside member j
     np.fill_diagonal(share, 0.0)
     members = members[share.max(axis=1) < NESTED]
     if len(members) < 2:
         return None
     return boxes[members].astype(np.float32), scores[members]
-
-
-def _inside(inner: np.ndarray, outer: np.ndarray) -> np.ndarray:
-    """``[i, j]``: the share of box ``inner[i]``'s area inside box ``outer[j]`` (xyxy); a (K, 1)
-    array when ``outer`` holds one box."""
-    width = np.clip(np.minimum(inner[:, None, 2], outer[None, :, 2]) - np.maximum(inner[:, None, 0], outer[None, :, 0]),
-                    0, None)
-    height = np.clip(np.minimum(inner[:, None, 3], outer[None, :, 3]) - np.maximum(inner[:, None, 1], outer[None, :, 1]),
-                     0, None)
-    area = (inner[:, 2] - inner[:, 0]) * (inner[:, 3] - inner[:, 1])
-    return width * height / np.maximum(area, 1e-12)[:, None]

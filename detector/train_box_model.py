@@ -133,8 +133,10 @@ def train_box_model(
     rounds: list[dict] = []
     best = None
     fold_targets = None
+    held_annotations = folds[1] if folds is not None else {}
     if folds is not None:
-        fold_of, held_out_pseudo, _ = folds
+        fold_of = folds[0]
+        held_out_pseudo = {row: _ranked_boxes(a) for row, a in held_annotations.items()}
         fold_targets = {k: _fold_targets(pseudo, hand, fold_of, held_out_pseudo, k) for k in sorted(set(fold_of.values()))}
     for r in range(config.rounds if folds is not None else 1):
         # The shipped model, then one per fold (without the fold's hand boxes), which may train together.
@@ -193,7 +195,7 @@ def train_box_model(
                                                                      config.split_inside), strict=True)}
         split = [by_image.get(a.image, a) for a in annotations]
         rows = sorted(held)
-        held_split = _split([folds[2][row] for row in rows], [held[row] for row in rows], config.split_inside)
+        held_split = _split([held_annotations[row] for row in rows], [held[row] for row in rows], config.split_inside)
         metrics["split"] = {"photos": sum(b is not a for a, b in zip(annotations, split, strict=True)),
                             "boxes": sum(len(a.boxes) for a in split), "min_inside": config.split_inside}
         log.info("the box model split %d of %d pseudo boxes into several (%s)", metrics["split"]["photos"],
@@ -390,9 +392,9 @@ def _hand_targets(path, names: list[str], root: Path, labels) -> dict[int, np.nd
 
 
 def _folds(folder: Path, names: list[str], hand: dict[int, np.ndarray], root: Path, labels):
-    """The folds ``localize`` scored the hand boxes with and its held-out pseudo boxes (by row:
-    fold, normalised boxes, annotation), when they cover every hand-boxed image; else None (the
-    box model is then not scored out of fold)."""
+    """The folds ``localize`` scored the hand boxes with and its held-out pseudo boxes (each a
+    dict by row), when they cover every hand-boxed image; else None (the box model is then not
+    scored out of fold)."""
     import json
 
     from datasets.box_folder import FOLDS, HELD_OUT_BOXES
@@ -404,7 +406,7 @@ def _folds(folder: Path, names: list[str], hand: dict[int, np.ndarray], root: Pa
         log.info("no k-fold record beside the boxes (%s): the box model is not scored out of fold", error)
         return None
     held_by_name = {a.image: a for a in held if len(a.boxes)}
-    fold_of, held_out, held_annotations = {}, {}, {}
+    fold_of, held_out = {}, {}
     for row in hand:
         name = names[row]
         if name not in fold_by_name or name not in held_by_name:
@@ -412,9 +414,8 @@ def _folds(folder: Path, names: list[str], hand: dict[int, np.ndarray], root: Pa
                         "fold", name, folder)
             return None
         fold_of[row] = int(fold_by_name[name])
-        held_annotations[row] = held_by_name[name]
-        held_out[row] = _ranked_boxes(held_annotations[row])
-    return fold_of, held_out, held_annotations
+        held_out[row] = held_by_name[name]
+    return fold_of, held_out
 
 
 def _split(annotations: list[ImageAnnotation], predicted: list[tuple[np.ndarray, np.ndarray]],

@@ -18,7 +18,8 @@ One IoU computation, two ways to pair the boxes:
   non-finite extent) has IoU 0 with everything: a broken export is measured, not refused.
 
 Both compute in float64 and give 0 where the union has no area. On valid boxes the two give the
-same values, bit for bit.
+same values, bit for bit. :func:`box_ioa` shares their intersection: the share of each box of one
+set inside each box of the other (how far a box lies within another, as IoU cannot tell).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
-__all__ = ["box_iou", "check_boxes", "cxcywh_to_xyxy", "matched_box_iou", "xyxy_to_cxcywh"]
+__all__ = ["box_ioa", "box_iou", "check_boxes", "cxcywh_to_xyxy", "matched_box_iou", "xyxy_to_cxcywh"]
 
 
 def check_boxes(boxes: object, name: str = "boxes") -> np.ndarray:
@@ -99,6 +100,33 @@ def box_iou(boxes_a: ArrayLike, boxes_b: ArrayLike) -> np.ndarray:
     a = check_boxes(boxes_a, "boxes_a")
     b = check_boxes(boxes_b, "boxes_b")
     return _iou(a[:, None, :], b[None, :, :])
+
+
+def box_ioa(boxes_a: ArrayLike, boxes_b: ArrayLike) -> np.ndarray:
+    """Pairwise share of each box of ``boxes_a`` that lies inside each box of ``boxes_b``
+    (intersection over the area of the first).
+
+    Parameters
+    ----------
+    boxes_a : (N, 4) array_like
+    boxes_b : (M, 4) array_like
+        ``xmin, ymin, xmax, ymax`` (edges), validated as by :func:`box_iou`.
+
+    Returns
+    -------
+    (N, M) float64 ndarray
+        In [0, 1]; 0 where the box of ``boxes_a`` has no area.
+
+    Examples
+    --------
+    >>> box_ioa([[0, 0, 10, 10]], [[5, 0, 15, 10], [0, 0, 20, 20]])
+    array([[0.5, 1. ]])
+    """
+    a = check_boxes(boxes_a, "boxes_a")
+    b = check_boxes(boxes_b, "boxes_b")
+    inter = _intersection(a[:, None, :], b[None, :, :])
+    area = np.broadcast_to(_area(a)[:, None], inter.shape)
+    return np.divide(inter, area, out=np.zeros_like(inter), where=area > 0)
 
 
 def matched_box_iou(boxes_a: ArrayLike, boxes_b: ArrayLike) -> np.ndarray:
@@ -197,13 +225,21 @@ def xyxy_to_cxcywh(boxes: ArrayLike, *, dtype: DTypeLike | None = None) -> np.nd
 
 def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU of float64 edge boxes ``a`` and ``b`` (``(..., 4)``, broadcast against each other)."""
+    inter = _intersection(a, b)
+    union = _area(a) + _area(b) - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def _intersection(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Area shared by float64 edge boxes ``a`` and ``b`` (``(..., 4)``, broadcast)."""
     iw = np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0])
     ih = np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1])
-    inter = iw.clip(0) * ih.clip(0)
-    area_a = (a[..., 2] - a[..., 0]).clip(0) * (a[..., 3] - a[..., 1]).clip(0)
-    area_b = (b[..., 2] - b[..., 0]).clip(0) * (b[..., 3] - b[..., 1]).clip(0)
-    union = area_a + area_b - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    return iw.clip(0) * ih.clip(0)
+
+
+def _area(a: np.ndarray) -> np.ndarray:
+    """Area of float64 edge boxes (``(..., 4)``); 0 for a box with no extent."""
+    return (a[..., 2] - a[..., 0]).clip(0) * (a[..., 3] - a[..., 1]).clip(0)
 
 
 def _as_real(values: ArrayLike, name: str, dtype: DTypeLike | None) -> np.ndarray:

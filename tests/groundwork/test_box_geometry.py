@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from groundwork.box_geometry import (
+    box_ioa,
     box_iou,
     check_boxes,
     cxcywh_to_xyxy,
@@ -61,6 +62,22 @@ class TestBoxIou:
     def test_bad_second_argument_is_named(self):
         with pytest.raises(ValueError, match="boxes_b must have xmax >= xmin"):
             box_iou(arr([0, 0, 1, 1]), arr([0, 5, 1, 1]))
+
+
+class TestBoxIoa:
+    def test_share_of_the_first_box_inside_the_second(self):
+        out = box_ioa(arr([0, 0, 10, 10], [2, 2, 4, 4]), arr([5, 0, 15, 10], [0, 0, 20, 20], [50, 50, 60, 60]))
+        np.testing.assert_allclose(out, [[0.5, 1.0, 0.0], [0.0, 1.0, 0.0]])
+        # Not symmetric: the large box is a quarter inside the small one.
+        np.testing.assert_allclose(box_ioa(arr([0, 0, 20, 20]), arr([0, 0, 10, 10])), [[0.25]])
+
+    def test_a_box_without_area_gives_zero_and_shapes_follow_the_inputs(self):
+        assert box_ioa(arr([3, 3, 3, 8]), arr([0, 0, 10, 10])).tolist() == [[0.0]]
+        assert box_ioa(arr(), arr([0, 0, 1, 1])).shape == (0, 1)
+
+    def test_bad_boxes_are_named(self):
+        with pytest.raises(ValueError, match="boxes_b must have xmax >= xmin"):
+            box_ioa(arr([0, 0, 1, 1]), arr([0, 5, 1, 1]))
 
 
 class TestMatchedBoxIou:
