@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from classifier.backbones.registry import get_backbone
+from classifier.build_for_fit import build_for_fit
 from classifier.epoch_log import epoch_log, keras_verbose
 from classifier.model import build_classifier, fold_standardisation, head_input, split_model, sub_model
 from classifier.train_config import TrainConfig
@@ -370,6 +371,7 @@ def _fit_phase(phase, net, data, config, epochs, learning_rate, batch_size, clas
     if config.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(state.logs_dir / f"phase{phase}")))
     if initial_epoch < epochs and not phase_state.get("stopped"):
+        build_for_fit(net, (x[:1].astype(np.float32), one_hot[y[:1]]))
         net.fit(x.astype(np.float32), one_hot[y], validation_data=validation,
                 batch_size=batch_size, epochs=epochs, initial_epoch=initial_epoch, shuffle=True,
                 class_weight=class_weights, callbacks=callbacks, verbose=keras_verbose(verbose))

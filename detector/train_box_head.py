@@ -7,6 +7,7 @@ import logging
 
 import numpy as np
 
+from classifier.build_for_fit import build_for_fit
 from classifier.epoch_log import epoch_log, keras_verbose
 from detector.box_losses import (
     box_iou_metric,
@@ -77,7 +78,9 @@ def train_box_head(head, features: np.ndarray, boxes: np.ndarray, config: BoxTra
             validation = (validation[0], cell_targets_of(validation[1], grid))
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.epochs,
                                                        restore_best_weights=True))
-    fit = net.fit(views_dataset(features, boxes, config, grid if cells is not None else None), epochs=config.epochs,
+    views = views_dataset(features, boxes, config, grid if cells is not None else None)
+    build_for_fit(net, views[0])
+    fit = net.fit(views, epochs=config.epochs,
                   validation_data=validation, callbacks=callbacks + [epoch_log("box head")],
                   verbose=keras_verbose(verbose))
     history = {k.replace("box_box_iou", "box_iou"): v for k, v in fit.history.items()}
@@ -109,6 +112,7 @@ def _train_centres(head, features: np.ndarray, boxes: np.ndarray, config: BoxTra
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.epochs,
                                                        restore_best_weights=True))
     views = views_dataset(features, boxes, config)
+    build_for_fit(net, views[0])
     epochs = centres_epochs(config, len(views))
     log.info("box head: %d epochs of %d batches (at most %d epochs, %s batches)", epochs, len(views), config.epochs,
              config.max_steps or "any number of")
@@ -179,6 +183,7 @@ def train_box_heads(heads: list, features: np.ndarray, boxes: np.ndarray, weight
                 loss=[focal_centre_loss, cell_box_loss(config.iou_weight)] * len(heads),
                 weighted_metrics=[pair for pairs in own for pair in pairs])
     views = views_dataset(features, boxes, config, weights=weights)
+    build_for_fit(net, views[0])
     epochs = centres_epochs(config, len(views))
     log.info("%d box heads together: %d epochs of %d batches (at most %d epochs, %s batches)", len(heads), epochs,
              len(views), config.epochs, config.max_steps or "any number of")

@@ -34,6 +34,7 @@ class Case:
 @pytest.fixture(scope="module")
 def fixtures(tmp_path_factory):
     from classifier.backbones.vgg16 import VGG16, vgg16_preprocessing
+    from classifier.export import ExportConfig, export_coreml
     from datasets.ingest import prepare
     from datasets.prepare_config import PrepareConfig
     from datasets.synthetic import DemoDataConfig, write_demo_data
@@ -54,7 +55,9 @@ def fixtures(tmp_path_factory):
                          config=config, metrics={})
     prepared = root / "prepared"
     prepare(PrepareConfig(src=photos, out=prepared, resplit=True, max_side=64), progress=None)
-    return {"photos": photos, "model": model, "lambda": lambda_dir, "box": box, "prepared": prepared}
+    export = export_coreml(model, root / "export", ExportConfig(format="mlprogram")).paths["mlprogram"]
+    return {"photos": photos, "model": model, "lambda": lambda_dir, "box": box, "prepared": prepared,
+            "export": export}
 
 
 def copy(fixtures: dict, name: str, case: Path) -> Path:
@@ -134,9 +137,8 @@ def _spoiled_box_model(case: Path, fx: dict) -> list[str]:
 
 
 def _export(case: Path, fx: dict) -> Path:
-    from classifier.export import ExportConfig, export_coreml
-
-    return export_coreml(fx["model"], case / "export", ExportConfig(format="mlprogram")).paths["mlprogram"]
+    """A copy of the model's ML Program export for the case to spoil."""
+    return Path(shutil.copytree(fx["export"], case / "export" / fx["export"].name))
 
 
 def _damaged_export(spoil: Callable[[Path], None]) -> Callable[[Path, dict], list[str]]:
@@ -393,7 +395,7 @@ def test_catalogue(case, fixtures, tmp_path, capsys, monkeypatch):
     case_dir = tmp_path / "case"
     case_dir.mkdir()
     argv = _bomb(case_dir, fixtures, monkeypatch) if case.setup is None else case.setup(case_dir, fixtures)
-    shared = [fixtures[k] for k in ("photos", "model", "lambda", "box", "prepared")]
+    shared = [fixtures[k] for k in ("photos", "model", "lambda", "box", "prepared", "export")]
     before_shared = _snapshot(*shared)
     allowed = [case_dir / o for o in case.outputs]
     before_case = {p: b for p, b in _snapshot(case_dir).items() if not any(p.is_relative_to(a) for a in allowed)}

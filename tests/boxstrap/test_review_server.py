@@ -55,7 +55,8 @@ def run(_run, tmp_path):
 @pytest.fixture()
 def server(run):
     server = ReviewServer(ReviewRun(run))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll: shutdown() waits for the loop to look up (half a second by default, each test).
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     yield server
     server.shutdown()

@@ -1,4 +1,5 @@
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -47,6 +48,18 @@ def images(tmp_path_factory):
     return folder
 
 
+@pytest.fixture(scope="module")
+def _neural_network(box_dir, tmp_path_factory):
+    config = BoxExportConfig(format="neuralnetwork", precision="float32", confidence_threshold=0.0)
+    return export_box_model(box_dir, tmp_path_factory.mktemp("nn"), config)
+
+
+@pytest.fixture()
+def neural_network(_neural_network, tmp_path):
+    """The box model's NeuralNetwork export in FP32, a copy of its own for each test to spoil."""
+    return Path(shutil.copy(_neural_network, tmp_path / _neural_network.name))
+
+
 class TestNonMaxSuppression:
     def test_keeps_confident_non_overlapping_boxes(self):
         confidence = np.array([[0.9, 0.1], [0.8, 0.2], [0.1, 0.15], [0.3, 0.7]])
@@ -58,11 +71,17 @@ class TestNonMaxSuppression:
 
 
 class TestVerifyBoxModel:
-    @pytest.mark.parametrize("fmt, precision", [("mlprogram", "float32"), ("neuralnetwork", "float32"),
-                                                ("mlprogram", "float16")])
+    @pytest.mark.parametrize("fmt, precision", [("mlprogram", "float32"), ("mlprogram", "float16")])
     def test_export_passes(self, box_dir, images, tmp_path, fmt, precision):
         export = export_box_model(box_dir, tmp_path, BoxExportConfig(format=fmt, precision=precision,
                                                                      confidence_threshold=0.0))
+        self.check_passes(box_dir, export, images, tmp_path, precision)
+
+    def test_neural_network_export_passes(self, box_dir, neural_network, images, tmp_path):
+        self.check_passes(box_dir, neural_network, images, tmp_path, "float32")
+
+    @staticmethod
+    def check_passes(box_dir, export, images, tmp_path, precision):
         report = verify_box_model(box_dir, export, images, VerifyConfig(backend="reference"), output_dir=tmp_path)
         assert report.passed, report.table
         assert report.report["exports"][0]["precision"] == ("FP32" if precision == "float32" else "FP16")
@@ -72,31 +91,29 @@ class TestVerifyBoxModel:
         if "centres" in str(box_dir):  # several boxes per photo, each matched
             assert parity["images_with_several_boxes"] >= 1 and parity["kept_by_suppression"] > 4
 
-    def test_swapped_colour_order_fails(self, box_dir, images, tmp_path):
+    def test_swapped_colour_order_fails(self, box_dir, neural_network, images, tmp_path):
         import coremltools as ct
 
-        export = export_box_model(box_dir, tmp_path, BoxExportConfig(format="neuralnetwork", precision="float32"))
-        spec = ct.utils.load_spec(str(export))
+        spec = ct.utils.load_spec(str(neural_network))
         for feature in (spec.description.input[0], spec.pipeline.models[0].description.input[0]):
             feature.type.imageType.colorSpace = ct.proto.FeatureTypes_pb2.ImageFeatureType.RGB
-        ct.utils.save_spec(spec, str(export))
-        report = verify_box_model(box_dir, export, images, VerifyConfig(backend="reference"), output_dir=tmp_path)
+        ct.utils.save_spec(spec, str(neural_network))
+        report = verify_box_model(box_dir, neural_network, images, VerifyConfig(backend="reference"), output_dir=tmp_path)
         assert not report.passed
         failures = report.report["exports"][0]["failures"]
         assert any("color_layout" in f for f in failures)
         assert any("max abs diff" in f for f in failures)
 
-    def test_reversed_labels_fail(self, box_dir, images, tmp_path):
+    def test_reversed_labels_fail(self, box_dir, neural_network, images, tmp_path):
         import coremltools as ct
 
-        export = export_box_model(box_dir, tmp_path, BoxExportConfig(format="neuralnetwork", precision="float32"))
-        spec = ct.utils.load_spec(str(export))
+        spec = ct.utils.load_spec(str(neural_network))
         labels = spec.pipeline.models[1].nonMaximumSuppression.stringClassLabels.vector
         reversed_labels = list(labels)[::-1]
         del labels[:]
         labels.extend(reversed_labels)
-        ct.utils.save_spec(spec, str(export))
-        report = verify_box_model(box_dir, export, images, VerifyConfig(backend="reference"), output_dir=tmp_path)
+        ct.utils.save_spec(spec, str(neural_network))
+        report = verify_box_model(box_dir, neural_network, images, VerifyConfig(backend="reference"), output_dir=tmp_path)
         assert not report.passed
         assert any("class_labels" in f for f in report.report["exports"][0]["failures"])
 
