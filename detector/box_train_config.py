@@ -61,6 +61,14 @@ class BoxTrainConfig:
         ``"centres"``: copy-paste view sets per epoch (:func:`detector.box_views.paste_views`: each
         photo with another photo's object pasted onto its feature grid), so the head sees photos
         with several objects when the photos mostly hold one. 0 turns them off.
+    paste_photos : int >= 0
+        ``"centres"``: scenes composed per photo from the photos themselves
+        (:func:`detector.paste_photos.paste_photos`: objects of one-box photos cut out and pasted
+        onto other photos of their class, then passed through the backbone), added to what every
+        box model of the training learns from. Photos with hand boxes give neither objects nor
+        scenes, so a fold model never learns its fold's hand boxes through them. Default 0: on the
+        suite's sets it bought no more of the objects that stand together (benchmarks/NOTES.md,
+        "Copy-paste of pixels").
     flip : bool
         Add horizontally flipped views.
     seed : int
@@ -98,6 +106,7 @@ class BoxTrainConfig:
     cell_weight: float = 0.0
     crops: int = 2
     paste: int = 0
+    paste_photos: int = 0
     flip: bool = True
     seed: int = 0
     hand_weight: int = 3
@@ -111,7 +120,7 @@ class BoxTrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an int >= 1. Received: {value!r}")
-        for name in ("crops", "paste", "max_steps"):
+        for name in ("crops", "paste", "paste_photos", "max_steps"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be an int >= 0. Received: {value!r}")
@@ -126,3 +135,6 @@ class BoxTrainConfig:
             raise ValueError(f"split_inside must be in (0, 1] or None. Received: {self.split_inside!r}")
         if not self.cell_weight >= 0:
             raise ValueError(f"cell_weight must be >= 0. Received: {self.cell_weight!r}")
+        if self.paste_photos and self.head != "centres":
+            raise ValueError(f"paste_photos needs the 'centres' head (composed photos hold several boxes). "
+                             f"Received: head={self.head!r}, paste_photos={self.paste_photos}")

@@ -27,6 +27,7 @@ from detector.box_model import build_box_model, feature_scale
 from detector.box_model_dir import save_box_model
 from detector.box_train_config import BoxTrainConfig
 from detector.box_views import normalise_boxes, pad_boxes
+from detector.paste_photos import paste_photos
 from detector.split_groups import split_groups
 from detector.train_box_head import train_box_head, train_box_heads
 from groundwork.box_geometry import cxcywh_to_xyxy, matched_box_iou
@@ -130,6 +131,9 @@ def train_box_model(
     targets = list(pseudo)
     for row, boxes in hand.items():
         targets[row] = boxes
+    # Composed scenes (config.paste_photos): the same rows for every box model of the training.
+    pasted_features, pasted = _pasted(trained, chosen, pseudo, hand, config, out_dir, verbose=verbose)
+    train_features = np.concatenate([features, pasted_features.astype(features.dtype)]) if pasted else features
     rounds: list[dict] = []
     best = None
     fold_targets = None
@@ -143,7 +147,9 @@ def train_box_model(
         sets = [(targets, hand)]
         if fold_targets is not None:
             sets += [(tk, {row: box for row, box in hand.items() if folds[0][row] != k}) for k, tk in fold_targets.items()]
-        trained_sets = train_on_target_sets(trained, features, sets, config, verbose=verbose)
+        trained_sets = train_on_target_sets(trained, train_features, [(t + pasted, h) for t, h in sets], config,
+                                            verbose=verbose)
+        trained_sets = [(model, rows[:len(names)], fit) for model, rows, fit in trained_sets]  # the photos'
         box_model, predicted, history = trained_sets[0]
         entry: dict = {"round": r + 1, "history": history}
         if fold_targets is not None:
@@ -184,6 +190,9 @@ def train_box_model(
         "history": chosen_round["history"],
         "seconds": round(time.perf_counter() - start, 1),
     }
+    if config.paste_photos:
+        metrics["pasted"] = {"photos": len(pasted), "boxes": int(sum(len(b) for b in pasted)),
+                             "sets": config.paste_photos}
     if held:
         metrics["held_out"] = dict(chosen_round["held_out"], scored=(
             f"{len(set(folds[0].values()))}-fold over capture groups: each hand-boxed photo boxed by a box model "
@@ -370,6 +379,47 @@ def _fold_targets(pseudo: list[np.ndarray], hand: dict[int, np.ndarray], fold_of
     for row, boxes in hand.items():
         targets[row] = held_out_pseudo[row] if fold_of[row] == k else boxes
     return targets
+
+
+def _pasted(trained: TrainedModel, chosen: list, pseudo: list[np.ndarray], hand: dict[int, np.ndarray],
+            config: BoxTrainConfig, out_dir: Path, *, verbose: int) -> tuple[np.ndarray | None, list[np.ndarray]]:
+    """The descriptors and boxes of ``config.paste_photos`` sets of scenes composed from the photos
+    without a hand box (:func:`detector.paste_photos.paste_photos`), or ``(None, [])``.
+
+    The scenes are written to a temporary folder beside ``out_dir`` for the classifier pass (on
+    this machine: they are not where Ray workers could read them) and removed after it.
+    """
+    import tempfile
+    from types import SimpleNamespace
+
+    from PIL import Image
+
+    from datasets.tf_input import read_rgb
+
+    if not config.paste_photos:
+        return None, []
+    free = [row for row in range(len(chosen)) if row not in hand]
+    labels = [a.label or a.boxes[0].label for a, _ in chosen]
+    scenes, boxes = [], []
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{out_dir.name}.pasted-") as folder:
+        for row, image, scene_boxes in paste_photos(lambda r: read_rgb(chosen[r][1].path), pseudo, labels,
+                                                    sources=free, backgrounds=free, sets=config.paste_photos,
+                                                    seed=config.seed):
+            path = Path(folder) / f"{len(scenes):05d}.png"
+            Image.fromarray(image).save(path)
+            scenes.append(SimpleNamespace(path=path, name=f"{chosen[row][0].image} (scene {len(scenes)})"))
+            boxes.append(scene_boxes)
+        if not scenes:
+            log.warning("no scene could be composed (paste_photos=%d): no photo without a hand box has an object "
+                        "of its class to take", config.paste_photos)
+            return None, []
+        log.info("composed %d scenes with %d boxes from the photos without hand boxes", len(scenes),
+                 sum(len(b) for b in boxes))
+        passed = forward_photos(trained, scenes, keep_images=False, progress=verbose > 0)
+    readable = {id(item) for item in passed.items}
+    boxes = [b for item, b in zip(scenes, boxes, strict=True) if id(item) in readable]
+    return np.asarray(passed.features), boxes
 
 
 def _hand_targets(path, names: list[str], root: Path, labels) -> dict[int, np.ndarray]:

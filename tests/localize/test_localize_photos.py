@@ -284,6 +284,25 @@ class TestTrainBoxModel:
         assert box.labels == ("one", "ten")
         assert box.metrics["images"] > 0
 
+    def test_composed_scenes_are_learned_from_beside_the_photos(self, demo, model_dir, tmp_path, caplog):
+        import logging
+
+        from detector.box_model_dir import load_box_model
+        from detector.box_train_config import BoxTrainConfig
+        from detector.train_box_model import SPLIT_BOXES, train_box_model
+
+        config = BoxTrainConfig(epochs=1, hidden=8, reduce_filters=4, paste_photos=2)
+        with caplog.at_level(logging.INFO, logger="detector.train_box_model"):
+            path = train_box_model(model_dir, demo / "boxes.json", demo, tmp_path / "out" / "boxes", config,
+                                   verbose=0)
+        pasted = load_box_model(path).metrics["pasted"]
+        assert pasted["sets"] == 2 and 0 < pasted["photos"] <= 12 and pasted["boxes"] >= 2 * pasted["photos"]
+        assert f"composed {pasted['photos']} scenes" in caplog.text
+        # The scenes train the model but are not photos of the run: the boxes written beside it
+        # are the six photos', and the scenes' temporary folder is gone.
+        assert len(read_annotations(path / SPLIT_BOXES)) == 6
+        assert [p.name for p in (tmp_path / "out").iterdir()] == ["boxes"]
+
     def test_hand_boxes_are_learned_from_and_scored_out_of_fold(self, demo, model_dir, tmp_path):
         from datasets.annotations import read_annotations
         from detector.box_model_dir import load_box_model
