@@ -407,7 +407,7 @@ def _pasted(trained: TrainedModel, chosen: list, pseudo: list[np.ndarray], hand:
                                                     sources=free, backgrounds=free, sets=config.paste_photos,
                                                     seed=config.seed):
             path = Path(folder) / f"{len(scenes):05d}.png"
-            Image.fromarray(image).save(path)
+            Image.fromarray(image).save(path, compress_level=1)  # read back once, at once
             scenes.append(SimpleNamespace(path=path, name=f"{chosen[row][0].image} (scene {len(scenes)})"))
             boxes.append(scene_boxes)
         if not scenes:

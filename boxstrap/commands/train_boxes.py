@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hand-weight", type=int, default=defaults.hand_weight, help="(default %(default)s)")
     parser.add_argument("--rounds", type=int, default=defaults.rounds,
                         help="self-training rounds at most (default %(default)s)")
+    parser.add_argument("--paste-photos", type=int, default=defaults.paste_photos,
+                        help="sets of scenes composed from the photos by copy-paste to learn from too (default "
+                             "%(default)s: measured, not adopted; benchmarks/NOTES.md, \"Copy-paste of pixels\")")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing box model directory")
     add_ray_arguments(parser)
 
@@ -40,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from detector.train_box_model import train_box_model
 
     config = BoxTrainConfig(epochs=args.epochs, learning_rate=args.learning_rate, seed=args.seed,
-                            hand_weight=args.hand_weight, rounds=args.rounds)
+                            hand_weight=args.hand_weight, rounds=args.rounds, paste_photos=args.paste_photos)
     path = train_box_model(args.model, args.boxes, args.images, args.out, config, hand_boxes=args.hand_boxes,
                            overwrite=args.overwrite, ray=ray_options(args))
     print(f"wrote the box model to {path} (box_model.keras, box_train_config.json, box_metrics.json)")

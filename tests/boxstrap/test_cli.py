@@ -1,4 +1,5 @@
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -44,3 +45,22 @@ class TestCli:
 
         assert main([]) == 2
         assert "usage: boxstrap" in capsys.readouterr().out
+
+    def test_train_boxes_passes_its_settings_to_the_box_training(self, monkeypatch, tmp_path, capsys):
+        import detector.train_box_model
+        from boxstrap.cli import main
+
+        seen = {}
+
+        def fake(model, boxes, images, out, config, **kwargs):
+            out = Path(out)
+            seen["config"] = config
+            out.mkdir()
+            (out / "box_metrics.json").write_text("{}")
+            return out
+
+        monkeypatch.setattr(detector.train_box_model, "train_box_model", fake)
+        assert main(["train-boxes", "M", "B.json", "I", "--out", str(tmp_path / "box"), "--paste-photos", "1",
+                     "--rounds", "2"]) == 0
+        assert (seen["config"].paste_photos, seen["config"].rounds) == (1, 2)
+        assert "wrote the box model" in capsys.readouterr().out
