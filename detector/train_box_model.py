@@ -411,8 +411,9 @@ def _pasted(trained: TrainedModel, chosen: list, pseudo: list[np.ndarray], hand:
             scenes.append(SimpleNamespace(path=path, name=f"{chosen[row][0].image} (scene {len(scenes)})"))
             boxes.append(scene_boxes)
         if not scenes:
-            log.warning("no scene could be composed (paste_photos=%d): no photo without a hand box has an object "
-                        "of its class to take", config.paste_photos)
+            log.warning("no scene could be composed (paste_photos=%d): among the photos without hand boxes, none "
+                        "had another photo of its class with one box to cut out, or room beside its own boxes",
+                        config.paste_photos)
             return None, []
         log.info("composed %d scenes with %d boxes from the photos without hand boxes", len(scenes),
                  sum(len(b) for b in boxes))
