@@ -77,13 +77,12 @@ def run_variant(suite: Path, data: Path, out: Path, changes: dict, seeds: list[i
             detect = out / name / f"detect_{seed}"
             detect_photos(model, run / "prepare", detect, DetectConfig(formats=("boxes-json",), overlays=False),
                           overwrite=True, progress=False)
-            s = evaluate_annotations(read_annotations(detect / DETECTIONS, labels=labels), gt, pred_root=root,
-                                     gt_root=truth.parent, labels=labels).to_dict()
+            found = read_annotations(detect / DETECTIONS, labels=labels)
+            s = evaluate_annotations(found, gt, pred_root=root, gt_root=truth.parent, labels=labels).to_dict()
             row = {k: s[k] for k in ("corloc", "mean_iou", "map50", "recall50")} | {"seconds": seconds}
             several = [g for g in gt if len(g.boxes) >= 2]  # photos of several objects, where the set has them
             if several:
-                row["recall_several"] = evaluate_annotations(read_annotations(detect / DETECTIONS, labels=labels),
-                                                             several, pred_root=root, gt_root=truth.parent,
+                row["recall_several"] = evaluate_annotations(found, several, pred_root=root, gt_root=truth.parent,
                                                              labels=labels).to_dict()["recall50"]
             rows.setdefault(name, []).append(row)
             print(name, changes, seed, row, flush=True)
