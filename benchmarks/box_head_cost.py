@@ -6,7 +6,10 @@ The boxes stage is the box head's training: the shipped model and one per fold, 
 trains the shipped box model of a finished suite (``benchmarks/suite.py --out SUITE``: each
 set's classifier, cached descriptors and pseudo boxes of its last budget, the same hand boxes)
 with each variant and seed, runs it on the set's photos as ``boxstrap detect`` does, and scores
-it as the suite does: on the true photos of the capture groups that gave no hand box. A seed
+it as the suite does: on the true photos of the capture groups that gave no hand box. Where a
+set's folder holds no ``hand_*.json`` (a suite's run copied and rerun with labels only, as the
+suite runs its first budget), the box model trains on the pseudo boxes alone and is scored on
+every true photo. A seed
 moves a box model by up to 0.07 CorLoc (``benchmarks/NOTES.md``), so each variant is read as
 its mean and range over seeds.
 
@@ -56,9 +59,11 @@ def run_variant(suite: Path, data: Path, out: Path, changes: dict, seeds: list[i
     for name, (folder, truth_name) in SETS.items():
         run = suite / name / "run"
         hands = [p for p in (suite / name).glob("hand_*.json") if not p.name.endswith(".groups.json")]
-        if not (run / "localize" / "pseudo_boxes.json").is_file() or not hands:
+        if not (run / "localize" / "pseudo_boxes.json").is_file():
             continue
-        hand = max(hands, key=lambda p: int(p.stem.split("_")[1]))  # the suite's last budget: run/localize's
+        # The suite's last budget: run/localize's. A run whose folder holds no hand boxes (a copy of a
+        # suite's run rerun with labels only) trains without them and is scored on every true photo.
+        hand = max(hands, key=lambda p: int(p.stem.split("_")[1])) if hands else None
         truth = data / folder / truth_name
         labels, root, pool = truth_pool(run, truth)
         gt = outside_groups(pool, hand_groups(hand))

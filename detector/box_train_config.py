@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
-__all__ = ["BoxTrainConfig", "HEADS"]
+__all__ = ["BoxTrainConfig", "HEADS", "LABELS_ONLY_CROPS"]
 
 HEADS = ("cells", "dense", "centres")
+#: Crops per view set when a box model learns from pseudo boxes alone (``BoxTrainConfig.crops`` None).
+LABELS_ONLY_CROPS = 2
 
 @dataclass(frozen=True)
 class BoxTrainConfig:
@@ -57,15 +60,20 @@ class BoxTrainConfig:
         likelihoods against a Gaussian around the target box's centre (cross-entropy), and the
         reaches of the cells near it against the box's edges (L1, weighted by that Gaussian).
         0 trains on the averaged box alone.
-    crops : int
+    crops : int >= 0 or None
         Random feature-grid crops per image and epoch view set, each stretched back to the grid's
-        size (a zoom: the box grows, the cells' descriptors do not). Default 0: the crops taught
-        the ``"centres"`` head to draw every box larger than its object (on the animal photos'
-        own targets, boxes of 0.1-0.3 of the photo came out 17-30% wider and 14-17% taller), and without
-        them it scored higher where it was worst (the animals, seeds 0-2: CorLoc 0.855 against
-        0.813, recall over every animal 0.789 against 0.692) and the same on the block photos
-        (0.961 against 0.961), in half the batches (benchmarks/NOTES.md, "Crops of the feature
-        grid"). The one-box heads were chosen with 2 and not measured again.
+        size (a zoom: the box grows, the cells' descriptors do not). None (default): none when the
+        box model learns from hand boxes, :data:`LABELS_ONLY_CROPS` when it learns from pseudo
+        boxes alone (:meth:`for_training`). The crops teach the ``"centres"`` head to draw every
+        box larger than its target (on the animal photos' own targets, boxes of 0.1-0.3 of the
+        photo came out 17-30% wider and 14-17% taller). With hand boxes the targets are the right
+        size, and without crops the head scored higher where it was worst (the animals, 20 hand
+        boxes, seeds 0-2: CorLoc 0.855 against 0.813, recall over every animal 0.789 against
+        0.692) and the same on the block photos (0.961 against 0.961), in half the batches. With
+        labels only the animals' pseudo boxes are too small (16% too narrow) and the crops' zoom
+        makes up for it (CorLoc 0.786 against 0.689, mAP@0.5 0.575 against 0.505; the blocks,
+        whose pseudo boxes are a little large, 0.686 against 0.723): benchmarks/NOTES.md, "Crops
+        of the feature grid". The one-box heads were chosen with 2 and not measured again.
     paste : int >= 0
         ``"centres"``: copy-paste view sets per epoch (:func:`detector.box_views.paste_views`: each
         photo with another photo's object pasted onto its feature grid), so the head sees photos
@@ -113,7 +121,7 @@ class BoxTrainConfig:
     learning_rate: float = 1e-3
     iou_weight: float = 1.0
     cell_weight: float = 0.0
-    crops: int = 0
+    crops: int | None = None
     paste: int = 0
     paste_photos: int = 0
     flip: bool = True
@@ -131,6 +139,8 @@ class BoxTrainConfig:
                 raise ValueError(f"{name} must be an int >= 1. Received: {value!r}")
         for name in ("crops", "paste", "paste_photos", "max_steps"):
             value = getattr(self, name)
+            if name == "crops" and value is None:
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be an int >= 0. Received: {value!r}")
         if not 0 <= self.dropout < 1:
@@ -147,3 +157,10 @@ class BoxTrainConfig:
         if self.paste_photos and self.head != "centres":
             raise ValueError(f"paste_photos needs the 'centres' head (composed photos hold several boxes). "
                              f"Received: head={self.head!r}, paste_photos={self.paste_photos}")
+
+    def for_training(self, *, hand_boxes: bool) -> BoxTrainConfig:
+        """This config with ``crops`` chosen for a training with or without hand boxes (see
+        ``crops``); unchanged when ``crops`` is set."""
+        if self.crops is not None:
+            return self
+        return dataclasses.replace(self, crops=0 if hand_boxes else LABELS_ONLY_CROPS)

@@ -50,7 +50,7 @@ def feature_views(features: np.ndarray, boxes: np.ndarray, config: BoxTrainConfi
         flipped[:, 0] = 1.0 - flipped[:, 0]
         out_b.append(flipped)
     rng = np.random.default_rng([config.seed, epoch])
-    for _ in range(config.crops):
+    for _ in range(config.crops or 0):  # None: not chosen for a training (BoxTrainConfig.for_training), none
         f, b = _crop_views(features, boxes, rng)
         out_f.append(f)
         out_b.append(b)

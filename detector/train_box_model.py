@@ -128,6 +128,7 @@ def train_box_model(
     features = np.asarray(features)  # float16 as cached: the views are made and batches cast from it
     hand = _hand_targets(hand_boxes, names, root, trained.labels) if hand_boxes is not None else {}
     folds = _folds(folder, names, hand, root, trained.labels) if hand else None
+    config = config.for_training(hand_boxes=bool(hand))  # saved beside the model as trained
     targets = list(pseudo)
     for row, boxes in hand.items():
         targets[row] = boxes
@@ -238,6 +239,7 @@ def train_on_targets(trained: TrainedModel, features: np.ndarray, targets: list[
     hand : dict of row -> (k, 4) array
         Rows whose targets are hand boxes (their ``targets`` row is used; the dict gives the rows).
     config : BoxTrainConfig
+        ``crops`` None is chosen by whether ``hand`` is empty (:meth:`BoxTrainConfig.for_training`).
 
     Returns
     -------
@@ -248,6 +250,7 @@ def train_on_targets(trained: TrainedModel, features: np.ndarray, targets: list[
         score (none) for the one-box heads.
     history : dict
     """
+    config = config.for_training(hand_boxes=bool(hand))
     several = config.head == "centres"
     boxed = np.array([len(t) > 0 for t in targets])
     rows = np.concatenate([np.arange(len(targets)), np.repeat(sorted(hand), config.hand_weight - 1)]
@@ -295,6 +298,7 @@ def train_on_target_sets(trained: TrainedModel, features: np.ndarray,
     """
     if not sets:
         return []
+    config = config.for_training(hand_boxes=bool(sets[0][1]))  # every set as the shipped model's
     first = train_on_targets(trained, features, *sets[0], config, verbose=verbose)
     rest = sets[1:]
     together = config.head == "centres" and not config.paste and len(rest) >= 2

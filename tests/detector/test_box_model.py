@@ -155,6 +155,21 @@ class TestTrainBoxHead:
         np.testing.assert_allclose(reaches[0, 1, :4], [0.125, 0.0, 0.125, 0.5])  # cell (0, 1): centre (0.375, 0.25)
         np.testing.assert_allclose(reaches[0, :, 4], centre[0])
 
+    def test_crops_chosen_by_hand_boxes(self):
+        from detector.box_train_config import LABELS_ONLY_CROPS
+
+        assert BoxTrainConfig().crops is None
+        assert BoxTrainConfig().for_training(hand_boxes=True).crops == 0
+        assert BoxTrainConfig().for_training(hand_boxes=False).crops == LABELS_ONLY_CROPS == 2
+        assert BoxTrainConfig(crops=1).for_training(hand_boxes=False).crops == 1  # as set
+        assert BoxTrainConfig(crops=3).for_training(hand_boxes=True).crops == 3
+        # Unchosen, the views have no crops: the originals and the flips.
+        x, _ = feature_views(np.zeros((2, 4, 6, 3), np.float32), np.full((2, 4), 0.5, np.float32), BoxTrainConfig())
+        assert len(x) == 4
+        for bad in (-1, True, 1.5):
+            with pytest.raises(ValueError, match="crops must be an int >= 0"):
+                BoxTrainConfig(crops=bad)
+
     def test_bad_config(self):
         with pytest.raises(ValueError, match="head must be one of"):
             BoxTrainConfig(head="yolo")

@@ -271,7 +271,7 @@ class TestTrainBoxModel:
         import logging
 
         from detector.box_model_dir import load_box_model
-        from detector.box_train_config import BoxTrainConfig
+        from detector.box_train_config import LABELS_ONLY_CROPS, BoxTrainConfig
         from detector.train_box_model import train_box_model
 
         loc = tmp_path / "loc"
@@ -283,6 +283,8 @@ class TestTrainBoxModel:
         box = load_box_model(path)
         assert box.labels == ("one", "ten")
         assert box.metrics["images"] > 0
+        # Labels only: the pseudo boxes alone, so the crops of a labels-only training, saved as trained.
+        assert json.loads((path / "box_train_config.json").read_text())["crops"] == LABELS_ONLY_CROPS
 
     def test_composed_scenes_are_learned_from_beside_the_photos(self, demo, model_dir, tmp_path, caplog):
         import logging
@@ -317,6 +319,7 @@ class TestTrainBoxModel:
                                hand_boxes=demo / "boxes.json", verbose=0)
         metrics = load_box_model(path).metrics
         assert metrics["hand_boxes"] == 6 and metrics["held_out"]["images"] == 6
+        assert json.loads((path / "box_train_config.json").read_text())["crops"] == 0  # hand boxes: no crops
         assert "2-fold over capture groups" in metrics["held_out"]["scored"]
         # Rounds stop at the first that does not improve the held-out mean IoU; the best is kept.
         ious = [r["held_out"]["mean_iou"] for r in metrics["rounds"]]
