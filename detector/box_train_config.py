@@ -49,8 +49,9 @@ class BoxTrainConfig:
         (23-28 batches per epoch) scored lower with fewer than their 20 epochs, while the 721 block
         photos (91-113 batches per epoch) scored as high after 12 epochs as after 20; the cap kept
         the small set at 20 epochs and stopped the large one at 11-14. (Measured with two crops per
-        view set; without them an epoch of the block photos is 50-56 batches, so the cap now bites
-        only on sets of more than about 1000 photos.)
+        view set, as a training with labels only still has; with hand boxes, no crops, an epoch of
+        the block photos is 50-56 batches, and the cap bites only on sets of more than about 960
+        photos with their hand boxes' repeats.)
     learning_rate : float
         Adam.
     iou_weight : float
