@@ -104,10 +104,12 @@ class BoxTrainConfig:
         model's boxes (each with at least this share of its area inside it) is replaced by them
         (:func:`detector.split_groups.split_groups`: a group of objects boxed as one becomes a box
         per object; a box lying inside another of them is a part, not an object); the result is
-        written beside the box model (``split_boxes.json``). None: no split. 0.7: on the suite's
-        20-hand-box runs (benchmarks/NOTES.md, "Groups split by the box model") 0.5 and 0.7 gave
-        the animals the same scores (recall over every animal 0.653 -> 0.734) and 0.7 split fewer
-        block photos (each holds one block); 0.9 found a third of the groups.
+        written beside the box model (``split_boxes.json``). None: no split. 0.8: with the box
+        model's extra boxes on photos of one animal, 0.7 split many of them into parts; 0.8 scored
+        the animals best or level at 0, 10 and 20 hand boxes (CorLoc 0.749 / 0.822 / 0.849 against
+        0.743 / 0.811 / 0.836 at 0.7) with fewer extra boxes and the blocks the same
+        (benchmarks/NOTES.md, "Groups split by the box model" and "The split with the box model
+        trained without crops").
     """
 
     head: str = "centres"
@@ -129,7 +131,7 @@ class BoxTrainConfig:
     seed: int = 0
     hand_weight: int = 3
     rounds: int = 1
-    split_inside: float | None = 0.7
+    split_inside: float | None = 0.8
 
     def __post_init__(self) -> None:
         if self.head not in HEADS:
