@@ -216,7 +216,7 @@ def centres_epochs(config: BoxTrainConfig, batches: int) -> int:
     Examples
     --------
     >>> centres_epochs(BoxTrainConfig(epochs=20, max_steps=1200), 25), centres_epochs(BoxTrainConfig(), 113)
-    (20, 11)
+    (20, 4)
     """
     if config.max_steps <= 0 or batches <= 0:
         return config.epochs
