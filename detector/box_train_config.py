@@ -51,8 +51,8 @@ class BoxTrainConfig:
         stopped at 9 and 5 epochs) CorLoc 0.971 and 0.693 against 0.961 and 0.686, the animal
         photos (14 and 23 batches per epoch, 20 and 18 epochs) 0.855 and 0.793 against 0.855 and
         0.786, in a third to a half of the large set's training time. Fewer still was not
-        measured with this recipe; an older one lost on both sets below about 300-700 batches
-        ("Epochs of the centres head").
+        measured with this recipe; an older one lost on both sets at 8 epochs (184-224 batches on
+        the animals, 730-770 on the blocks: "Epochs of the centres head").
     learning_rate : float
         Adam.
     iou_weight : float
