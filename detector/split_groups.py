@@ -5,7 +5,7 @@ group. The box model trained on those boxes gives each object a peak of its own 
 head), and on the photos it learned from it often finds the group's members separately. Where two
 or more of its boxes lie inside a photo's pseudo box, they replace it; a photo of one object keeps
 its pseudo box (README's suite table: on the animal photos with 20 hand boxes, recall over every
-animal 0.653 -> 0.749, CorLoc 0.818 -> 0.849, the block photos' scores unchanged; the rule's
+animal 0.653 -> 0.749, CorLoc 0.818 -> 0.849, the block photos' CorLoc unchanged; the rule's
 tables are in benchmarks/NOTES.md, "Groups split by the box model" and "The split with the box
 model trained without crops").
 """
