@@ -4,11 +4,10 @@ On each set of a finished suite (``benchmarks/suite.py --out DIR``: its trained 
 prepared photos are reused), a reviewer is played: starting from the pseudo boxes made with labels
 only, the first k photos of an order are "corrected" with their true boxes (what `boxstrap review`
 saves as hand boxes) and localize runs again with them (k = 10, 20, 50, cumulative). Three
-orders: the review order `boxstrap review` shows after a pipeline run (lowest box model
-confidence first: the best box the suite's labels-only box model gives each photo, its
-``detect_0`` detections, as :func:`boxstrap.review_server.box_model_order` ranks them), the
-classifier's order (lowest confidence in the photo's class first: what the review shows before
-the boxes stage) and a seeded random one. Only photos that have true boxes can be corrected, so every order runs over those (on the
+orders: the review order `boxstrap review` shows (lowest classifier confidence in the photo's
+class first), the box model's order (lowest confidence in the photo's best box first: the
+suite's labels-only box model, its ``detect_0`` detections; 0 where it keeps no box), and a
+seeded random one. Only photos that have true boxes can be corrected, so every order runs over those (on the
 blocks: the 88 hand-checked valid photos). Every round is scored on the true photos outside the
 capture groups of the corrected ones: pseudo boxes CorLoc, COCO mAP@0.5 and recall over all boxes.
 Also printed: CorLoc over every photo with true boxes, the corrected ones counted right (the
@@ -83,8 +82,8 @@ def review_loop(name: str, run: Path, truth: Path, work: Path, *, ks, seed: int)
     # The labels-only box model's confidence in each photo's best box (0: it keeps none).
     detected = read_annotations(run.parent / "detect_0" / DETECTIONS, "boxes-json", labels=labels)
     best = {a.image: max((b.score for b in a.boxes), default=0.0) for a in detected}
-    orders = {"review order": sorted(range(len(pool)), key=lambda k: best.get(names[k], 0.0)),
-              "classifier order": sorted(range(len(pool)), key=lambda k: rank.get(names[k], len(rank))),
+    orders = {"review order": sorted(range(len(pool)), key=lambda k: rank.get(names[k], len(rank))),
+              "box model order": sorted(range(len(pool)), key=lambda k: best.get(names[k], 0.0)),
               "random order": list(np.random.default_rng(seed).permutation(len(pool)))}
     # Wrong with labels only: the boxes a review should find first.
     ious = top_box_iou([by_name[n].xyxy() if n in by_name else np.zeros((0, 4)) for n in names],

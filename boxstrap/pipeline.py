@@ -257,7 +257,6 @@ def _boxes(ctx: dict, out: Path) -> dict[str, Any]:
                "rounds": [{k: v for k, v in r.items() if k != "history"} for r in metrics["rounds"]],
                "chosen_round": metrics["chosen_round"]}
     labels = json.loads((model_dir / "labels.json").read_text())
-    _write_review_order(ctx["run"], model_dir)
     for path in (out / p for p in ANNOTATION_PATHS.values()):  # an earlier run's split boxes
         if path.is_dir():
             shutil.rmtree(path)
@@ -431,22 +430,6 @@ def _with_reviewed(run: Path, src: Path, ground_truth: Path | None) -> tuple[Pat
     log.info("%d photos reviewed in the browser (%d accepted as they were, %d corrected): learned from as hand "
              "boxes through %s", len(reviewed), kept, len(reviewed) - kept, path)
     return path, numbers
-
-
-def _write_review_order(run: Path, model_dir: Path) -> None:
-    """``RUN/boxes/review.json``: the localize stage's review entries in the box model's order
-    (:func:`boxstrap.review_server.box_model_order`); none (an earlier run's removed) when the box
-    model scores no box (a one-box head)."""
-    from boxstrap.review_server import BOXES_REVIEW, box_model_order
-    from detector.train_box_model import BEST_SCORES
-
-    path = run / BOXES_REVIEW
-    path.unlink(missing_ok=True)
-    if not (model_dir / BEST_SCORES).is_file():
-        return
-    entries = json.loads((run / "localize" / "review.json").read_text(encoding="utf-8"))
-    best = json.loads((model_dir / BEST_SCORES).read_text(encoding="utf-8"))
-    write_json(path, box_model_order(entries, best))
 
 
 def _ground_truth(src: Path, setting: str | None) -> Path | None:

@@ -1,10 +1,9 @@
 """``boxstrap review RUN``: a page on this machine for checking and correcting a run's pseudo boxes.
 
 The page (``boxstrap/review_page/``: plain HTML, CSS and JavaScript, nothing fetched from elsewhere)
-shows the run's photos in review order, lowest confidence first (:func:`review_order_path`: once
-the boxes stage has run, the box model's confidence in each photo's best box; before, the
-classifier's in the photo's class), each with its pseudo boxes (split by the box model where the
-run got that far: :func:`shown_boxes_path`), and sends every change as it is made; :class:`ReviewRun` checks it and
+shows the run's photos in review order (``RUN/localize/review.json``: lowest confidence first),
+each with its pseudo boxes (split by the box model where the run got that far:
+:func:`shown_boxes_path`), and sends every change as it is made; :class:`ReviewRun` checks it and
 saves the photo's reviewed boxes into ``RUN/review/corrections.json`` (boxes JSON, written
 atomically), so closing the browser loses nothing and reopening resumes. An accepted photo is
 saved with its boxes unchanged: a reviewed box is a hand box. ``boxstrap pipeline`` run again on
@@ -35,15 +34,12 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from datasets.annotations import Box, ImageAnnotation, read_annotations, write_annotations
 from datasets.photo_items import PhotoItem, find_photos
 
-__all__ = ["BOXES_REVIEW", "CORRECTIONS", "ReviewRun", "ReviewServer", "box_model_order", "corrections_path",
-           "review_order_path", "shown_boxes_path"]
+__all__ = ["CORRECTIONS", "ReviewRun", "ReviewServer", "corrections_path", "shown_boxes_path"]
 
 log = logging.getLogger(__name__)
 
 #: Where the reviewed boxes of a run are kept, relative to RUN.
 CORRECTIONS = "review/corrections.json"
-#: The review order after the boxes stage, relative to RUN (:func:`box_model_order`).
-BOXES_REVIEW = "boxes/review.json"
 PAGE = Path(__file__).with_name("review_page")
 #: What the page is made of: address -> (file, content type).
 STATIC = {"/": ("index.html", "text/html; charset=utf-8"),
@@ -65,46 +61,13 @@ def shown_boxes_path(run: str | os.PathLike) -> Path:
     else the localize stage's (``RUN/localize/pseudo_boxes.json``)."""
     run = Path(run)
     split = run / "boxes" / "pseudo_boxes.json"
-    return split if split.is_file() and _boxes_after_localize(run) else run / "localize" / "pseudo_boxes.json"
-
-
-def _boxes_after_localize(run: Path) -> bool:
     try:
-        return (run / "boxes" / "stage.json").stat().st_mtime >= (run / "localize" / "stage.json").stat().st_mtime
+        if split.is_file() and ((run / "boxes" / "stage.json").stat().st_mtime
+                                >= (run / "localize" / "stage.json").stat().st_mtime):
+            return split
     except FileNotFoundError:  # a stage that never finished
-        return False
-
-
-def review_order_path(run: str | os.PathLike) -> Path:
-    """The review order a review shows: the box model's (``RUN/boxes/review.json``) when the boxes
-    stage finished after the localize stage, else the localize stage's (``RUN/localize/review.json``)."""
-    run = Path(run)
-    boxes_review = run / BOXES_REVIEW
-    return boxes_review if boxes_review.is_file() and _boxes_after_localize(run) else run / "localize" / "review.json"
-
-
-def box_model_order(entries: list[dict], best_scores: dict[str, float]) -> list[dict]:
-    """Review entries (``localize``'s ``review.json``: ``image``, ``confidence``, ...) reordered by
-    the box model's confidence in each photo's best box, lowest first (pure).
-
-    That confidence is the photo's entry ``confidence`` (the classifier's probability of its class)
-    times ``best_scores[image]`` (the box's centre score, :data:`detector.train_box_model.BEST_SCORES`),
-    which is what ``detect`` gives the box; a photo the box model did not score counts 0. On runs
-    with labels only it put 0.67 and 0.44 of the wrong pseudo boxes of the block and animal photos
-    in the first fifth of the order, against 0.33 and 0.24 by the classifier's probability
-    (benchmarks/NOTES.md, "A confidence that ranks boxes: signals measured"). Ties keep the given
-    order; each entry keeps its fields, its ``confidence`` replaced and the classifier's kept as
-    ``class_confidence``.
-
-    Examples
-    --------
-    >>> entries = [{"image": "a", "confidence": 0.9}, {"image": "b", "confidence": 0.6}]
-    >>> [(e["image"], round(e["confidence"], 2)) for e in box_model_order(entries, {"a": 0.2, "b": 0.8})]
-    [('a', 0.18), ('b', 0.48)]
-    """
-    ranked = [dict(entry, confidence=float(entry["confidence"]) * float(best_scores.get(entry["image"], 0.0)),
-                   class_confidence=float(entry["confidence"])) for entry in entries]
-    return sorted(ranked, key=lambda entry: entry["confidence"])
+        pass
+    return run / "localize" / "pseudo_boxes.json"
 
 
 @dataclass(frozen=True)
@@ -139,8 +102,7 @@ class ReviewRun:
         by_name = {item.name: item for item in items}
         self.boxes_path = shown_boxes_path(self.run)
         pseudo = {a.image: a for a in read_annotations(self.boxes_path, "boxes-json", labels=self.labels)}
-        self.order_path = review_order_path(self.run)
-        review = json.loads(self.order_path.read_text(encoding="utf-8"))
+        review = json.loads((localize / "review.json").read_text(encoding="utf-8"))
         self.photos: list[_Photo] = []
         for entry in review:
             name = entry["image"]

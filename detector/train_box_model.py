@@ -30,12 +30,11 @@ from detector.box_views import normalise_boxes, pad_boxes
 from detector.paste_photos import paste_photos
 from detector.split_groups import split_groups
 from detector.train_box_head import train_box_head, train_box_heads
-from groundwork.atomic import write_json
 from groundwork.box_geometry import cxcywh_to_xyxy, matched_box_iou
 from groundwork.paths import check_out_folder
 from groundwork.photo_map import RayOptions
 
-__all__ = ["BEST_SCORES", "HELD_OUT_SPLIT_BOXES", "SPLIT_BOXES", "box_annotation", "largest_box", "train_box_model",
+__all__ = ["HELD_OUT_SPLIT_BOXES", "SPLIT_BOXES", "box_annotation", "largest_box", "train_box_model",
            "train_on_target_sets", "train_on_targets"]
 
 log = logging.getLogger(__name__)
@@ -46,11 +45,6 @@ VALID_SHARE = 0.15
 #: boxes, split by the box models trained without their fold.
 SPLIT_BOXES = "split_boxes.json"
 HELD_OUT_SPLIT_BOXES = "held_out_split_boxes.json"
-#: Beside a ``"centres"`` box model: each photo it learned from, by name, and the centre score of
-#: its best box there (0 when it keeps none). Times the photo's class probability it is the
-#: confidence ``detect`` gives that box, and it orders ``boxstrap review`` after the boxes stage
-#: (benchmarks/NOTES.md, "A confidence that ranks boxes: signals measured").
-BEST_SCORES = "best_scores.json"
 #: The fold models train together only while their shared view set is at most this much larger
 #: than the largest fold's own (every head steps through every batch). Together was 1.4-1.6x
 #: faster at 1.11-1.15 (the animal and block photos with 10-88 hand boxes) and 1.2x slower at 1.53
@@ -224,9 +218,6 @@ def train_box_model(
         write_annotations(split, path / SPLIT_BOXES, "boxes-json", labels=trained.labels)
         if held:
             write_annotations(held_split, path / HELD_OUT_SPLIT_BOXES, "boxes-json", labels=trained.labels)
-    if config.head == "centres":
-        write_json(path / BEST_SCORES, {name: float(np.max(scores)) if len(scores) else 0.0
-                                        for name, (_, scores) in zip(names, predicted, strict=True)})
     return path
 
 

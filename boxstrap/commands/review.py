@@ -31,8 +31,7 @@ def run(args: argparse.Namespace) -> int:
     server = ReviewServer(review, host=args.host, port=args.port)
     reviewed = len(review.reviewed)
     print(f"reviewing {len(review.photos)} photos of {args.run} ({reviewed} reviewed so far) with the boxes of "
-          f"{review.boxes_path}, in the order of {review.order_path}; corrections are saved to "
-          f"{corrections_path(args.run)}")
+          f"{review.boxes_path}; corrections are saved to {corrections_path(args.run)}")
     print(f"open {server.url}  (Ctrl+C to stop)", flush=True)
     if not args.no_browser:
         threading.Thread(target=webbrowser.open, args=(server.url,), daemon=True).start()

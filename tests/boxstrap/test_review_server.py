@@ -168,34 +168,6 @@ def test_the_review_shows_the_split_boxes_once_the_boxes_stage_finished_after_lo
     assert len(ReviewRun(run).state()["photos"][0]["boxes"]) == 1
 
 
-def test_after_the_boxes_stage_the_order_is_the_box_models(run):
-    import os
-
-    from boxstrap.review_server import BOXES_REVIEW, box_model_order
-
-    entries = json.loads((run / "localize/review.json").read_text())
-    assert [p.item.name for p in ReviewRun(run).photos] == [e["image"] for e in entries]
-    # The box model doubts the classifier's most confident photo most; one photo it did not score.
-    best = {e["image"]: 0.9 - k / 10 for k, e in enumerate(entries[:-1])}
-    (run / BOXES_REVIEW).parent.mkdir(exist_ok=True)
-    (run / BOXES_REVIEW).write_text(json.dumps(box_model_order(entries, best)))
-    for stage, seconds in (("localize", 100), ("boxes", 200)):
-        (run / stage / "stage.json").write_text("{}")
-        os.utime(run / stage / "stage.json", (seconds, seconds))
-    review = ReviewRun(run)
-    assert review.order_path == run / BOXES_REVIEW
-    expected = sorted(entries, key=lambda e: e["confidence"] * best.get(e["image"], 0.0))
-    assert [p.item.name for p in review.photos] == [e["image"] for e in expected]
-    assert review.photos[0].item.name == entries[-1]["image"] and review.photos[0].confidence == 0.0
-    by_name = {e["image"]: e for e in entries}
-    for photo in review.photos:  # the confidence shown: the class probability times the best box's score
-        name = photo.item.name
-        assert photo.confidence == pytest.approx(by_name[name]["confidence"] * best.get(name, 0.0))
-    # Localize ran again, the boxes stage not yet: the classifier's order is back.
-    os.utime(run / "localize/stage.json", (300, 300))
-    assert ReviewRun(run).order_path == run / "localize/review.json"
-
-
 def test_the_pipeline_learns_from_the_reviewed_photos(run):
     """Reviewed photos replace the same photos' hand boxes and join the others in one file."""
     from boxstrap.pipeline import _with_reviewed
