@@ -7,13 +7,13 @@ saves as hand boxes) and localize runs again with them (k = 10, 20, 50, cumulati
 orders: the review order `boxstrap review` shows (lowest classifier confidence in the photo's
 class first), the box model's order (lowest confidence in the photo's best box first: the
 suite's labels-only box model, its ``detect_0`` detections; 0 where it keeps no box), and a
-seeded random one. Only photos that have true boxes can be corrected, so every order runs over those (on the
-blocks: the 88 hand-checked valid photos). Every round is scored on the true photos outside the
+seeded random one. Only photos that have true boxes can be corrected, so every order runs over
+those (on the blocks: the 88 hand-checked valid photos). Every round is scored on the true photos outside the
 capture groups of the corrected ones: pseudo boxes CorLoc, COCO mAP@0.5 and recall over all boxes.
 Also printed: CorLoc over every photo with true boxes, the corrected ones counted right (the
 boxes the user has after the round), and the share of the wrong boxes (IoU < 0.5 with labels
-only) that the first 20% of each order holds. Only the pseudo boxes are rerun (localize reads back its classifier pass), not the box
-model.
+only) that the first 20% of each order holds. Only the pseudo boxes are rerun (localize reads back
+its classifier pass), not the box model.
 
 Usage::
 
@@ -80,7 +80,10 @@ def review_loop(name: str, run: Path, truth: Path, work: Path, *, ks, seed: int)
     rank = {entry["image"]: k for k, entry in enumerate(review)}
     names = [item.name for _, item in pool]
     # The labels-only box model's confidence in each photo's best box (0: it keeps none).
-    detected = read_annotations(run.parent / "detect_0" / DETECTIONS, "boxes-json", labels=labels)
+    detections = run.parent / "detect_0" / DETECTIONS
+    if not detections.is_file():
+        raise SystemExit(f"{detections} is missing: run the suite with the 0 budget (labels only) first.")
+    detected = read_annotations(detections, "boxes-json", labels=labels)
     best = {a.image: max((b.score for b in a.boxes), default=0.0) for a in detected}
     orders = {"review order": sorted(range(len(pool)), key=lambda k: rank.get(names[k], len(rank))),
               "box model order": sorted(range(len(pool)), key=lambda k: best.get(names[k], 0.0)),
