@@ -8,8 +8,9 @@ orders: the review order `boxstrap review` shows (lowest classifier confidence i
 class first), the box model's order (lowest confidence in the photo's best box first: the
 suite's labels-only box model, its ``detect_0`` detections; 0 where it keeps no box), and a
 seeded random one. Only photos that have true boxes can be corrected, so every order runs over
-those (on the blocks: the 88 hand-checked valid photos). Every round is scored on the true photos outside the
-capture groups of the corrected ones: pseudo boxes CorLoc, COCO mAP@0.5 and recall over all boxes.
+those (on the blocks: the 88 hand-checked valid photos). Every round is scored on the true photos
+outside the capture groups of the corrected ones: pseudo boxes CorLoc, COCO mAP@0.5 and recall
+over all boxes.
 Also printed: CorLoc over every photo with true boxes, the corrected ones counted right (the
 boxes the user has after the round), and the share of the wrong boxes (IoU < 0.5 with labels
 only) that the first 20% of each order holds. Only the pseudo boxes are rerun (localize reads back
@@ -62,7 +63,6 @@ def main() -> int:
 def review_loop(name: str, run: Path, truth: Path, work: Path, *, ks, seed: int) -> list[dict]:
     from datasets.annotations import read_annotations, write_annotations
     from detector.detect_photos import DETECTIONS
-    from groundwork.box_scores import top_box_iou
     from localize.learned import forget_learned
     from localize.localize_photos import localize_photos
     from localize.pseudo_boxes import LocalizeConfig
@@ -75,7 +75,6 @@ def review_loop(name: str, run: Path, truth: Path, work: Path, *, ks, seed: int)
     config = LocalizeConfig(overlays=False, formats=("boxes-json",))
     boxes_dir = work / "localize"
     first = localize_photos(model, run / "prepare", boxes_dir, config, overwrite=True, progress=False)
-    by_name = {a.image: a for a in first.annotations}
     review = json.loads((boxes_dir / "review.json").read_text())
     rank = {entry["image"]: k for k, entry in enumerate(review)}
     names = [item.name for _, item in pool]
@@ -89,9 +88,7 @@ def review_loop(name: str, run: Path, truth: Path, work: Path, *, ks, seed: int)
               "box model order": sorted(range(len(pool)), key=lambda k: best.get(names[k], 0.0)),
               "random order": list(np.random.default_rng(seed).permutation(len(pool)))}
     # Wrong with labels only: the boxes a review should find first.
-    ious = top_box_iou([by_name[n].xyxy() if n in by_name else np.zeros((0, 4)) for n in names],
-                       [g.xyxy() for g, _ in pool])
-    wrong = set(np.flatnonzero(ious < 0.5))
+    wrong = set(np.flatnonzero(_top_box_ious(first.annotations, pool, range(len(pool))) < 0.5))
     rows = []
     for order_name, order in orders.items():
         head = order[:max(1, round(0.2 * len(order)))]
@@ -125,13 +122,18 @@ def _score(annotations, pool, used_groups, root, truth, labels) -> dict:
 def _every_photo(annotations, pool, chosen) -> float:
     """CorLoc over every photo with true boxes, the corrected ones counted right: the user's boxes
     after the round (the rerun's boxes elsewhere, burst shots of a corrected photo included)."""
+    rest = sorted(set(range(len(pool))) - set(chosen))
+    return (len(pool) - len(rest) + int(np.sum(_top_box_ious(annotations, pool, rest) >= 0.5))) / len(pool)
+
+
+def _top_box_ious(annotations, pool, rows) -> np.ndarray:
+    """IoU of each pool row's top predicted box with its true boxes (0 where it has no prediction)."""
     from groundwork.box_scores import top_box_iou
 
     by_name = {a.image: a for a in annotations}
-    rest = sorted(set(range(len(pool))) - set(chosen))
-    ious = top_box_iou([by_name[pool[k][1].name].xyxy() if pool[k][1].name in by_name else np.zeros((0, 4))
-                        for k in rest], [pool[k][0].xyxy() for k in rest])
-    return (len(pool) - len(rest) + int(np.sum(ious >= 0.5))) / len(pool)
+    names = [pool[k][1].name for k in rows]
+    return top_box_iou([by_name[n].xyxy() if n in by_name else np.zeros((0, 4)) for n in names],
+                       [pool[k][0].xyxy() for k in rows])
 
 
 def _row(name, order, k, found, scores, every) -> dict:
