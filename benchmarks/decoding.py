@@ -1,0 +1,216 @@
+"""How a finished suite's box models decode: suppression thresholds and a suppression of nested boxes.
+
+The ``"centres"`` box head gives every cell of the feature grid a box and a confidence; the
+exported detector keeps the cells Core ML's non-maximum suppression keeps
+(``detector.box_decode``: a confidence threshold, then IoU). On a photo of one object the head
+often leaves a second box on the same object, mostly inside the first and overlapping it by less
+than the IoU threshold. This benchmark reads each set's shipped box model of a finished suite
+(``benchmarks/suite.py --out SUITE``: the run's last budget), runs it once over the set's
+photos, and decodes the cells' outputs with each variant:
+
+- ``confidence=C`` and ``iou=I``: the suppression's thresholds;
+- ``inside=S``: before the suppression, a cell's box is dropped when at least the share ``S`` of
+  its area lies inside the box of a cell with a higher confidence (that reaches ``C``). Every
+  cell is judged against every other at once, so the rule needs no sequential loop and could
+  run inside an exported network, in front of Core ML's suppression;
+- ``mirror=1``: each cell's confidence and box averaged with those the model gives the mirrored
+  photo (its cells mirrored back), a test-time augmentation that would double the detector's work.
+
+With ``--models`` it decodes box models trained apart instead, one per seed
+(``benchmarks/box_head_cost.py --out MODELS``: the shipped box model of the suite's last budget,
+retrained), and each number is the mean over them: a seed moves a box model by more than most
+decodings do.
+
+Each variant is scored as the suite scores a row (the true photos of the capture groups that
+gave no hand box), over all of them, over the photos of one object and over those of several:
+CorLoc / mAP@0.5 / recall over every true box at IoU 0.5 / extra boxes per photo.
+
+Usage::
+
+    python benchmarks/decoding.py --suite /tmp/boxstrap-bench/suite [--variants confidence=0.3,iou=0.45
+        confidence=0.3,iou=0.45,inside=0.5] [--models /tmp/boxstrap-bench/box-head/reduce_filters-32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+from _common import DATA
+from box_head_cost import parse_variant
+from suite import SETS, hand_groups, outside_groups, truth_pool
+
+DEFAULT_VARIANTS = (["confidence=0.3,iou=0.45"] + [f"confidence=0.3,iou=0.45,inside={s}" for s in (0.5, 0.6, 0.7, 0.8)]
+                    + [f"confidence={c},iou={i},inside=0.6" for c, i in ((0.25, 0.45), (0.3, 0.55))]
+                    + [f"confidence={c},iou={i},mirror=1" for c, i in ((0.3, 0.45), (0.25, 0.45), (0.3, 0.55))]
+                    + ["confidence=0.3,iou=0.45,inside=0.7,mirror=1"])
+
+
+def nested(coordinates: np.ndarray, best: np.ndarray, share: float, confidence: float) -> np.ndarray:
+    """Which cells' boxes lie at least ``share`` of their area inside a box of higher confidence.
+
+    ``coordinates`` (N, 4) ``cx, cy, w, h``; ``best`` (N,) each cell's highest class confidence.
+    Only cells reaching ``confidence`` suppress others.
+
+    >>> boxes = np.array([[0.5, 0.5, 0.4, 0.4], [0.45, 0.5, 0.2, 0.2], [0.9, 0.9, 0.1, 0.1]])
+    >>> nested(boxes, np.array([0.9, 0.8, 0.7]), 0.5, 0.3).tolist()
+    [False, True, False]
+    """
+    from groundwork.box_geometry import cxcywh_to_xyxy
+
+    xy = cxcywh_to_xyxy(coordinates, dtype=np.float32).astype(np.float64)
+    width = np.clip(np.minimum(xy[:, None, 2], xy[None, :, 2]) - np.maximum(xy[:, None, 0], xy[None, :, 0]), 0, None)
+    height = np.clip(np.minimum(xy[:, None, 3], xy[None, :, 3]) - np.maximum(xy[:, None, 1], xy[None, :, 1]), 0, None)
+    area = np.maximum((xy[:, 2] - xy[:, 0]) * (xy[:, 3] - xy[:, 1]), 1e-12)
+    inside = width * height / area[:, None]
+    higher = (best[None, :] > best[:, None]) & (best[None, :] >= confidence)
+    return ((inside >= share) & higher).any(axis=1)
+
+
+def unmirror(confidence: np.ndarray, coordinates: np.ndarray, grid: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The cell outputs of a mirrored photo, mirrored back: cells of a row in reverse order, ``cx`` -> ``1 - cx``.
+
+    >>> c, b = unmirror(np.array([[0.1], [0.9]]), np.array([[0.25, 0.5, 0.1, 0.1], [0.75, 0.5, 0.2, 0.2]]), (1, 2))
+    >>> c.ravel().tolist(), b[:, 0].tolist()
+    ([0.9, 0.1], [0.25, 0.75])
+    """
+    rows, columns = grid
+    confidence = confidence.reshape(rows, columns, -1)[:, ::-1].reshape(rows * columns, -1)
+    coordinates = coordinates.reshape(rows, columns, 4)[:, ::-1].reshape(rows * columns, 4).copy()
+    coordinates[:, 0] = 1 - coordinates[:, 0]
+    return confidence, coordinates
+
+
+def decode(confidence: np.ndarray, coordinates: np.ndarray, variant: dict, mirrored=None, grid=None
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """One photo's kept boxes (``cx, cy, w, h``) and their confidences under ``variant``; ``mirrored``
+    is the cell outputs ``(confidence, coordinates)`` of the mirrored photo on a ``grid`` of cells."""
+    from detector.box_decode import non_max_suppression
+
+    if variant.get("mirror"):
+        back = unmirror(*mirrored, grid)
+        confidence, coordinates = (confidence + back[0]) / 2, (coordinates + back[1]) / 2
+    threshold = float(variant.get("confidence", 0.3))
+    if "inside" in variant:
+        dropped = nested(coordinates, confidence.max(axis=1), float(variant["inside"]), threshold)
+        confidence = confidence * ~dropped[:, None]
+    kept_confidence, kept = non_max_suppression(confidence, coordinates, iou_threshold=float(variant.get("iou", 0.45)),
+                                                confidence_threshold=threshold)
+    return kept, (kept_confidence.max(axis=1) if len(kept) else np.zeros(0))
+
+
+def cell_outputs(run: Path, labels, model: Path) -> tuple[Path, list, list, tuple[int, int]]:
+    """The set's photos (``find_photos`` root and items); per photo (probabilities, confidence,
+    coordinates, shape, the mirrored photo's (confidence, coordinates)); the grid of cells."""
+    from datasets.photo_items import find_photos
+    from datasets.tf_input import read_rgb
+    from detector.box_model_dir import load_box_model
+
+    box_model = load_box_model(model)
+    pre = box_model.preprocessing
+    root, items = find_photos(run / "prepare", labels)
+    outputs, grid = [], None
+    for item in items:
+        image = read_rgb(item.path)
+        x = pre.apply(pre.resize(image))[None]
+        out = box_model.model.predict_on_batch(np.concatenate([x, x[:, :, ::-1]]))
+        if len(out) != 3:
+            raise SystemExit(f"{model}: a one-box model; nothing to decode")
+        probabilities, confidence, coordinates = (np.asarray(v) for v in out)
+        if grid is None:  # the cells' grid: the input's size over the backbone's stride
+            cells = confidence.shape[1]
+            grid = next((-(-x.shape[1] // s), -(-x.shape[2] // s)) for s in (8, 16, 32, 64)
+                        if -(-x.shape[1] // s) * -(-x.shape[2] // s) == cells)
+        outputs.append((probabilities[0], confidence[0], coordinates[0], image.shape[:2],
+                        (confidence[1], coordinates[1])))
+    return root, items, outputs, grid
+
+
+def score_set(name: str, suite: Path, data: Path, variants: list[dict], model: Path | None = None) -> list[dict]:
+    """One row per variant: ``model`` (default: the suite run's shipped box model) decoded with it."""
+    from datasets.evaluate import evaluate_annotations
+    from datasets.photo_items import photo_annotation
+    from groundwork.box_geometry import cxcywh_to_xyxy
+
+    folder, truth_name = SETS[name]
+    truth = data / folder / truth_name
+    work = suite / name
+    run = work / "run"
+    labels, _, pool = truth_pool(run, truth)
+    # The run holds the box model of the suite's last budget: the most hand boxes.
+    hands = [h for h in work.glob("hand_*.json") if h.stem.split("_")[1].isdigit()]
+    hand = max(hands, key=lambda h: int(h.stem.split("_")[1])) if hands else None
+    gt = outside_groups(pool, hand_groups(hand))
+    parts = {"all": gt, "one": [g for g in gt if len(g.boxes) == 1], "several": [g for g in gt if len(g.boxes) > 1]}
+    model = model or run / "boxes" / "model"
+    root, items, outputs, grid = cell_outputs(run, labels, model)
+    rows = []
+    for variant in variants:
+        annotations = []
+        for item, (probabilities, confidence, coordinates, (height, width), mirrored) in zip(items, outputs,
+                                                                                              strict=True):
+            kept, scores = decode(confidence, coordinates, variant, mirrored, grid)
+            xyxy = cxcywh_to_xyxy(kept.reshape(-1, 4), dtype=np.float32).astype(np.float64)
+            xyxy = np.clip(xyxy, 0, 1) * [width, height, width, height]
+            annotations.append(photo_annotation(item, (height, width), xyxy, scores,
+                                                labels[int(np.argmax(probabilities))]))
+        row = {"set": name, "hand_boxes": 0 if hand is None else len(json.loads(hand.read_text())), "variant": variant,
+               "model": str(model)}
+        for part, truths in parts.items():
+            if truths:
+                s = evaluate_annotations(annotations, truths, pred_root=root, gt_root=truth.parent,
+                                         labels=labels).to_dict()
+                row[part] = {k: s[k] for k in ("corloc", "map50", "recall50", "extra_per_photo")} | {"photos": len(truths)}
+        rows.append(row)
+    return rows
+
+
+def format_table(rows: list[dict]) -> str:
+    """A row per set and variant, each number the mean over the box models scored (one per seed)."""
+    def cell(scores: list[dict]) -> str:
+        if not scores:
+            return "-"
+        mean = {k: np.mean([s[k] for s in scores]) for k in ("corloc", "map50", "recall50", "extra_per_photo")}
+        return (f"{mean['corloc']:.3f} / {mean['map50']:.3f} / {mean['recall50']:.3f} / {mean['extra_per_photo']:.2f} "
+                f"({scores[0]['photos']})")
+
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["set"], r["hand_boxes"], json.dumps(r["variant"])), []).append(r)
+    lines = ["| set (hand boxes; box models) | decoding | all photos | photos of one object | photos of several |",
+             "|---|---|---|---|---|"]
+    for (name, hand_boxes, variant), members in groups.items():
+        variant = ", ".join(f"{k} {v}" for k, v in json.loads(variant).items())
+        parts = [cell([m[p] for m in members if p in m]) for p in ("all", "one", "several")]
+        lines.append(f"| {name} ({hand_boxes}; {len(members)}) | {variant} | " + " | ".join(parts) + " |")
+    return "\n".join(lines + ["", "CorLoc / mAP@0.5 / recall over every true box at IoU 0.5 / extra boxes per photo "
+                                  "(photos), each the mean over the box models."])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--suite", type=Path, default=Path("/tmp/boxstrap-bench/suite"), help="a finished suite")
+    parser.add_argument("--data", type=Path, default=DATA, help="the real photo sets")
+    parser.add_argument("--sets", nargs="+", choices=sorted(SETS), default=list(SETS), help="sets to score")
+    parser.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS,
+                        help="decodings, e.g. confidence=0.3,iou=0.45,inside=0.6")
+    parser.add_argument("--models", type=Path, default=None,
+                        help="box models at MODELS/SET/model_* (benchmarks/box_head_cost.py --out, one per seed) "
+                             "instead of each suite run's shipped one")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    variants = [parse_variant(v) for v in args.variants]
+    rows = []
+    for name in args.sets:
+        models = sorted((args.models / name).glob("model_*")) if args.models else [None]
+        for model in models:
+            rows += score_set(name, args.suite, args.data, variants, model)
+    print(format_table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
