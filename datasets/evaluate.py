@@ -92,7 +92,13 @@ def evaluate_box_files(pred: str | os.PathLike, gt: str | os.PathLike, *, pred_f
         If a file is missing.
     ValueError
         If a file is broken (bad JSON, boxes outside their image, missing keys: the readers'
-        messages), ``pred`` uses labels ``gt`` does not know, or no image matches.
+        messages), ``pred`` uses none of the labels ``gt`` knows, or no image matches.
+
+    Notes
+    -----
+    Ground truth for some of the classes (a user who boxed a few photos of one class) is scored as
+    it is: ``pred``'s boxes of the other classes are boxes of another class there (they find no
+    true box), and a warning names those labels.
     """
     from datasets.annotations import read_annotations
 
@@ -101,10 +107,23 @@ def evaluate_box_files(pred: str | os.PathLike, gt: str | os.PathLike, *, pred_f
     try:
         pred_anns = read_annotations(pred, pred_format, labels=known)
     except ValueError as error:
-        if "label" in str(error):
-            raise ValueError(f"{error}\nThe ground truth {gt} knows the labels {known}; "
-                             "are the two files about the same classes?") from None
-        raise
+        if "label" not in str(error):
+            raise
+        hint = ValueError(f"{error}\nThe ground truth {gt} knows the labels {known}; "
+                          "are the two files about the same classes?")
+        try:
+            pred_anns = read_annotations(pred, pred_format)
+        except ValueError:
+            raise hint from None
+        used = {b.label for a in pred_anns for b in a.boxes} | {a.label for a in pred_anns if a.label}
+        if not used & set(known):
+            raise hint from None
+        others = sorted(used - set(known))
+        count = sum(b.label in others for a in pred_anns for b in a.boxes)
+        log.warning("%s has labels the ground truth %s does not know: %s (%d boxes). The ground truth is "
+                    "taken to hold only its own classes %s: boxes of the others count as boxes of another "
+                    "class (they find no true box).", pred, gt, ", ".join(map(repr, others)), count, known)
+        known = known + others
     return evaluate_annotations(pred_anns, gt_anns, pred_root=_root(pred), gt_root=_root(gt), labels=known)
 
 

@@ -90,6 +90,18 @@ class TestEvaluateBoxFiles:
         with pytest.raises(ValueError, match=r"unknown label 'One'(.|\n)*knows the labels \['one', 'ten'\]"):
             evaluate_box_files(pred, gt)
 
+    def test_ground_truth_of_some_classes(self, tmp_path, gt, caplog):
+        """Boxes of classes the truth does not hold are scored as another class's, with a warning."""
+        pred = write(tmp_path / "gt" / "pred.json", [
+            record("one/a.jpg", [[10, 10, 29, 29]]), record("ten/b.jpg", [[0, 0, 19, 9]], label="ten"),
+            record("cube/c.jpg", [[0, 0, 9, 9]], label="cube"),  # a photo the truth does not hold
+            record("ten/b.jpg", [[30, 30, 39, 39]], label="cube"),
+        ])
+        result = evaluate_box_files(pred, gt)
+        assert result.corloc == 1.0 and result.recall50 == 1.0
+        assert result.extra_per_photo == pytest.approx(1 / 2)  # the cube box on b.jpg
+        assert "does not know: 'cube' (2 boxes)" in caplog.text
+
     def test_gt_box_outside_image(self, tmp_path):
         bad = write(tmp_path / "bad.json", [record("a.jpg", [[10, 10, 90, 20]])])
         with pytest.raises(ValueError, match="a.jpg"):
