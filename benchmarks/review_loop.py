@@ -6,8 +6,9 @@ only, the first k photos of an order are "corrected" with their true boxes (what
 saves as hand boxes) and localize runs again with them (k = 10, 20, 50, cumulative). Three
 orders: the review order `boxstrap review` shows (lowest classifier confidence in the photo's
 class first), the box model's order (lowest confidence in the photo's best box first: the
-suite's labels-only box model, its ``detect_0`` detections; 0 where it keeps no box), and a
-seeded random one. Only photos that have true boxes can be corrected, so every order runs over
+suite's labels-only box model, its ``detect_0`` detections; 0 where it keeps no box), and
+random ones (``--seeds``, five by default: one random draw of 10 photos is luck, so the orders
+are compared with the random orders' mean, and the table gives their range). Only photos that have true boxes can be corrected, so every order runs over
 those (on the blocks: the 88 hand-checked valid photos). Every round is scored on the true photos
 outside the capture groups of the corrected ones: pseudo boxes CorLoc, COCO mAP@0.5 and recall
 over all boxes.
@@ -19,7 +20,7 @@ its classifier pass), not the box model.
 Usage::
 
     python benchmarks/review_loop.py --suite /tmp/boxstrap-bench/suite [--sets blocks animals]
-                                     [--ks 10 20 50] [--seed 0] [--out DIR] [--readme]
+                                     [--ks 10 20 50] [--seeds 0 1 2 3 4] [--out DIR] [--readme]
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=DATA, help="folder of the photo sets (default %(default)s)")
     parser.add_argument("--sets", nargs="+", choices=sorted(SETS), default=list(SETS))
     parser.add_argument("--ks", type=int, nargs="+", default=[10, 20, 50], help="photos corrected per round")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random order")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="seeds of the random orders")
     parser.add_argument("--out", type=Path, default=None, help="work folder (default SUITE/review_loop)")
     parser.add_argument("--readme", action="store_true", help="write the table into README.md")
     args = parser.parse_args()
@@ -52,7 +53,7 @@ def main() -> int:
     for name in args.sets:
         folder, truth_file = SETS[name]
         rows += review_loop(name, args.suite / name / "run", args.data / folder / truth_file, out / name,
-                            ks=sorted(args.ks), seed=args.seed)
+                            ks=sorted(args.ks), seeds=args.seeds)
     table = format_table(rows)
     print(table)
     if args.readme:
@@ -60,7 +61,8 @@ def main() -> int:
     return 0
 
 
-def review_loop(name: str, run: Path, truth: Path, work: Path, *, ks, seed: int) -> list[dict]:
+def review_loop(name: str, run: Path, truth: Path, work: Path, *, ks, seeds) -> list[dict]:
+    """The rows of one set: per order (each random seed its own) and number of photos corrected."""
     from datasets.annotations import read_annotations, write_annotations
     from detector.detect_photos import DETECTIONS
     from localize.learned import forget_learned
@@ -84,29 +86,30 @@ def review_loop(name: str, run: Path, truth: Path, work: Path, *, ks, seed: int)
         raise SystemExit(f"{detections} is missing: run the suite with the 0 budget (labels only) first.")
     detected = read_annotations(detections, "boxes-json", labels=labels)
     best = {a.image: max((b.score for b in a.boxes), default=0.0) for a in detected}
-    orders = {"review order": sorted(range(len(pool)), key=lambda k: rank.get(names[k], len(rank))),
-              "box model order": sorted(range(len(pool)), key=lambda k: best.get(names[k], 0.0)),
-              "random order": list(np.random.default_rng(seed).permutation(len(pool)))}
+    orders = {("review order", None): sorted(range(len(pool)), key=lambda k: rank.get(names[k], len(rank))),
+              ("box model order", None): sorted(range(len(pool)), key=lambda k: best.get(names[k], 0.0))}
+    for seed in seeds:
+        orders["random order", seed] = list(np.random.default_rng(seed).permutation(len(pool)))
     # Wrong with labels only: the boxes a review should find first.
     wrong = set(np.flatnonzero(_top_box_ious(first.annotations, pool, range(len(pool))) < 0.5))
     rows = []
-    for order_name, order in orders.items():
+    for (order_name, seed), order in orders.items():
         head = order[:max(1, round(0.2 * len(order)))]
         found = len(wrong & set(head)) / max(1, len(wrong))
         rows.append(_row(name, order_name, 0, found, _score(first.annotations, pool, set(), root, truth, labels),
-                         _every_photo(first.annotations, pool, [])))
+                         _every_photo(first.annotations, pool, []), seed))
         for k in ks:
             if k >= len(pool):
                 continue
             chosen = order[:k]
-            hand = work / f"{order_name.split()[0]}_{k}.json"
+            hand = work / f"{order_name.split()[0]}{'' if seed is None else f'_{seed}'}_{k}.json"
             write_annotations([dataclasses.replace(pool[i][0], image=os.path.abspath(truth.parent / pool[i][0].image))
                                for i in chosen], hand, "boxes-json", labels=labels)
             result = localize_photos(model, run / "prepare", boxes_dir, config, ground_truth=hand, overwrite=True,
                                      progress=False)
             groups = {pool[i][1].group if pool[i][1].group is not None else -1 - i for i in chosen}
             rows.append(_row(name, order_name, k, found, _score(result.annotations, pool, groups, root, truth, labels),
-                             _every_photo(result.annotations, pool, chosen)))
+                             _every_photo(result.annotations, pool, chosen), seed))
             print(rows[-1], flush=True)
     return rows
 
@@ -136,21 +139,41 @@ def _top_box_ious(annotations, pool, rows) -> np.ndarray:
                        [pool[k][0].xyxy() for k in rows])
 
 
-def _row(name, order, k, found, scores, every) -> dict:
-    return {"set": name, "order": order, "corrected": k, "wrong_in_first_20": found, **scores, "every_photo": every}
+def _row(name, order, k, found, scores, every, seed=None) -> dict:
+    return {"set": name, "order": order, "seed": seed, "corrected": k, "wrong_in_first_20": found, **scores,
+            "every_photo": every}
 
 
 def format_table(rows: list[dict]) -> str:
+    """One line per set, order and round; the random orders' rows (one per seed) as their mean, with
+    the range of every photo's CorLoc.
+
+    >>> rows = [{"set": "s", "order": "random order", "seed": s, "corrected": 10, "wrong_in_first_20": f,
+    ...          "photos": p, "corloc": c, "map50": c, "recall50": c, "every_photo": c}
+    ...         for s, f, p, c in ((0, 0.2, 70, 0.8), (1, 0.4, 72, 0.9))]
+    >>> format_table(rows).splitlines()[2]
+    '| s | random order (mean of 2) | 10 | 71 | 0.850 / 0.850 / 0.850 | 0.850 (0.800-0.900) | 0.30 |'
+    """
     lines = ["| set | order | photos corrected | photos scored | pseudo boxes CorLoc / mAP@0.5 / recall "
              "| every photo's CorLoc | wrong boxes in the first 20% of the order |", "|---|---|---|---|---|---|---|"]
+    groups: dict[tuple, list[dict]] = {}
     for r in rows:
-        lines.append(f"| {r['set']} | {r['order']} | {r['corrected']} | {r['photos']} | {r['corloc']:.3f} / "
-                     f"{r['map50']:.3f} / {r['recall50']:.3f} | {r['every_photo']:.3f} | {r['wrong_in_first_20']:.2f} |")
+        groups.setdefault((r["set"], r["order"], r["corrected"]), []).append(r)
+    for (name, order, k), members in groups.items():
+        def mean(key, members=members):
+            return float(np.mean([m[key] for m in members]))
+
+        every = [m["every_photo"] for m in members]
+        label = order if len(members) == 1 else f"{order} (mean of {len(members)})"
+        spread = "" if len(members) == 1 else f" ({min(every):.3f}-{max(every):.3f})"
+        lines.append(f"| {name} | {label} | {k} | {round(mean('photos'))} | {mean('corloc'):.3f} / {mean('map50'):.3f} / "
+                     f"{mean('recall50'):.3f} | {mean('every_photo'):.3f}{spread} | {mean('wrong_in_first_20'):.2f} |")
     lines.append("")
     lines.append("Each round corrects the first k photos of the order with their true boxes (cumulative) and "
                  "reruns localize; scored on the true photos outside the corrected photos' capture groups. "
                  "Every photo's CorLoc: over all the photos with true boxes, the corrected ones counted right "
-                 "(the boxes the user has after the round).")
+                 "(the boxes the user has after the round). The random orders: the mean over their seeds, and "
+                 "the range of every photo's CorLoc.")
     return "\n".join(lines)
 
 
