@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 from _common import variant_parser
-from suite import SETS, hand_groups, outside_groups, truth_pool
+from suite import SETS, hand_groups, last_hand_boxes, outside_groups, truth_pool
 
 
 def parse_variant(text: str) -> dict:
@@ -58,12 +58,11 @@ def run_variant(suite: Path, data: Path, out: Path, changes: dict, seeds: list[i
     rows: dict[str, list] = {}
     for name, (folder, truth_name) in SETS.items():
         run = suite / name / "run"
-        hands = [p for p in (suite / name).glob("hand_*.json") if not p.name.endswith(".groups.json")]
         if not (run / "localize" / "pseudo_boxes.json").is_file():
             continue
         # The suite's last budget: run/localize's. A run whose folder holds no hand boxes (a copy of a
         # suite's run rerun with labels only) trains without them and is scored on every true photo.
-        hand = max(hands, key=lambda p: int(p.stem.split("_")[1])) if hands else None
+        hand = last_hand_boxes(suite / name)
         truth = data / folder / truth_name
         labels, root, pool = truth_pool(run, truth)
         gt = outside_groups(pool, hand_groups(hand))

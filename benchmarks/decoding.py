@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 from _common import DATA
 from box_head_cost import parse_variant
-from suite import SETS, hand_groups, outside_groups, truth_pool
+from suite import SETS, hand_groups, last_hand_boxes, outside_groups, truth_pool
 
 DEFAULT_VARIANTS = (["confidence=0.3,iou=0.45"] + [f"confidence=0.3,iou=0.45,inside={s}" for s in (0.5, 0.6, 0.7, 0.8)]
                     + [f"confidence={c},iou={i},inside=0.6" for c, i in ((0.25, 0.45), (0.3, 0.55))]
@@ -59,13 +59,10 @@ def nested(coordinates: np.ndarray, best: np.ndarray, share: float, confidence: 
     >>> nested(boxes, np.array([0.9, 0.8, 0.7]), 0.5, 0.3).tolist()
     [False, True, False]
     """
-    from groundwork.box_geometry import cxcywh_to_xyxy
+    from groundwork.box_geometry import box_ioa, cxcywh_to_xyxy
 
     xy = cxcywh_to_xyxy(coordinates, dtype=np.float32).astype(np.float64)
-    width = np.clip(np.minimum(xy[:, None, 2], xy[None, :, 2]) - np.maximum(xy[:, None, 0], xy[None, :, 0]), 0, None)
-    height = np.clip(np.minimum(xy[:, None, 3], xy[None, :, 3]) - np.maximum(xy[:, None, 1], xy[None, :, 1]), 0, None)
-    area = np.maximum((xy[:, 2] - xy[:, 0]) * (xy[:, 3] - xy[:, 1]), 1e-12)
-    inside = width * height / area[:, None]
+    inside = box_ioa(xy, xy)
     higher = (best[None, :] > best[:, None]) & (best[None, :] >= confidence)
     return ((inside >= share) & higher).any(axis=1)
 
@@ -140,9 +137,7 @@ def score_set(name: str, suite: Path, data: Path, variants: list[dict], model: P
     work = suite / name
     run = work / "run"
     labels, _, pool = truth_pool(run, truth)
-    # The run holds the box model of the suite's last budget: the most hand boxes.
-    hands = [h for h in work.glob("hand_*.json") if h.stem.split("_")[1].isdigit()]
-    hand = max(hands, key=lambda h: int(h.stem.split("_")[1])) if hands else None
+    hand = last_hand_boxes(work)  # the run holds the box model of the suite's last budget
     gt = outside_groups(pool, hand_groups(hand))
     parts = {"all": gt, "one": [g for g in gt if len(g.boxes) == 1], "several": [g for g in gt if len(g.boxes) > 1]}
     model = model or run / "boxes" / "model"

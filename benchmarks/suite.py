@@ -164,6 +164,13 @@ def write_hand_boxes(run: Path, truth: Path, path: Path, n: int, seed: int) -> P
     return path
 
 
+def last_hand_boxes(work: Path) -> Path | None:
+    """The hand boxes of a set's last (largest) budget in its suite folder ``work``, whose run holds
+    that budget's models; None when the folder holds none (a run with labels only)."""
+    hands = [p for p in work.glob("hand_*.json") if not p.name.endswith(".groups.json")]
+    return max(hands, key=lambda p: int(p.stem.split("_")[1])) if hands else None
+
+
 def hand_groups(hand: Path | None) -> set:
     """The capture groups that gave the hand boxes at ``hand`` (none without hand boxes)."""
     return set(json.loads(hand.with_suffix(".groups.json").read_text())) if hand is not None else set()
