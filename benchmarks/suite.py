@@ -20,7 +20,7 @@ localizer or box model learned from (photos prepare could not read are left out 
 Columns: the classifier's test accuracy (the split run's, on the group-aware test split) beside a
 linear probe (logistic regression on the globally pooled descriptors the class-map head reads,
 trained on the same train split, its L2 chosen on the valid split); pseudo boxes
-(``RUN/localize``, one per photo), the same with their groups split by the box model
+(``RUN/localize``, one per photo), the same refined by the box model (groups split, single boxes averaged with its)
 (``RUN/boxes/pseudo_boxes.json``) and the box model (``boxstrap detect`` with ``RUN/boxes/model``) as CorLoc
 (the top box against its best-matching true box), mean IoU of that box, and COCO mAP@0.5 over all
 true boxes; the same for two baselines that know nothing: a centred box of 80% of each side, and
@@ -279,7 +279,7 @@ def format_table(rows: list[dict]) -> str:
                 f"{s.get('extra_per_photo', nan):.2f}")
 
     lines = ["| set | hand boxes | photos scored | classifier test accuracy (linear probe) | pseudo boxes "
-             "| pseudo boxes, groups split | box model | centre box | whole photo "
+             "| pseudo boxes, refined by the box model | box model | centre box | whole photo "
              "| localize / boxes / whole pipeline (x one VGG16 pass) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:

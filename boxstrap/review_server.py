@@ -56,7 +56,7 @@ def corrections_path(run: str | os.PathLike) -> Path:
 
 
 def shown_boxes_path(run: str | os.PathLike) -> Path:
-    """The pseudo boxes a review shows: the ones with their groups split by the box model
+    """The pseudo boxes a review shows: the ones refined by the box model (groups split)
     (``RUN/boxes/pseudo_boxes.json``) when the boxes stage finished after the localize stage,
     else the localize stage's (``RUN/localize/pseudo_boxes.json``)."""
     run = Path(run)

@@ -74,7 +74,7 @@ def summary_blocks(run: Path, results: dict) -> list[Block]:
             blocks += [("h2", title), ("table", (["export", *keys, "result"], rows))]
     box_rows = []
     for stage, key, name in (("localize", "scores", "pseudo boxes"),
-                             ("boxes", "split_scores", "pseudo boxes, groups split by the box model"),
+                             ("boxes", "split_scores", "pseudo boxes, split or averaged by the box model"),
                              ("boxes", "scores", "box model")):
         scores = get.get(stage, {}).get(key)
         if scores:
@@ -89,8 +89,9 @@ def summary_blocks(run: Path, results: dict) -> list[Block]:
         split = get.get("boxes", {}).get("split")
         if split:
             blocks.append(("p", f"The box model split {split['photos']} pseudo boxes into a box per object (where "
-                                "two or more of its boxes lay inside one): `boxes/pseudo_boxes.json` and "
-                                "`boxes/annotations/` hold the pseudo boxes with their groups split."))
+                                "two or more of its boxes lay inside one) and averaged "
+                                f"{split.get('fused', 0)} with its own box of the object: `boxes/pseudo_boxes.json` "
+                                "and `boxes/annotations/` hold the pseudo boxes so refined."))
         reviewed = loc.get("reviewed")
         if reviewed:
             blocks.append(("p", f"Reviewed in the browser: {reviewed['photos']} photos ({reviewed['boxes']} boxes), "

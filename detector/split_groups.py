@@ -1,4 +1,5 @@
-"""A pseudo box around a group of objects, split into the box model's boxes inside it.
+"""A pseudo box around a group of objects, split into the box model's boxes inside it; a pseudo
+box of one object averaged with the box model's box of it.
 
 ``localize`` gives a photo one pseudo box, so where several objects stand together it boxes the
 group. The box model trained on those boxes gives each object a peak of its own (the ``"centres"``
@@ -8,15 +9,19 @@ its pseudo box (README's suite table: on the animal photos with 20 hand boxes, r
 animal 0.653 -> 0.749, CorLoc 0.818 -> 0.849, the block photos' CorLoc unchanged; the rule's
 tables are in benchmarks/NOTES.md, "Groups split by the box model" and "The split with the box
 model trained without crops").
+
+A pseudo box that is not split is averaged with the box model's box that overlaps it most, where
+they overlap enough (:func:`fuse_box`): two boxes made by different means err in different
+directions (benchmarks/NOTES.md, "The pseudo box averaged with the box model's").
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from groundwork.box_geometry import box_ioa, cxcywh_to_xyxy
+from groundwork.box_geometry import box_ioa, box_iou, cxcywh_to_xyxy
 
-__all__ = ["NESTED", "split_groups"]
+__all__ = ["NESTED", "fuse_box", "split_groups"]
 
 #: A box model's box lying at least this share inside another of the group's is a part of it (a
 #: block's face inside the block), not an object of its own (benchmarks/NOTES.md, "Groups split
@@ -72,3 +77,44 @@ def split_groups(box: np.ndarray, boxes: np.ndarray, scores: np.ndarray, *,
     if len(members) < 2:
         return None
     return boxes[members].astype(np.float32), scores[members]
+
+
+def fuse_box(box: np.ndarray, boxes: np.ndarray, *, min_iou: float) -> np.ndarray | None:
+    """The mean of ``box`` and the one of ``boxes`` that overlaps it most, or None when none
+    overlaps it by ``min_iou``.
+
+    Parameters
+    ----------
+    box : (4,) ndarray
+        A photo's pseudo box, ``(cx, cy, w, h)`` in any unit shared with ``boxes``.
+    boxes : (K, 4) ndarray
+        The box model's boxes of the same photo (after its non-maximum suppression), ``(cx, cy, w, h)``.
+    min_iou : float in (0, 1]
+        The least IoU of the two boxes averaged
+        (:attr:`detector.box_train_config.BoxTrainConfig.fuse_iou`).
+
+    Returns
+    -------
+    (4,) float32 ndarray or None
+        The averaged box, ``(cx, cy, w, h)`` (the mean of the corners: the same as the mean of
+        centre and size).
+
+    Examples
+    --------
+    >>> fuse_box(np.array([0.5, 0.5, 0.4, 0.4]), np.array([[0.9, 0.9, 0.1, 0.1], [0.6, 0.5, 0.4, 0.4]]),
+    ...          min_iou=0.3).tolist()
+    [0.550000011920929, 0.5, 0.4000000059604645, 0.4000000059604645]
+    >>> fuse_box(np.array([0.5, 0.5, 0.4, 0.4]), np.array([[0.9, 0.9, 0.1, 0.1]]), min_iou=0.3) is None
+    True
+    """
+    if not 0 < min_iou <= 1:
+        raise ValueError(f"min_iou must be in (0, 1]. Received: {min_iou!r}")
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    if not len(boxes):
+        return None
+    own = np.asarray(box, np.float64).reshape(4)
+    overlap = box_iou(cxcywh_to_xyxy(own[None], dtype=np.float64), cxcywh_to_xyxy(boxes, dtype=np.float64))[0]
+    best = int(np.argmax(overlap))
+    if overlap[best] < min_iou:
+        return None
+    return ((own + boxes[best]) / 2).astype(np.float32)

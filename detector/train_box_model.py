@@ -10,6 +10,7 @@ so the box model costs no forward pass of its own; otherwise one pass computes t
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -28,7 +29,7 @@ from detector.box_model_dir import save_box_model
 from detector.box_train_config import BoxTrainConfig
 from detector.box_views import normalise_boxes, pad_boxes
 from detector.paste_photos import paste_photos
-from detector.split_groups import split_groups
+from detector.split_groups import fuse_box, split_groups
 from detector.train_box_head import train_box_head, train_box_heads
 from groundwork.box_geometry import cxcywh_to_xyxy, matched_box_iou
 from groundwork.paths import check_out_folder
@@ -199,17 +200,20 @@ def train_box_model(
             f"{len(set(folds[0].values()))}-fold over capture groups: each hand-boxed photo boxed by a box model "
             "trained without its fold's hand boxes (its own target was its held-out pseudo box)"))
     split = None
-    if config.split_inside is not None and config.head == "centres":
+    if (config.split_inside is not None or config.fuse_iou is not None) and config.head == "centres":
         # Every photo of the boxes file, those the box model did not learn from (no box) as they were.
-        by_image = {a.image: b for (a, _), b in zip(chosen, _split([a for a, _ in chosen], predicted,
-                                                                     config.split_inside), strict=True)}
+        refine = functools.partial(_split, min_inside=config.split_inside, min_iou=config.fuse_iou)
+        by_image = {a.image: b for (a, _), b in zip(chosen, refine([a for a, _ in chosen], predicted), strict=True)}
         split = [by_image.get(a.image, a) for a in annotations]
         rows = sorted(held)
-        held_split = _split([held_annotations[row] for row in rows], [held[row] for row in rows], config.split_inside)
-        metrics["split"] = {"photos": sum(b is not a for a, b in zip(annotations, split, strict=True)),
-                            "boxes": sum(len(a.boxes) for a in split), "min_inside": config.split_inside}
-        log.info("the box model split %d of %d pseudo boxes into several (%s)", metrics["split"]["photos"],
-                 len(chosen), SPLIT_BOXES)
+        held_split = refine([held_annotations[row] for row in rows], [held[row] for row in rows])
+        changed = [(a, b) for a, b in zip(annotations, split, strict=True) if b is not a]
+        metrics["split"] = {"photos": sum(len(b.boxes) > len(a.boxes) for a, b in changed),
+                            "fused": sum(len(b.boxes) == len(a.boxes) for a, b in changed),
+                            "boxes": sum(len(a.boxes) for a in split), "min_inside": config.split_inside,
+                            "min_iou": config.fuse_iou}
+        log.info("the box model split %d of %d pseudo boxes into several and refined %d (%s)",
+                 metrics["split"]["photos"], len(chosen), metrics["split"]["fused"], SPLIT_BOXES)
     path = save_box_model(box_model, out_dir, preprocessing=trained.preprocessing, labels=trained.labels,
                           config=config, metrics=metrics, overwrite=overwrite)
     if held:
@@ -474,15 +478,22 @@ def _folds(folder: Path, names: list[str], hand: dict[int, np.ndarray], root: Pa
 
 
 def _split(annotations: list[ImageAnnotation], predicted: list[tuple[np.ndarray, np.ndarray]],
-           min_inside: float) -> list[ImageAnnotation]:
+           min_inside: float | None, min_iou: float | None) -> list[ImageAnnotation]:
     """Each photo's annotation with its one pseudo box replaced by the box model's boxes inside it,
-    where there are two or more (:func:`detector.split_groups.split_groups`); photos with no box or
+    where there are two or more (:func:`detector.split_groups.split_groups`; ``min_inside`` None:
+    never), else by its mean with the box model's box that overlaps it most
+    (:func:`detector.split_groups.fuse_box`; ``min_iou`` None: never); photos with no box or
     several keep theirs (the same object)."""
     out = []
     for annotation, (found, scores) in zip(annotations, predicted, strict=True):
-        parts = None
-        if len(annotation.boxes) == 1:
-            parts = split_groups(_ranked_boxes(annotation)[0], found, scores, min_inside=min_inside)
+        if len(annotation.boxes) != 1:
+            out.append(annotation)
+            continue
+        box = _ranked_boxes(annotation)[0]
+        parts = None if min_inside is None else split_groups(box, found, scores, min_inside=min_inside)
+        if parts is None and min_iou is not None:
+            fused = fuse_box(box, found, min_iou=min_iou)
+            parts = None if fused is None else (fused, annotation.scores())
         out.append(annotation if parts is None else box_annotation(annotation, *parts))
     return out
 

@@ -63,7 +63,7 @@ class TestPipeline:
         assert (run / "boxes" / "annotations" / "coco.json").is_file() and (run / "boxes" / "annotations" / "voc").is_dir()
         assert boxes["split"]["boxes"] == sum(len(a["boxes"]) for a in split)
         assert boxes["split_scores"]["n_scored"] == 20
-        assert "| pseudo boxes, groups split by the box model |" in summary
+        assert "| pseudo boxes, split or averaged by the box model |" in summary
         # `boxstrap localize MODEL PHOTOS` afterwards boxes new photos with what the pipeline learned.
         from localize.localize_photos import localize_photos
         from localize.pseudo_boxes import LocalizeConfig
