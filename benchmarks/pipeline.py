@@ -102,7 +102,7 @@ def format_table(columns: dict[str, dict], forward: float, count: int, photos: s
                     f"top-1 {_fmt(e.get('top1_agreement'))}, max abs diff {_g(e.get('max_abs_diff'))}"
                     + (f", min box IoU {_fmt(e.get('min_box_iou'))}" if e.get("min_box_iou") is not None else ""))
         for stage, key, name in (("localize", "scores", "pseudo boxes"),
-                                 ("boxes", "split_scores", "pseudo boxes, groups split"),
+                                 ("boxes", "split_scores", "pseudo boxes, refined by the box model"),
                                  ("boxes", "scores", "box model")):
             s = n.get(stage, {}).get(key)
             if s:
