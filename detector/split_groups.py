@@ -12,7 +12,9 @@ model trained without crops").
 
 A pseudo box that is not split is averaged with the box model's box that overlaps it most, where
 they overlap enough (:func:`fuse_box`): two boxes made by different means err in different
-directions (benchmarks/NOTES.md, "The pseudo box averaged with the box model's").
+directions (README's suite table: with 20 hand boxes, CorLoc after the split and the averaging
+0.862 on the animals and 0.971 on the blocks; benchmarks/NOTES.md, "The pseudo box averaged with
+the box model's").
 """
 
 from __future__ import annotations
