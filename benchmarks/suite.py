@@ -20,8 +20,8 @@ localizer or box model learned from (photos prepare could not read are left out 
 Columns: the classifier's test accuracy (the split run's, on the group-aware test split) beside a
 linear probe (logistic regression on the globally pooled descriptors the class-map head reads,
 trained on the same train split, its L2 chosen on the valid split); pseudo boxes
-(``RUN/localize``, one per photo), the same refined by the box model (groups split, single boxes averaged with its)
-(``RUN/boxes/pseudo_boxes.json``) and the box model (``boxstrap detect`` with ``RUN/boxes/model``) as CorLoc
+(``RUN/localize``, one per photo), the same refined by the box model (groups split, other boxes
+averaged with the box model's; ``RUN/boxes/pseudo_boxes.json``) and the box model (``boxstrap detect`` with ``RUN/boxes/model``) as CorLoc
 (the top box against its best-matching true box), mean IoU of that box, and COCO mAP@0.5 over all
 true boxes; the same for two baselines that know nothing: a centred box of 80% of each side, and
 the whole photo; stage times as multiples of one plain VGG16 forward pass over the set's photos.

@@ -164,11 +164,10 @@ class BoxTrainConfig:
             raise ValueError(f"learning_rate must be > 0. Received: {self.learning_rate!r}")
         if self.iou_weight < 0:
             raise ValueError(f"iou_weight must be >= 0. Received: {self.iou_weight!r}")
-        if self.split_inside is not None and (isinstance(self.split_inside, bool)
-                                              or not 0 < self.split_inside <= 1):
-            raise ValueError(f"split_inside must be in (0, 1] or None. Received: {self.split_inside!r}")
-        if self.fuse_iou is not None and (isinstance(self.fuse_iou, bool) or not 0 < self.fuse_iou <= 1):
-            raise ValueError(f"fuse_iou must be in (0, 1] or None. Received: {self.fuse_iou!r}")
+        for name in ("split_inside", "fuse_iou"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not 0 < value <= 1):
+                raise ValueError(f"{name} must be in (0, 1] or None. Received: {value!r}")
         if not self.cell_weight >= 0:
             raise ValueError(f"cell_weight must be >= 0. Received: {self.cell_weight!r}")
         if self.paste_photos and self.head != "centres":

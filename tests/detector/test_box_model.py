@@ -177,6 +177,11 @@ class TestTrainBoxHead:
             BoxTrainConfig(kernel=0)
         with pytest.raises(ValueError, match="cell_weight must be >= 0"):
             BoxTrainConfig(cell_weight=-1.0)
+        for name in ("split_inside", "fuse_iou"):
+            for bad in (0.0, 1.5, True):
+                with pytest.raises(ValueError, match=f"{name} must be in \\(0, 1\\] or None"):
+                    BoxTrainConfig(**{name: bad})
+            assert getattr(BoxTrainConfig(**{name: None}), name) is None
 
     def test_no_boxes(self, classifier):
         _, head = build_box_model(classifier, feature_layer=VGG16.feature_layer)
