@@ -88,10 +88,14 @@ def summary_blocks(run: Path, results: dict) -> list[Block]:
                          "them with `boxstrap review RUN`).")]
         split = get.get("boxes", {}).get("split")
         if split:
-            blocks.append(("p", f"The box model split {split['photos']} pseudo boxes into a box per object (where "
+            kept = int(get.get("boxes", {}).get("chosen_round") or 1)
+            who = ("The box model" if kept < 2 else "The first round's box model" if kept == 2
+                   else f"The box models of rounds 1 to {kept - 1}")
+            blocks.append(("p", f"{who} split {split['photos']} pseudo boxes into a box per object (where "
                                 "two or more of its boxes lay inside one) and averaged "
                                 f"{split.get('fused', 0)} with its own box of the object: `boxes/pseudo_boxes.json` "
-                                "and `boxes/annotations/` hold the pseudo boxes so refined."))
+                                "and `boxes/annotations/` hold the pseudo boxes so refined"
+                                + (f"; the shipped box model (round {kept}) learned from them." if kept >= 2 else ".")))
         reviewed = loc.get("reviewed")
         if reviewed:
             blocks.append(("p", f"Reviewed in the browser: {reviewed['photos']} photos ({reviewed['boxes']} boxes), "
@@ -143,7 +147,9 @@ def boxes_text(localize_scores: dict[str, Any], boxes: dict[str, Any]) -> list[s
     scored = (boxes.get("scores") or {}).get("scored")
     if scored:
         rounds = boxes.get("rounds", [])
-        text = f"Box model: trained on the pseudo boxes and {boxes.get('hand_boxes', 0)} hand boxes; scored {scored}."
+        refined = " (refined by the round before's box model)" if int(boxes.get("chosen_round") or 1) >= 2 else ""
+        text = (f"Box model: trained on the pseudo boxes{refined} and {boxes.get('hand_boxes', 0)} hand boxes; "
+                f"scored {scored}.")
         if any("held_out" in r for r in rounds):
             text += (" Self-training rounds (held-out mean IoU): "
                      + ", ".join(f"{r['round']}: {r['held_out']['mean_iou']:.3f}" for r in rounds if "held_out" in r)

@@ -10,6 +10,7 @@ so the box model costs no forward pass of its own; otherwise one pass computes t
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
@@ -42,8 +43,10 @@ log = logging.getLogger(__name__)
 
 VALID_SHARE = 0.15
 #: Beside the box model: every photo's pseudo box, split where it held several of the box model's
-#: boxes (``BoxTrainConfig.split_inside``), and the same for the hand-boxed photos' held-out pseudo
-#: boxes, split by the box models trained without their fold.
+#: boxes (``BoxTrainConfig.split_inside``) or else averaged with its box of the object
+#: (``fuse_iou``), and the same for the hand-boxed photos' held-out pseudo boxes, refined by the box
+#: models trained without their fold. With several rounds, the boxes the shipped round learned
+#: from (refined by the round before); with one, refined by the shipped model.
 SPLIT_BOXES = "split_boxes.json"
 HELD_OUT_SPLIT_BOXES = "held_out_split_boxes.json"
 #: The fold models train together only while their shared view set is at most this much larger
@@ -85,8 +88,7 @@ def train_box_model(
         pseudo boxes k-fold against the same hand boxes (``folds.json``, ``held_out_boxes.json``
         beside it), the box model is scored the same way: for each fold, a box model trained
         without that fold's hand boxes (its images keep their held-out pseudo boxes) boxes the
-        fold's images; ``box_metrics.json`` holds those scores and self-training
-        (``config.rounds``) is judged by them.
+        fold's images; ``box_metrics.json`` holds those scores, one per round (``config.rounds``).
     ray : RayOptions, optional
         Compute the descriptors (when ``boxes`` has none saved beside it) on Ray workers.
 
@@ -138,31 +140,52 @@ def train_box_model(
     train_features = np.concatenate([features, pasted_features.astype(features.dtype)]) if pasted else features
     rounds: list[dict] = []
     best = None
+    trained_sets: list[tuple] = []
     fold_targets = None
     held_annotations = folds[1] if folds is not None else {}
+    # Each round after the first learns from the pseudo boxes refined (split and averaged) by the
+    # round before; the one-box heads, or a config that neither splits nor averages, learn from the
+    # box model's own boxes instead.
+    refine = (functools.partial(_split, min_inside=config.split_inside, min_iou=config.fuse_iou)
+              if (config.split_inside is not None or config.fuse_iou is not None) and config.head == "centres"
+              else None)
+    current = [a for a, _ in chosen]  # the shipped model's targets as annotations, this round
+    refinements: list[tuple[list, dict]] = []  # per round: every photo's refined boxes, the held-out ones
     if folds is not None:
         fold_of = folds[0]
         held_out_pseudo = {row: _ranked_boxes(a) for row, a in held_annotations.items()}
         fold_targets = {k: _fold_targets(pseudo, hand, fold_of, held_out_pseudo, k) for k in sorted(set(fold_of.values()))}
-    for r in range(config.rounds if folds is not None else 1):
+        fold_current = {k: [held_annotations[i] if i in hand and fold_of[i] == k else a for i, a in enumerate(current)]
+                        for k in fold_targets}
+    for r in range(config.rounds):
         # The shipped model, then one per fold (without the fold's hand boxes), which may train together.
         sets = [(targets, hand)]
         if fold_targets is not None:
             sets += [(tk, {row: box for row, box in hand.items() if folds[0][row] != k}) for k, tk in fold_targets.items()]
-        trained_sets = train_on_target_sets(trained, train_features, [(t + pasted, h) for t, h in sets], config,
-                                            verbose=verbose)
+        # A later round starts from the round before's models (the same set's) for fewer batches.
+        warm = r > 0 and config.refine_steps > 0
+        trained_sets = train_on_target_sets(
+            trained, train_features, [(t + pasted, h) for t, h in sets],
+            dataclasses.replace(config, max_steps=config.refine_steps) if warm else config, verbose=verbose,
+            start=[model for model, _, _ in trained_sets] if warm else None)
         trained_sets = [(model, rows[:len(names)], fit) for model, rows, fit in trained_sets]  # the photos'
         box_model, predicted, history = trained_sets[0]
         entry: dict = {"round": r + 1, "history": history}
+        held: dict = {}
+        held_refined: dict = {}
         if fold_targets is not None:
             fold_of = folds[0]
-            held = {}
             for (k, _), (_, fold_hand), (_, fold_predicted, _) in zip(fold_targets.items(), sets[1:], trained_sets[1:],
                                                                      strict=True):
                 for row in hand:
                     if fold_of[row] == k:
                         held[row] = fold_predicted[row]
-                fold_targets[k] = _next_targets(fold_predicted, fold_hand)
+                if refine is None:
+                    fold_targets[k] = _next_targets(fold_predicted, fold_hand)
+                    continue
+                fold_current[k] = refine(fold_current[k], fold_predicted)
+                fold_targets[k] = _refined_targets(fold_current[k], fold_hand)
+                held_refined.update({row: fold_current[k][row] for row in hand if fold_of[row] == k})
             rows = sorted(held)
             ious = matched_box_iou(cxcywh_to_xyxy(np.stack([_first(held[i][0]) for i in rows]), dtype=np.float32),
                                    cxcywh_to_xyxy(np.stack([hand[i][0] for i in rows]), dtype=np.float32))
@@ -170,14 +193,14 @@ def train_box_model(
                                  "corloc": float(np.mean(ious >= 0.5))}
             log.info("box model round %d: held-out hand boxes mean IoU %.3f, CorLoc %.3f", r + 1,
                      entry["held_out"]["mean_iou"], entry["held_out"]["corloc"])
-            if best is not None and entry["held_out"]["mean_iou"] <= best[2]["held_out"]["mean_iou"]:
-                rounds.append(entry)
-                break
-            best = (box_model, predicted, entry, held)
-        else:
-            best = (box_model, predicted, entry, {})
+        best = (box_model, predicted, entry, held)  # the last round ships (BoxTrainConfig.rounds says why)
         rounds.append(entry)
-        targets = _next_targets(predicted, hand)
+        if refine is None:
+            targets = _next_targets(predicted, hand)
+        else:
+            current = refine(current, predicted)
+            refinements.append((current, held_refined))
+            targets = _refined_targets(current, hand)
     box_model, predicted, chosen_round, held = best
     ious = matched_box_iou(cxcywh_to_xyxy(np.stack([_first(b) for b, _ in predicted]), dtype=np.float32),
                            cxcywh_to_xyxy(np.stack([_first(b) for b in pseudo]), dtype=np.float32))
@@ -200,13 +223,13 @@ def train_box_model(
             f"{len(set(folds[0].values()))}-fold over capture groups: each hand-boxed photo boxed by a box model "
             "trained without its fold's hand boxes (its own target was its held-out pseudo box)"))
     split = None
-    if (config.split_inside is not None or config.fuse_iou is not None) and config.head == "centres":
-        # Every photo of the boxes file, those the box model did not learn from (no box) as they were.
-        refine = functools.partial(_split, min_inside=config.split_inside, min_iou=config.fuse_iou)
-        by_image = {a.image: b for (a, _), b in zip(chosen, refine([a for a, _ in chosen], predicted), strict=True)}
+    if refine is not None:
+        # The refined pseudo boxes the shipped model learned from (round 1's refinement when round 1
+        # ships), for every photo of the boxes file (those without a box as they were).
+        refined, held_refined = refinements[max(chosen_round["round"] - 2, 0)]
+        by_image = {a.image: b for (a, _), b in zip(chosen, refined, strict=True)}
         split = [by_image.get(a.image, a) for a in annotations]
-        rows = sorted(held)
-        held_split = refine([held_annotations[row] for row in rows], [held[row] for row in rows])
+        held_split = [held_refined[row] for row in sorted(held)]
         changed = [(a, b) for a, b in zip(annotations, split, strict=True) if b is not a]
         metrics["split"] = {"photos": sum(len(b.boxes) > len(a.boxes) for a, b in changed),
                             "fused": sum(len(b.boxes) == len(a.boxes) for a, b in changed),
@@ -226,7 +249,7 @@ def train_box_model(
 
 
 def train_on_targets(trained: TrainedModel, features: np.ndarray, targets: list[np.ndarray],
-                     hand: dict[int, np.ndarray], config: BoxTrainConfig, *, verbose: int = 0):
+                     hand: dict[int, np.ndarray], config: BoxTrainConfig, *, verbose: int = 0, start=None):
     """One box model trained on cached descriptors: every row's target, hand-boxed rows repeated
     ``config.hand_weight`` times; for the one-box heads a seeded 15% of the rows (10 or more) is
     the validation set whose best epoch is kept (the ``"centres"`` head trains on every row, for
@@ -244,6 +267,9 @@ def train_on_targets(trained: TrainedModel, features: np.ndarray, targets: list[
         Rows whose targets are hand boxes (their ``targets`` row is used; the dict gives the rows).
     config : BoxTrainConfig
         ``crops`` None is chosen by whether ``hand`` is empty (:meth:`BoxTrainConfig.for_training`).
+    start : keras.Model, optional
+        A box model of the same config whose weights this one starts from (a later self-training
+        round's).
 
     Returns
     -------
@@ -273,6 +299,8 @@ def train_on_targets(trained: TrainedModel, features: np.ndarray, targets: list[
     train = rows[~np.isin(rows, valid)]
     box_model, head = build_box_model(trained.model, config, feature_layer=trained.feature_layer,
                                       feature_scale=feature_scale(features[train]))
+    if start is not None:
+        box_model.set_weights(start.get_weights())
 
     def y(index):
         return pad_boxes([targets[i] for i in index]) if several else np.stack([targets[i][0] for i in index])
@@ -284,7 +312,7 @@ def train_on_targets(trained: TrainedModel, features: np.ndarray, targets: list[
 
 def train_on_target_sets(trained: TrainedModel, features: np.ndarray,
                          sets: list[tuple[list[np.ndarray], dict[int, np.ndarray]]], config: BoxTrainConfig, *,
-                         verbose: int = 0) -> list[tuple]:
+                         verbose: int = 0, start: list | None = None) -> list[tuple]:
     """:func:`train_on_targets` for several ``(targets, hand)`` sets on the same descriptors: the
     shipped box model (the first set) and one per fold, which only score it.
 
@@ -295,6 +323,8 @@ def train_on_target_sets(trained: TrainedModel, features: np.ndarray,
     :data:`TOGETHER_MAX_GROWTH` times the largest set's own (photos whose targets differ between
     the sets count once per target); otherwise one after another.
 
+    ``start`` (one box model per set, or None) gives the weights each set's model starts from.
+
     Returns
     -------
     list of (box_model, predicted, history)
@@ -302,8 +332,11 @@ def train_on_target_sets(trained: TrainedModel, features: np.ndarray,
     """
     if not sets:
         return []
+    start = [None] * len(sets) if start is None else list(start)
+    if len(start) != len(sets):
+        raise ValueError(f"start must give one model per set ({len(sets)}). Received: {len(start)}")
     config = config.for_training(hand_boxes=bool(sets[0][1]))  # every set as the shipped model's
-    first = train_on_targets(trained, features, *sets[0], config, verbose=verbose)
+    first = train_on_targets(trained, features, *sets[0], config, verbose=verbose, start=start[0])
     rest = sets[1:]
     together = config.head == "centres" and not config.paste and len(rest) >= 2
     if together:
@@ -316,8 +349,8 @@ def train_on_target_sets(trained: TrainedModel, features: np.ndarray,
             log.info("the %d fold models train one after another: together they would step through %d rows "
                      "against at most %d of their own", len(rest), copies.sum(), largest)
     if not together:
-        return [first] + [train_on_targets(trained, features, targets, hand, config, verbose=verbose)
-                          for targets, hand in rest]
+        return [first] + [train_on_targets(trained, features, targets, hand, config, verbose=verbose, start=model)
+                          for (targets, hand), model in zip(rest, start[1:], strict=True)]
     pick = np.repeat(np.arange(len(rows)), copies)
     copy = np.arange(len(pick)) - np.repeat(np.cumsum(copies) - copies, copies)
     weights = (counts[pick] > copy[:, None]).astype(np.float32)
@@ -326,6 +359,8 @@ def train_on_target_sets(trained: TrainedModel, features: np.ndarray,
         own = np.repeat(rows, counts[:, k])  # set k's training rows, repeats included
         models.append(build_box_model(trained.model, config, feature_layer=trained.feature_layer,
                                       feature_scale=feature_scale(features[own])))
+        if start[k + 1] is not None:
+            models[-1][0].set_weights(start[k + 1].get_weights())
     histories = train_box_heads([head for _, head in models], features[rows[pick]], pad_boxes([boxes[i] for i in pick]),
                                 weights, config, verbose=verbose)
     return [first] + [(box_model, _predict(head, features, True), history)
@@ -374,6 +409,14 @@ def _first(boxes: np.ndarray) -> np.ndarray:
 def _next_targets(predicted: list[tuple[np.ndarray, np.ndarray]], hand: dict[int, np.ndarray]) -> list[np.ndarray]:
     """The next self-training round's targets: the box model's boxes, hand boxes kept."""
     targets = [np.clip(b, 0.0, 1.0).astype(np.float32) for b, _ in predicted]
+    for row, boxes in hand.items():
+        targets[row] = boxes
+    return targets
+
+
+def _refined_targets(annotations: list[ImageAnnotation], hand: dict[int, np.ndarray]) -> list[np.ndarray]:
+    """The next round's targets: the refined pseudo boxes (:func:`_split`), hand boxes kept."""
+    targets = [_ranked_boxes(a) for a in annotations]
     for row, boxes in hand.items():
         targets[row] = boxes
     return targets

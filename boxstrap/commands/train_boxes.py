@@ -26,10 +26,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hand-boxes", help="hand-checked boxes (any annotation format): they replace the pseudo "
                              "boxes of their photos and count --hand-weight times; with the k-fold record "
                              "`localize --ground-truth` wrote beside BOXES, the box model is scored on them "
-                             "out of fold and self-trained")
+                             "out of fold")
     parser.add_argument("--hand-weight", type=int, default=defaults.hand_weight, help="(default %(default)s)")
     parser.add_argument("--rounds", type=int, default=defaults.rounds,
-                        help="self-training rounds at most (default %(default)s)")
+                        help="box models trained in turn, each after the first on the pseudo boxes refined by "
+                             "the one before, the last shipped (default %(default)s)")
     parser.add_argument("--paste-photos", type=int, default=defaults.paste_photos,
                         help="sets of scenes composed from the photos by copy-paste to learn from too (default "
                              "%(default)s: measured, not adopted; benchmarks/NOTES.md, \"Copy-paste of pixels\")")

@@ -66,6 +66,27 @@ class TestBoxesText:
         assert "learned from 88 hand boxes in 66 capture groups" in first and "scored 5-fold" in first
         assert "88 hand boxes" in second and "1: 0.800, 2: 0.790; kept round 1" in second
 
+    def test_a_second_round_kept_says_what_it_learned_from(self, tmp_path):
+        from boxstrap.summary import boxes_text
+
+        rounds = [{"round": 1, "held_out": {"mean_iou": 0.70}}, {"round": 2, "held_out": {"mean_iou": 0.72}}]
+        boxes = {"hand_boxes": 20, "chosen_round": 2, "rounds": rounds, "scores": {"scored": "5-fold ..."},
+                 "split": {"photos": 3, "fused": 150, "boxes": 190}}
+        text = boxes_text({}, boxes)[-1]
+        assert "trained on the pseudo boxes (refined by the round before's box model) and 20 hand boxes" in text
+        assert "1: 0.700, 2: 0.720; kept round 2" in text
+        unscored = {k: v for k, v in boxes.items() if k != "scores"}
+        blocks = summary_blocks(tmp_path, {"localize": StageResult("localize", {"images": 9}, 1.0),
+                                           "boxes": StageResult("boxes", unscored, 1.0)})
+        md = render_markdown(blocks, tmp_path)
+        assert ("The first round's box model split 3 pseudo boxes into a box per object" in md
+                and "averaged 150 with its own box" in md and "the shipped box model (round 2) learned from them." in md)
+        one = summary_blocks(tmp_path, {"localize": StageResult("localize", {"images": 9}, 1.0),
+                                        "boxes": StageResult("boxes", dict(unscored, chosen_round=1), 1.0)})
+        md = render_markdown(one, tmp_path)
+        assert "The box model split 3 pseudo boxes" in md and "learned from them" not in md
+        assert "refined by" not in boxes_text({}, dict(boxes, chosen_round=1))[-1]
+
     def test_no_hand_boxes(self):
         from boxstrap.summary import boxes_text
 

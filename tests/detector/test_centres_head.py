@@ -82,9 +82,12 @@ class TestCentresHead:
         history = train_box_head(head, features, pad_boxes(boxes), config, verbose=0)
         assert len(history["loss"]) == epochs
 
-    def test_max_steps_must_not_be_negative(self):
-        with pytest.raises(ValueError, match="max_steps must be an int >= 0"):
-            BoxTrainConfig(max_steps=-1)
+    @pytest.mark.parametrize("name", ["max_steps", "refine_steps"])
+    def test_steps_must_not_be_negative(self, name):
+        with pytest.raises(ValueError, match=f"{name} must be an int >= 0"):
+            BoxTrainConfig(**{name: -1})
+        with pytest.raises(ValueError, match=f"{name} must be an int >= 0"):
+            BoxTrainConfig(**{name: 1.5})
 
 
 class TestCentreTargets:

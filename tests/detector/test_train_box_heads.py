@@ -1,5 +1,6 @@
 """Several ``"centres"`` heads trained at once (the shipped box model and its fold models)."""
 
+import dataclasses
 import logging
 from types import SimpleNamespace
 
@@ -126,3 +127,24 @@ class TestTargetSets:
             _, alone, _ = train_on_targets(trained, features, targets, hand, config)
             for (b, _), (b2, _) in zip(predicted, alone, strict=True):
                 np.testing.assert_array_equal(b, b2)
+
+    @pytest.mark.parametrize("fold_targets", [[LEFT] * 12 + [RIGHT] * 12, [RIGHT] * 24],
+                             ids=["together", "one after another"])
+    def test_each_model_starts_from_its_own_start_model(self, classifier, fold_targets):
+        # A later self-training round starts each set's model from the round before's model of the
+        # same set: with a learning rate too small to move them, the weights are the start models'.
+        trained = SimpleNamespace(model=classifier, feature_layer=VGG16.feature_layer)
+        features = two_object_grids(24)
+        targets = [LEFT] * 12 + [RIGHT] * 12
+        sets = [(targets, {}), (targets, {}), (fold_targets, {})]
+        config = BoxTrainConfig(reduce_filters=4, epochs=3, crops=0, learning_rate=1e-2)
+        first = train_on_target_sets(trained, features, sets, config)
+        still = dataclasses.replace(config, epochs=1, learning_rate=1e-12)
+        warm = train_on_target_sets(trained, features, sets, still, start=[m for m, _, _ in first])
+        cold = train_on_target_sets(trained, features, sets, still)
+        for (before, _, _), (after, _, _), (fresh, _, _) in zip(first, warm, cold, strict=True):
+            start = np.concatenate([w.ravel() for w in before.get_weights()])
+            np.testing.assert_allclose(np.concatenate([w.ravel() for w in after.get_weights()]), start, atol=1e-6)
+            assert not np.allclose(np.concatenate([w.ravel() for w in fresh.get_weights()]), start, atol=1e-3)
+        with pytest.raises(ValueError, match="one model per set"):
+            train_on_target_sets(trained, features, sets, still, start=[first[0][0]])
