@@ -105,7 +105,10 @@ class BoxTrainConfig:
         box model's CorLoc on the animals from 0.855 to 0.885 (mAP@0.5 0.685 -> 0.731) and on the
         blocks from 0.971 to 0.985, each seed at or above the refined pseudo boxes it learned from
         (benchmarks/NOTES.md, "A second round on the refined pseudo boxes"). A second round on the
-        box model's own boxes scored lower on every set ("Self-training rounds").
+        box model's own boxes scored lower on every set ("Self-training rounds"). Without hand
+        boxes, one round: in the suite's run of every budget the second round with labels only
+        lifted the animals' box model from 0.777 to 0.844 but dropped the blocks' from 0.693 to
+        0.625, and a default is chosen by the worse set.
     refine_steps : int >= 0
         Each round after the first starts from the round before's model of the same set (the
         shipped one, each fold's) and trains for at most this many batches (in whole epochs, as

@@ -157,7 +157,7 @@ def train_box_model(
         fold_targets = {k: _fold_targets(pseudo, hand, fold_of, held_out_pseudo, k) for k in sorted(set(fold_of.values()))}
         fold_current = {k: [held_annotations[i] if i in hand and fold_of[i] == k else a for i, a in enumerate(current)]
                         for k in fold_targets}
-    for r in range(config.rounds):
+    for r in range(config.rounds if hand else 1):  # labels only: one round (BoxTrainConfig.rounds says why)
         # The shipped model, then one per fold (without the fold's hand boxes), which may train together.
         sets = [(targets, hand)]
         if fold_targets is not None:

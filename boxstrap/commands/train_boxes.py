@@ -29,8 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "out of fold")
     parser.add_argument("--hand-weight", type=int, default=defaults.hand_weight, help="(default %(default)s)")
     parser.add_argument("--rounds", type=int, default=defaults.rounds,
-                        help="box models trained in turn, each after the first on the pseudo boxes refined by "
-                             "the one before, the last shipped (default %(default)s)")
+                        help="with hand boxes, box models trained in turn, each after the first on the pseudo "
+                             "boxes refined by the one before, the last shipped (default %(default)s; labels only: "
+                             "one)")
     parser.add_argument("--paste-photos", type=int, default=defaults.paste_photos,
                         help="sets of scenes composed from the photos by copy-paste to learn from too (default "
                              "%(default)s: measured, not adopted; benchmarks/NOTES.md, \"Copy-paste of pixels\")")

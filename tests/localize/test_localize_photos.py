@@ -410,18 +410,18 @@ class TestTrainBoxModel:
         assert ratios and all(r == pytest.approx((1 + shrink(1)) / 2, abs=0.02) or r == pytest.approx((1 + shrink(2)) / 2, abs=0.02)
                    for r in ratios)
 
-    def test_without_hand_boxes_every_round_is_kept(self, demo, model_dir, tmp_path, monkeypatch):
+    def test_without_hand_boxes_one_round(self, demo, model_dir, tmp_path, monkeypatch):
         import detector.train_box_model as tbm
         from detector.box_train_config import BoxTrainConfig
 
         loc = tmp_path / "loc"
         localize_photos(model_dir, demo, loc, replace_formats(LocalizeConfig()), progress=False)
-        rounds = []
+        calls = []
 
         def fake_sets(trained, features, sets, config, *, verbose=0, start=None):
-            rounds.append([np.asarray(t, np.float32) for t in sets[0][0]])
-            return [(len(rounds), [(np.asarray(t, np.float32)[:1] * [1, 1, 0.8, 0.8], np.ones(min(len(t), 1)))
-                                   for t in sets[0][0]], {"loss": [1.0]})]
+            calls.append(sets)
+            return [("round 1", [(np.asarray(t, np.float32)[:1] * [1, 1, 0.8, 0.8], np.ones(min(len(t), 1)))
+                                 for t in sets[0][0]], {"loss": [1.0]})]
 
         def fake_save(model, out_dir, **kwargs):
             out_dir.mkdir(parents=True)
@@ -433,14 +433,10 @@ class TestTrainBoxModel:
         path = tbm.train_box_model(model_dir, loc / "pseudo_boxes.json", demo, tmp_path / "boxes",
                                    BoxTrainConfig(rounds=3), verbose=0)
         metrics = json.loads((path / "box_metrics.json").read_text())
-        assert len(rounds) == 3 and metrics["model"] == 3 and metrics["chosen_round"] == 3
-        one = [len(t) == 1 for t in rounds[0]]
-        widths = [np.array([t[0, 2] for t, single in zip(r, one, strict=True) if single]) for r in rounds]
-        assert len(widths[0]) > 0
-        np.testing.assert_allclose(widths[1], widths[0] * 0.9, rtol=1e-3, atol=2e-3)
-        np.testing.assert_allclose(widths[2], widths[1] * 0.9, rtol=1e-3, atol=2e-3)
-        # The written pseudo boxes are what the shipped (third) round learned from.
-        assert _width_ratios(loc / "pseudo_boxes.json", path / tbm.SPLIT_BOXES) == pytest.approx([0.81], abs=0.02)
+        assert len(calls) == 1 and len(calls[0]) == 1  # the shipped model alone: no fold to score
+        assert metrics["model"] == "round 1" and metrics["chosen_round"] == 1
+        # Written: the pseudo boxes averaged with the shipped model's boxes.
+        assert _width_ratios(loc / "pseudo_boxes.json", path / tbm.SPLIT_BOXES) == pytest.approx([0.9], abs=0.02)
 
     def test_fold_targets_hide_the_folds_hand_boxes(self):
         from detector.train_box_model import _fold_targets, _next_targets
