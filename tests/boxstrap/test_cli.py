@@ -61,6 +61,6 @@ class TestCli:
 
         monkeypatch.setattr(detector.train_box_model, "train_box_model", fake)
         assert main(["train-boxes", "M", "B.json", "I", "--out", str(tmp_path / "box"), "--paste-photos", "1",
-                     "--rounds", "2"]) == 0
-        assert (seen["config"].paste_photos, seen["config"].rounds) == (1, 2)
+                     "--rounds", "3"]) == 0
+        assert (seen["config"].paste_photos, seen["config"].rounds) == (1, 3)
         assert "wrote the box model" in capsys.readouterr().out

@@ -55,8 +55,12 @@ class TestPipeline:
         # The box model learned from the hand boxes too, and is scored on box models that never saw them.
         boxes = results["boxes"].numbers
         assert boxes["hand_boxes"] == 20 and "fold over capture groups" in boxes["scores"]["scored"]
-        assert 1 <= len(boxes["rounds"]) <= PipelineConfig().boxes.rounds
-        assert "Box model: trained on the pseudo boxes and 20 hand boxes" in summary
+        # Every round trained and scored held out; the last, which learned from the refined boxes, ships.
+        assert [r["round"] for r in boxes["rounds"]] == list(range(1, PipelineConfig().boxes.rounds + 1))
+        assert boxes["chosen_round"] == PipelineConfig().boxes.rounds == 2
+        assert ("Box model: trained on the pseudo boxes (refined by the round before's box model) and 20 hand "
+                "boxes") in summary
+        assert "the shipped box model (round 2) learned from them" in summary
         # The pseudo boxes with their groups split by the box model, in every format, scored held out.
         split = json.loads((run / "boxes" / "pseudo_boxes.json").read_text())
         assert len(split) == len(json.loads((run / "localize" / "pseudo_boxes.json").read_text()))
