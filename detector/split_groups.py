@@ -62,8 +62,7 @@ def split_groups(box: np.ndarray, boxes: np.ndarray, scores: np.ndarray, *,
     >>> split_groups(group, found[:1], np.array([0.9]), min_inside=0.7) is None
     True
     """
-    if not 0 < min_inside <= 1:
-        raise ValueError(f"min_inside must be in (0, 1]. Received: {min_inside!r}")
+    _check_share("min_inside", min_inside)
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
     scores = np.asarray(scores).reshape(-1)
     if len(boxes) < 2:
@@ -109,8 +108,7 @@ def fuse_box(box: np.ndarray, boxes: np.ndarray, *, min_iou: float) -> np.ndarra
     >>> fuse_box(np.array([0.5, 0.5, 0.4, 0.4]), np.array([[0.9, 0.9, 0.1, 0.1]]), min_iou=0.3) is None
     True
     """
-    if not 0 < min_iou <= 1:
-        raise ValueError(f"min_iou must be in (0, 1]. Received: {min_iou!r}")
+    _check_share("min_iou", min_iou)
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
     if not len(boxes):
         return None
@@ -120,3 +118,8 @@ def fuse_box(box: np.ndarray, boxes: np.ndarray, *, min_iou: float) -> np.ndarra
     if overlap[best] < min_iou:
         return None
     return ((own + boxes[best]) / 2).astype(np.float32)
+
+
+def _check_share(name: str, value: float) -> None:
+    if not 0 < value <= 1:
+        raise ValueError(f"{name} must be in (0, 1]. Received: {value!r}")

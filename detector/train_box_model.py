@@ -139,7 +139,6 @@ def train_box_model(
     pasted_features, pasted = _pasted(trained, chosen, pseudo, hand, config, out_dir, verbose=verbose)
     train_features = np.concatenate([features, pasted_features.astype(features.dtype)]) if pasted else features
     rounds: list[dict] = []
-    best = None
     trained_sets: list[tuple] = []
     fold_targets = None
     held_annotations = folds[1] if folds is not None else {}
@@ -174,7 +173,6 @@ def train_box_model(
         held: dict = {}
         held_refined: dict = {}
         if fold_targets is not None:
-            fold_of = folds[0]
             for (k, _), (_, fold_hand), (_, fold_predicted, _) in zip(fold_targets.items(), sets[1:], trained_sets[1:],
                                                                      strict=True):
                 for row in hand:
@@ -193,7 +191,6 @@ def train_box_model(
                                  "corloc": float(np.mean(ious >= 0.5))}
             log.info("box model round %d: held-out hand boxes mean IoU %.3f, CorLoc %.3f", r + 1,
                      entry["held_out"]["mean_iou"], entry["held_out"]["corloc"])
-        best = (box_model, predicted, entry, held)  # the last round ships (BoxTrainConfig.rounds says why)
         rounds.append(entry)
         if refine is None:
             targets = _next_targets(predicted, hand)
@@ -201,7 +198,7 @@ def train_box_model(
             current = refine(current, predicted)
             refinements.append((current, held_refined))
             targets = _refined_targets(current, hand)
-    box_model, predicted, chosen_round, held = best
+    chosen_round = entry  # the last round ships: box_model, predicted, held are its (BoxTrainConfig.rounds says why)
     ious = matched_box_iou(cxcywh_to_xyxy(np.stack([_first(b) for b, _ in predicted]), dtype=np.float32),
                            cxcywh_to_xyxy(np.stack([_first(b) for b in pseudo]), dtype=np.float32))
     metrics = {
