@@ -3,15 +3,18 @@
 On each set of a finished suite (``benchmarks/suite.py --out DIR``: its trained classifier and
 prepared photos are reused), a reviewer is played: starting from the pseudo boxes made with labels
 only, the first k photos of an order are "corrected" with their true boxes (what `boxstrap review`
-saves as hand boxes) and localize runs again with them (k = 10, 20, 50, cumulative). Three
-orders: the review order `boxstrap review` shows (lowest classifier confidence in the photo's
-class first), the box model's order (lowest confidence in the photo's best box first: the
-suite's labels-only box model, its ``detect_0`` detections; 0 where it keeps no box), and
-random ones (``--seeds``, five by default: one random draw of 10 photos is luck, so the orders
-are compared with the random orders' mean, and the table gives their range). Only photos that have true boxes can be corrected, so every order runs over
-those (on the blocks: the 88 hand-checked valid photos). Every round is scored on the true photos
-outside the capture groups of the corrected ones: pseudo boxes CorLoc, COCO mAP@0.5 and recall
-over all boxes.
+saves as hand boxes) and localize runs again with them (k = 10, 20, 50, cumulative). Four
+orders: the review order `boxstrap review` shows (:func:`datasets.review.review_order`: a photo
+of every capture group before a second of any, the groups the classifier doubts most first);
+the classifier's confidence alone (lowest confidence in the photo's class first: the review
+order before capture groups took turns); the box model's order (lowest confidence in the
+photo's best box first: the suite's labels-only box model, its ``detect_0`` detections; 0 where
+it keeps no box); and random ones (``--seeds``, five by default: one random draw of 10 photos
+is luck, so the orders are compared with the random orders' mean, and the table gives their
+range). Only photos that have true boxes can be corrected, so every order runs over those (on
+the blocks: the 88 hand-checked valid photos). Every round is scored on the true photos outside
+the capture groups of the corrected ones: pseudo boxes CorLoc, COCO mAP@0.5 and recall over all
+boxes.
 Also printed: CorLoc over every photo with true boxes, the corrected ones counted right (the
 boxes the user has after the round), and the share of the wrong boxes (IoU < 0.5 with labels
 only) that the first 20% of each order holds. Only the pseudo boxes are rerun (localize reads back
@@ -86,7 +89,11 @@ def review_loop(name: str, run: Path, truth: Path, work: Path, *, ks, seeds) -> 
         raise SystemExit(f"{detections} is missing: run the suite with the 0 budget (labels only) first.")
     detected = read_annotations(detections, "boxes-json", labels=labels)
     best = {a.image: max((b.score for b in a.boxes), default=0.0) for a in detected}
+    confidence = {entry["image"]: entry["confidence"] for entry in review}
+    listed = {item.name: k for k, item in enumerate(first.items)}
     orders = {("review order", None): sorted(range(len(pool)), key=lambda k: rank.get(names[k], len(rank))),
+              ("confidence order", None): sorted(range(len(pool)), key=lambda k: (confidence.get(names[k], 0.0),
+                                                                                   listed.get(names[k], 0))),
               ("box model order", None): sorted(range(len(pool)), key=lambda k: best.get(names[k], 0.0))}
     for seed in seeds:
         orders["random order", seed] = list(np.random.default_rng(seed).permutation(len(pool)))

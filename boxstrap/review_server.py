@@ -1,7 +1,7 @@
 """``boxstrap review RUN``: a page on this machine for checking and correcting a run's pseudo boxes.
 
 The page (``boxstrap/review_page/``: plain HTML, CSS and JavaScript, nothing fetched from elsewhere)
-shows the run's photos in review order (``RUN/localize/review.json``: lowest confidence first),
+shows the run's photos in review order (``RUN/localize/review.json``: :func:`datasets.review.review_order`),
 each with its pseudo boxes (split by the box model where the run got that far:
 :func:`shown_boxes_path`), and sends every change as it is made; :class:`ReviewRun` checks it and
 saves the photo's reviewed boxes into ``RUN/review/corrections.json`` (boxes JSON, written

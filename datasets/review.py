@@ -1,6 +1,7 @@
 """What a person checks boxes with: ``review.json`` in review order, an overlay per photo, contact sheets.
 
-:func:`write_review` writes them for ``localize`` and ``detect`` alike.
+:func:`write_review` writes them for ``localize`` and ``detect`` alike, in the order of
+:func:`review_order`.
 
 :func:`render_overlay` draws one image with its heatmap (jet colormap, blended) and boxes with
 label and score; :func:`render_contact_sheets` lays many images out as a grid of thumbnails with
@@ -29,8 +30,8 @@ from groundwork.heatmaps import check_heatmap, normalize_heatmap
 from groundwork.paths import confined
 from groundwork.thread_map import thread_imap, thread_map
 
-__all__ = ["GT_COLOR", "PRED_COLOR", "ReviewItem", "render_contact_sheets", "render_overlay", "write_png",
-           "write_review"]
+__all__ = ["GT_COLOR", "PRED_COLOR", "ReviewItem", "render_contact_sheets", "render_overlay", "review_order",
+           "write_png", "write_review"]
 
 log = logging.getLogger(__name__)
 
@@ -286,15 +287,70 @@ def _check_rgb(rgb: object, name: str) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+def review_order(confidence: Sequence[float], groups: Sequence[int | None] | None = None) -> np.ndarray:
+    """The order a person checks photos in: one photo of every capture group before a second of
+    any, the groups most in doubt first, each group's least confident photo first.
+
+    A capture group's photos are shots of one scene (a burst). Once one of them is corrected, the
+    localizer rerun with it boxes the others alike, so a second photo of a group waits until every
+    group has shown one. A group's doubt is the summed ``1 - confidence`` of its photos (about how
+    many of them the classifier doubts); the groups take their turns by it, most first, and ties
+    go to the least confident photo. Photos without a group are groups of one, so without groups
+    this is lowest confidence first (``benchmarks/NOTES.md``, "A review order by capture group").
+
+    Parameters
+    ----------
+    confidence : (N,) floats
+        Each photo's confidence (the classifier's probability of its class, or the box's).
+    groups : N ints or None, optional
+        Each photo's capture group (:attr:`datasets.photo_items.PhotoItem.group`), None for none.
+
+    Returns
+    -------
+    (N,) int ndarray
+        Photo indices in review order.
+
+    Raises
+    ------
+    ValueError
+        If ``groups`` does not give one entry per photo.
+
+    Examples
+    --------
+    >>> review_order([0.9, 0.2, 0.5]).tolist()
+    [1, 2, 0]
+    >>> review_order([0.3, 0.4, 0.2, 0.9], groups=[7, 7, None, 8]).tolist()  # group 7 doubts most
+    [0, 2, 3, 1]
+    """
+    confidence = np.asarray(confidence, np.float64).reshape(-1)
+    n = len(confidence)
+    if groups is None:
+        groups = [None] * n
+    if len(groups) != n:
+        raise ValueError(f"groups must give one capture group per photo ({n}). Received: {len(groups)}")
+    keys = [("photo", i) if g is None else ("group", int(g)) for i, g in enumerate(groups)]
+    by_confidence = np.argsort(confidence, kind="stable")
+    doubt: dict[tuple, float] = {}
+    turn = np.zeros(n, np.int64)
+    shown: dict[tuple, int] = {}
+    for i in by_confidence:
+        doubt[keys[i]] = doubt.get(keys[i], 0.0) + 1.0 - float(confidence[i])
+        turn[i] = shown.get(keys[i], 0)
+        shown[keys[i]] = turn[i] + 1
+    rank = np.empty(n, np.int64)
+    rank[by_confidence] = np.arange(n)
+    return np.asarray(sorted(range(n), key=lambda i: (turn[i], -doubt[keys[i]], rank[i])), np.int64)
+
+
 def write_review(out_dir: Path, items: Sequence[PhotoItem], images: Sequence[np.ndarray],
                  boxes: Sequence[np.ndarray], scores: Sequence[np.ndarray], classes: Sequence[str],
                  confidence: np.ndarray, notes: Sequence[str], *, heatmaps: Sequence[np.ndarray] | None = None,
                  overlays: bool = True, progress: bool = True) -> None:
-    """``review.json`` (lowest confidence first), contact sheets and (with ``overlays``) one picture
-    per image: its box, class and score, over its heatmap when given."""
+    """``review.json`` (in :func:`review_order`), contact sheets (lowest confidence first) and (with
+    ``overlays``) one picture per image: its box, class and score, over its heatmap when given."""
     from groundwork.progress import progress_bar
 
-    order = np.argsort(confidence, kind="stable")
+    order = review_order(confidence, [item.group for item in items])
     write_json(out_dir / "review.json", [
         {"image": items[i].name, "class": classes[i], "confidence": float(confidence[i]),
          "box": boxes[i][0].tolist() if len(boxes[i]) else None, "boxes": len(boxes[i]), "note": notes[i]}

@@ -9,7 +9,7 @@ a ``"centres"`` box model finds, in the photo's own pixels) and writes into ``OU
     OUT/detections.json            boxes JSON (with scores)
     OUT/annotations/voc/ ...       the same boxes for CVAT, Label Studio, Roboflow, Create ML
     OUT/annotations/coco.json, annotations/yolo/, annotations/createml.json
-    OUT/review.json                per image: class, confidence, box, note; lowest confidence first
+    OUT/review.json                per image: class, confidence, box, note; in review order (datasets.review.review_order)
     OUT/contact_sheets/sheet_NNN.png, OUT/overlays/<image>.png
     OUT/skipped.json               images that could not be read (file and reason)
     OUT/scores.json                CorLoc, IoU, MaxBoxAcc, COCO mAP when ground truth is given

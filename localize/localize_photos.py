@@ -8,7 +8,7 @@ per class, or plain files), runs :func:`classifier.forward_photos.forward_photos
     OUT/pseudo_boxes.json          boxes JSON (with scores): the boxes every later step reads
     OUT/annotations/voc/ ...       the same boxes for CVAT, Label Studio, Roboflow, Create ML
     OUT/annotations/coco.json, annotations/yolo/, annotations/createml.json
-    OUT/review.json                per image: class, confidence, box, note; lowest confidence first
+    OUT/review.json                per image: class, confidence, box, note; in review order (datasets.review.review_order)
     OUT/skipped.json               images that could not be read (file and reason), and left out
     OUT/contact_sheets/sheet_NNN.png   many images per page, lowest confidence first
     OUT/overlays/<image>.png       heatmap plus box per image (with ``overlays``)

@@ -4,7 +4,15 @@ import cv2
 import numpy as np
 import pytest
 
-from datasets.review import GT_COLOR, PRED_COLOR, ReviewItem, render_contact_sheets, render_overlay, write_png
+from datasets.review import (
+    GT_COLOR,
+    PRED_COLOR,
+    ReviewItem,
+    render_contact_sheets,
+    render_overlay,
+    review_order,
+    write_png,
+)
 
 
 def image(h=48, w=64, value=100):
@@ -91,3 +99,56 @@ def test_write_png_round_trip(tmp_path):
     back = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
     np.testing.assert_array_equal(back, rgb)
     assert [p.name for p in path.parent.iterdir()] == ["x.png"]
+
+
+class TestReviewOrder:
+    def test_without_groups_lowest_confidence_first_ties_in_photo_order(self):
+        assert review_order([0.5, 0.1, 0.5, 0.3]).tolist() == [1, 3, 0, 2]
+        assert review_order([0.5, 0.1, 0.5, 0.3], [None] * 4).tolist() == [1, 3, 0, 2]
+
+    def test_every_group_shows_one_photo_before_any_shows_a_second(self):
+        # A burst of three doubtful shots (group 1) and two single shots.
+        confidence = [0.2, 0.25, 0.3, 0.6, 0.9]
+        groups = [1, 1, 1, None, 2]
+        order = review_order(confidence, groups).tolist()
+        assert order == [0, 3, 4, 1, 2]
+        assert review_order(confidence).tolist() == [0, 1, 2, 3, 4]  # the same photos by confidence alone
+
+    def test_groups_take_turns_by_their_summed_doubt(self):
+        # Group 5's least confident photo (0.4) beats group 6's (0.3): five doubtful shots against one.
+        confidence = [0.3, 0.4, 0.5, 0.5, 0.5, 0.5]
+        groups = [6, 5, 5, 5, 5, 5]
+        assert review_order(confidence, groups).tolist() == [1, 0, 2, 3, 4, 5]
+
+    def test_a_permutation_of_every_photo(self):
+        rng = np.random.default_rng(0)
+        confidence = rng.random(50)
+        groups = [int(g) if g < 8 else None for g in rng.integers(0, 12, 50)]
+        order = review_order(confidence, groups)
+        assert sorted(order.tolist()) == list(range(50))
+        turns = {}
+        seen = []
+        for i in order:  # a group's k-th photo comes after every group's (k-1)-th
+            key = ("photo", i) if groups[i] is None else groups[i]
+            seen.append(turns.get(key, 0))
+            turns[key] = seen[-1] + 1
+        assert seen == sorted(seen)
+
+    def test_groups_must_match_the_photos(self):
+        with pytest.raises(ValueError, match="one capture group per photo"):
+            review_order([0.1, 0.2], groups=[1])
+
+
+def test_write_review_lists_photos_in_review_order(tmp_path):
+    import json
+
+    from datasets.photo_items import PhotoItem
+    from datasets.review import write_review
+
+    items = [PhotoItem(tmp_path / f"{k}.jpg", f"{k}.jpg", "one", group=g) for k, g in enumerate([3, 3, 4])]
+    box = [np.array([[4.0, 4.0, 20.0, 20.0]])] * 3
+    write_review(tmp_path / "out", items, [image()] * 3, box, [np.array([0.5])] * 3, ["one"] * 3,
+                 np.array([0.1, 0.2, 0.8]), ["", "", ""], overlays=False, progress=False)
+    review = json.loads((tmp_path / "out" / "review.json").read_text())
+    assert [r["image"] for r in review] == ["0.jpg", "2.jpg", "1.jpg"]  # group 4 before group 3's second shot
+    assert (tmp_path / "out" / "contact_sheets" / "sheet_001.png").is_file()
