@@ -296,7 +296,7 @@ def review_order(confidence: Sequence[float], groups: Sequence[int | None] | Non
     group has shown one. A group's doubt is the summed ``1 - confidence`` of its photos (about how
     many of them the classifier doubts); the groups take their turns by it, most first, and ties
     go to the least confident photo. Photos without a group are groups of one, so without groups
-    this is lowest confidence first (``benchmarks/NOTES.md``, "A review order by capture group").
+    this is lowest confidence first (``benchmarks/NOTES.md``, "The review order by capture group").
 
     Parameters
     ----------
