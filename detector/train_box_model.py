@@ -175,15 +175,11 @@ def train_box_model(
         if fold_targets is not None:
             for (k, _), (_, fold_hand), (_, fold_predicted, _) in zip(fold_targets.items(), sets[1:], trained_sets[1:],
                                                                      strict=True):
+                fold_current[k], fold_targets[k] = _next_round(fold_current[k], fold_predicted, fold_hand, refine)
                 for row in hand:
                     if fold_of[row] == k:
                         held[row] = fold_predicted[row]
-                if refine is None:
-                    fold_targets[k] = _next_targets(fold_predicted, fold_hand)
-                    continue
-                fold_current[k] = refine(fold_current[k], fold_predicted)
-                fold_targets[k] = _refined_targets(fold_current[k], fold_hand)
-                held_refined.update({row: fold_current[k][row] for row in hand if fold_of[row] == k})
+                        held_refined[row] = fold_current[k][row]
             rows = sorted(held)
             ious = matched_box_iou(cxcywh_to_xyxy(np.stack([_first(held[i][0]) for i in rows]), dtype=np.float32),
                                    cxcywh_to_xyxy(np.stack([hand[i][0] for i in rows]), dtype=np.float32))
@@ -192,12 +188,8 @@ def train_box_model(
             log.info("box model round %d: held-out hand boxes mean IoU %.3f, CorLoc %.3f", r + 1,
                      entry["held_out"]["mean_iou"], entry["held_out"]["corloc"])
         rounds.append(entry)
-        if refine is None:
-            targets = _next_targets(predicted, hand)
-        else:
-            current = refine(current, predicted)
-            refinements.append((current, held_refined))
-            targets = _refined_targets(current, hand)
+        current, targets = _next_round(current, predicted, hand, refine)
+        refinements.append((current, held_refined))
     chosen_round = entry  # the last round ships: box_model, predicted, held are its (BoxTrainConfig.rounds says why)
     ious = matched_box_iou(cxcywh_to_xyxy(np.stack([_first(b) for b, _ in predicted]), dtype=np.float32),
                            cxcywh_to_xyxy(np.stack([_first(b) for b in pseudo]), dtype=np.float32))
@@ -403,20 +395,19 @@ def _first(boxes: np.ndarray) -> np.ndarray:
     return boxes[0] if len(boxes) else np.zeros(4, np.float32)
 
 
-def _next_targets(predicted: list[tuple[np.ndarray, np.ndarray]], hand: dict[int, np.ndarray]) -> list[np.ndarray]:
-    """The next self-training round's targets: the box model's boxes, hand boxes kept."""
-    targets = [np.clip(b, 0.0, 1.0).astype(np.float32) for b, _ in predicted]
+def _next_round(current: list[ImageAnnotation], predicted: list[tuple[np.ndarray, np.ndarray]],
+                hand: dict[int, np.ndarray], refine) -> tuple[list[ImageAnnotation], list[np.ndarray]]:
+    """The next round's pseudo boxes and targets from this round's boxes (``predicted``): the pseudo
+    boxes ``current`` refined by them (``refine``, :func:`_split`), or without ``refine`` the boxes
+    themselves (``current`` unchanged); hand boxes kept."""
+    if refine is None:
+        targets = [np.clip(b, 0.0, 1.0).astype(np.float32) for b, _ in predicted]
+    else:
+        current = refine(current, predicted)
+        targets = [_ranked_boxes(a) for a in current]
     for row, boxes in hand.items():
         targets[row] = boxes
-    return targets
-
-
-def _refined_targets(annotations: list[ImageAnnotation], hand: dict[int, np.ndarray]) -> list[np.ndarray]:
-    """The next round's targets: the refined pseudo boxes (:func:`_split`), hand boxes kept."""
-    targets = [_ranked_boxes(a) for a in annotations]
-    for row, boxes in hand.items():
-        targets[row] = boxes
-    return targets
+    return current, targets
 
 
 def _fold_targets(pseudo: list[np.ndarray], hand: dict[int, np.ndarray], fold_of: dict[int, int],

@@ -439,7 +439,7 @@ class TestTrainBoxModel:
         assert _width_ratios(loc / "pseudo_boxes.json", path / tbm.SPLIT_BOXES) == pytest.approx([0.9], abs=0.02)
 
     def test_fold_targets_hide_the_folds_hand_boxes(self):
-        from detector.train_box_model import _fold_targets, _next_targets
+        from detector.train_box_model import _fold_targets, _next_round
 
         pseudo = [np.full((1, 4), 0.5, np.float32) for _ in range(4)]
         hand = {0: np.full((1, 4), 0.1), 2: np.full((2, 4), 0.2)}
@@ -448,7 +448,9 @@ class TestTrainBoxModel:
         assert [t[0, 0] for t in targets] == pytest.approx([0.3, 0.5, 0.2, 0.5])
         assert len(targets[2]) == 2  # every hand box of a photo stands
         predicted = [(np.full((k, 4), 1.5), np.ones(k)) for k in (1, 1, 1, 0)]
-        after = _next_targets(predicted, hand)
+        current = ["unchanged without a refinement"]
+        kept, after = _next_round(current, predicted, hand, refine=None)
+        assert kept is current
         assert [t[0, 0] if len(t) else None for t in after] == pytest.approx([0.1, 1.0, 0.2, None])
 
     def test_no_matching_images(self, demo, model_dir, tmp_path):
