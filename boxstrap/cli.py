@@ -1,8 +1,9 @@
 """The ``boxstrap`` command line: one subcommand per module in :mod:`boxstrap.commands`.
 
-A command module defines ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``.
-It parses flags into its stage's config dataclass and calls one library function; the work
-itself lives in the stage packages.
+A command module defines ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``,
+and ``TENSORFLOW = False`` if it never needs TensorFlow (the others get it started quietly, before
+they run: :mod:`groundwork.tensorflow_startup`). It parses flags into its stage's config
+dataclass and calls one library function; the work itself lives in the stage packages.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import pkgutil
 import sys
 from collections.abc import Sequence
 
-# TensorFlow's C++ start-up chatter (oneDNN, CUDA probing) is noise for a command-line user.
+# TensorFlow's C++ log below warnings is noise for a command-line user. (Its start-up lines come
+# before this is read: groundwork.tensorflow_startup keeps them off the terminal.)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import boxstrap
@@ -23,6 +25,7 @@ from boxstrap import commands
 from boxstrap.environment import EnvironmentClash, check_stage_packages
 from groundwork.photo_map import RayUnavailable
 from groundwork.run_lock import RunLocked
+from groundwork.tensorflow_startup import start_tensorflow
 
 __all__ = ["build_parser", "main"]
 
@@ -63,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     for module in _command_modules():
         command = sub.add_parser(module.NAME, help=module.HELP, description=module.__doc__)
         module.add_arguments(command)
-        command.set_defaults(_run=module.run)
+        command.set_defaults(_run=module.run, _tensorflow=getattr(module, "TENSORFLOW", True))
     return parser
 
 
@@ -84,6 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        if args._tensorflow:
+            start_tensorflow()
         return int(args._run(args) or 0)
     except KeyboardInterrupt:
         print("boxstrap: interrupted; finished outputs are kept, rerun the same command to go on.",

@@ -10,10 +10,11 @@ import time
 
 from datasets.synthetic import DemoDataConfig, write_demo_data
 
-__all__ = ["HELP", "NAME", "add_arguments", "run"]
+__all__ = ["HELP", "NAME", "TENSORFLOW", "add_arguments", "run"]
 
 NAME = "demo-data"
 HELP = "render synthetic block photos with exact boxes (a dataset to try boxstrap on)"
+TENSORFLOW = False  # the command never imports it (boxstrap.cli)
 
 
 def _size(text: str) -> tuple[int, int]:

@@ -14,10 +14,11 @@ from pathlib import Path
 from datasets.annotations import FORMATS
 from groundwork.atomic import write_json
 
-__all__ = ["HELP", "NAME", "add_arguments", "run"]
+__all__ = ["HELP", "NAME", "TENSORFLOW", "add_arguments", "run"]
 
 NAME = "evaluate-boxes"
 HELP = "score predicted boxes against ground-truth boxes (CorLoc, IoU, BoxAcc, COCO mAP)"
+TENSORFLOW = False  # the command never imports it (boxstrap.cli)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -11,10 +11,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-__all__ = ["HELP", "NAME", "add_arguments", "run"]
+__all__ = ["HELP", "NAME", "TENSORFLOW", "add_arguments", "run"]
 
 NAME = "prepare"
 HELP = "ingest photos per class: EXIF-rotate, strip metadata, resize, group bursts, split"
+TENSORFLOW = False  # the command never imports it (boxstrap.cli)
 
 
 def _optional_int(text: str) -> int | None:

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["HELP", "NAME", "add_arguments", "run"]
+__all__ = ["HELP", "NAME", "TENSORFLOW", "add_arguments", "run"]
 
 NAME = "review"
 HELP = "check and correct a run's pseudo boxes in a browser (saved as hand boxes for the next run)"
+TENSORFLOW = False  # the command never imports it (boxstrap.cli)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
