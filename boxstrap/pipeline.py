@@ -204,7 +204,8 @@ def _train(ctx: dict, out: Path) -> dict[str, Any]:
     model_dir = train(ctx["run"] / "prepare", out / "model", ctx["config"].train, overwrite=True, ray=ctx["ray"])
     metrics = json.loads((model_dir / "metrics.json").read_text())
     shipped = {k: v for k, v in metrics.get("shipped_model", {}).items() if k != "history"}
-    return {split: {"accuracy": metrics[split]["accuracy"]} for split in ("valid", "test") if split in metrics} | {
+    return {split: {k: metrics[split].get(k) for k in ("accuracy", "count", "accuracy_interval")}
+            for split in ("valid", "test") if split in metrics} | {
         "model_dir": str(model_dir), "shipped_model": shipped, "backbone": ctx["config"].train.backbone,
         "weights": ctx["config"].train.weights, "input_size": list(ctx["config"].train.input_size)}
 

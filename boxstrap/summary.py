@@ -16,7 +16,7 @@ from typing import Any
 import boxstrap
 from groundwork.atomic import write_text
 
-__all__ = ["boxes_text", "render_html", "render_markdown", "shipped_model_text", "summary_blocks", "write_summary"]
+__all__ = ["accuracy_text", "boxes_text", "render_html", "render_markdown", "shipped_model_text", "summary_blocks", "write_summary"]
 
 Block = tuple[str, Any]
 
@@ -52,7 +52,7 @@ def summary_blocks(run: Path, results: dict) -> list[Block]:
                    ("table", (["split", *prepare["labels"]], rows))]
     train = get.get("train", {})
     if train:
-        rows = [[split, f"{train[split]['accuracy']:.3f}"] for split in ("valid", "test") if split in train]
+        rows = [[split, accuracy_text(train[split])] for split in ("valid", "test") if split in train]
         blocks += [("h2", "Classifier"), ("table", (["split", "accuracy (split run's estimate)"], rows))]
         if train.get("backbone"):
             size = train.get("input_size") or []
@@ -156,6 +156,26 @@ def boxes_text(localize_scores: dict[str, Any], boxes: dict[str, Any]) -> list[s
                      + f"; kept round {boxes.get('chosen_round')}.")
         texts.append(text)
     return texts
+
+
+def accuracy_text(split: dict[str, Any]) -> str:
+    """A split's accuracy with the photos it rests on and its 95% interval.
+
+    ``split`` is a split's entry of ``metrics.json`` (:func:`classifier.metrics.classification_metrics`);
+    an entry without ``count`` (a run made before it was recorded) gives the accuracy alone.
+
+    Examples
+    --------
+    >>> accuracy_text({"accuracy": 1.0, "count": 5, "accuracy_interval": [0.5655, 1.0]})
+    '1.000 (5 photos; 95% interval 0.57-1.00)'
+    >>> accuracy_text({"accuracy": 0.95})
+    '0.950'
+    """
+    text = f"{split['accuracy']:.3f}"
+    if split.get("count") and split.get("accuracy_interval"):
+        low, high = split["accuracy_interval"]
+        text += f" ({split['count']} photo{'s' * (split['count'] != 1)}; 95% interval {low:.2f}-{high:.2f})"
+    return text
 
 
 def shipped_model_text(shipped: dict[str, Any]) -> str:

@@ -66,9 +66,12 @@ def classification_metrics(y_true: np.ndarray, probabilities: np.ndarray, labels
     Returns
     -------
     dict
-        ``{"count", "accuracy", "per_class": {label: {"precision", "recall", "support"}},
-        "confusion_matrix": [[...]]}`` (rows true, columns predicted; precision ``None`` for a
-        class never predicted).
+        ``{"count", "accuracy", "accuracy_interval", "per_class": {label: {"precision", "recall",
+        "support"}}, "confusion_matrix": [[...]]}`` (rows true, columns predicted; precision
+        ``None`` for a class never predicted). ``accuracy_interval`` is the accuracy's 95% Wilson
+        score interval ``[low, high]`` (``scipy.stats.binomtest``), what the photos counted can
+        tell: 5 of 5 right is 0.57-1.00. It counts the photos as independent draws; shots of one
+        scene are not, so with capture groups it is if anything too narrow.
 
     Raises
     ------
@@ -88,10 +91,17 @@ def classification_metrics(y_true: np.ndarray, probabilities: np.ndarray, labels
             "recall": float(matrix[c, c] / support) if support else None,
             "support": int(support),
         }
-    total = int(matrix.sum())
+    total, right = int(matrix.sum()), int(np.trace(matrix))
+    interval = None
+    if total:
+        from scipy.stats import binomtest
+
+        ci = binomtest(right, total).proportion_ci(confidence_level=0.95, method="wilson")
+        interval = [float(ci.low), float(ci.high)]
     return {
         "count": total,
-        "accuracy": float(np.trace(matrix) / total) if total else None,
+        "accuracy": right / total if total else None,
+        "accuracy_interval": interval,
         "per_class": per_class,
         "confusion_matrix": matrix.tolist(),
     }

@@ -97,15 +97,14 @@ def build_config(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from boxstrap.summary import shipped_model_text
+    from boxstrap.summary import accuracy_text, shipped_model_text
     from classifier.train import train
 
     config = build_config(args)
     out = train(args.manifest_dir, args.out, config, overwrite=args.overwrite, verbose=0 if args.quiet else 1,
                 ray=ray_options(args))
     metrics = json.loads((out / "metrics.json").read_text())
-    accuracy = ", ".join(f"{split} {metrics[split]['accuracy']:.3f}" for split in ("valid", "test")
-                         if split in metrics)
+    accuracy = ", ".join(f"{split} {accuracy_text(metrics[split])}" for split in ("valid", "test") if split in metrics)
     print(f"accuracy (split run's estimate): {accuracy}")
     print(shipped_model_text(metrics["shipped_model"]))
     print(f"wrote model to {out}")

@@ -94,3 +94,9 @@ class TestBoxesText:
             "No hand box was given: each class map was boxed half way from its median to its peak."]
         calibrated = {"threshold": {"value": 0.6, "method": "box_accuracy", "n_images": 8, "held_out": [0.5, 0.7]}}
         assert "calibrated on the 8 hand-boxed photos" in boxes_text(calibrated, {})[0]
+
+    def test_the_accuracy_says_what_it_rests_on(self, tmp_path):
+        # metrics.json's split entries (classifier.metrics.classification_metrics): 19 of 20 right.
+        test = {"accuracy": 0.95, "count": 20, "accuracy_interval": [0.7639, 0.9911]}
+        md, _ = _summary(tmp_path, {"test": test, "shipped_model": ALL})
+        assert "| test | 0.950 (20 photos; 95% interval 0.76-0.99) |" in md

@@ -36,6 +36,20 @@ class TestClassificationMetrics:
         assert result["per_class"]["one"] == {"precision": 0.5, "recall": 1.0, "support": 1}
         assert result["per_class"]["ten"] == {"precision": 1.0, "recall": pytest.approx(2 / 3), "support": 3}
         assert result["confusion_matrix"] == [[1, 0], [1, 2]]
+        # 3 of 4 right: Wilson's 95% score interval, by hand centre 0.628 and half-width 0.327.
+        assert result["accuracy_interval"] == pytest.approx([0.3006, 0.9544], abs=1e-4)
+
+    def test_the_interval_narrows_with_photos_and_holds_all_right(self):
+        few = classification_metrics(np.zeros(5, int), np.tile([[1.0, 0.0]], (5, 1)), ["a", "b"])
+        many = classification_metrics(np.zeros(100, int), np.tile([[1.0, 0.0]], (100, 1)), ["a", "b"])
+        assert few["accuracy"] == many["accuracy"] == 1.0
+        assert few["accuracy_interval"][1] == many["accuracy_interval"][1] == pytest.approx(1.0)
+        assert few["accuracy_interval"][0] == pytest.approx(0.5655, abs=1e-4)
+        assert many["accuracy_interval"][0] == pytest.approx(0.9630, abs=1e-4)
+
+    def test_no_photos_no_interval(self):
+        result = classification_metrics(np.zeros(0, int), np.zeros((0, 2)), ["a", "b"])
+        assert result["count"] == 0 and result["accuracy"] is None and result["accuracy_interval"] is None
 
     def test_never_predicted_class_has_no_precision(self):
         result = classification_metrics(np.array([0, 1]), np.array([[1.0, 0.0], [1.0, 0.0]]), ["a", "b"])

@@ -72,7 +72,11 @@ def test_train_command_end_to_end(tmp_path, capsys):
     assert f"wrote model to {out}" in printed
     metrics = json.loads((out / "metrics.json").read_text())
     # It says which photos the shipped model saw, and that the accuracy is the split run's estimate.
-    assert f"accuracy (split run's estimate): valid {metrics['valid']['accuracy']:.3f}" in printed
+    # With the photos it rests on and its 95% interval.
+    valid = metrics["valid"]
+    low, high = valid["accuracy_interval"]
+    assert (f"accuracy (split run's estimate): valid {valid['accuracy']:.3f} ({valid['count']} photos; "
+            f"95% interval {low:.2f}-{high:.2f})") in printed
     assert "trained on all 16 photos (train, valid and test)" in printed
     assert json.loads((out / "train_config.json").read_text())["filters"] == list(TINY_FILTERS)
     assert main(["train", str(manifest.root), "--out", str(out), "--config", str(tmp_path / "tiny.json")]) == 1
