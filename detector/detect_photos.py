@@ -15,7 +15,8 @@ a ``"centres"`` box model finds, in the photo's own pixels) and writes into ``OU
     OUT/scores.json                CorLoc, IoU, MaxBoxAcc, COCO mAP when ground truth is given
 
 The class is the box model's prediction (a photo's folder name is not used: new photos are
-what the model is for); a photo whose class probability is below ``min_confidence`` is flagged.
+what the model is for); a photo whose class probability is below ``min_confidence``, or in which
+the box model keeps no box (a miss, or a photo without any of its objects), is flagged.
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ class DetectResult:
     probabilities: np.ndarray
     scores: dict | None
     skipped: tuple[dict[str, str], ...] = ()
+    notes: tuple[str, ...] = ()  # per photo: "" or why it is flagged for review (as in review.json)
 
 
 def detect_photos(model: BoxModel | str | os.PathLike, source: str | os.PathLike, out_dir: str | os.PathLike,
@@ -122,7 +124,9 @@ def detect_photos(model: BoxModel | str | os.PathLike, source: str | os.PathLike
         box_model, items, batch_size=config.batch_size, ray=ray, progress=progress, source=source)
     classes = np.argmax(probabilities, axis=1)
     confidence = probabilities[np.arange(len(items)), classes]
-    notes = [f"low confidence ({c:.2f})" if c < config.min_confidence else "" for c in confidence]
+    notes = ["; ".join(filter(None, ["no box: the box model found no object" if len(b) == 0 else "",
+                                     f"low confidence ({c:.2f})" if c < config.min_confidence else ""]))
+             for b, c in zip(boxes, confidence, strict=True)]
     annotations = [photo_annotation(item, image.shape, b, s, labels[int(c)])
                    for item, image, b, s, c in zip(items, images, boxes, scores, classes, strict=True)]
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -141,4 +145,4 @@ def detect_photos(model: BoxModel | str | os.PathLike, source: str | os.PathLike
         write_json(out_dir / "scores.json", metrics)
     log.info("boxed %d photos with %s into %s", len(items), box_model.directory, out_dir)
     return DetectResult(out_dir=out_dir, annotations=annotations, items=items, probabilities=probabilities,
-                        scores=metrics, skipped=tuple(skipped))
+                        scores=metrics, skipped=tuple(skipped), notes=tuple(notes))

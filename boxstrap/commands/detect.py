@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     result = detect_photos(args.box_model, args.images, args.out, config, ground_truth=args.ground_truth,
                            overwrite=args.overwrite, ray=ray_options(args))
     out = result.out_dir
-    flagged = sum(p.max() < config.min_confidence for p in result.probabilities)
+    flagged = sum(bool(note) for note in result.notes)
     print(f"boxed {len(result.items)} photos in {time.perf_counter() - start:.1f} s, {flagged} flagged for review")
     if result.scores:
         print_scores(result.scores, args.ground_truth, out)

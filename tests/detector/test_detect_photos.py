@@ -102,6 +102,29 @@ class TestDetectImages:
                                        np.clip(np.c_[kept[:, :2] - kept[:, 2:] / 2, kept[:, :2] + kept[:, 2:] / 2], 0, 1),
                                        atol=1 / 64)
 
+    def test_a_photo_without_a_box_is_flagged(self, demo, tmp_path, capsys):
+        """A box model that keeps no box (every centre score near 0) flags every photo for review,
+        as localize flags a photo it could not box; the command counts them."""
+        from boxstrap.cli import main
+
+        classifier = build_classifier(2, (64, 64), backbone="vgg16", filters=TINY, weights="none")
+        config = BoxTrainConfig(head="centres", reduce_filters=4)
+        box_model, _ = build_box_model(classifier, config, feature_layer=VGG16.feature_layer)
+        layer = box_model.get_layer("box_logit")
+        kernel, bias = layer.get_weights()
+        layer.set_weights([np.zeros_like(kernel), np.full_like(bias, -20.0)])  # every centre score ~2e-9
+        box_dir = save_box_model(box_model, tmp_path / "box", labels=("one", "ten"),
+                                 preprocessing=vgg16_preprocessing((64, 64)), config=config, metrics={})
+        result = detect_photos(box_dir, demo, tmp_path / "det", DetectConfig(overlays=False, min_confidence=0.0),
+                               progress=False)
+        assert all(len(a.boxes) == 0 for a in result.annotations)
+        assert result.notes == ("no box: the box model found no object",) * 6
+        review = json.loads((tmp_path / "det" / "review.json").read_text())
+        assert [r["note"] for r in review] == list(result.notes)
+        assert main(["detect", str(box_dir), str(demo), "--out", str(tmp_path / "cli"), "--no-overlays"]) == 0
+        out = capsys.readouterr().out
+        assert "boxed 6 photos" in out and ", 6 flagged for review" in out
+
     def test_outputs_are_checked_before_any_photo_is_read(self, demo, box_dir, tmp_path):
         a_file = tmp_path / "f.txt"
         a_file.write_text("keep")
