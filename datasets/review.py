@@ -30,10 +30,17 @@ from groundwork.heatmaps import check_heatmap, normalize_heatmap
 from groundwork.paths import confined
 from groundwork.thread_map import thread_imap, thread_map
 
-__all__ = ["GT_COLOR", "PRED_COLOR", "ReviewItem", "render_contact_sheets", "render_overlay", "review_order",
+__all__ = ["GT_COLOR", "MIN_CONFIDENCE", "PRED_COLOR", "ReviewItem", "render_contact_sheets", "render_overlay", "review_order",
            "write_png", "write_review"]
 
 log = logging.getLogger(__name__)
+
+#: A photo whose class probability is below this is flagged for review ("low confidence"): by
+#: localize and detect. Chosen over the suite's sets (benchmarks/NOTES.md, "Which photos are
+#: flagged as doubtful"): at most about one photo in twenty of the model's own classes on the
+#: worse set (0-3.7% at 0.9) and four in ten photos of other things (0.37-0.43); 0.5 flagged
+#: nothing at all with two classes.
+MIN_CONFIDENCE = 0.9
 
 PRED_COLOR = (255, 40, 40)      # RGB: predicted boxes
 GT_COLOR = (40, 220, 40)        # RGB: ground-truth boxes

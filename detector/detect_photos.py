@@ -31,7 +31,7 @@ import numpy as np
 from datasets.annotations import FORMATS, ImageAnnotation, read_annotations, write_annotations
 from datasets.box_folder import annotation_paths
 from datasets.photo_items import PhotoItem, find_photos, photo_annotation
-from datasets.review import write_review
+from datasets.review import MIN_CONFIDENCE, write_review
 from detector.box_model_dir import BoxModel, load_box_model
 from detector.box_predictions import predict_photos
 from groundwork.atomic import write_json
@@ -59,13 +59,14 @@ class DetectConfig:
     overlays : bool
         One picture per photo with its box.
     min_confidence : float in [0, 1]
-        Photos whose class probability is below it are flagged ``"low confidence"``.
+        Photos whose class probability is below it are flagged ``"low confidence"``
+        (:data:`datasets.review.MIN_CONFIDENCE` says why 0.9).
     batch_size : int >= 1
     """
 
     formats: tuple[str, ...] = FORMATS
     overlays: bool = True
-    min_confidence: float = 0.5
+    min_confidence: float = MIN_CONFIDENCE
     batch_size: int = 8
 
     def __post_init__(self) -> None:

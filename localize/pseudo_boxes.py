@@ -38,6 +38,7 @@ import numpy as np
 
 from classifier.multi_view_maps import check_scales
 from datasets.annotations import FORMATS
+from datasets.review import MIN_CONFIDENCE
 from groundwork.thread_map import thread_map
 from localize.boxes import heatmap_to_boxes, midpoint_threshold
 from localize.cam import upsample_normalize
@@ -92,7 +93,8 @@ class LocalizeConfig:
         they are not scored on what they were tuned on. On the block photos the class maps'
         best threshold is near 0.8, where the CAM paper's 0.2 boxes the whole photo.
     min_confidence : float in [0, 1]
-        Images whose class probability is below it are flagged ``"low confidence"``.
+        Images whose class probability is below it are flagged ``"low confidence"``
+        (:data:`datasets.review.MIN_CONFIDENCE` says why 0.9).
     batch_size : int
         Images per forward pass.
     formats : tuple of str
@@ -126,7 +128,7 @@ class LocalizeConfig:
     ddt_threshold: float = 0.3
     threshold: float | None = None
     calibrate: bool = True
-    min_confidence: float = 0.5
+    min_confidence: float = MIN_CONFIDENCE
     batch_size: int = 8
     formats: tuple[str, ...] = FORMATS
     overlays: bool = True
