@@ -30,7 +30,7 @@ def _scene(rng, n=6, size=(48, 64)):
         truth.append([x, y, x + 16, y + 16])
     features = np.stack(maps).astype(np.float16)
     features = np.concatenate([features, features[..., 1:] * 0.5], axis=-1)
-    probabilities = np.tile(np.array([[0.1, 0.9]], np.float32), (n, 1))
+    probabilities = np.tile(np.array([[0.05, 0.95]], np.float32), (n, 1))
     return images, probabilities, np.stack(maps), features, np.array(truth, float)
 
 
@@ -51,7 +51,14 @@ class TestPseudoBoxes:
         assert list(out.classes) == [0, 1]
         # Class 0's map is flat: no box, and the known label's low probability is flagged.
         assert len(out.boxes[0]) == 0
-        assert out.notes[0] == "no box: empty heatmap; low confidence (0.10)"
+        assert out.notes[0] == "no box: empty heatmap; low confidence (0.05)"
+
+    def test_by_default_a_photo_below_0_9_is_doubtful(self):
+        # datasets.review.MIN_CONFIDENCE: a two-class model is never below 0.5, so 0.5 flagged nothing.
+        images, p, cm, f, _ = _scene(np.random.default_rng(2), n=2)
+        p = np.array([[0.15, 0.85], [0.05, 0.95]], np.float32)
+        out = pseudo_boxes(images, p, cm, f, input_size=(48, 64), config=LocalizeConfig(method="cam", threshold=0.5))
+        assert out.notes == ["low confidence (0.85)", ""]
 
     def test_labels_only_is_co_localisation_of_the_class(self):
         images, p, cm, f, truth = _scene(np.random.default_rng(3))
