@@ -16,7 +16,8 @@ from typing import Any
 import boxstrap
 from groundwork.atomic import write_text
 
-__all__ = ["accuracy_text", "boxes_text", "render_html", "render_markdown", "shipped_model_text", "summary_blocks", "write_summary"]
+__all__ = ["accuracy_text", "boxes_text", "render_html", "render_markdown", "shipped_model_text", "summary_blocks",
+           "write_summary"]
 
 Block = tuple[str, Any]
 

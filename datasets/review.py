@@ -30,8 +30,8 @@ from groundwork.heatmaps import check_heatmap, normalize_heatmap
 from groundwork.paths import confined
 from groundwork.thread_map import thread_imap, thread_map
 
-__all__ = ["GT_COLOR", "MIN_CONFIDENCE", "PRED_COLOR", "ReviewItem", "render_contact_sheets", "render_overlay", "review_order",
-           "write_png", "write_review"]
+__all__ = ["GT_COLOR", "MIN_CONFIDENCE", "PRED_COLOR", "ReviewItem", "render_contact_sheets", "render_overlay",
+           "review_order", "write_png", "write_review"]
 
 log = logging.getLogger(__name__)
 
