@@ -34,11 +34,16 @@ def start_tensorflow(module: str = "tensorflow") -> ModuleType:
     if module in sys.modules:
         return sys.modules[module]
     try:
+        captured = tempfile.TemporaryFile()
+    except OSError:  # no temporary folder to write to: the lines go where they always went
+        return _import(module)
+    try:
         saved = os.dup(2)
     except OSError:  # no standard error to hide anything from
+        captured.close()
         return _import(module)
     failed = True
-    with tempfile.TemporaryFile() as captured:
+    with captured:
         sys.stderr.flush()
         os.dup2(captured.fileno(), 2)
         try:

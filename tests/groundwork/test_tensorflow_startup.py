@@ -64,6 +64,18 @@ def test_a_failed_import_shows_what_it_wrote_and_raises(fake_tensorflow, capfd):
     assert capfd.readouterr().err == "I0000 port.cc:153] oneDNN custom operations are on.\nafter\n"
 
 
+def test_without_a_temporary_folder_it_imports_as_usual(fake_tensorflow, capfd, monkeypatch):
+    import tempfile
+
+    def unwritable():
+        raise OSError("No usable temporary directory found")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", unwritable)
+    name = fake_tensorflow("plain_fake_tf", fail=False)
+    assert start_tensorflow(name) is sys.modules[name]
+    assert "oneDNN custom operations" in capfd.readouterr().err  # not hidden, but not lost either
+
+
 def _run(code: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
