@@ -31,7 +31,7 @@ from groundwork.paths import confined
 from groundwork.thread_map import thread_imap, thread_map
 
 __all__ = ["GT_COLOR", "MIN_CONFIDENCE", "PRED_COLOR", "ReviewItem", "render_contact_sheets", "render_overlay",
-           "review_order", "write_png", "write_review"]
+           "review_note", "review_order", "write_png", "write_review"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,23 @@ log = logging.getLogger(__name__)
 #: worse set (0-3.7% at 0.9) and four in ten photos of other things (0.37-0.43); 0.5 flagged
 #: nothing at all with two classes.
 MIN_CONFIDENCE = 0.9
+
+
+def review_note(boxes: int, confidence: float, min_confidence: float = MIN_CONFIDENCE, *, no_box: str) -> str:
+    """Why a photo is flagged for review (``review.json``'s note), or ``""``: it has no box (``no_box``
+    says why), its class probability ``confidence`` is below ``min_confidence``, or both.
+
+    Examples
+    --------
+    >>> review_note(0, 0.42, no_box="empty heatmap")
+    'no box: empty heatmap; low confidence (0.42)'
+    >>> review_note(1, 0.95, no_box="empty heatmap")
+    ''
+    """
+    reasons = [f"no box: {no_box}"] if boxes == 0 else []
+    if confidence < min_confidence:
+        reasons.append(f"low confidence ({confidence:.2f})")
+    return "; ".join(reasons)
 
 PRED_COLOR = (255, 40, 40)      # RGB: predicted boxes
 GT_COLOR = (40, 220, 40)        # RGB: ground-truth boxes

@@ -31,7 +31,7 @@ import numpy as np
 from datasets.annotations import FORMATS, ImageAnnotation, read_annotations, write_annotations
 from datasets.box_folder import annotation_paths
 from datasets.photo_items import PhotoItem, find_photos, photo_annotation
-from datasets.review import MIN_CONFIDENCE, write_review
+from datasets.review import MIN_CONFIDENCE, review_note, write_review
 from detector.box_model_dir import BoxModel, load_box_model
 from detector.box_predictions import predict_photos
 from groundwork.atomic import write_json
@@ -125,8 +125,7 @@ def detect_photos(model: BoxModel | str | os.PathLike, source: str | os.PathLike
         box_model, items, batch_size=config.batch_size, ray=ray, progress=progress, source=source)
     classes = np.argmax(probabilities, axis=1)
     confidence = probabilities[np.arange(len(items)), classes]
-    notes = ["; ".join(filter(None, ["no box: the box model found no object" if len(b) == 0 else "",
-                                     f"low confidence ({c:.2f})" if c < config.min_confidence else ""]))
+    notes = [review_note(len(b), float(c), config.min_confidence, no_box="the box model found no object")
              for b, c in zip(boxes, confidence, strict=True)]
     annotations = [photo_annotation(item, image.shape, b, s, labels[int(c)])
                    for item, image, b, s, c in zip(items, images, boxes, scores, classes, strict=True)]

@@ -38,7 +38,7 @@ import numpy as np
 
 from classifier.multi_view_maps import check_scales
 from datasets.annotations import FORMATS
-from datasets.review import MIN_CONFIDENCE
+from datasets.review import MIN_CONFIDENCE, review_note
 from groundwork.thread_map import thread_map
 from localize.boxes import heatmap_to_boxes, midpoint_threshold
 from localize.cam import upsample_normalize
@@ -309,13 +309,10 @@ def pseudo_boxes(
     # GrabCut is most of a localize run after the classifier pass: every core boxes photos.
     cut = thread_map(lambda i: box_map(images[i], maps[i], rule), range(n))
     for i, (b, s) in enumerate(cut):
-        confidence = float(probabilities[i, classes[i]])
-        note = "no box: empty heatmap" if len(b) == 0 else ""
-        if confidence < config.min_confidence:
-            note = "; ".join(filter(None, [note, f"low confidence ({confidence:.2f})"]))
         boxes.append(b)
         scores.append(s)
-        notes.append(note)
+        notes.append(review_note(len(b), float(probabilities[i, classes[i]]), config.min_confidence,
+                                 no_box="empty heatmap"))
     return PseudoBoxes(boxes=boxes, scores=scores, classes=classes, probabilities=probabilities,
                        heatmaps=maps, features=features, notes=notes)
 
