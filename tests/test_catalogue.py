@@ -253,6 +253,9 @@ CASES = [
     Case("predict: a model with a Lambda layer", lambda c, fx: ["predict", str(fx["lambda"]), str(fx["photos"])], 1,
          r"Lambda|unsafe|safe_mode"),
     Case("predict: decompression bomb", None, 1, r"too large to decode safely"),
+    Case("predict: --min-confidence not a probability", lambda c, fx: [
+        "predict", str(fx["model"]), str(fx["photos"]), "--min-confidence", "90"], 1,
+         r"--min-confidence must be a probability in \[0, 1\]\. Received: 90\.0"),
     # export and verify
     Case("export: model.keras truncated", lambda c, fx: ["export", str(_truncated_model(c, fx)), "--out",
                                                          str(c / "out")], 1, r"truncated"),

@@ -2,8 +2,11 @@
 
 Each IMAGE_OR_DIR is an image file or a folder searched recursively for .jpg/.png/.heic files.
 Images are read upright (EXIF orientation applied), resized and preprocessed exactly as in
-training (the model directory's preprocessing.json). Prints one line per image, or with --json
-one JSON object per line ({"file", "label", "probabilities"}). --overlay-dir writes, per image,
+training (the model directory's preprocessing.json). Prints one line per image (file, label, its
+probability, and a fourth column "doubtful" when that probability is below --min-confidence), or
+with --json one JSON object per line ({"file", "label", "probabilities", "doubtful"}). A doubtful
+photo is one the model is unsure of: often a photo of something it was not trained on, which it
+still gives one of its classes. --overlay-dir writes, per image,
 a PNG of the predicted class's map drawn over the photo. An unreadable image is reported on
 stderr and skipped; the exit status is then 1.
 """
@@ -16,6 +19,7 @@ import sys
 from pathlib import Path
 
 from boxstrap.commands._ray import add_ray_arguments, ray_options
+from datasets.review import MIN_CONFIDENCE
 
 __all__ = ["HELP", "NAME", "add_arguments", "run"]
 
@@ -31,6 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object per image")
     parser.add_argument("--overlay-dir", type=Path,
                         help="write <name>_overlay.png per image: the predicted class's map over the photo")
+    parser.add_argument("--min-confidence", type=float, default=MIN_CONFIDENCE, metavar="P",
+                        help=f"mark a photo doubtful when its label's probability is below P (default {MIN_CONFIDENCE}, "
+                             "as localize and detect flag photos for review)")
     parser.add_argument("--batch-size", type=int, default=BATCH, help=f"images per forward pass (default {BATCH})")
     add_ray_arguments(parser)
 
@@ -41,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
     from classifier.trained_model import load_trained_model
     from groundwork.photo_map import photo_map
 
+    if not 0.0 <= args.min_confidence <= 1.0:
+        raise ValueError(f"--min-confidence must be a probability in [0, 1]. Received: {args.min_confidence}")
     if args.overlay_dir is not None:
         from groundwork.paths import check_out_folder
 
@@ -49,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     trained = load_trained_model(args.model_dir)
     overlays = args.overlay_dir is not None
     work = PredictWork(trained, heatmaps=overlays, images=overlays)
-    failed = 0
+    failed = doubtful = 0
     used_names: set[str] = set()
     results = photo_map(work, files, chunk_size=args.batch_size, ray=ray_options(args), desc="predict")
     for path, result in zip(files, results, strict=True):
@@ -60,15 +69,20 @@ def run(args: argparse.Namespace) -> int:
         probabilities, heatmap, image = result
         scores = {label: round(float(p), 6) for label, p in zip(trained.labels, probabilities, strict=True)}
         label = trained.labels[int(probabilities.argmax())]
+        unsure = bool(probabilities.max() < args.min_confidence)
+        doubtful += unsure
         if args.json:
-            print(json.dumps({"file": str(path), "label": label, "probabilities": scores}))
+            print(json.dumps({"file": str(path), "label": label, "probabilities": scores, "doubtful": unsure}))
         else:
-            print(f"{path}\t{label}\t{scores[label]:.3f}")
+            print(f"{path}\t{label}\t{scores[label]:.3f}" + ("\tdoubtful" if unsure else ""))
         if overlays:
             _write_overlay(args.overlay_dir, path, image, heatmap, used_names)
         sys.stdout.flush()
     if overlays:
         print(f"wrote {len(files) - failed} heatmap overlays to {args.overlay_dir}", file=sys.stderr)
+    if doubtful:
+        print(f"boxstrap predict: {doubtful} of {len(files) - failed} photos doubtful (their label's probability "
+              f"below {args.min_confidence:g}): check them", file=sys.stderr)
     if failed:
         print(f"boxstrap predict: {failed} of {len(files)} images could not be read", file=sys.stderr)
     return 1 if failed else 0

@@ -158,11 +158,28 @@ class TestPredictCommand:
         assert Image.open(tmp_path / "ov" / "p0_overlay.png").size == (40, 30)
 
     def test_plain_lines(self, model_dir, photos, capsys):
-        status = main(["predict", str(model_dir), str(photos / "p0.png")])
-        out, _ = capsys.readouterr()
+        status = main(["predict", str(model_dir), str(photos / "p0.png"), "--min-confidence", "0"])
+        out, err = capsys.readouterr()
         assert status == 0
         path, label, probability = out.strip().split("\t")
         assert path == str(photos / "p0.png") and label in ("zebra", "apple") and 0.5 <= float(probability) <= 1
+        assert "doubtful" not in err
+
+    def test_doubtful_photos_are_marked_and_counted(self, model_dir, photos, capsys):
+        # A two-class model's label has a probability of at least 0.5 and below 1 (float32 rounding
+        # aside): with 1.0 every photo is doubtful, with 0.5 none.
+        assert main(["predict", str(model_dir), str(photos / "p0.png"), str(photos / "sub"), "--min-confidence", "1"]) == 0
+        out, err = capsys.readouterr()
+        rows = [line.split("\t") for line in out.splitlines()]
+        assert [len(row) for row in rows] == [4, 4] and {row[3] for row in rows} == {"doubtful"}
+        assert "2 of 2 photos doubtful (their label's probability below 1)" in err
+        assert main(["predict", str(model_dir), str(photos / "p0.png"), "--json", "--min-confidence", "0.5"]) == 0
+        out, err = capsys.readouterr()
+        assert json.loads(out)["doubtful"] is False and "doubtful" not in err
+
+    def test_min_confidence_outside_zero_to_one_is_refused(self, model_dir, photos, capsys):
+        assert main(["predict", str(model_dir), str(photos / "p0.png"), "--min-confidence", "90"]) != 0
+        assert "--min-confidence must be a probability in [0, 1]. Received: 90.0" in capsys.readouterr().err
 
     def test_missing_input(self, model_dir, tmp_path, capsys):
         assert main(["predict", str(model_dir), str(tmp_path / "nope.jpg")]) == 1
