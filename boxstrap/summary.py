@@ -17,7 +17,7 @@ import boxstrap
 from groundwork.atomic import write_text
 
 __all__ = ["accuracy_text", "boxes_text", "render_html", "render_markdown", "shipped_model_text", "summary_blocks",
-           "write_summary"]
+           "unscored_boxes_text", "write_summary"]
 
 Block = tuple[str, Any]
 
@@ -86,7 +86,7 @@ def summary_blocks(run: Path, results: dict) -> list[Block]:
         blocks += [("h2", "Boxes"),
                    ("p", f"{loc.get('with_box', 0)} of {loc.get('images', 0)} photos got a pseudo box; "
                          f"flagged for review: {loc.get('flagged', 0)} (`localize/review.json`; check and correct "
-                         "them with `boxstrap review RUN`).")]
+                         f"them with `boxstrap review {run}`).")]
         split = get.get("boxes", {}).get("split")
         if split:
             kept = int(get.get("boxes", {}).get("chosen_round") or 1)
@@ -108,6 +108,8 @@ def summary_blocks(run: Path, results: dict) -> list[Block]:
                                       "photos scored"],
                                      box_rows)))
         blocks += [("p", text) for text in boxes_text(loc.get("scores") or {}, get.get("boxes", {}))]
+        if "localize" in get and not loc.get("scores"):
+            blocks.append(("p", unscored_boxes_text(run)))
         if (run / "learning_curve.png").is_file():
             blocks += [("p", "What hand boxes buy (benchmarks/learning_curve.py; held-out photos only):"),
                        ("img", run / "learning_curve.png")]
@@ -118,6 +120,21 @@ def summary_blocks(run: Path, results: dict) -> list[Block]:
              _fmt(r.numbers.get("peak_rss_mb"))] for name, r in results.items()]
     blocks += [("h2", "Stages"), ("table", (["stage", "seconds", "peak memory (MB)"], rows))]
     return blocks
+
+
+def unscored_boxes_text(run: Path) -> str:
+    """What the summary says of boxes it has no truth to score (no hand box, no ``--ground-truth``).
+
+    Examples
+    --------
+    >>> unscored_boxes_text(Path("runs/cats")).split(": ")[0]
+    'No hand box was given, so these boxes are not scored'
+    """
+    return ("No hand box was given, so these boxes are not scored: nothing here says how many are right. What boxes "
+            "from labels alone score on other photo sets, and what 10 or 20 hand boxes add, is the README's suite "
+            f"table (\"On objects unlike the blocks\"). Check and correct about 20 photos with `boxstrap review {run}` "
+            "and run `boxstrap pipeline` again with the same `--out`: it learns from them and scores its boxes on "
+            "photos held out from what learned them.")
 
 
 def boxes_text(localize_scores: dict[str, Any], boxes: dict[str, Any]) -> list[str]:
@@ -138,6 +155,11 @@ def boxes_text(localize_scores: dict[str, Any], boxes: dict[str, Any]) -> list[s
                      f"{learned['scored'].split(':', 1)[0]} (each by a localizer fitted without its group).")
     elif threshold and threshold["method"] == "midpoint":
         texts.append("No hand box was given: each class map was boxed half way from its median to its peak.")
+    elif threshold and threshold["method"] == "ddt":
+        texts.append("No hand box was given: each class's photos were co-localised (DDT: the descriptors of every "
+                     "position of the class's photos projected on their first principal component, the object "
+                     f"where it is positive), and each photo's projection boxed at {threshold['value']:.2f} of its "
+                     "peak.")
     elif threshold:
         text = f"CAM threshold {threshold['value']:.2f} ({threshold['method']}"
         if "held_out" in threshold:

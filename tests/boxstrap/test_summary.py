@@ -94,6 +94,23 @@ class TestBoxesText:
             "No hand box was given: each class map was boxed half way from its median to its peak."]
         calibrated = {"threshold": {"value": 0.6, "method": "box_accuracy", "n_images": 8, "held_out": [0.5, 0.7]}}
         assert "calibrated on the 8 hand-boxed photos" in boxes_text(calibrated, {})[0]
+        ddt = boxes_text({"threshold": {"value": 0.3, "source": "ddt", "cut": "cam", "method": "ddt"}}, {})
+        assert len(ddt) == 1 and "co-localised (DDT" in ddt[0] and "boxed at 0.30 of its peak" in ddt[0]
+        assert "CAM threshold" not in ddt[0]
+
+    def test_unscored_boxes_are_said_to_be_unscored(self, tmp_path):
+        from boxstrap.summary import unscored_boxes_text
+
+        def summary(localize):
+            blocks = summary_blocks(tmp_path, {"localize": StageResult("localize", localize, 1.0)})
+            return render_markdown(blocks, tmp_path)
+
+        # A run with labels only and no truth: localize records no scores.
+        md = summary({"images": 5, "with_box": 5, "flagged": 0, "scores": None})
+        assert unscored_boxes_text(tmp_path) in md and f"`boxstrap review {tmp_path}`" in md
+        scored = {"corloc": 0.9, "mean_iou": 0.7, "map50": 0.8, "map50_95": 0.4, "n_scored": 10,
+                  "threshold": {"value": 0.3, "source": "ddt", "cut": "cam", "method": "ddt"}}
+        assert "not scored" not in summary({"images": 5, "with_box": 5, "flagged": 0, "scores": scored})
 
     def test_the_accuracy_says_what_it_rests_on(self, tmp_path):
         # metrics.json's split entries (classifier.metrics.classification_metrics): 19 of 20 right.
