@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from groundwork.photo_map import RayOptions, photo_map
+from groundwork.tensorflow_startup import start_tensorflow
 
 __all__ = ["PhotoWork", "Skipped", "run_photo_work"]
 
@@ -73,6 +74,9 @@ class PhotoWork:
     @property
     def model(self) -> Any:
         if self._loaded is None:
+            # On a Ray worker TensorFlow starts here: its C++ start-up lines go to the worker's log at
+            # DEBUG, not to the terminal of the run (where Ray forwards a worker's stderr).
+            start_tensorflow()
             loaded = self.load(self.directory)
             if self.model_sha256 and loaded.model_sha256 != self.model_sha256:
                 raise ValueError(f"{self.directory} on this worker holds another model (SHA-256 "

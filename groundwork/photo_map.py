@@ -124,6 +124,8 @@ def _ray_map(work, chunks: list[list[Any]], options: RayOptions, update: Callabl
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False  # the caller's bar is the one bar
         logging.getLogger("ray.data").setLevel(logging.WARNING)
+        # ... and Ray Data's warning that its bars are off would only say so
+        logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
         cpus = int(ray.cluster_resources().get("CPU", 1))
         workers = options.workers or max(1, cpus // options.cpus_per_worker)
         log.info("ray: %d chunk(s) of photos on %d worker(s) x %d CPU (cluster: %d CPUs)", len(chunks), workers,

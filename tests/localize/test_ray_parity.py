@@ -112,6 +112,25 @@ def test_predict_cli_prints_the_same_lines_with_ray(local_ray, photos, model_dir
     assert "ray" in sys.modules
 
 
+def test_ray_workers_keep_tensorflows_start_up_lines_off_the_terminal(photos, model_dir):
+    """A command on a local Ray it starts itself (a fresh process): Ray forwards every worker's
+    stderr to the terminal, and each worker starts TensorFlow quietly, as the command does."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    code = "import sys; from boxstrap.cli import main; sys.exit(main(sys.argv[1:]))"
+    done = subprocess.run([sys.executable, "-c", code, "predict", str(model_dir), str(photos), "--ray",
+                           "--ray-workers", "2"], capture_output=True, text=True, timeout=300, cwd=root,
+                          env=dict(os.environ, PYTHONPATH=str(root)))
+    assert done.returncode == 1, done.stderr  # the text file
+    assert len(done.stdout.splitlines()) == 6, done.stderr
+    for line in ("oneDNN custom operations", "Could not find cuda drivers", "failed call to cuInit",
+                 "absl::InitializeLog", "Progress bars disabled"):
+        assert line not in done.stderr, done.stderr
+
+
 def test_train_features_on_ray_equal_the_local_ones_and_resume(local_ray, tmp_path):
     """The classifier's cached backbone features (train's feature pass): same chunks, seeds and
     augmented views on Ray workers as here; a finished chunk on disk is reused."""
