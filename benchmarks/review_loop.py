@@ -4,13 +4,18 @@ On each set of a finished suite (``benchmarks/suite.py --out DIR``: its trained 
 prepared photos are reused), a reviewer is played: starting from the pseudo boxes made with labels
 only, the first k photos of an order are "corrected" with their true boxes (what `boxstrap review`
 saves as hand boxes) and localize runs again with them (k = 10, 20, 50, cumulative). Four
-orders: the review order `boxstrap review` shows (:func:`datasets.review.review_order`: a photo
-of every capture group before a second of any, the groups the classifier doubts most first);
-the classifier's confidence alone (lowest confidence in the photo's class first: the review
-order before capture groups took turns); the box model's order (lowest confidence in the
-photo's best box first: the suite's labels-only box model, its ``detect_0`` detections; 0 where
-it keeps no box); and random ones (``--seeds``, five by default: one random draw of 10 photos
-is luck, so the orders are compared with the random orders' mean, and the table gives their
+orders: the review order `boxstrap review` shows once the boxes stage has run
+(:func:`datasets.review.review_order` of :func:`datasets.review.joint_confidence`: a photo of
+every capture group before a second of any, the groups the classifier and the box model doubt
+most first, by the mean of the ranks of the classifier's probability of the photo's class and of
+the box model's confidence in its best box); the classifier's order by capture group (the review
+order before the box model joined it, and still the order before the boxes stage has run); the
+box model's order (lowest confidence in the photo's best box first); and random ones
+(``--seeds``, five by default: one random draw of 10 photos is luck, so the orders are compared
+with the random orders' mean, and the table gives their range). The box model's confidences are
+those of the suite's labels-only box model (its ``detect_0`` detections: the best box's
+confidence, 0 where it keeps no box), what the boxes stage of a labels-only run writes beside
+its model (``detector.train_box_model.PHOTO_CONFIDENCE``).
 range). Only photos that have true boxes can be corrected, so every order runs over those (on
 the blocks: the 88 hand-checked valid photos). Every round is scored on the true photos outside
 the capture groups of the corrected ones: pseudo boxes CorLoc, COCO mAP@0.5 and recall over all
@@ -89,11 +94,18 @@ def review_loop(name: str, run: Path, truth: Path, work: Path, *, ks, seeds) -> 
         raise SystemExit(f"{detections} is missing: run the suite with the 0 budget (labels only) first.")
     detected = read_annotations(detections, "boxes-json", labels=labels)
     best = {a.image: max((b.score for b in a.boxes), default=0.0) for a in detected}
-    confidence = {entry["image"]: entry["confidence"] for entry in review}
-    listed = {item.name: k for k, item in enumerate(first.items)}
-    orders = {("review order", None): sorted(range(len(pool)), key=lambda k: rank.get(names[k], len(rank))),
-              ("confidence order", None): sorted(range(len(pool)), key=lambda k: (confidence.get(names[k], 0.0),
-                                                                                   listed.get(names[k], 0))),
+    # The review order `boxstrap review` shows, over every photo of the run as there (the groups'
+    # doubt summed over all their photos), then the photos with true boxes in that order.
+    from datasets.photo_items import find_photos
+    from datasets.review import joint_confidence, review_order
+
+    group_of = {item.name: item.group for item in find_photos(run / "prepare", labels)[1]}
+    everyone = [entry["image"] for entry in review]
+    joint = joint_confidence([entry["confidence"] for entry in review], [best.get(n, 0.0) for n in everyone])
+    joint_rank = {everyone[i]: k for k, i in enumerate(review_order(joint, [group_of.get(n) for n in everyone]))}
+    orders = {("review order", None): sorted(range(len(pool)), key=lambda k: joint_rank.get(names[k], len(rank))),
+              ("classifier order by group", None): sorted(range(len(pool)),
+                                                          key=lambda k: rank.get(names[k], len(rank))),
               ("box model order", None): sorted(range(len(pool)), key=lambda k: best.get(names[k], 0.0))}
     for seed in seeds:
         orders["random order", seed] = list(np.random.default_rng(seed).permutation(len(pool)))
@@ -109,7 +121,7 @@ def review_loop(name: str, run: Path, truth: Path, work: Path, *, ks, seeds) -> 
             if k >= len(pool):
                 continue
             chosen = order[:k]
-            hand = work / f"{order_name.split()[0]}{'' if seed is None else f'_{seed}'}_{k}.json"
+            hand = work / f"{order_name.replace(' ', '_')}{'' if seed is None else f'_{seed}'}_{k}.json"
             write_annotations([dataclasses.replace(pool[i][0], image=os.path.abspath(truth.parent / pool[i][0].image))
                                for i in chosen], hand, "boxes-json", labels=labels)
             result = localize_photos(model, run / "prepare", boxes_dir, config, ground_truth=hand, overwrite=True,

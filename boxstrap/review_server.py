@@ -1,8 +1,9 @@
 """``boxstrap review RUN``: a page on this machine for checking and correcting a run's pseudo boxes.
 
 The page (``boxstrap/review_page/``: plain HTML, CSS and JavaScript, nothing fetched from elsewhere)
-shows the run's photos in review order (``RUN/localize/review.json``: :func:`datasets.review.review_order`),
-each with its pseudo boxes (split by the box model where the run got that far:
+shows the run's photos in review order (``RUN/localize/review.json``: :func:`datasets.review.review_order`
+of the classifier's confidence; once the boxes stage has run, of that and the box model's confidence
+together, :func:`datasets.review.joint_confidence`), each with its pseudo boxes (split by the box model where the run got that far:
 :func:`shown_boxes_path`), and sends every change as it is made; :class:`ReviewRun` checks it and
 saves the photo's reviewed boxes into ``RUN/review/corrections.json`` (boxes JSON, written
 atomically), so closing the browser loses nothing and reopening resumes. An accepted photo is
@@ -33,8 +34,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from datasets.annotations import Box, ImageAnnotation, read_annotations, write_annotations
 from datasets.photo_items import PhotoItem, find_photos
+from datasets.review import joint_confidence, review_order
 
-__all__ = ["CORRECTIONS", "ReviewRun", "ReviewServer", "corrections_path", "shown_boxes_path"]
+__all__ = ["CORRECTIONS", "ReviewRun", "ReviewServer", "box_confidence_path", "corrections_path",
+           "shown_boxes_path"]
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +64,23 @@ def shown_boxes_path(run: str | os.PathLike) -> Path:
     else the localize stage's (``RUN/localize/pseudo_boxes.json``)."""
     run = Path(run)
     split = run / "boxes" / "pseudo_boxes.json"
+    return split if split.is_file() and _boxes_stage_current(run) else run / "localize" / "pseudo_boxes.json"
+
+
+def box_confidence_path(run: str | os.PathLike) -> Path | None:
+    """The box model's confidence in each photo (``RUN/boxes/model/photo_confidence.json``) when
+    the boxes stage finished after the localize stage, else None (the classifier's order alone)."""
+    from detector.train_box_model import PHOTO_CONFIDENCE
+
+    path = Path(run) / "boxes" / "model" / PHOTO_CONFIDENCE
+    return path if path.is_file() and _boxes_stage_current(Path(run)) else None
+
+
+def _boxes_stage_current(run: Path) -> bool:
     try:
-        if split.is_file() and ((run / "boxes" / "stage.json").stat().st_mtime
-                                >= (run / "localize" / "stage.json").stat().st_mtime):
-            return split
+        return (run / "boxes" / "stage.json").stat().st_mtime >= (run / "localize" / "stage.json").stat().st_mtime
     except FileNotFoundError:  # a stage that never finished
-        pass
-    return run / "localize" / "pseudo_boxes.json"
+        return False
 
 
 @dataclass(frozen=True)
@@ -111,6 +124,15 @@ class ReviewRun:
             ann = pseudo[name]
             self.photos.append(_Photo(by_name[name], ann.width, ann.height, entry["class"], ann.boxes,
                                       float(entry["confidence"]), entry.get("note") or ""))
+        self.order = "classifier"
+        confidence_path = box_confidence_path(self.run)
+        if confidence_path is not None:
+            box = {e["image"]: float(e["confidence"]) for e in json.loads(confidence_path.read_text(encoding="utf-8"))}
+            if all(p.item.name in box for p in self.photos):
+                # The classifier's and the box model's doubt together (datasets.review.joint_confidence).
+                joint = joint_confidence([p.confidence for p in self.photos], [box[p.item.name] for p in self.photos])
+                self.photos = [self.photos[i] for i in review_order(joint, [p.item.group for p in self.photos])]
+                self.order = "classifier and box model"
         self._index = {p.item.name: i for i, p in enumerate(self.photos)}
         self._lock = threading.Lock()
         self.reviewed: dict[str, ImageAnnotation] = {}

@@ -30,8 +30,8 @@ from groundwork.heatmaps import check_heatmap, normalize_heatmap
 from groundwork.paths import confined
 from groundwork.thread_map import thread_imap, thread_map
 
-__all__ = ["GT_COLOR", "MIN_CONFIDENCE", "PRED_COLOR", "ReviewItem", "render_contact_sheets", "render_overlay",
-           "review_note", "review_order", "write_png", "write_review"]
+__all__ = ["GT_COLOR", "MIN_CONFIDENCE", "PRED_COLOR", "ReviewItem", "joint_confidence", "render_contact_sheets",
+           "render_overlay", "review_note", "review_order", "write_png", "write_review"]
 
 log = logging.getLogger(__name__)
 
@@ -309,6 +309,35 @@ def _check_rgb(rgb: object, name: str) -> np.ndarray:
     if arr.ndim != 3 or arr.shape[2] != 3 or min(arr.shape[:2]) < 1:
         raise ValueError(f"{name} must be an (H, W, 3) image. Received shape: {arr.shape}")
     return np.ascontiguousarray(arr)
+
+
+def joint_confidence(classifier: Sequence[float], box_model: Sequence[float]) -> np.ndarray:
+    """Each photo's confidence for the review order from two that rank different mistakes: the
+    mean of its rank fractions (0 the least confident, 1 the most; ties share their mean rank).
+
+    ``classifier`` is the classifier's probability of the photo's class, ``box_model`` the box
+    model's confidence in its best box in the photo (0 where it keeps none). The classifier's
+    doubt finds photos unlike the rest of their class; the box model's, photos whose object it
+    boxes in no way it learned. Their ranks are averaged rather than their values, whose scales
+    differ. Chosen by ``benchmarks/review_loop.py`` (README, "What a review buys").
+
+    Examples
+    --------
+    >>> joint_confidence([0.99, 0.6, 0.9], [0.8, 0.9, 0.3]).round(3).tolist()
+    [0.75, 0.5, 0.25]
+    """
+    from scipy.stats import rankdata
+
+    a = np.asarray(classifier, np.float64).reshape(-1)
+    b = np.asarray(box_model, np.float64).reshape(-1)
+    if len(a) != len(b):
+        raise ValueError(f"classifier and box_model must give one confidence per photo. Received: {len(a)} and "
+                         f"{len(b)}")
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        raise ValueError("confidences must be finite numbers.")
+    if len(a) < 2:
+        return np.ones(len(a))
+    return ((rankdata(a) - 1) + (rankdata(b) - 1)) / (2 * (len(a) - 1))
 
 
 def review_order(confidence: Sequence[float], groups: Sequence[int | None] | None = None) -> np.ndarray:

@@ -32,11 +32,12 @@ from detector.box_views import normalise_boxes, pad_boxes
 from detector.paste_photos import paste_photos
 from detector.split_groups import fuse_box, split_groups
 from detector.train_box_head import train_box_head, train_box_heads
+from groundwork.atomic import write_json
 from groundwork.box_geometry import cxcywh_to_xyxy, matched_box_iou
 from groundwork.paths import check_out_folder
 from groundwork.photo_map import RayOptions
 
-__all__ = ["HELD_OUT_SPLIT_BOXES", "SPLIT_BOXES", "box_annotation", "largest_box", "train_box_model",
+__all__ = ["HELD_OUT_SPLIT_BOXES", "PHOTO_CONFIDENCE", "SPLIT_BOXES", "box_annotation", "largest_box", "train_box_model",
            "train_on_target_sets", "train_on_targets"]
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,10 @@ VALID_SHARE = 0.15
 #: from (refined by the round before); with one, refined by the shipped model.
 SPLIT_BOXES = "split_boxes.json"
 HELD_OUT_SPLIT_BOXES = "held_out_split_boxes.json"
+#: The shipped box model's confidence in its best box of each photo it learned from (0: no box),
+#: ``[{"image", "confidence"}]``: with the classifier's, the review order
+#: (:func:`datasets.review.joint_confidence`). Written for the ``"centres"`` head, which scores boxes.
+PHOTO_CONFIDENCE = "photo_confidence.json"
 #: The fold models train together only while their shared view set is at most this much larger
 #: than the largest fold's own (every head steps through every batch). Together was 1.4-1.6x
 #: faster at 1.11-1.15 (the animal and block photos with 10-88 hand boxes) and 1.2x slower at 1.53
@@ -230,6 +235,10 @@ def train_box_model(
                           config=config, metrics=metrics, overwrite=overwrite)
     if held:
         _write_held_out(path, held, [chosen[i] for i in sorted(held)], sorted(held), trained.labels)
+    if config.head == "centres":
+        write_json(path / PHOTO_CONFIDENCE, [
+            {"image": item.name, "confidence": float(scores.max()) if len(scores) else 0.0}
+            for (_, item), (_, scores) in zip(chosen, predicted, strict=True)])
     if split is not None:
         write_annotations(split, path / SPLIT_BOXES, "boxes-json", labels=trained.labels)
         if held:

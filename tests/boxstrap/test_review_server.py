@@ -168,6 +168,37 @@ def test_the_review_shows_the_split_boxes_once_the_boxes_stage_finished_after_lo
     assert len(ReviewRun(run).state()["photos"][0]["boxes"]) == 1
 
 
+def test_the_box_models_confidence_joins_the_order_once_the_boxes_stage_finished_after_localize(run):
+    import os
+
+    from datasets.review import joint_confidence, review_order
+
+    before = ReviewRun(run)
+    names = [p.item.name for p in before.photos]
+    assert before.order == "classifier"
+    # The box model doubts other photos than the classifier (which doubts them in the listed order).
+    box = dict(zip(names, (0.9, 0.2, 0.95, 0.8, 0.3, 0.7), strict=True))
+    (run / "boxes/model").mkdir(parents=True)
+    (run / "boxes/model/photo_confidence.json").write_text(json.dumps(
+        [{"image": name, "confidence": c} for name, c in box.items()]))
+    for stage, seconds in (("localize", 100), ("boxes", 200)):
+        (run / stage / "stage.json").write_text("{}")
+        os.utime(run / stage / "stage.json", (seconds, seconds))
+    review = ReviewRun(run)
+    assert review.order == "classifier and box model"
+    joint = joint_confidence([p.confidence for p in before.photos], [box[name] for name in names])
+    expected = [names[i] for i in review_order(joint, [p.item.group for p in before.photos])]
+    assert [p["name"] for p in review.state()["photos"]] == expected and expected != names
+    # Localize ran again (the boxes stage has not yet): the box model's confidences are stale.
+    os.utime(run / "localize/stage.json", (300, 300))
+    assert [p.item.name for p in ReviewRun(run).photos] == names
+    # A confidence file that misses a photo of the review is not used.
+    os.utime(run / "localize/stage.json", (100, 100))
+    (run / "boxes/model/photo_confidence.json").write_text(json.dumps(
+        [{"image": name, "confidence": c} for name, c in list(box.items())[1:]]))
+    assert ReviewRun(run).order == "classifier"
+
+
 def test_the_pipeline_learns_from_the_reviewed_photos(run):
     """Reviewed photos replace the same photos' hand boxes and join the others in one file."""
     from boxstrap.pipeline import _with_reviewed

@@ -8,6 +8,7 @@ from datasets.review import (
     GT_COLOR,
     PRED_COLOR,
     ReviewItem,
+    joint_confidence,
     render_contact_sheets,
     render_overlay,
     review_order,
@@ -137,6 +138,30 @@ class TestReviewOrder:
     def test_groups_must_match_the_photos(self):
         with pytest.raises(ValueError, match="one capture group per photo"):
             review_order([0.1, 0.2], groups=[1])
+
+
+class TestJointConfidence:
+    def test_the_mean_of_the_two_rank_fractions(self):
+        # The classifier doubts photo 1 most, the box model photo 2: each comes before photo 0.
+        joint = joint_confidence([0.99, 0.6, 0.9], [0.8, 0.9, 0.3])
+        np.testing.assert_allclose(joint, [0.75, 0.5, 0.25])
+        assert review_order(joint).tolist() == [2, 1, 0]
+
+    def test_only_the_ranks_count_and_ties_share_theirs(self):
+        # Values on other scales, same order: the same joint confidence; photos without a box tie.
+        np.testing.assert_allclose(joint_confidence([0.5, 0.6, 0.7], [0.0, 0.0, 0.9]),
+                                   joint_confidence([0.9, 0.95, 0.99], [0.0, 0.0, 0.31]))
+        np.testing.assert_allclose(joint_confidence([0.5, 0.6, 0.7], [0.0, 0.0, 0.9]), [0.125, 0.375, 1.0])
+
+    def test_one_photo_and_no_photo(self):
+        assert joint_confidence([0.4], [0.0]).tolist() == [1.0]
+        assert joint_confidence([], []).tolist() == []
+
+    def test_bad_input_is_refused(self):
+        with pytest.raises(ValueError, match="one confidence per photo. Received: 2 and 1"):
+            joint_confidence([0.1, 0.2], [0.3])
+        with pytest.raises(ValueError, match="finite"):
+            joint_confidence([0.1, np.nan], [0.3, 0.4])
 
 
 def test_write_review_lists_photos_in_review_order(tmp_path):

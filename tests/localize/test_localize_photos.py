@@ -286,6 +286,26 @@ class TestTrainBoxModel:
         # Labels only: the pseudo boxes alone, so the crops of a labels-only training, saved as trained.
         assert json.loads((path / "box_train_config.json").read_text())["crops"] == LABELS_ONLY_CROPS
 
+    def test_each_photos_best_box_confidence_is_written_for_the_review_order(self, demo, model_dir, tmp_path,
+                                                                              monkeypatch):
+        import numpy as np
+
+        from detector import train_box_model as tbm
+        from detector.box_train_config import BoxTrainConfig
+
+        def boxes_with_known_scores(head, features, several):
+            # Photo k: two boxes scored 0.2 + k / 100 and 0.3 + k / 100; the first photo none.
+            box = np.array([[0.5, 0.5, 0.4, 0.4], [0.3, 0.3, 0.2, 0.2]], np.float32)
+            return [(box[:0], np.zeros(0, np.float32)) if k == 0 else
+                    (box, np.array([0.2 + k / 100, 0.3 + k / 100], np.float32)) for k in range(len(features))]
+
+        monkeypatch.setattr(tbm, "_predict", boxes_with_known_scores)
+        path = tbm.train_box_model(model_dir, demo / "boxes.json", demo, tmp_path / "boxes",
+                                   BoxTrainConfig(epochs=1, hidden=8, reduce_filters=4), verbose=0)
+        written = json.loads((path / tbm.PHOTO_CONFIDENCE).read_text())
+        assert [e["image"] for e in written] == [a.image for a in read_annotations(demo / "boxes.json")]
+        assert [e["confidence"] for e in written] == pytest.approx([0.0] + [0.3 + k / 100 for k in range(1, 6)])
+
     def test_composed_scenes_are_learned_from_beside_the_photos(self, demo, model_dir, tmp_path, caplog):
         import logging
 
