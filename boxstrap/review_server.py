@@ -1,10 +1,11 @@
 """``boxstrap review RUN``: a page on this machine for checking and correcting a run's pseudo boxes.
 
 The page (``boxstrap/review_page/``: plain HTML, CSS and JavaScript, nothing fetched from elsewhere)
-shows the run's photos in review order (``RUN/localize/review.json``: :func:`datasets.review.review_order`
-of the classifier's confidence; once the boxes stage has run, of that and the box model's confidence
-together, :func:`datasets.review.joint_confidence`), each with its pseudo boxes (split by the box model where the run got that far:
-:func:`shown_boxes_path`), and sends every change as it is made; :class:`ReviewRun` checks it and
+shows the run's photos in review order (``RUN/localize/review.json``:
+:func:`datasets.review.review_order` of the classifier's confidence; once the boxes stage has run,
+of that and the box model's confidence together, :func:`datasets.review.joint_confidence`), each
+with its pseudo boxes (split by the box model where the run got that far: :func:`shown_boxes_path`),
+and sends every change as it is made; :class:`ReviewRun` checks it and
 saves the photo's reviewed boxes into ``RUN/review/corrections.json`` (boxes JSON, written
 atomically), so closing the browser loses nothing and reopening resumes. An accepted photo is
 saved with its boxes unchanged: a reviewed box is a hand box. ``boxstrap pipeline`` run again on
@@ -127,12 +128,18 @@ class ReviewRun:
         self.order = "classifier"
         confidence_path = box_confidence_path(self.run)
         if confidence_path is not None:
-            box = {e["image"]: float(e["confidence"]) for e in json.loads(confidence_path.read_text(encoding="utf-8"))}
-            if all(p.item.name in box for p in self.photos):
-                # The classifier's and the box model's doubt together (datasets.review.joint_confidence).
-                joint = joint_confidence([p.confidence for p in self.photos], [box[p.item.name] for p in self.photos])
-                self.photos = [self.photos[i] for i in review_order(joint, [p.item.group for p in self.photos])]
-                self.order = "classifier and box model"
+            try:
+                box = {e["image"]: float(e["confidence"])
+                       for e in json.loads(confidence_path.read_text(encoding="utf-8"))}
+                if all(p.item.name in box for p in self.photos):
+                    # The classifier's and the box model's doubt together (datasets.review.joint_confidence).
+                    joint = joint_confidence([p.confidence for p in self.photos],
+                                             [box[p.item.name] for p in self.photos])
+                    self.photos = [self.photos[i] for i in review_order(joint, [p.item.group for p in self.photos])]
+                    self.order = "classifier and box model"
+            except (ValueError, TypeError, KeyError) as error:  # a damaged file: the classifier's order
+                log.warning("%s is not a list of {image, confidence} (%s); the review order is the "
+                            "classifier's alone", confidence_path, error)
         self._index = {p.item.name: i for i, p in enumerate(self.photos)}
         self._lock = threading.Lock()
         self.reviewed: dict[str, ImageAnnotation] = {}

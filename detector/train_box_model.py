@@ -37,8 +37,8 @@ from groundwork.box_geometry import cxcywh_to_xyxy, matched_box_iou
 from groundwork.paths import check_out_folder
 from groundwork.photo_map import RayOptions
 
-__all__ = ["HELD_OUT_SPLIT_BOXES", "PHOTO_CONFIDENCE", "SPLIT_BOXES", "box_annotation", "largest_box", "train_box_model",
-           "train_on_target_sets", "train_on_targets"]
+__all__ = ["HELD_OUT_SPLIT_BOXES", "PHOTO_CONFIDENCE", "SPLIT_BOXES", "box_annotation", "largest_box",
+           "train_box_model", "train_on_target_sets", "train_on_targets"]
 
 log = logging.getLogger(__name__)
 

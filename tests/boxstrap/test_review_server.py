@@ -168,7 +168,8 @@ def test_the_review_shows_the_split_boxes_once_the_boxes_stage_finished_after_lo
     assert len(ReviewRun(run).state()["photos"][0]["boxes"]) == 1
 
 
-def test_the_box_models_confidence_joins_the_order_once_the_boxes_stage_finished_after_localize(run):
+def test_the_box_models_confidence_joins_the_order_once_the_boxes_stage_finished_after_localize(run, caplog):
+    import logging
     import os
 
     from datasets.review import joint_confidence, review_order
@@ -192,11 +193,18 @@ def test_the_box_models_confidence_joins_the_order_once_the_boxes_stage_finished
     # Localize ran again (the boxes stage has not yet): the box model's confidences are stale.
     os.utime(run / "localize/stage.json", (300, 300))
     assert [p.item.name for p in ReviewRun(run).photos] == names
-    # A confidence file that misses a photo of the review is not used.
+    # A confidence file that misses a photo of the review is not used, nor a damaged one (with a warning).
     os.utime(run / "localize/stage.json", (100, 100))
     (run / "boxes/model/photo_confidence.json").write_text(json.dumps(
         [{"image": name, "confidence": c} for name, c in list(box.items())[1:]]))
     assert ReviewRun(run).order == "classifier"
+    for damaged in ('[{"image": "x"', json.dumps([{"image": name, "confidence": "high"} for name in names]),
+                    json.dumps([{"image": name, "confidence": float("nan")} for name in names])):
+        (run / "boxes/model/photo_confidence.json").write_text(damaged)
+        with caplog.at_level(logging.WARNING, logger="boxstrap.review_server"):
+            assert [p.item.name for p in ReviewRun(run).photos] == names
+        assert "photo_confidence.json is not a list of {image, confidence}" in caplog.text
+        caplog.clear()
 
 
 def test_the_pipeline_learns_from_the_reviewed_photos(run):
