@@ -106,3 +106,28 @@ def test_commands_that_say_so_never_import_tensorflow(tmp_path):
     """)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "False False"
+
+
+def test_retracing_hints_go_to_the_log_not_the_terminal():
+    # As the commands log: everything at INFO to the run's log (here stdout), warnings to the
+    # terminal (stderr). A tf.function retraced on every call makes TensorFlow's retracing warning.
+    done = _run("""
+        import logging, sys
+        log_file = logging.StreamHandler(sys.stdout)
+        log_file.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        terminal = logging.StreamHandler(sys.stderr)
+        terminal.setLevel(logging.WARNING)
+        logging.getLogger().setLevel(logging.INFO)
+        logging.getLogger().addHandler(log_file)
+        logging.getLogger().addHandler(terminal)
+        from groundwork.tensorflow_startup import start_tensorflow
+        tf = start_tensorflow()
+        double = tf.function(lambda x: x * 2, autograph=False)
+        for n in range(1, 8):
+            double(tf.zeros((n,)))
+        logging.getLogger("tensorflow").warning("another warning")
+    """)
+    assert done.returncode == 0, done.stderr
+    assert "INFO tensorflow: 5 out of the last 5 calls to" in done.stdout
+    assert "triggered tf.function retracing" in done.stdout
+    assert done.stderr == "another warning\n"
