@@ -35,7 +35,10 @@ class VerifyConfig:
         Largest allowed heatmap difference relative to the Keras heatmap's largest magnitude.
     fp32_layer_rtol, fp16_layer_rtol, int8_layer_rtol : float
         Relative difference above which an intermediate value counts as diverged when
-        looking for the first diverging layer.
+        looking for the first diverging layer. 8-bit weights alone move the default network's
+        middle blocks by up to 0.42 of a layer's range on real photos (benchmarks/NOTES.md,
+        "8-bit weights and the layer check"): with them only a gross fault shows in the layers,
+        and the outputs' tolerance is the check that counts.
     bias_atol, scale_rtol : float
         Tolerances of the static bias and scale checks against the saved preprocessing.
     max_file_size_mb : float
@@ -73,7 +76,7 @@ class VerifyConfig:
     int8_heatmap_rtol: float = 1e-1
     fp32_layer_rtol: float = 1e-3
     fp16_layer_rtol: float = 5e-2
-    int8_layer_rtol: float = 1e-1
+    int8_layer_rtol: float = 0.6
     bias_atol: float = 1e-3
     scale_rtol: float = 1e-5
     max_file_size_mb: float = 100.0
