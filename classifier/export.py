@@ -69,7 +69,10 @@ class ExportConfig:
     quantize : {None, "int8"}
         8-bit linear weight quantization.
     heatmap : bool
-        Add the ``class_map`` output.
+        Add the ``class_map`` output. Not with ``quantize`` for the ML Program: coremltools
+        9.0's weight quantization rebuilds the program with the class map's output after the
+        classifier op, and then cannot save the program (its labels list is written only when
+        the classifier op comes last). The NeuralNetwork format takes both.
     name : str
         File stem of the exports (Xcode names the generated Swift class after it).
     input_size : (height, width) or None
@@ -95,6 +98,11 @@ class ExportConfig:
         toolkit.check_choice("precision", self.precision, toolkit.PRECISIONS)
         toolkit.check_choice("quantize", self.quantize, toolkit.QUANTIZATIONS)
         toolkit.check_file_stem(self.name)
+        if self.heatmap and self.quantize and "mlprogram" in self.formats:
+            raise ValueError(f"heatmap with quantize={self.quantize!r} cannot be exported as an ML Program "
+                             "(coremltools 9.0's weight quantization cannot save a classifier with a second output). "
+                             "Export the heatmap model without quantize, or as a NeuralNetwork "
+                             "(format='neuralnetwork'; --format neuralnetwork).")
         if self.input_size is not None:
             size = tuple(int(v) for v in self.input_size)
             if len(size) != 2 or min(size) < 1:

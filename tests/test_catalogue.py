@@ -320,6 +320,9 @@ CASES = [
                                                            "--out", str(c / "photos" / "det")], 1,
          r"inside the photo folder", outputs=()),
     Case("detect: an interrupted run rerun to completion", _interrupted_detect, 0, r"boxed 6 photos"),
+    Case("export: --heatmap with --quantize int8 as an ML Program", lambda c, fx: [
+        "export", str(fx["model"]), "--out", str(c / "out"), "--heatmap", "--quantize", "int8"], 1,
+        r"heatmap with quantize='int8' cannot be exported as an ML Program.*--format neuralnetwork", outputs=()),
     # outputs that cannot be written are refused before any work
     Case("export: --out is a file", lambda c, fx: ["export", str(fx["model"]), "--out", str(_write(c / "out", b"k"))],
          1, r"out .*out is a file", outputs=()),

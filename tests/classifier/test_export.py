@@ -9,6 +9,7 @@ import pytest
 from coremltools.converters.mil.frontend.milproto.load import load as load_mil
 
 from boxstrap.cli import main
+from classifier import coreml_toolkit as toolkit
 from classifier import export as export_module
 from classifier.backbones.vgg16 import vgg16_preprocessing
 from classifier.export import ExportConfig, export_coreml
@@ -206,6 +207,18 @@ class TestOptions:
         assert read_export_metadata(result.paths["mlprogram"])["export_config"]["quantize"] == "int8"
 
     @pytest.mark.slow
+    def test_heatmap_with_int8_weights(self, trained, tmp_path):
+        # The NeuralNetwork takes both. The ML Program is refused (ExportConfig) because coremltools
+        # cannot save it: when this stops raising, the refusal can go.
+        result = export_coreml(trained, tmp_path, ExportConfig(format="neuralnetwork", heatmap=True, quantize="int8"))
+        nn_spec = ct.utils.load_spec(str(result.paths["neuralnetwork"]))
+        assert "class_map" in [o.name for o in nn_spec.description.output]
+        assert result.sizes["neuralnetwork"] < result.unquantized_sizes["neuralnetwork"]
+        plain = export_coreml(trained, tmp_path / "plain", ExportConfig(heatmap=True)).paths["mlprogram"]
+        with pytest.raises(ValueError, match="Unknown map from SSA type"):
+            toolkit.quantize_int8(ct.models.MLModel(str(plain), skip_model_load=True), "mlprogram")
+
+    @pytest.mark.slow
     def test_other_input_size(self, trained, tmp_path):
         result = export_coreml(trained, tmp_path, ExportConfig(input_size=(64, 96), heatmap=True))
         spec, _ = _program(result.paths["mlprogram"])
@@ -259,6 +272,8 @@ class TestErrors:
         ({"quantize": "int4"}, "quantize must be one of"),
         ({"name": "a/b"}, "name must be a plain file stem"),
         ({"input_size": (0, 32)}, "input_size must be"),
+        ({"heatmap": True, "quantize": "int8"}, "heatmap with quantize='int8' cannot be exported as an ML Program"),
+        ({"heatmap": True, "quantize": "int8", "format": "both"}, r"as a NeuralNetwork \(format='neuralnetwork'"),
     ])
     def test_config_values(self, kwargs, match):
         with pytest.raises(ValueError, match=match):
