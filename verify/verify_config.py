@@ -32,7 +32,9 @@ class VerifyConfig:
         within twice the probability tolerance (outputs within tolerance can swap them). The
         report lists these images and the raw agreement either way.
     fp32_heatmap_rtol, fp16_heatmap_rtol, int8_heatmap_rtol : float
-        Largest allowed heatmap difference relative to the Keras heatmap's largest magnitude.
+        Largest allowed heatmap difference relative to the Keras heatmap's largest magnitude
+        (8-bit weights: up to 0.117 on the default network's real photos, benchmarks/NOTES.md,
+        "8-bit weights and the layer check").
     fp32_layer_rtol, fp16_layer_rtol, int8_layer_rtol : float
         Relative difference above which an intermediate value counts as diverged when
         looking for the first diverging layer. 8-bit weights alone move the default network's
@@ -73,7 +75,7 @@ class VerifyConfig:
     near_ties_agree: bool = True
     fp32_heatmap_rtol: float = 1e-3
     fp16_heatmap_rtol: float = 5e-2
-    int8_heatmap_rtol: float = 1e-1
+    int8_heatmap_rtol: float = 0.2
     fp32_layer_rtol: float = 1e-3
     fp16_layer_rtol: float = 5e-2
     int8_layer_rtol: float = 0.6

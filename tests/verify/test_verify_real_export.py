@@ -51,9 +51,10 @@ class TestNearTies:
 @pytest.mark.slow
 def test_default_classifier_with_int8_weights_passes(tmp_path):
     """The default network (EfficientNet-Lite0, ImageNet weights) exported with 8-bit weights
-    agrees with Keras on photos, and its layers stay within the INT8 layer tolerance: weight
-    quantization alone moves a middle block's activations by up to 0.42 of their range
-    (benchmarks/NOTES.md, "8-bit weights and the layer check")."""
+    (ML Program; NeuralNetwork with the class map) agrees with Keras on photos, and its layers
+    and class map stay within the INT8 tolerances: weight quantization alone moves a middle
+    block's activations by up to 0.42 of their range (benchmarks/NOTES.md, "8-bit weights and the
+    layer check")."""
     import skimage.data
     from PIL import Image
 
@@ -76,8 +77,12 @@ def test_default_classifier_with_int8_weights_passes(tmp_path):
     for name in ("chelsea", "coffee", "astronaut", "rocket"):
         Image.fromarray(getattr(skimage.data, name)()).save(photos / f"{name}.png")
     export_coreml(model_dir, model_dir / "coreml", ExportConfig(format="mlprogram", quantize="int8"))
+    export_coreml(model_dir, model_dir / "coreml", ExportConfig(format="neuralnetwork", quantize="int8", heatmap=True))
     result = verify_model(model_dir, None, photos, VerifyConfig(backend="reference"), output_dir=tmp_path / "report")
-    (entry,) = result.report["exports"]
-    assert entry["precision"] == "INT8"
+    assert sorted((e["kind"], e["precision"]) for e in result.report["exports"]) == [
+        ("mlprogram", "INT8"), ("neuralnetwork", "INT8")]
     assert result.passed, result.table
-    assert entry["parity"]["divergence"] is None
+    for entry in result.report["exports"]:
+        assert entry["parity"]["divergence"] is None
+    (heatmap,) = [e["parity"]["heatmap"] for e in result.report["exports"] if e["kind"] == "neuralnetwork"]
+    assert heatmap is not None and heatmap["relative_max_diff"] <= heatmap["rtol"] == 0.2
