@@ -33,12 +33,12 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from classifier import coreml_toolkit as toolkit
-from classifier.trained_model import INPUT_NAME, TrainedModel, load_trained_model, output_shapes
+from classifier.trained_model import INPUT_NAME, TrainedModel, load_trained_model
 from datasets.preprocessing import Preprocessing
 from groundwork.config import save_config
 from groundwork.files import disk_size
@@ -182,7 +182,11 @@ def export_coreml(
     if existing and not overwrite:
         raise FileExistsError(f"{', '.join(existing)} already exist(s); pass overwrite=True (--overwrite) to "
                               "replace, or choose another output folder or name.")
-    preprocessing, keras_model = _at_input_size(trained, config.input_size)
+    sized = trained.at_input_size(config.input_size)
+    if sized is not trained:
+        log.info("exporting at input size %s (trained at %s)", sized.preprocessing.input_size,
+                 trained.preprocessing.input_size)
+    preprocessing, keras_model = sized.preprocessing, sized.model
     out_dir.mkdir(parents=True, exist_ok=True)
     paths, sizes, before = {}, {}, {}
     for fmt, target in targets.items():
@@ -203,36 +207,6 @@ def export_coreml(
                  time.perf_counter() - start)
     config_path = save_config(config, out_dir / CONFIG_FILENAME)
     return ExportResult(paths=paths, sizes=sizes, unquantized_sizes=before, config_path=config_path)
-
-
-# --- the model at the export input size --------------------------------------------------------
-def _at_input_size(trained: TrainedModel, size: tuple[int, int] | None) -> tuple[Preprocessing, Any]:
-    """Return the preprocessing and Keras model for the export size, checking the network takes it."""
-    model, pre = trained.model, trained.preprocessing
-    if size is None or tuple(size) == pre.input_size:
-        return pre, model
-    import keras
-
-    if trained.backbone is not None:
-        trained.backbone.check_input_size(size)  # the backbone's own rule (VGG16: multiples of 32)
-    trained_h = pre.input_size[0]
-    stride = trained_h // output_shapes(model)["class_map"][1]
-    height, width = size
-    if height % stride or width % stride:
-        raise ValueError(f"input_size must be a multiple of the network's stride {stride} (class-map cells of "
-                         f"{stride}x{stride} pixels). Received: {tuple(size)}")
-    image = keras.Input((height, width, 3), name=INPUT_NAME)
-    try:
-        resized = keras.models.clone_model(model, input_tensors=image)
-    except (ValueError, TypeError) as error:
-        raise ValueError(f"input_size {tuple(size)}: the network cannot be rebuilt at this size: {error}") from None
-    resized.set_weights(model.get_weights())
-    class_map = output_shapes(resized)["class_map"]
-    if (class_map[1] * stride, class_map[2] * stride) != (height, width):
-        raise ValueError(f"input_size {tuple(size)} gives a {class_map[1]}x{class_map[2]} class map that does not "
-                         f"tile the image in {stride}-pixel cells; choose a size the network divides evenly.")
-    log.info("exporting at input size %s (trained at %s)", tuple(size), pre.input_size)
-    return replace(pre, input_size=(height, width)), resized
 
 
 # --- conversion --------------------------------------------------------------------------------

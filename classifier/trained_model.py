@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +85,40 @@ class TrainedModel:
         if not self.config:
             return None
         return get_backbone(self.config.get("backbone", UNNAMED_BACKBONE))
+
+    def at_input_size(self, size: tuple[int, int] | None) -> TrainedModel:
+        """The same model for photos of ``size`` (height, width): the fully convolutional network
+        rebuilt at that input with the same weights, its preprocessing resizing to it. ``None`` or
+        the trained size: this model itself.
+
+        Raises
+        ------
+        ValueError
+            If the backbone or the network's stride cannot take ``size`` (say why).
+        """
+        pre = self.preprocessing
+        if size is None or tuple(size) == pre.input_size:
+            return self
+        import keras
+
+        if self.backbone is not None:
+            self.backbone.check_input_size(size)  # the backbone's own rule (VGG16: multiples of 32)
+        stride = pre.input_size[0] // output_shapes(self.model)["class_map"][1]
+        height, width = size
+        if height % stride or width % stride:
+            raise ValueError(f"input_size must be a multiple of the network's stride {stride} (class-map cells of "
+                             f"{stride}x{stride} pixels). Received: {tuple(size)}")
+        image = keras.Input((height, width, 3), name=INPUT_NAME)
+        try:
+            resized = keras.models.clone_model(self.model, input_tensors=image)
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"input_size {tuple(size)}: the network cannot be rebuilt at this size: {error}") from None
+        resized.set_weights(self.model.get_weights())
+        class_map = output_shapes(resized)["class_map"]
+        if (class_map[1] * stride, class_map[2] * stride) != (height, width):
+            raise ValueError(f"input_size {tuple(size)} gives a {class_map[1]}x{class_map[2]} class map that does not "
+                             f"tile the image in {stride}-pixel cells; choose a size the network divides evenly.")
+        return replace(self, model=resized, preprocessing=replace(pre, input_size=(height, width)))
 
     @property
     def feature_layer(self) -> str:

@@ -34,6 +34,9 @@ def report_table(report: dict[str, Any]) -> str:
             "PASS" if export["passed"] else "FAIL",
         ))
         name = rows[-1][0]
+        if export.get("input_size"):
+            height, width = export["input_size"]
+            notes.append(f"{name}: exported at {height}x{width}: compared with the Keras model rebuilt at that size")
         for failure in export["failures"]:
             notes.append(f"{name}: {failure}")
         if parity.get("near_tie_images"):

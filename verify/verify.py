@@ -13,7 +13,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -113,11 +113,20 @@ def verify_model(
         if not path.exists():
             raise FileNotFoundError(f"exports: no Core ML model at {path}.")
     data = load_verify_images(images, loaded.preprocessing, split=config.split, max_images=config.max_images)
-    keras_probabilities, keras_heatmaps = _keras_predict(loaded, data.pixels, config.batch_size)
-    results = [
-        _verify_export(path, loaded, data, keras_probabilities, keras_heatmaps, config, progress)
-        for path in export_paths
-    ]
+    sides = {loaded.preprocessing.input_size: _KerasSide(loaded, data, *_keras_predict(loaded, data.pixels,
+                                                                                       config.batch_size))}
+
+    def keras_side(size: tuple[int, int]) -> _KerasSide:
+        # An export made at another input size (`boxstrap export --input-size`) is compared with the
+        # network rebuilt at that size (it is fully convolutional), on the same photos resized to it.
+        if size not in sides:
+            sized = loaded.at_input_size(size)
+            sized_data = load_verify_images(images, sized.preprocessing, split=config.split,
+                                            max_images=config.max_images)
+            sides[size] = _KerasSide(sized, sized_data, *_keras_predict(sized, sized_data.pixels, config.batch_size))
+        return sides[size]
+
+    results = [_verify_export(path, loaded, keras_side, config, progress) for path in export_paths]
     passed = all(r["passed"] for r in results)
     report = {
         "passed": passed,
@@ -192,12 +201,21 @@ def _heatmap(outputs: dict[str, Any], info: ModelInfo, config: VerifyConfig, lik
     return None
 
 
+@dataclass(frozen=True)
+class _KerasSide:
+    """What an export is compared with: the Keras model at the export's input size, the photos
+    resized for it, and its outputs on them."""
+
+    loaded: TrainedModel
+    data: VerifyImages
+    probabilities: np.ndarray
+    heatmaps: np.ndarray | None
+
+
 def _verify_export(
     path: Path,
-    loaded: TrainedModel,
-    data: VerifyImages,
-    keras_probabilities: np.ndarray,
-    keras_heatmaps: np.ndarray | None,
+    trained: TrainedModel,
+    keras_side: Callable[[tuple[int, int]], _KerasSide],
     config: VerifyConfig,
     progress: Callable[[Any], Any] | None,
 ) -> dict[str, Any]:
@@ -210,14 +228,25 @@ def _verify_export(
         return result
     result.update(kind=info.kind, precision=info.precision, deployment_target=info.deployment_target,
                   file_size_mb=round(info.file_size / 1e6, 2), backend=resolve_backend(config.backend))
+    image = info.image_inputs[0] if info.image_inputs else None
+    size = None if image is None else (image.height, image.width)
+    side, why_not = None, "the model's image input size differs from the saved preprocessing's, so it cannot be " \
+                          "fed the same pixels"
+    if size == trained.preprocessing.input_size or (size is not None and _exported_at(info, trained, size)):
+        try:
+            side = keras_side(size)
+        except ValueError as error:  # a size the network cannot be rebuilt at
+            why_not = f"the Keras model cannot be rebuilt at the model's input size {size[0]}x{size[1]}: {error}"
+    loaded = side.loaded if side is not None else trained
+    if loaded is not trained:
+        result["input_size"] = list(loaded.preprocessing.input_size)
     checks = static_checks(info, loaded.preprocessing, loaded.labels, config)
     result["static_checks"] = [vars(c) for c in checks]
     failures += [f"static check {c.name}: {c.message}" for c in checks if c.failed]
-    image = info.image_inputs[0] if info.image_inputs else None
-    if image is None or (image.height, image.width) != loaded.preprocessing.input_size:
-        failures.append("parity not run: the model's image input size differs from the saved preprocessing's, "
-                        "so it cannot be fed the same pixels")
+    if side is None:
+        failures.append(f"parity not run: {why_not}")
         return result
+    data, keras_probabilities, keras_heatmaps = side.data, side.probabilities, side.heatmaps
     try:
         backend = make_backend(config.backend, info, compute_units=config.compute_units)
         result["backend"] = backend.name
@@ -229,6 +258,19 @@ def _verify_export(
     failures += parity.pop("failures")
     result["passed"] = not failures
     return result
+
+
+def _exported_at(info: ModelInfo, trained: TrainedModel, size: tuple[int, int]) -> bool:
+    """Whether the export says it was made from ``trained``'s preprocessing at ``size`` (``boxstrap
+    export --input-size``): its preprocessing metadata is the model directory's but for the size."""
+    from datasets.preprocessing import Preprocessing
+    from verify.static_checks import PREPROCESSING_KEY
+
+    try:
+        saved = Preprocessing.from_dict(info.metadata_json(PREPROCESSING_KEY))
+    except (TypeError, ValueError, AttributeError):  # none, or not a preprocessing
+        return False
+    return saved == replace(trained.preprocessing, input_size=size)
 
 
 def _parity(backend, info, loaded, data, keras_probabilities, keras_heatmaps, config, progress) -> dict[str, Any]:

@@ -41,7 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--heatmap", action="store_true", default=None, help="add the class_map output (with --quantize int8 only for --format neuralnetwork)")
     parser.add_argument("--name", help="file stem of the exports (default BoxstrapClassifier)")
     parser.add_argument("--input-size", type=_size, metavar="HxW",
-                        help="export at another input size than trained (a size the backbone takes, e.g. multiples of 32)")
+                        help="export at another input size than trained (a size the backbone takes, e.g. multiples of "
+                             "32); `boxstrap verify` compares it with the network rebuilt at that size")
     parser.add_argument("--author", help="metadata: author")
     parser.add_argument("--license", help="metadata: license")
     parser.add_argument("--version", dest="model_version", help="metadata: model version")

@@ -41,6 +41,21 @@ class TestRealExports:
         assert sorted(e["precision"] for e in exports) == ["FP16", "FP16", "FP32", "FP32"]
 
 
+class TestOtherInputSize:
+    def test_an_export_at_another_size_is_compared_with_the_network_rebuilt_there(self, classifier_dir, images_dir,
+                                                                                  tmp_path):
+        from classifier.export import ExportConfig, export_coreml
+
+        big = export_coreml(classifier_dir, tmp_path / "big", ExportConfig(format="both", input_size=(64, 96),
+                                                                           heatmap=True))
+        result = verify_model(classifier_dir, list(big.paths.values()), images_dir, output_dir=tmp_path / "report")
+        assert result.passed, result.table
+        for entry in result.report["exports"]:
+            assert entry["input_size"] == [64, 96]
+            assert entry["parity"]["heatmap"]["relative_max_diff"] <= entry["parity"]["heatmap"]["rtol"]
+        assert "exported at 64x96: compared with the Keras model rebuilt at that size" in result.table
+
+
 class TestNearTies:
     def test_only_flips_within_twice_the_tolerance_are_ties(self):
         keras = np.array([[0.5004, 0.4996], [0.6, 0.4], [0.9, 0.1]])
