@@ -3,7 +3,9 @@ on the same images (top-1 agreement, max/mean abs diff of the probabilities, hea
 first diverging layer on a failure. Exit status 0 when everything holds, 1 otherwise.
 
 Given a `boxstrap pipeline` run folder instead of a model directory, it checks both of the run's
-exports, the classifier and the detector, on the run's prepared photos."""
+exports, the classifier and the detector, on the run's prepared photos. Given a box model
+directory (`boxstrap train-boxes`), it checks the detector export named with --coreml (`boxstrap
+export-boxes`): every box, matched, and its confidences."""
 
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ _FIELDS = {
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model_dir", metavar="MODEL_DIR", type=Path,
                         help="trained model directory (model.keras, preprocessing.json, labels.json), "
+                             "a box model directory (box_model.keras; with --coreml DETECTOR), "
                              "or a `boxstrap pipeline` run folder")
     parser.add_argument("--images", type=Path, metavar="DIR_OR_DATASET",
                         help="folder of images, or a prepared dataset folder (see --split), or DIR:SPLIT "
@@ -81,10 +84,20 @@ def run(args: argparse.Namespace) -> int:
         return 0 if all(r.passed for r in reports) else 1
     if args.images is None:
         raise ValueError("--images is required unless MODEL_DIR is a `boxstrap pipeline` run folder.")
-    result = verify_model(
-        args.model_dir, args.coreml, args.images, config, output_dir=args.output,
-        progress=lambda items: progress_bar(items, desc="verify", unit="image", leave=False),
-    )
+    from detector.box_model_dir import BOX_MODEL_LAYOUT
+
+    if (args.model_dir / BOX_MODEL_LAYOUT.model_filename).is_file():
+        from verify.box_parity import verify_box_model
+
+        if not args.coreml or len(args.coreml) != 1:
+            raise ValueError(f"{args.model_dir} is a box model directory: name its one detector export with "
+                             "--coreml PATH (the .mlpackage `boxstrap export-boxes` wrote).")
+        result = verify_box_model(args.model_dir, args.coreml[0], args.images, config, output_dir=args.output)
+    else:
+        result = verify_model(
+            args.model_dir, args.coreml, args.images, config, output_dir=args.output,
+            progress=lambda items: progress_bar(items, desc="verify", unit="image", leave=False),
+        )
     print(result.table, end="")
     print(f"wrote the verify report to {result.report_path} and {result.table_path}")
     return 0 if result.passed else 1

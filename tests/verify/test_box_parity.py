@@ -133,6 +133,20 @@ class TestVerifyBoxModel:
             verify_box_model(spoiled, tmp_path / "nope.mlpackage", images)
 
 
+class TestVerifyCommand:
+    def test_a_box_model_directory_is_checked_against_the_detector_named(self, box_dir, neural_network, images,
+                                                                         tmp_path, capsys):
+        from boxstrap.cli import main
+
+        args = ["verify", str(box_dir), "--images", str(images), "--backend", "reference", "--output",
+                str(tmp_path / "report")]
+        assert main(args + ["--coreml", str(neural_network)]) == 0
+        out = capsys.readouterr().out
+        assert "min_box_iou" in out and (tmp_path / "report" / "verify_report.json").is_file()
+        assert main(args) == 1  # which export to check is not guessed
+        assert "is a box model directory: name its one detector export with --coreml PATH" in capsys.readouterr().err
+
+
 class TestNearTieCells:
     def test_a_swap_between_overlapping_cells_of_equal_confidence_is_a_tie(self):
         from verify.box_parity import _near_tie_cells
