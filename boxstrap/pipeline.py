@@ -420,17 +420,30 @@ def _with_reviewed(run: Path, src: Path, ground_truth: Path | None) -> tuple[Pat
     pseudo_path = shown_boxes_path(run)
     pseudo = ({os.path.normpath(src / a.image): a for a in read_annotations(pseudo_path, "boxes-json")}
               if pseudo_path.is_file() else {})
-    kept = 0
+    kept, relabelled = 0, []
     for a in reviewed:
         before = pseudo.get(os.path.normpath(folder / a.image))
         if (before is not None and len(before.boxes) == len(a.boxes) and before.labels() == a.labels()
                 and (not len(a.boxes) or np.all(np.diag(box_iou(before.xyxy(), a.xyxy())) >= 0.95))):
             kept += 1
+        if before is not None and None not in (_photo_class(a), _photo_class(before)) and \
+                _photo_class(a) != _photo_class(before):
+            relabelled.append(Path(os.path.relpath(folder / a.image, src)).as_posix())
     numbers = {"photos": len(reviewed), "boxes": sum(len(a.boxes) for a in reviewed), "accepted_as_they_were": kept,
-               "corrected": len(reviewed) - kept, "hand_boxes": str(path)}
+               "corrected": len(reviewed) - kept, "relabelled": len(relabelled), "hand_boxes": str(path)}
     log.info("%d photos reviewed in the browser (%d accepted as they were, %d corrected): learned from as hand "
              "boxes through %s", len(reviewed), kept, len(reviewed) - kept, path)
+    if relabelled:
+        log.warning("%d reviewed photo(s) were given another class than their folder's (%s): their boxes carry the "
+                    "new class, but the classifier still learns each photo's folder. Move them into their class's "
+                    "folder and rerun the pipeline to train on it.", len(relabelled), ", ".join(relabelled[:5])
+                    + (", ..." if len(relabelled) > 5 else ""))
     return path, numbers
+
+
+def _photo_class(annotation) -> str | None:
+    """The class a photo was reviewed as: its own label, else its first box's."""
+    return annotation.label or (annotation.boxes[0].label if annotation.boxes else None)
 
 
 def _ground_truth(src: Path, setting: str | None) -> Path | None:

@@ -102,7 +102,10 @@ def summary_blocks(run: Path, results: dict) -> list[Block]:
             blocks.append(("p", f"Reviewed in the browser: {reviewed['photos']} photos ({reviewed['boxes']} boxes), "
                                 f"{reviewed['accepted_as_they_were']} accepted as they were and "
                                 f"{reviewed['corrected']} corrected; learned from as hand boxes "
-                                "(`review/hand_boxes.json`)."))
+                                "(`review/hand_boxes.json`)."
+                                + (f" {reviewed['relabelled']} were given another class than their folder's: their "
+                                   "boxes carry it, the classifier still learns each photo's folder (move them "
+                                   "into their class's folder and rerun)." if reviewed.get("relabelled") else "")))
         if box_rows:
             blocks.append(("table", (["boxes", "CorLoc", "mean IoU", "recall (all boxes)", "mAP@0.5", "mAP@[.5:.95]",
                                       "photos scored"],

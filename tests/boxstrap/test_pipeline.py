@@ -108,15 +108,19 @@ class TestPipeline:
         photo = review.state()["photos"][0]
         review.correct({"id": 0, "reviewed": True, "label": photo["label"], "boxes": photo["boxes"]})
         w, h = review.photos[1].width, review.photos[1].height
-        review.correct({"id": 1, "reviewed": True, "label": review.photos[1].label,
-                        "boxes": [{"xyxy": [0, 0, w / 2, h / 2], "label": review.photos[1].label}]})
+        other = next(label for label in review.labels if label != review.photos[1].label)  # the class changed too
+        review.correct({"id": 1, "reviewed": True, "label": other,
+                        "boxes": [{"xyxy": [0, 0, w / 2, h / 2], "label": other}]})
         seen.clear()
         results = run_pipeline(src, run, no_learning, on_stage=lambda stage, what, seconds: seen.append((stage, what)))
         assert [s for s, what in seen if what == "run"] == ["localize", "boxes", "boxes-export", "boxes-verify"]
         reviewed = results["localize"].numbers["reviewed"]
         assert (reviewed["photos"], reviewed["accepted_as_they_were"], reviewed["corrected"]) == (2, 1, 1)
+        assert reviewed["relabelled"] == 1
         assert results["localize"].numbers["scores"]["n_images"] == 20  # 20 hand-boxed photos, 2 of them reviewed
-        assert "Reviewed in the browser: 2 photos" in (run / "summary.md").read_text()
+        summary = (run / "summary.md").read_text()
+        assert "Reviewed in the browser: 2 photos" in summary
+        assert "1 were given another class than their folder's" in summary
 
 
     def test_every_stage_on_the_efficientnet_backbone(self, tmp_path):

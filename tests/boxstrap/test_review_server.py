@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import threading
 import urllib.error
@@ -169,7 +170,6 @@ def test_the_review_shows_the_split_boxes_once_the_boxes_stage_finished_after_lo
 
 
 def test_the_box_models_confidence_joins_the_order_once_the_boxes_stage_finished_after_localize(run, caplog):
-    import logging
     import os
 
     from datasets.review import joint_confidence, review_order
@@ -218,7 +218,24 @@ def test_the_pipeline_learns_from_the_reviewed_photos(run):
     review.correct(correction(2, [(1, 2, 30, 30), (40, 30, 70, 60)], label=review.photos[2].label))
     path, numbers = _with_reviewed(run, photos, photos / "boxes.json")
     assert numbers["photos"] == 2 and numbers["accepted_as_they_were"] == 1 and numbers["corrected"] == 1
+    assert numbers["relabelled"] == 0
     merged = {Path(a.image).name: a for a in read_annotations(path, "boxes-json", labels=LABELS)}
     user = read_annotations(photos / "boxes.json", labels=LABELS)
     assert len(merged) == len({Path(a.image).name for a in user} | {Path(review.photos[2].item.name).name})
     assert len(merged[Path(review.photos[2].item.name).name].boxes) == 2
+
+
+def test_a_photo_given_another_class_is_counted_and_warned_about(run, caplog):
+    """The review can change a photo's class; the boxes carry it, the classifier's folders do not."""
+    from boxstrap.pipeline import _with_reviewed
+
+    review = ReviewRun(run)
+    photos = review.root
+    other = next(label for label in LABELS if label != review.photos[1].label)
+    review.correct(correction(1, [(10, 10, 40, 30)], label=other))
+    review.correct(correction(0, [(10, 10, 40, 30)], label=review.photos[0].label))
+    with caplog.at_level(logging.WARNING, logger="boxstrap.pipeline"):
+        _, numbers = _with_reviewed(run, photos, None)
+    assert numbers["relabelled"] == 1 and numbers["corrected"] >= 1
+    assert f"1 reviewed photo(s) were given another class than their folder's ({review.photos[1].item.name})" \
+        in caplog.text
