@@ -4,7 +4,9 @@ One call does the whole parity check of ``boxstrap verify``: static checks of ea
 spec against the model directory's preprocessing and labels, then Keras and Core ML on the
 same decoded pixels, compared by :func:`verify.parity.compare_outputs` against the tolerances
 of the export's precision. On a failure the report says where: the static check that failed,
-the first layer that diverges (reference backend) and a suspected cause.
+the first layer that diverges (reference backend) and a suspected cause. An export made at another
+input size than trained (``boxstrap export --input-size``, as its metadata says) is compared with
+the network rebuilt at that size (:meth:`classifier.trained_model.TrainedModel.at_input_size`).
 """
 
 from __future__ import annotations
@@ -230,8 +232,8 @@ def _verify_export(
                   file_size_mb=round(info.file_size / 1e6, 2), backend=resolve_backend(config.backend))
     image = info.image_inputs[0] if info.image_inputs else None
     size = None if image is None else (image.height, image.width)
-    side, why_not = None, "the model's image input size differs from the saved preprocessing's, so it cannot be " \
-                          "fed the same pixels"
+    side = None
+    why_not = "the model's image input size differs from the saved preprocessing's, so it cannot be fed the same pixels"
     if size == trained.preprocessing.input_size or (size is not None and _exported_at(info, trained, size)):
         try:
             side = keras_side(size)
