@@ -46,8 +46,7 @@ class TestOtherInputSize:
                                                                                   tmp_path):
         from classifier.export import ExportConfig, export_coreml
 
-        big = export_coreml(classifier_dir, tmp_path / "big", ExportConfig(format="both", input_size=(64, 96),
-                                                                           heatmap=True))
+        big = export_coreml(classifier_dir, tmp_path / "big", ExportConfig(input_size=(64, 96), heatmap=True))
         result = verify_model(classifier_dir, list(big.paths.values()), images_dir, output_dir=tmp_path / "report")
         assert result.passed, result.table
         for entry in result.report["exports"]:
