@@ -103,7 +103,7 @@ def review_loop(name: str, run: Path, truth: Path, work: Path, *, ks, seeds) -> 
     everyone = [entry["image"] for entry in review]
     joint = joint_confidence([entry["confidence"] for entry in review], [best.get(n, 0.0) for n in everyone])
     joint_rank = {everyone[i]: k for k, i in enumerate(review_order(joint, [group_of.get(n) for n in everyone]))}
-    orders = {("review order", None): sorted(range(len(pool)), key=lambda k: joint_rank.get(names[k], len(rank))),
+    orders = {("review order", None): sorted(range(len(pool)), key=lambda k: joint_rank.get(names[k], len(joint_rank))),
               ("classifier order by group", None): sorted(range(len(pool)),
                                                           key=lambda k: rank.get(names[k], len(rank))),
               ("box model order", None): sorted(range(len(pool)), key=lambda k: best.get(names[k], 0.0))}

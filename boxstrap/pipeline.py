@@ -426,8 +426,8 @@ def _with_reviewed(run: Path, src: Path, ground_truth: Path | None) -> tuple[Pat
         if (before is not None and len(before.boxes) == len(a.boxes) and before.labels() == a.labels()
                 and (not len(a.boxes) or np.all(np.diag(box_iou(before.xyxy(), a.xyxy())) >= 0.95))):
             kept += 1
-        if before is not None and None not in (_photo_class(a), _photo_class(before)) and \
-                _photo_class(a) != _photo_class(before):
+        reviewed_as, shown_as = _photo_class(a), None if before is None else _photo_class(before)
+        if None not in (reviewed_as, shown_as) and reviewed_as != shown_as:
             relabelled.append(Path(os.path.relpath(folder / a.image, src)).as_posix())
     numbers = {"photos": len(reviewed), "boxes": sum(len(a.boxes) for a in reviewed), "accepted_as_they_were": kept,
                "corrected": len(reviewed) - kept, "relabelled": len(relabelled), "hand_boxes": str(path)}

@@ -12,7 +12,7 @@ from datasets.preprocessing import Preprocessing
 from verify.model_info import SPEC_VERSION_TO_TARGET, ModelInfo
 from verify.verify_config import VerifyConfig
 
-__all__ = ["CheckResult", "static_checks"]
+__all__ = ["PREPROCESSING_KEY", "CheckResult", "static_checks"]
 
 PREPROCESSING_KEY = "boxstrap.preprocessing"
 LABELS_KEY = "boxstrap.labels"

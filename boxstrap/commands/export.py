@@ -38,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", choices=PRECISIONS,
                         help="weight / ML Program compute precision (default float16)")
     parser.add_argument("--quantize", choices=[q for q in QUANTIZATIONS if q], help="8-bit weight quantization")
-    parser.add_argument("--heatmap", action="store_true", default=None, help="add the class_map output (with --quantize int8 only for --format neuralnetwork)")
+    parser.add_argument("--heatmap", action="store_true", default=None,
+                        help="add the class_map output (with --quantize int8 only for --format neuralnetwork)")
     parser.add_argument("--name", help="file stem of the exports (default BoxstrapClassifier)")
     parser.add_argument("--input-size", type=_size, metavar="HxW",
                         help="export at another input size than trained (a size the backbone takes, e.g. multiples of "
