@@ -27,8 +27,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["read_export_metadata"]
+__all__ = ["LABELS", "PREPROCESSING", "read_export_metadata"]
 
+#: The metadata keys verify reads back too.
 PREPROCESSING = "boxstrap.preprocessing"
 LABELS = "boxstrap.labels"
 INPUT_SIZE = "boxstrap.input_size"

@@ -8,14 +8,12 @@ from typing import Any
 
 import numpy as np
 
+from classifier.export_metadata import LABELS, PREPROCESSING
 from datasets.preprocessing import Preprocessing
 from verify.model_info import SPEC_VERSION_TO_TARGET, ModelInfo
 from verify.verify_config import VerifyConfig
 
-__all__ = ["PREPROCESSING_KEY", "CheckResult", "static_checks"]
-
-PREPROCESSING_KEY = "boxstrap.preprocessing"
-LABELS_KEY = "boxstrap.labels"
+__all__ = ["CheckResult", "static_checks"]
 
 
 @dataclass(frozen=True)
@@ -98,23 +96,23 @@ def static_checks(
         + (f" and heatmap output {config.heatmap_output!r}" if config.heatmap_output else "")
         + f"; the model outputs {outputs} (label output {info.predicted_feature!r})")
 
-    saved = info.metadata_json(PREPROCESSING_KEY)
+    saved = info.metadata_json(PREPROCESSING)
     if saved is None:
         add("metadata_preprocessing", False, preprocessing.to_dict(), None,
-            f"no {PREPROCESSING_KEY!r} metadata in the model", warn=True)
+            f"no {PREPROCESSING!r} metadata in the model", warn=True)
     else:
         try:
             same = Preprocessing.from_dict(saved) == preprocessing
         except (TypeError, ValueError):
             same = False
         add("metadata_preprocessing", same, preprocessing.to_dict(), saved,
-            f"metadata {PREPROCESSING_KEY!r} differs from the model directory's preprocessing.json")
-    saved_labels = info.metadata_json(LABELS_KEY)
+            f"metadata {PREPROCESSING!r} differs from the model directory's preprocessing.json")
+    saved_labels = info.metadata_json(LABELS)
     if saved_labels is None:
-        add("metadata_labels", False, list(labels), None, f"no {LABELS_KEY!r} metadata in the model", warn=True)
+        add("metadata_labels", False, list(labels), None, f"no {LABELS!r} metadata in the model", warn=True)
     else:
         add("metadata_labels", list(saved_labels) == list(labels), list(labels), saved_labels,
-            f"metadata {LABELS_KEY!r} differs from the model directory's labels.json")
+            f"metadata {LABELS!r} differs from the model directory's labels.json")
 
     target_ok = True
     if config.deployment_target is not None:

@@ -265,11 +265,11 @@ def _verify_export(
 def _exported_at(info: ModelInfo, trained: TrainedModel, size: tuple[int, int]) -> bool:
     """Whether the export says it was made from ``trained``'s preprocessing at ``size`` (``boxstrap
     export --input-size``): its preprocessing metadata is the model directory's but for the size."""
+    from classifier.export_metadata import PREPROCESSING
     from datasets.preprocessing import Preprocessing
-    from verify.static_checks import PREPROCESSING_KEY
 
     try:  # the metadata the static check of the preprocessing reads
-        saved = Preprocessing.from_dict(info.metadata_json(PREPROCESSING_KEY))
+        saved = Preprocessing.from_dict(info.metadata_json(PREPROCESSING))
     except (TypeError, ValueError, AttributeError):  # none, or not a preprocessing
         return False
     return saved == replace(trained.preprocessing, input_size=size)
