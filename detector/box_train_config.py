@@ -30,8 +30,11 @@ class BoxTrainConfig:
         learning curve (mean over its rows: CorLoc 0.878 against 0.866, mean IoU 0.739 against 0.742)
         at half the cost.
     kernel : int >= 1
-        ``"cells"``, ``"centres"``: size of the reduction convolution (3: each cell also sees its neighbours;
-        on the learning curve it beat 1 on mean IoU in every row, at 64 filters).
+        ``"cells"``, ``"centres"``: size of the reduction convolution. 3: each cell also sees its
+        neighbours. On the suite the ``"centres"`` head with 1 left a box on every part of an
+        animal (0.82 extra boxes a photo of one animal), with 5 it gave neighbouring animals one
+        peak (recall on photos of several 0.260); 3 was best on both sets (benchmarks/NOTES.md,
+        "How far a cell sees").
     hidden : int
         ``"dense"``: width of the hidden dense layer.
     pool : int >= 1
