@@ -26,9 +26,10 @@ class BoxTrainConfig:
         the one-box heads ``"cells"`` found more objects than ``"dense"`` on the block photos'
         learning curve.
     reduce_filters : int
-        Width of the reduction convolution. 32: with ``kernel=3`` it scored as 64 did on the
-        learning curve (mean over its rows: CorLoc 0.878 against 0.866, mean IoU 0.739 against 0.742)
-        at half the cost.
+        Width of the reduction convolution. 32: on the suite's animals the ``"centres"`` head with
+        16 found fewer objects (CorLoc 0.782 against 0.813) and with 64 fewer animals in groups
+        (recall over every animal 0.755 against 0.797), at one or two photos' difference on the
+        blocks (benchmarks/NOTES.md, "A narrower box head" and "How far a cell sees").
     kernel : int >= 1
         ``"cells"``, ``"centres"``: size of the reduction convolution. 3: each cell also sees its
         neighbours. On the suite the ``"centres"`` head with 1 left a box on every part of an
