@@ -21,7 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from classifier.export_metadata import PREPROCESSING
 from classifier.trained_model import TrainedModel, load_trained_model
+from datasets.preprocessing import Preprocessing
 from groundwork.atomic import write_json, write_text
 from groundwork.config import config_to_dict, save_config
 from groundwork.paths import check_out_folder
@@ -265,9 +267,6 @@ def _verify_export(
 def _exported_at(info: ModelInfo, trained: TrainedModel, size: tuple[int, int]) -> bool:
     """Whether the export says it was made from ``trained``'s preprocessing at ``size`` (``boxstrap
     export --input-size``): its preprocessing metadata is the model directory's but for the size."""
-    from classifier.export_metadata import PREPROCESSING
-    from datasets.preprocessing import Preprocessing
-
     try:  # the metadata the static check of the preprocessing reads
         saved = Preprocessing.from_dict(info.metadata_json(PREPROCESSING))
     except (TypeError, ValueError, AttributeError):  # none, or not a preprocessing
