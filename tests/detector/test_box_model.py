@@ -130,12 +130,12 @@ class TestTrainBoxHead:
             features.append(grid)
             boxes.append(xyxy_to_cxcywh(np.array([[c / w, r / h, (c + bw) / w, (r + bh) / h]]))[0])
         features, boxes = np.stack(features), np.stack(boxes)
-        config = BoxTrainConfig(head="cells", hidden=32, reduce_filters=8, epochs=30, crops=0, dropout=0.0, learning_rate=1e-2,
+        config = BoxTrainConfig(head="cells", hidden=32, reduce_filters=8, epochs=12, crops=0, dropout=0.0, learning_rate=1e-2,
                                 cell_weight=cell_weight)
         history = train_box_head(head, features[:80], boxes[:80], config, valid=(features[80:], boxes[80:]),
                                  verbose=0)
         assert history["loss"][-1] < history["loss"][0]
-        assert max(history["val_iou"]) > 0.5 and len(history["val_iou"]) == 30
+        assert max(history["val_iou"]) > 0.5 and len(history["val_iou"]) == 12
         if cell_weight:
             # Taught cell by cell, the likeliest cell lies inside the object.
             from detector.box_model import cell_parts
