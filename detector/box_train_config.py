@@ -58,12 +58,14 @@ class BoxTrainConfig:
         measured with this recipe; an older one lost on both sets at 8 epochs (184-224 batches on
         the animals, 730-770 on the blocks: "Epochs of the centres head").
     learning_rate : float
-        Adam.
+        Adam's. 1e-3: on the suite's runs with 20 hand boxes (seeds 0-2) 3e-4 boxed both sets
+        worse and 3e-3 merged the animals of a group (recall there 0.319 against 0.505)
+        (benchmarks/NOTES.md, "The weight of the GIoU term and the learning rate").
     iou_weight : float
         Weight of the (1 - GIoU) term beside the smooth-L1 term of the loss. 1: on the suite's
         runs with 20 hand boxes (seeds 0-2) 0.3 and 3 boxed the animals worse on every measure
         (CorLoc 0.855 and 0.874 against 0.885, recall over every animal 0.767 and 0.771 against
-        0.797) and the blocks the same (benchmarks/NOTES.md, "The weight of the GIoU term").
+        0.797) and the blocks the same (benchmarks/NOTES.md, "The weight of the GIoU term and the learning rate").
     cell_weight : float >= 0
         ``"cells"``: weight of two terms that teach every cell, not only their average: the cells'
         likelihoods against a Gaussian around the target box's centre (cross-entropy), and the
