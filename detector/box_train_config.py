@@ -65,7 +65,8 @@ class BoxTrainConfig:
         Weight of the (1 - GIoU) term beside the smooth-L1 term of the loss. 1: on the suite's
         runs with 20 hand boxes (seeds 0-2) 0.3 and 3 boxed the animals worse on every measure
         (CorLoc 0.855 and 0.874 against 0.885, recall over every animal 0.767 and 0.771 against
-        0.797) and the blocks the same (benchmarks/NOTES.md, "The weight of the GIoU term and the learning rate").
+        0.797) and the blocks the same (benchmarks/NOTES.md, "The weight of the GIoU term and the
+        learning rate").
     cell_weight : float >= 0
         ``"cells"``: weight of two terms that teach every cell, not only their average: the cells'
         likelihoods against a Gaussian around the target box's centre (cross-entropy), and the
