@@ -16,7 +16,7 @@ with the random orders' mean, and the table gives their range). The box model's 
 those of the suite's labels-only box model (its ``detect_0`` detections: the best box's
 confidence, 0 where it keeps no box), what the boxes stage of a labels-only run writes beside
 its model (``detector.train_box_model.PHOTO_CONFIDENCE``).
-range). Only photos that have true boxes can be corrected, so every order runs over those (on
+Only photos that have true boxes can be corrected, so every order runs over those (on
 the blocks: the 88 hand-checked valid photos). Every round is scored on the true photos outside
 the capture groups of the corrected ones: pseudo boxes CorLoc, COCO mAP@0.5 and recall over all
 boxes.
