@@ -19,7 +19,8 @@ photos, and decodes the cells' outputs with each variant:
 With ``--models`` it decodes box models trained apart instead, one per seed
 (``benchmarks/box_head_cost.py --out MODELS``: the shipped box model of the suite's last budget,
 retrained), and each number is the mean over them: a seed moves a box model by more than most
-decodings do.
+decodings do. With ``--average`` as well, the models are one ensemble instead: each photo's cell
+outputs are averaged over them (:func:`average_outputs`) and decoded once.
 
 Each variant is scored as the suite scores a row (the true photos of the capture groups that
 gave no hand box), over all of them, over the photos of one object and over those of several:
@@ -28,7 +29,7 @@ CorLoc / mAP@0.5 / recall over every true box at IoU 0.5 / extra boxes per photo
 Usage::
 
     python benchmarks/decoding.py --suite /tmp/boxstrap-bench/suite [--variants confidence=0.3,iou=0.45
-        confidence=0.3,iou=0.45,inside=0.5] [--models /tmp/boxstrap-bench/box-head/reduce_filters-32]
+        confidence=0.3,iou=0.45,inside=0.5] [--models /tmp/boxstrap-bench/box-head/reduce_filters-32 [--average]]
 """
 
 from __future__ import annotations
@@ -126,8 +127,33 @@ def cell_outputs(run: Path, labels, model: Path) -> tuple[Path, list, list, tupl
     return root, items, outputs, grid
 
 
-def score_set(name: str, suite: Path, data: Path, variants: list[dict], model: Path | None = None) -> list[dict]:
-    """One row per variant: ``model`` (default: the suite run's shipped box model) decoded with it."""
+def average_outputs(per_model: list[list[tuple]]) -> list[tuple]:
+    """Several box models' :func:`cell_outputs` (per model, per photo) as one ensemble's: per photo
+    the probabilities, confidences and boxes (the mirrored photo's too) averaged cell by cell.
+
+    >>> a = (np.array([1.0, 0.0]), np.array([[0.2]]), np.array([[0.5, 0.5, 0.2, 0.2]]), (4, 6),
+    ...      (np.array([[0.4]]), np.array([[0.5, 0.5, 0.2, 0.2]])))
+    >>> b = (np.array([0.0, 1.0]), np.array([[0.6]]), np.array([[0.7, 0.5, 0.6, 0.2]]), (4, 6),
+    ...      (np.array([[0.0]]), np.array([[0.3, 0.5, 0.2, 0.2]])))
+    >>> probabilities, confidence, coordinates, shape, (mirrored, _) = average_outputs([[a], [b]])[0]
+    >>> probabilities.tolist(), confidence.tolist(), coordinates.tolist(), shape, mirrored.tolist()
+    ([0.5, 0.5], [[0.4]], [[0.6, 0.5, 0.4, 0.2]], (4, 6), [[0.2]])
+    """
+    averaged = []
+    for photo in zip(*per_model, strict=True):
+        shapes = {p[3] for p in photo}
+        if len(shapes) != 1:
+            raise ValueError(f"the models read one photo at different sizes: {sorted(shapes)}")
+        mean = [np.mean([p[k] for p in photo], axis=0) for k in range(3)]
+        mirrored = tuple(np.mean([p[4][k] for p in photo], axis=0) for k in range(2))
+        averaged.append((*mean, photo[0][3], mirrored))
+    return averaged
+
+
+def score_set(name: str, suite: Path, data: Path, variants: list[dict], model: Path | list[Path] | None = None
+              ) -> list[dict]:
+    """One row per variant: ``model`` (default: the suite run's shipped box model; a list: those
+    models' average, :func:`average_outputs`) decoded with it."""
     from datasets.evaluate import evaluate_annotations
     from datasets.photo_items import photo_annotation
     from groundwork.box_geometry import cxcywh_to_xyxy
@@ -141,7 +167,14 @@ def score_set(name: str, suite: Path, data: Path, variants: list[dict], model: P
     gt = outside_groups(pool, hand_groups(hand))
     parts = {"all": gt, "one": [g for g in gt if len(g.boxes) == 1], "several": [g for g in gt if len(g.boxes) > 1]}
     model = model or run / "boxes" / "model"
-    root, items, outputs, grid = cell_outputs(run, labels, model)
+    averaged = len(model) if isinstance(model, list) else None
+    if averaged:
+        passes = [cell_outputs(run, labels, m) for m in model]
+        root, items, _, grid = passes[0]
+        outputs = average_outputs([p[2] for p in passes])
+        model = f"the average of {', '.join(map(str, model))}"
+    else:
+        root, items, outputs, grid = cell_outputs(run, labels, model)
     rows = []
     for variant in variants:
         annotations = []
@@ -153,7 +186,7 @@ def score_set(name: str, suite: Path, data: Path, variants: list[dict], model: P
             annotations.append(photo_annotation(item, (height, width), xyxy, scores,
                                                 labels[int(np.argmax(probabilities))]))
         row = {"set": name, "hand_boxes": 0 if hand is None else len(json.loads(hand.read_text())), "variant": variant,
-               "model": str(model)}
+               "model": str(model), "averaged": averaged}
         for part, truths in parts.items():
             if truths:
                 s = evaluate_annotations(annotations, truths, pred_root=root, gt_root=truth.parent,
@@ -180,7 +213,8 @@ def format_table(rows: list[dict]) -> str:
     for (name, hand_boxes, variant), members in groups.items():
         variant = ", ".join(f"{k} {v}" for k, v in json.loads(variant).items())
         parts = [cell([m[p] for m in members if p in m]) for p in ("all", "one", "several")]
-        lines.append(f"| {name} ({hand_boxes}; {len(members)}) | {variant} | " + " | ".join(parts) + " |")
+        count = f"the average of {members[0]['averaged']}" if members[0].get("averaged") else len(members)
+        lines.append(f"| {name} ({hand_boxes}; {count}) | {variant} | " + " | ".join(parts) + " |")
     return "\n".join(lines + ["", "CorLoc / mAP@0.5 / recall over every true box at IoU 0.5 / extra boxes per photo "
                                   "(photos), each the mean over the box models."])
 
@@ -195,12 +229,18 @@ def main() -> int:
     parser.add_argument("--models", type=Path, default=None,
                         help="box models at MODELS/SET/model_* (benchmarks/box_head_cost.py --out, one per seed) "
                              "instead of each suite run's shipped one")
+    parser.add_argument("--average", action="store_true",
+                        help="with --models: decode the models' averaged cell outputs, one ensemble per set")
     args = parser.parse_args()
+    if args.average and args.models is None:
+        parser.error("--average needs --models")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     variants = [parse_variant(v) for v in args.variants]
     rows = []
     for name in args.sets:
         models = sorted((args.models / name).glob("model_*")) if args.models else [None]
+        if args.average:
+            models = [models]
         for model in models:
             rows += score_set(name, args.suite, args.data, variants, model)
     print(format_table(rows))
