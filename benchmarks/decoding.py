@@ -240,7 +240,7 @@ def main() -> int:
     for name in args.sets:
         models = sorted((args.models / name).glob("model_*")) if args.models else [None]
         if args.average:
-            models = [models]
+            models = [models] if models else []  # one ensemble of the set's models, when it has any
         for model in models:
             rows += score_set(name, args.suite, args.data, variants, model)
     print(format_table(rows))
