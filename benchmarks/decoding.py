@@ -100,60 +100,63 @@ def decode(confidence: np.ndarray, coordinates: np.ndarray, variant: dict, mirro
     return kept, (kept_confidence.max(axis=1) if len(kept) else np.zeros(0))
 
 
-def cell_outputs(run: Path, labels, model: Path) -> tuple[Path, list, list, tuple[int, int]]:
+def cell_outputs(run: Path, labels, models: list[Path]) -> tuple[Path, list, list, tuple[int, int]]:
     """The set's photos (``find_photos`` root and items); per photo (probabilities, confidence,
-    coordinates, shape, the mirrored photo's (confidence, coordinates)); the grid of cells."""
+    coordinates, shape, the mirrored photo's (confidence, coordinates)), averaged over ``models``
+    (:func:`average_outputs`; one model: its own); the grid of cells. Each photo is read once."""
     from datasets.photo_items import find_photos
     from datasets.tf_input import read_rgb
     from detector.box_model_dir import load_box_model
 
-    box_model = load_box_model(model)
-    pre = box_model.preprocessing
+    box_models = [load_box_model(model) for model in models]
+    pre = box_models[0].preprocessing
+    if any(b.preprocessing != pre for b in box_models):
+        raise SystemExit(f"{', '.join(map(str, models))}: the models read photos differently; no average")
     root, items = find_photos(run / "prepare", labels)
     outputs, grid = [], None
     for item in items:
         image = read_rgb(item.path)
         x = pre.apply(pre.resize(image))[None]
-        out = box_model.model.predict_on_batch(np.concatenate([x, x[:, :, ::-1]]))
-        if len(out) != 3:
-            raise SystemExit(f"{model}: a one-box model; nothing to decode")
-        probabilities, confidence, coordinates = (np.asarray(v) for v in out)
+        x = np.concatenate([x, x[:, :, ::-1]])
+        per_model = []
+        for model, box_model in zip(models, box_models, strict=True):
+            out = box_model.model.predict_on_batch(x)
+            if len(out) != 3:
+                raise SystemExit(f"{model}: a one-box model; nothing to decode")
+            probabilities, confidence, coordinates = (np.asarray(v) for v in out)
+            per_model.append((probabilities[0], confidence[0], coordinates[0], image.shape[:2],
+                              (confidence[1], coordinates[1])))
         if grid is None:  # the cells' grid: the input's size over the backbone's stride
-            cells = confidence.shape[1]
+            cells = per_model[0][1].shape[0]
             grid = next((-(-x.shape[1] // s), -(-x.shape[2] // s)) for s in (8, 16, 32, 64)
                         if -(-x.shape[1] // s) * -(-x.shape[2] // s) == cells)
-        outputs.append((probabilities[0], confidence[0], coordinates[0], image.shape[:2],
-                        (confidence[1], coordinates[1])))
+        outputs.append(average_outputs(per_model))
     return root, items, outputs, grid
 
 
-def average_outputs(per_model: list[list[tuple]]) -> list[tuple]:
-    """Several box models' :func:`cell_outputs` (per model, per photo) as one ensemble's: per photo
-    the probabilities, confidences and boxes (the mirrored photo's too) averaged cell by cell.
+def average_outputs(per_model: list[tuple]) -> tuple:
+    """One photo's :func:`cell_outputs` from several box models as one ensemble's: the
+    probabilities, confidences and boxes (the mirrored photo's too) averaged cell by cell.
 
     >>> a = (np.array([1.0, 0.0]), np.array([[0.2]]), np.array([[0.5, 0.5, 0.2, 0.2]]), (4, 6),
     ...      (np.array([[0.4]]), np.array([[0.5, 0.5, 0.2, 0.2]])))
     >>> b = (np.array([0.0, 1.0]), np.array([[0.6]]), np.array([[0.7, 0.5, 0.6, 0.2]]), (4, 6),
     ...      (np.array([[0.0]]), np.array([[0.3, 0.5, 0.2, 0.2]])))
-    >>> probabilities, confidence, coordinates, shape, (mirrored, _) = average_outputs([[a], [b]])[0]
+    >>> probabilities, confidence, coordinates, shape, (mirrored, _) = average_outputs([a, b])
     >>> probabilities.tolist(), confidence.tolist(), coordinates.tolist(), shape, mirrored.tolist()
     ([0.5, 0.5], [[0.4]], [[0.6, 0.5, 0.4, 0.2]], (4, 6), [[0.2]])
     """
-    averaged = []
-    for photo in zip(*per_model, strict=True):
-        shapes = {p[3] for p in photo}
-        if len(shapes) != 1:
-            raise ValueError(f"the models read one photo at different sizes: {sorted(shapes)}")
-        mean = [np.mean([p[k] for p in photo], axis=0) for k in range(3)]
-        mirrored = tuple(np.mean([p[4][k] for p in photo], axis=0) for k in range(2))
-        averaged.append((*mean, photo[0][3], mirrored))
-    return averaged
+    if len(per_model) == 1:
+        return per_model[0]
+    mean = [np.mean([p[k] for p in per_model], axis=0) for k in range(3)]
+    mirrored = tuple(np.mean([p[4][k] for p in per_model], axis=0) for k in range(2))
+    return (*mean, per_model[0][3], mirrored)
 
 
-def score_set(name: str, suite: Path, data: Path, variants: list[dict], model: Path | list[Path] | None = None
+def score_set(name: str, suite: Path, data: Path, variants: list[dict], models: list[Path] | None = None
               ) -> list[dict]:
-    """One row per variant: ``model`` (default: the suite run's shipped box model; a list: those
-    models' average, :func:`average_outputs`) decoded with it."""
+    """One row per variant: ``models`` (default: the suite run's shipped box model; several: their
+    average, :func:`average_outputs`) decoded with it."""
     from datasets.evaluate import evaluate_annotations
     from datasets.photo_items import photo_annotation
     from groundwork.box_geometry import cxcywh_to_xyxy
@@ -166,15 +169,8 @@ def score_set(name: str, suite: Path, data: Path, variants: list[dict], model: P
     hand = last_hand_boxes(work)  # the run holds the box model of the suite's last budget
     gt = outside_groups(pool, hand_groups(hand))
     parts = {"all": gt, "one": [g for g in gt if len(g.boxes) == 1], "several": [g for g in gt if len(g.boxes) > 1]}
-    model = model or run / "boxes" / "model"
-    averaged = len(model) if isinstance(model, list) else None
-    if averaged:
-        passes = [cell_outputs(run, labels, m) for m in model]
-        root, items, _, grid = passes[0]
-        outputs = average_outputs([p[2] for p in passes])
-        model = f"the average of {', '.join(map(str, model))}"
-    else:
-        root, items, outputs, grid = cell_outputs(run, labels, model)
+    models = models or [run / "boxes" / "model"]
+    root, items, outputs, grid = cell_outputs(run, labels, models)
     rows = []
     for variant in variants:
         annotations = []
@@ -186,7 +182,7 @@ def score_set(name: str, suite: Path, data: Path, variants: list[dict], model: P
             annotations.append(photo_annotation(item, (height, width), xyxy, scores,
                                                 labels[int(np.argmax(probabilities))]))
         row = {"set": name, "hand_boxes": 0 if hand is None else len(json.loads(hand.read_text())), "variant": variant,
-               "model": str(model), "averaged": averaged}
+               "models": [str(m) for m in models]}
         for part, truths in parts.items():
             if truths:
                 s = evaluate_annotations(annotations, truths, pred_root=root, gt_root=truth.parent,
@@ -213,7 +209,8 @@ def format_table(rows: list[dict]) -> str:
     for (name, hand_boxes, variant), members in groups.items():
         variant = ", ".join(f"{k} {v}" for k, v in json.loads(variant).items())
         parts = [cell([m[p] for m in members if p in m]) for p in ("all", "one", "several")]
-        count = f"the average of {members[0]['averaged']}" if members[0].get("averaged") else len(members)
+        averaged = len(members[0]["models"])
+        count = f"the average of {averaged}" if averaged > 1 else len(members)
         lines.append(f"| {name} ({hand_boxes}; {count}) | {variant} | " + " | ".join(parts) + " |")
     return "\n".join(lines + ["", "CorLoc / mAP@0.5 / recall over every true box at IoU 0.5 / extra boxes per photo "
                                   "(photos), each the mean over the box models."])
@@ -238,11 +235,14 @@ def main() -> int:
     variants = [parse_variant(v) for v in args.variants]
     rows = []
     for name in args.sets:
-        models = sorted((args.models / name).glob("model_*")) if args.models else [None]
-        if args.average:
-            models = [models] if models else []  # one ensemble of the set's models, when it has any
-        for model in models:
-            rows += score_set(name, args.suite, args.data, variants, model)
+        if args.models is None:
+            groups = [None]  # the suite run's shipped box model
+        else:
+            found = sorted((args.models / name).glob("model_*"))
+            # Each model alone, or with --average one ensemble of the set's models (when it has any).
+            groups = ([found] if found else []) if args.average else [[m] for m in found]
+        for models in groups:
+            rows += score_set(name, args.suite, args.data, variants, models)
     print(format_table(rows))
     return 0
 
