@@ -10,7 +10,10 @@ needs heatmaps and is computed by ``boxstrap localize`` and the benchmark instea
 - recall over all ground-truth boxes at IoU 0.5 (each predicted box, best first, matched to at most
   one ground-truth box of its class) and the extra boxes per photo (predicted boxes that matched
   none): what one box per photo misses on photos of several objects, and what fragments cost,
-- COCO mAP@0.5 and mAP@[.5:.95] (a box without a score counts as score 1).
+- COCO mAP@0.5 and mAP@[.5:.95] (a box without a score counts as score 1),
+- the AUROC of the scores for a right box (IoU >= 0.5 with a ground-truth box of its class in
+  its photo; a second box on a found object is right too): how well they put the wrong boxes
+  first for a reviewer.
 
 Images are matched by the path the files give them; when the two files live in different
 folders, by the resolved path, then by a file name that is unique on both sides.
@@ -27,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from groundwork.box_geometry import box_iou
-from groundwork.box_scores import V2_IOU_THRESHOLDS, coco_map, match_boxes, top_box_iou
+from groundwork.box_scores import V2_IOU_THRESHOLDS, coco_map, match_boxes, score_auroc, top_box_iou
 
 __all__ = ["BoxEvaluation", "evaluate_annotations", "evaluate_box_files", "match_photos"]
 
@@ -50,6 +53,8 @@ class BoxEvaluation:
     map50_95: float
     recall50: float = float("nan")
     extra_per_photo: float = float("nan")
+    score_auroc: float = float("nan")
+    n_wrong_boxes: int = 0
 
     def rows(self) -> list[tuple[str, str]]:
         """(metric, value) rows for a printed table."""
@@ -70,6 +75,8 @@ class BoxEvaluation:
             ("extra boxes per photo (matching no box)", f"{self.extra_per_photo:.3f}"),
             ("COCO mAP@0.5", f"{self.map50:.3f}"),
             ("COCO mAP@[.5:.95]", f"{self.map50_95:.3f}"),
+            (f"AUROC of the scores, right boxes above the {self.n_wrong_boxes} wrong (IoU < 0.5)",
+             f"{self.score_auroc:.3f}"),
         ]
         return out
 
@@ -79,7 +86,8 @@ class BoxEvaluation:
                 "corloc": self.corloc, "mean_iou": self.mean_iou,
                 "box_acc": {f"{d:g}": a for d, a in self.box_acc},
                 "map50": self.map50, "map50_95": self.map50_95, "recall50": self.recall50,
-                "extra_per_photo": self.extra_per_photo}
+                "extra_per_photo": self.extra_per_photo, "score_auroc": self.score_auroc,
+                "n_wrong_boxes": self.n_wrong_boxes}
 
 
 def evaluate_box_files(pred: str | os.PathLike, gt: str | os.PathLike, *, pred_format: str | None = None,
@@ -174,12 +182,23 @@ def evaluate_annotations(pred: Sequence, gt: Sequence, *, pred_root: Path | None
     n_gt_boxes = sum(len(g[0]) for g in gts)
     recall50 = sum(int(f[1].sum()) for f in found) / n_gt_boxes if n_gt_boxes else float("nan")
     extra = sum(int((~f[0]).sum()) for f in found) / len(gt)
+    right = np.concatenate([_right_boxes(p, pl, g, gl) for (p, _, pl), (g, gl) in zip(preds, gts, strict=True)])
+    scores = np.concatenate([s for _, s, _ in preds])
     return BoxEvaluation(
         n_images=len(gt), n_scored=n_scored, n_gt_boxes=sum(len(g[0]) for g in gts),
         n_pred_boxes=sum(len(p[0]) for p in preds), n_unmatched_pred=len(pred) - len(used),
         corloc=corloc, mean_iou=mean_iou, box_acc=box_acc,
         map50=maps["mAP@0.5"], map50_95=maps["mAP@[.5:.95]"], recall50=recall50, extra_per_photo=extra,
+        score_auroc=score_auroc(scores, right), n_wrong_boxes=int((~right).sum()),
     )
+
+
+def _right_boxes(pred: np.ndarray, pred_labels: Sequence, gt: np.ndarray, gt_labels: Sequence) -> np.ndarray:
+    """Which predicted boxes overlap a ground-truth box of their label by IoU >= 0.5."""
+    if not len(pred) or not len(gt):
+        return np.zeros(len(pred), bool)
+    same = np.asarray(pred_labels, dtype=object)[:, None] == np.asarray(gt_labels, dtype=object)[None, :]
+    return np.any((box_iou(pred, gt) >= 0.5) & same, axis=1)
 
 
 def match_photos(pred: Sequence, gt: Sequence, *, pred_root: Path | None = None,

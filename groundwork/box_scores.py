@@ -11,6 +11,8 @@ area is ``(xmax - xmin) * (ymax - ymin)`` with no ``+ 1``; IoU is
   predicted boxes that found none.
 - **COCO mAP** at IoU 0.5 and averaged over IoU 0.5:0.95, computed by pycocotools on COCO
   objects built in memory (its prints silenced).
+- **Score AUROC** (:func:`score_auroc`): how well the boxes' scores rank the right boxes (IoU >=
+  0.5 with a ground-truth box) above the wrong ones, the order a reviewer would check them in.
 
 The heatmap scores (MaxBoxAcc) are :mod:`localize.scoring`'s.
 """
@@ -27,7 +29,7 @@ import numpy as np
 from groundwork.box_geometry import box_iou, check_boxes
 
 __all__ = ["V2_IOU_THRESHOLDS", "check_fraction", "check_gt_boxes", "check_same_length", "coco_map", "corloc",
-           "match_boxes", "top_box_iou"]
+           "match_boxes", "score_auroc", "top_box_iou"]
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +115,30 @@ def match_boxes(pred_boxes: np.ndarray, gt_boxes: np.ndarray, *, iou_threshold: 
         if candidates[j] >= iou_threshold:
             pred_matched[i] = gt_matched[j] = True
     return pred_matched, gt_matched
+
+
+def score_auroc(scores: Sequence[float], right: Sequence[bool]) -> float:
+    """The chance that a right box scores above a wrong one (ties count half): the area under the
+    ROC curve of ``scores`` for ``right``. 0.5 is chance; NaN when every box is right or every
+    box is wrong (nothing to rank).
+
+    Examples
+    --------
+    >>> score_auroc([0.9, 0.8, 0.3, 0.8], [True, True, False, False])
+    0.875
+    """
+    from scipy.stats import rankdata
+
+    scores = np.asarray(scores, np.float64).reshape(-1)
+    right = np.asarray(right, bool).reshape(-1)
+    check_same_length(scores, right, "scores", "right")
+    if not np.all(np.isfinite(scores)):
+        raise ValueError("scores must be finite numbers.")
+    n_right, n_wrong = int(right.sum()), int((~right).sum())
+    if not n_right or not n_wrong:
+        return float("nan")
+    ranks = rankdata(scores)
+    return float((ranks[right].sum() - n_right * (n_right + 1) / 2) / (n_right * n_wrong))
 
 
 def check_gt_boxes(gt: object, image_size: tuple[int, int], name: str = "gt_boxes",

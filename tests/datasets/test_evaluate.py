@@ -1,4 +1,5 @@
 import json
+import math
 
 import pytest
 
@@ -84,6 +85,26 @@ class TestEvaluateBoxFiles:
         ])
         result = evaluate_box_files(pred, gt)
         assert result.recall50 == 0.5 and result.extra_per_photo == 0.5
+        assert result.n_wrong_boxes == 1  # right place, wrong class
+
+    def test_score_auroc_ranks_right_boxes_above_wrong_ones(self, tmp_path):
+        """Right boxes (IoU >= 0.5 with a true box; a second box on a found object too) against
+        wrong ones, by their scores: 1 when every right box outscores every wrong one."""
+        truth = write(tmp_path / "gt.json", [record("a.jpg", [[0, 0, 19, 19]]), record("b.jpg", [[20, 10, 39, 29]])])
+
+        def auroc(scores_a, scores_b):
+            pred = write(tmp_path / "pred.json", [
+                record("a.jpg", [[0, 0, 19, 19], [1, 1, 19, 19], [40, 20, 59, 39]], scores=scores_a),
+                record("b.jpg", [[20, 10, 39, 29], [0, 30, 10, 40]], scores=scores_b),
+            ])
+            result = evaluate_box_files(pred, truth)
+            assert result.n_wrong_boxes == 2 and result.extra_per_photo == pytest.approx(3 / 2)
+            return result.score_auroc
+
+        assert auroc([0.9, 0.8, 0.1], [0.7, 0.2]) == 1.0
+        assert auroc([0.9, 0.1, 0.8], [0.7, 0.2]) == pytest.approx(3 / 6)
+        assert auroc([0.1, 0.2, 0.9], [0.3, 0.8]) == 0.0
+        assert math.isnan(evaluate_box_files(truth, truth).to_dict()["score_auroc"])  # no wrong box to rank
 
     def test_unknown_label(self, tmp_path, gt):
         pred = write(tmp_path / "gt" / "pred.json", [record("one/a.jpg", [[10, 10, 29, 29]], label="One")])
