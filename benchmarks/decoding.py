@@ -14,7 +14,10 @@ photos, and decodes the cells' outputs with each variant:
   cell is judged against every other at once, so the rule needs no sequential loop and could
   run inside an exported network, in front of Core ML's suppression;
 - ``mirror=1``: each cell's confidence and box averaged with those the model gives the mirrored
-  photo (its cells mirrored back), a test-time augmentation that would double the detector's work.
+  photo (its cells mirrored back), a test-time augmentation that would double the detector's work;
+- ``agreement=0``: each box scored by its confidence alone (what Vision returns), not by the
+  confidence times the cells' agreement on the box (what ``detect`` writes). The boxes are the
+  same; their order, and so CorLoc's top box and mAP, can differ.
 
 With ``--models`` it decodes box models trained apart instead, one per seed
 (``benchmarks/box_head_cost.py --out MODELS``: the shipped box model of the suite's last budget,
@@ -24,7 +27,8 @@ outputs are averaged over them (:func:`average_outputs`) and decoded once.
 
 Each variant is scored as the suite scores a row (the true photos of the capture groups that
 gave no hand box), over all of them, over the photos of one object and over those of several:
-CorLoc / mAP@0.5 / recall over every true box at IoU 0.5 / extra boxes per photo.
+CorLoc / mAP@0.5 / recall over every true box at IoU 0.5 / extra boxes per photo, and the
+AUROC of the boxes' scores for a right box (IoU >= 0.5 with a true box) over all of them.
 
 Usage::
 
@@ -44,7 +48,8 @@ from _common import DATA
 from box_head_cost import parse_variant
 from suite import SETS, hand_groups, last_hand_boxes, outside_groups, truth_pool
 
-DEFAULT_VARIANTS = (["confidence=0.3,iou=0.45"] + [f"confidence=0.3,iou=0.45,inside={s}" for s in (0.5, 0.6, 0.7, 0.8)]
+DEFAULT_VARIANTS = (["confidence=0.3,iou=0.45", "confidence=0.3,iou=0.45,agreement=0"]
+                    + [f"confidence=0.3,iou=0.45,inside={s}" for s in (0.5, 0.6, 0.7, 0.8)]
                     + [f"confidence={c},iou={i},inside=0.6" for c, i in ((0.25, 0.45), (0.3, 0.55))]
                     + [f"confidence={c},iou={i},mirror=1" for c, i in ((0.3, 0.45), (0.25, 0.45), (0.3, 0.55))]
                     + ["confidence=0.3,iou=0.45,inside=0.7,mirror=1"])
@@ -84,9 +89,12 @@ def unmirror(confidence: np.ndarray, coordinates: np.ndarray, grid: tuple[int, i
 
 def decode(confidence: np.ndarray, coordinates: np.ndarray, variant: dict, mirrored=None, grid=None
            ) -> tuple[np.ndarray, np.ndarray]:
-    """One photo's kept boxes (``cx, cy, w, h``) and their confidences under ``variant``; ``mirrored``
-    is the cell outputs ``(confidence, coordinates)`` of the mirrored photo on a ``grid`` of cells."""
-    from detector.box_decode import non_max_suppression
+    """One photo's kept boxes (``cx, cy, w, h``) and their scores under ``variant``, best first;
+    ``mirrored`` is the cell outputs ``(confidence, coordinates)`` of the mirrored photo on a
+    ``grid`` of cells. The scores are ``detect``'s (the confidence times the cells' agreement,
+    :func:`detector.box_decode.detector_boxes`), or with ``agreement=0`` the confidence alone,
+    Vision's, in the suppression's order."""
+    from detector.box_decode import detector_boxes, non_max_suppression
 
     if variant.get("mirror"):
         back = unmirror(*mirrored, grid)
@@ -95,8 +103,11 @@ def decode(confidence: np.ndarray, coordinates: np.ndarray, variant: dict, mirro
     if "inside" in variant:
         dropped = nested(coordinates, confidence.max(axis=1), float(variant["inside"]), threshold)
         confidence = confidence * ~dropped[:, None]
-    kept_confidence, kept = non_max_suppression(confidence, coordinates, iou_threshold=float(variant.get("iou", 0.45)),
-                                                confidence_threshold=threshold)
+    thresholds = {"iou_threshold": float(variant.get("iou", 0.45)), "confidence_threshold": threshold}
+    if float(variant.get("agreement", 1)):
+        kept, scores, _ = detector_boxes(confidence, coordinates, **thresholds)
+        return kept, scores
+    kept_confidence, kept = non_max_suppression(confidence, coordinates, **thresholds)
     return kept, (kept_confidence.max(axis=1) if len(kept) else np.zeros(0))
 
 
@@ -187,7 +198,8 @@ def score_set(name: str, suite: Path, data: Path, variants: list[dict], models: 
             if truths:
                 s = evaluate_annotations(annotations, truths, pred_root=root, gt_root=truth.parent,
                                          labels=labels).to_dict()
-                row[part] = {k: s[k] for k in ("corloc", "map50", "recall50", "extra_per_photo")} | {"photos": len(truths)}
+                row[part] = ({k: s[k] for k in ("corloc", "map50", "recall50", "extra_per_photo", "score_auroc",
+                                                 "n_wrong_boxes")} | {"photos": len(truths)})
         rows.append(row)
     return rows
 
@@ -204,16 +216,20 @@ def format_table(rows: list[dict]) -> str:
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         groups.setdefault((r["set"], r["hand_boxes"], json.dumps(r["variant"])), []).append(r)
-    lines = ["| set (hand boxes; box models) | decoding | all photos | photos of one object | photos of several |",
-             "|---|---|---|---|---|"]
+    lines = ["| set (hand boxes; box models) | decoding | all photos | photos of one object | photos of several "
+             "| score AUROC, all photos (wrong boxes) |", "|---|---|---|---|---|---|"]
     for (name, hand_boxes, variant), members in groups.items():
         variant = ", ".join(f"{k} {v}" for k, v in json.loads(variant).items())
         parts = [cell([m[p] for m in members if p in m]) for p in ("all", "one", "several")]
+        every = [m["all"] for m in members if "all" in m]
+        parts.append(f"{np.nanmean([s['score_auroc'] for s in every]):.3f} "
+                     f"({np.mean([s['n_wrong_boxes'] for s in every]):.0f})" if every else "-")
         averaged = len(members[0]["models"])
         count = f"the average of {averaged}" if averaged > 1 else len(members)
         lines.append(f"| {name} ({hand_boxes}; {count}) | {variant} | " + " | ".join(parts) + " |")
     return "\n".join(lines + ["", "CorLoc / mAP@0.5 / recall over every true box at IoU 0.5 / extra boxes per photo "
-                                  "(photos), each the mean over the box models."])
+                                  "(photos); the AUROC of the boxes' scores for IoU >= 0.5 with a true box (the "
+                                  "wrong boxes it ranks); each the mean over the box models."])
 
 
 def main() -> int:

@@ -4,19 +4,30 @@ The ``"centres"`` head gives every cell of the feature grid a box and a confiden
 the exported detector ends in Core ML's non-maximum suppression, and :func:`non_max_suppression`
 does the same here, so ``boxstrap detect`` writes the boxes an app gets from Vision, and verify
 compares them box by box.
+
+The score boxstrap writes for a kept box is its confidence times its :func:`box_agreement`, the
+share of the confidence of the cells whose boxes overlap it that lies in cells boxing the same
+object (:func:`detector_boxes`): it ranks right boxes above wrong ones better than the
+confidence alone (``benchmarks/NOTES.md``, "The cells' agreement as the box's confidence").
+Vision returns the confidence alone: the agreement needs every cell's box beside the kept one,
+and Core ML's suppression gives back only the kept boxes.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from groundwork.box_geometry import cxcywh_to_xyxy, matched_box_iou
+from groundwork.box_geometry import box_iou, cxcywh_to_xyxy, matched_box_iou
 
-__all__ = ["CONFIDENCE_THRESHOLD", "IOU_THRESHOLD", "non_max_suppression"]
+__all__ = ["AGREEMENT_IOU", "CONFIDENCE_THRESHOLD", "IOU_THRESHOLD", "box_agreement", "detector_boxes",
+           "non_max_suppression"]
 
 #: The exported detector's and ``detect``'s defaults (benchmarks/NOTES.md, "Several boxes per photo").
 IOU_THRESHOLD = 0.45
 CONFIDENCE_THRESHOLD = 0.3
+#: Cells whose boxes overlap by at least this IoU box the same object (:func:`box_agreement`): the
+#: IoU at which a box counts as right.
+AGREEMENT_IOU = 0.5
 
 
 def non_max_suppression(confidence: np.ndarray, coordinates: np.ndarray, *, iou_threshold: float = IOU_THRESHOLD,
@@ -60,3 +71,72 @@ def non_max_suppression(confidence: np.ndarray, coordinates: np.ndarray, *, iou_
     if return_index:
         return confidence[index], coordinates[index], index
     return confidence[index], coordinates[index]
+
+
+def box_agreement(confidence: np.ndarray, coordinates: np.ndarray, *, match_iou: float = AGREEMENT_IOU) -> np.ndarray:
+    """How much the cells agree on each cell's box: of the confidence of every cell whose box
+    overlaps it, the share in cells whose boxes overlap it by at least ``match_iou``.
+
+    Near 1 where the confident cells around an object all box it alike; lower where they box
+    something else as well (a group as one and its animals one by one, a part and the whole), the
+    boxes that are wrong more often. A cell's own confidence counts (its box matches itself), so
+    a box no other cell overlaps has agreement 1.
+
+    Parameters
+    ----------
+    confidence : (N, C) ndarray
+        Each cell's class confidences; a cell weighs its highest.
+    coordinates : (N, 4) ndarray
+        ``(cx, cy, w, h)`` in [0, 1] of the photo; clipped to it as the boxes written are.
+
+    Returns
+    -------
+    (N,) float64 ndarray in [0, 1]
+
+    Examples
+    --------
+    Two cells box one object alike, a third boxes it with its neighbour as one:
+
+    >>> conf = np.array([[0.8], [0.6], [0.4]])
+    >>> boxes = np.array([[0.3, 0.5, 0.2, 0.4], [0.31, 0.5, 0.2, 0.4], [0.45, 0.5, 0.5, 0.4]])
+    >>> box_agreement(conf, boxes).round(3).tolist()
+    [0.778, 0.778, 0.222]
+    """
+    confidence = np.asarray(confidence, np.float64)
+    weight = confidence.reshape(len(confidence), -1).max(axis=1) if confidence.size else np.zeros(len(confidence))
+    boxes = np.clip(cxcywh_to_xyxy(np.asarray(coordinates, np.float64).reshape(-1, 4)), 0, 1)
+    if not len(boxes):
+        return np.zeros(0)
+    iou = box_iou(boxes, boxes)
+    overlapping = (iou > 0) @ weight
+    return np.divide((iou >= match_iou) @ weight, overlapping, out=np.ones(len(boxes)), where=overlapping > 0)
+
+
+def detector_boxes(confidence: np.ndarray, coordinates: np.ndarray, *, iou_threshold: float = IOU_THRESHOLD,
+                   confidence_threshold: float = CONFIDENCE_THRESHOLD) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One photo's boxes as boxstrap writes them: the boxes :func:`non_max_suppression` keeps,
+    each scored by its confidence times its :func:`box_agreement`, best score first.
+
+    Returns
+    -------
+    coordinates : (K, 4) ndarray
+        ``(cx, cy, w, h)`` of the kept boxes.
+    scores : (K,) float64 ndarray
+    classes : (K,) int64 ndarray
+        Each box's class of highest confidence.
+
+    Examples
+    --------
+    >>> conf = np.array([[0.8], [0.6], [0.4]])
+    >>> boxes = np.array([[0.3, 0.5, 0.2, 0.4], [0.31, 0.5, 0.2, 0.4], [0.65, 0.5, 0.2, 0.4]])
+    >>> kept, scores, _ = detector_boxes(conf, boxes)
+    >>> kept[:, 0].tolist(), scores.round(3).tolist()
+    ([0.3, 0.65], [0.8, 0.4])
+    """
+    kept_confidence, kept, index = non_max_suppression(confidence, coordinates, iou_threshold=iou_threshold,
+                                                       confidence_threshold=confidence_threshold, return_index=True)
+    if not len(index):
+        return kept, np.zeros(0), np.zeros(0, np.int64)
+    scores = kept_confidence.max(axis=1) * box_agreement(confidence, coordinates)[index]
+    order = np.argsort(-scores, kind="stable")
+    return kept[order], scores[order], kept_confidence.argmax(axis=1)[order]

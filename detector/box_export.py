@@ -15,7 +15,9 @@ with those outputs gives raw feature values instead. A ``"centres"`` box model g
 cell of its feature grid (K cells), its confidence the cell's centre score times the class
 probabilities; suppression keeps the boxes above ``confidenceThreshold`` that overlap no better
 one by more than ``iouThreshold`` (optional inputs, defaults from :class:`BoxExportConfig`), so
-Vision returns one observation per object. A one-box model gives K = 1: its class probabilities
+Vision returns one observation per object, with that confidence (``boxstrap detect`` also
+weighs it by the cells' agreement on the box, :mod:`detector.box_decode`, which needs the cells
+suppression does not return). A one-box model gives K = 1: its class probabilities
 and its box, kept or dropped by ``confidenceThreshold``. Preprocessing (colour order, bias, scale) is the image input's
 own, as in the classifier export, and the labels are the suppression model's class labels.
 Conversion, precision, metadata and writing the package are :mod:`classifier.coreml_toolkit`'s,

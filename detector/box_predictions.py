@@ -12,7 +12,7 @@ import numpy as np
 from classifier.photo_work import PhotoWork, run_photo_work
 from datasets.annotations import read_annotations, write_annotations
 from datasets.tf_input import read_rgb
-from detector.box_decode import CONFIDENCE_THRESHOLD, IOU_THRESHOLD, non_max_suppression
+from detector.box_decode import CONFIDENCE_THRESHOLD, IOU_THRESHOLD, detector_boxes
 from detector.box_model_dir import BoxModel, load_box_model
 from groundwork.atomic import write_json
 from groundwork.box_geometry import cxcywh_to_xyxy
@@ -45,7 +45,8 @@ def predict_boxes(box_model: BoxModel, images: Sequence[np.ndarray], *, batch_si
         one per image for a one-box model, every box suppression keeps for a ``"centres"`` one.
     scores : list of (k_i,) float64 ndarrays
         Each box's confidence: the image's top class probability for a one-box model; for a
-        ``"centres"`` one, the box's centre score times it (the exported detector's confidence).
+        ``"centres"`` one, the box's centre score times it (the exported detector's confidence)
+        times the cells' agreement on the box (:func:`detector.box_decode.detector_boxes`).
     """
     pre = box_model.preprocessing
     probabilities, normalised, scores = [], [], []
@@ -59,10 +60,10 @@ def predict_boxes(box_model: BoxModel, images: Sequence[np.ndarray], *, batch_si
             scores += [row.max(keepdims=True).astype(np.float64) for row in p]
             continue
         for confidence, coordinates in zip(np.asarray(outputs[1]), np.asarray(outputs[2]), strict=True):
-            kept_confidence, kept = non_max_suppression(confidence, coordinates, iou_threshold=iou_threshold,
-                                                        confidence_threshold=confidence_threshold)
+            kept, kept_scores, _ = detector_boxes(confidence, coordinates, iou_threshold=iou_threshold,
+                                                  confidence_threshold=confidence_threshold)
             normalised.append(kept.astype(np.float64))
-            scores.append(kept_confidence.max(axis=1) if len(kept) else np.zeros(0))
+            scores.append(kept_scores)
     probs = np.concatenate(probabilities) if probabilities else np.zeros((0, len(box_model.labels)), np.float32)
     boxes = []
     for image, box in zip(images, normalised, strict=True):

@@ -69,9 +69,10 @@ class TestDetectImages:
 
     def test_a_centres_model_writes_every_box_suppression_keeps(self, tmp_path):
         """Three blocks per photo and a box model with a box per cell: detect writes every box
-        Core ML's suppression would keep, each with its own confidence, not the first alone."""
+        Core ML's suppression would keep, not the first alone, each scored by its own confidence
+        times the cells' agreement on it, best score first."""
         from datasets.tf_input import read_rgb
-        from detector.box_decode import non_max_suppression
+        from detector.box_decode import box_agreement, non_max_suppression
 
         photos = tmp_path / "photos"
         write_demo_data(photos, DemoDataConfig(per_class=3, size=(64, 80), objects=3), progress=False)
@@ -94,13 +95,20 @@ class TestDetectImages:
         x = np.stack([vgg16_preprocessing((64, 64)).apply(vgg16_preprocessing((64, 64)).resize(read_rgb(it.path)))
                       for it in result.items])
         _, confidence, cells = load_box_model(box_dir).model.predict(x, verbose=0)
+        agreements = []
         for a, c, b in zip(written, confidence, cells, strict=True):
-            kept_confidence, kept = non_max_suppression(c, b)
+            kept_confidence, kept, index = non_max_suppression(c, b, return_index=True)
             assert len(a.boxes) == len(kept)
-            np.testing.assert_allclose(a.scores(), kept_confidence.max(axis=1), atol=1e-4)
+            agreement = box_agreement(c, b)[index]
+            agreements += agreement.tolist()
+            expected = kept_confidence.max(axis=1) * agreement
+            order = np.argsort(-expected, kind="stable")
+            kept = kept[order]
+            np.testing.assert_allclose(a.scores(), expected[order], atol=1e-4)
             np.testing.assert_allclose(a.xyxy() / [80, 64, 80, 64],
                                        np.clip(np.c_[kept[:, :2] - kept[:, 2:] / 2, kept[:, :2] + kept[:, 2:] / 2], 0, 1),
                                        atol=1 / 64)
+        assert min(agreements) < 1  # the agreement moved some score: the check above compares something
 
     def test_a_photo_without_a_box_is_flagged(self, demo, tmp_path, capsys):
         """A box model that keeps no box (every centre score near 0) flags every photo for review,
