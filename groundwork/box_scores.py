@@ -119,8 +119,8 @@ def match_boxes(pred_boxes: np.ndarray, gt_boxes: np.ndarray, *, iou_threshold: 
 
 def score_auroc(scores: Sequence[float], right: Sequence[bool]) -> float:
     """The chance that a right box scores above a wrong one (ties count half): the area under the
-    ROC curve of ``scores`` for ``right``. 0.5 is chance; NaN when every box is right or every
-    box is wrong (nothing to rank).
+    ROC curve of ``scores`` for ``right``. 0.5 is chance; NaN when every box is right, every box
+    is wrong or there is none (nothing to rank).
 
     Examples
     --------
@@ -131,7 +131,8 @@ def score_auroc(scores: Sequence[float], right: Sequence[bool]) -> float:
 
     scores = np.asarray(scores, np.float64).reshape(-1)
     right = np.asarray(right, bool).reshape(-1)
-    check_same_length(scores, right, "scores", "right")
+    if len(scores) != len(right):
+        raise ValueError(f"scores and right must have one entry per box. Received {len(scores)} and {len(right)}")
     if not np.all(np.isfinite(scores)):
         raise ValueError("scores must be finite numbers.")
     n_right, n_wrong = int(right.sum()), int((~right).sum())

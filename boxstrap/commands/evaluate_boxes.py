@@ -2,7 +2,8 @@
 
 PRED and GT may be in any annotation format boxstrap reads (Pascal VOC, COCO, YOLO, Create ML,
 boxes JSON; guessed from the file unless given). Metrics: CorLoc and mean IoU of each image's
-top box, BoxAcc at IoU 0.3/0.5/0.7 with any box, COCO mAP@0.5 and mAP@[.5:.95].
+top box, BoxAcc at IoU 0.3/0.5/0.7 with any box, recall over all boxes and extra boxes, COCO
+mAP@0.5 and mAP@[.5:.95], and the AUROC of the scores for a right box (IoU >= 0.5).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from groundwork.atomic import write_json
 __all__ = ["HELP", "NAME", "TENSORFLOW", "add_arguments", "run"]
 
 NAME = "evaluate-boxes"
-HELP = "score predicted boxes against ground-truth boxes (CorLoc, IoU, BoxAcc, COCO mAP)"
+HELP = "score predicted boxes against ground-truth boxes (CorLoc, IoU, BoxAcc, recall, COCO mAP, score AUROC)"
 TENSORFLOW = False  # the command never imports it (boxstrap.cli)
 
 

@@ -105,6 +105,8 @@ class TestEvaluateBoxFiles:
         assert auroc([0.9, 0.1, 0.8], [0.7, 0.2]) == pytest.approx(3 / 6)
         assert auroc([0.1, 0.2, 0.9], [0.3, 0.8]) == 0.0
         assert math.isnan(evaluate_box_files(truth, truth).to_dict()["score_auroc"])  # no wrong box to rank
+        nothing = write(tmp_path / "nothing.json", [record("a.jpg", []), record("b.jpg", [])])
+        assert math.isnan(evaluate_box_files(nothing, truth).score_auroc)  # no box at all
 
     def test_unknown_label(self, tmp_path, gt):
         pred = write(tmp_path / "gt" / "pred.json", [record("one/a.jpg", [[10, 10, 29, 29]], label="One")])
