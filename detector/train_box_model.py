@@ -24,7 +24,7 @@ from classifier.trained_model import TrainedModel, load_trained_model
 from datasets.annotations import ImageAnnotation, read_annotations, write_annotations
 from datasets.box_folder import load_features
 from datasets.photo_items import find_photos
-from detector.box_decode import detector_boxes
+from detector.box_decode import non_max_suppression
 from detector.box_model import build_box_model, feature_scale
 from detector.box_model_dir import save_box_model
 from detector.box_train_config import BoxTrainConfig
@@ -50,8 +50,7 @@ VALID_SHARE = 0.15
 #: from (refined by the round before); with one, refined by the shipped model.
 SPLIT_BOXES = "split_boxes.json"
 HELD_OUT_SPLIT_BOXES = "held_out_split_boxes.json"
-#: The shipped box model's confidence in its best box of each photo it learned from (0: no box;
-#: the box's score as ``detect`` gives it, :func:`detector.box_decode.detector_boxes`),
+#: The shipped box model's confidence in its best box of each photo it learned from (0: no box),
 #: ``[{"image", "confidence"}]``: with the classifier's, the review order
 #: (:func:`datasets.review.joint_confidence`). Written for the ``"centres"`` head, which scores boxes.
 PHOTO_CONFIDENCE = "photo_confidence.json"
@@ -275,9 +274,8 @@ def train_on_targets(trained: TrainedModel, features: np.ndarray, targets: list[
     box_model : keras.Model
     predicted : list of (boxes (k, 4), scores (k,)) float32 ndarrays
         The trained head's boxes for every row, best first: for ``"centres"``, the boxes
-        non-maximum suppression keeps at its defaults, scored and ordered as ``detect`` scores
-        them (:func:`detector.box_decode.detector_boxes`); one per row with a NaN score (none)
-        for the one-box heads.
+        non-maximum suppression keeps at its defaults with their scores; one per row with a NaN
+        score (none) for the one-box heads.
     history : dict
     """
     config = config.for_training(hand_boxes=bool(hand))
@@ -396,8 +394,8 @@ def _predict(head, features: np.ndarray, several: bool) -> list[tuple[np.ndarray
     scores, boxes = (np.asarray(v, np.float32) for v in out)
     predicted = []
     for s, b in zip(scores, boxes, strict=True):
-        kept_boxes, kept_scores, _ = detector_boxes(s[:, None], b)
-        predicted.append((kept_boxes.astype(np.float32), kept_scores.astype(np.float32)))
+        kept_scores, kept_boxes = non_max_suppression(s[:, None], b)
+        predicted.append((kept_boxes.astype(np.float32), kept_scores[:, 0].astype(np.float32)))
     return predicted
 
 
