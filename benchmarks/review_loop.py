@@ -13,9 +13,9 @@ order before the box model joined it, and still the order before the boxes stage
 box model's order (lowest confidence in the photo's best box first); and random ones
 (``--seeds``, five by default: one random draw of 10 photos is luck, so the orders are compared
 with the random orders' mean, and the table gives their range). The box model's confidences are
-those of the suite's labels-only box model (its ``detect_0`` detections: the best box's
-confidence, 0 where it keeps no box), what the boxes stage of a labels-only run writes beside
-its model (``detector.train_box_model.PHOTO_CONFIDENCE``).
+those of the suite's labels-only box model: its confidence in each photo's best box (0 where it
+keeps no box), what the boxes stage of a labels-only run writes beside its model
+(``detector.train_box_model.PHOTO_CONFIDENCE``) and the suite keeps in ``detect_0``.
 Only photos that have true boxes can be corrected, so every order runs over those (on
 the blocks: the 88 hand-checked valid photos). Every round is scored on the true photos outside
 the capture groups of the corrected ones: pseudo boxes CorLoc, COCO mAP@0.5 and recall over all
@@ -71,8 +71,7 @@ def main() -> int:
 
 def review_loop(name: str, run: Path, truth: Path, work: Path, *, ks, seeds) -> list[dict]:
     """The rows of one set: per order (each random seed its own) and number of photos corrected."""
-    from datasets.annotations import read_annotations, write_annotations
-    from detector.detect_photos import DETECTIONS
+    from datasets.annotations import write_annotations
     from localize.learned import forget_learned
     from localize.localize_photos import localize_photos
     from localize.pseudo_boxes import LocalizeConfig
@@ -88,12 +87,14 @@ def review_loop(name: str, run: Path, truth: Path, work: Path, *, ks, seeds) -> 
     review = json.loads((boxes_dir / "review.json").read_text())
     rank = {entry["image"]: k for k, entry in enumerate(review)}
     names = [item.name for _, item in pool]
-    # The labels-only box model's confidence in each photo's best box (0: it keeps none).
-    detections = run.parent / "detect_0" / DETECTIONS
-    if not detections.is_file():
-        raise SystemExit(f"{detections} is missing: run the suite with the 0 budget (labels only) first.")
-    detected = read_annotations(detections, "boxes-json", labels=labels)
-    best = {a.image: max((b.score for b in a.boxes), default=0.0) for a in detected}
+    # The labels-only box model's confidence in each photo's best box (0: it keeps none), as the
+    # boxes stage wrote it for the review order (the suite keeps it beside detect_0's detections).
+    from detector.train_box_model import PHOTO_CONFIDENCE
+
+    confidence = run.parent / "detect_0" / PHOTO_CONFIDENCE
+    if not confidence.is_file():
+        raise SystemExit(f"{confidence} is missing: run the suite with the 0 budget (labels only) first.")
+    best = {entry["image"]: entry["confidence"] for entry in json.loads(confidence.read_text())}
     # The review order `boxstrap review` shows, over every photo of the run as there (the groups'
     # doubt summed over all their photos), then the photos with true boxes in that order.
     from datasets.photo_items import find_photos
