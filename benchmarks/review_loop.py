@@ -89,12 +89,12 @@ def review_loop(name: str, run: Path, truth: Path, work: Path, *, ks, seeds) -> 
     names = [item.name for _, item in pool]
     # The labels-only box model's confidence in each photo's best box (0: it keeps none), as the
     # boxes stage wrote it for the review order (the suite keeps it beside detect_0's detections).
-    from detector.train_box_model import PHOTO_CONFIDENCE
+    from detector.train_box_model import PHOTO_CONFIDENCE, read_photo_confidence
 
     confidence = run.parent / "detect_0" / PHOTO_CONFIDENCE
     if not confidence.is_file():
         raise SystemExit(f"{confidence} is missing: run the suite with the 0 budget (labels only) first.")
-    best = {entry["image"]: entry["confidence"] for entry in json.loads(confidence.read_text())}
+    best = read_photo_confidence(confidence)
     # The review order `boxstrap review` shows, over every photo of the run as there (the groups'
     # doubt summed over all their photos), then the photos with true boxes in that order.
     from datasets.photo_items import find_photos

@@ -189,14 +189,15 @@ def score_run(name: str, run: Path, src: Path, truth: Path, hand: Path | None, d
     from datasets.annotations import Box, ImageAnnotation, read_annotations
     from datasets.evaluate import evaluate_annotations
     from detector.detect_photos import DETECTIONS, DetectConfig, detect_photos
+    from detector.train_box_model import PHOTO_CONFIDENCE
 
     labels, root, pool = truth_pool(run, truth)
     gt = outside_groups(pool, hand_groups(hand))
     detect_photos(run / "boxes" / "model", run / "prepare", detect_dir,
                   DetectConfig(formats=("boxes-json",), overlays=False), overwrite=True, progress=False)
-    from detector.train_box_model import PHOTO_CONFIDENCE
-    if (run / "boxes" / "model" / PHOTO_CONFIDENCE).is_file():  # what the review order reads (review_loop.py)
-        shutil.copyfile(run / "boxes" / "model" / PHOTO_CONFIDENCE, detect_dir / PHOTO_CONFIDENCE)
+    confidence = run / "boxes" / "model" / PHOTO_CONFIDENCE
+    if confidence.is_file():  # what the review order reads (review_loop.py)
+        shutil.copyfile(confidence, detect_dir / PHOTO_CONFIDENCE)
 
     def evaluate(predictions) -> dict:
         s = evaluate_annotations(predictions, gt, pred_root=root, gt_root=truth.parent, labels=labels).to_dict()

@@ -128,9 +128,10 @@ class ReviewRun:
         self.order = "classifier"
         confidence_path = box_confidence_path(self.run)
         if confidence_path is not None:
+            from detector.train_box_model import read_photo_confidence
+
             try:
-                box = {e["image"]: float(e["confidence"])
-                       for e in json.loads(confidence_path.read_text(encoding="utf-8"))}
+                box = read_photo_confidence(confidence_path)
                 if all(p.item.name in box for p in self.photos):
                     # The classifier's and the box model's doubt together (datasets.review.joint_confidence).
                     joint = joint_confidence([p.confidence for p in self.photos],

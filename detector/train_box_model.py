@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import logging
 import os
 import time
@@ -38,7 +39,7 @@ from groundwork.paths import check_out_folder
 from groundwork.photo_map import RayOptions
 
 __all__ = ["HELD_OUT_SPLIT_BOXES", "PHOTO_CONFIDENCE", "SPLIT_BOXES", "box_annotation", "largest_box",
-           "train_box_model", "train_on_target_sets", "train_on_targets"]
+           "read_photo_confidence", "train_box_model", "train_on_target_sets", "train_on_targets"]
 
 log = logging.getLogger(__name__)
 
@@ -569,6 +570,17 @@ def _ranked_boxes(annotation) -> np.ndarray:
     scores = np.nan_to_num(annotation.scores(), nan=1.0)
     order = np.argsort(-scores, kind="stable")
     return normalise_boxes(annotation.xyxy()[order], [(annotation.width, annotation.height)] * len(order))
+
+
+def read_photo_confidence(path: str | os.PathLike) -> dict[str, float]:
+    """A :data:`PHOTO_CONFIDENCE` file as ``{image: confidence}``.
+
+    Raises
+    ------
+    ValueError, KeyError, TypeError
+        If the file is not JSON or not a list of ``{"image", "confidence"}`` records.
+    """
+    return {entry["image"]: float(entry["confidence"]) for entry in json.loads(Path(path).read_text(encoding="utf-8"))}
 
 
 def largest_box(annotation: ImageAnnotation) -> np.ndarray:
