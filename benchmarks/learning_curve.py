@@ -127,7 +127,7 @@ def _row(ctx: dict, n: int, seed: int) -> dict:
             targets[position[i]] = hand[position[i]]
     config = dataclasses.replace(ctx["boxes"], rounds=1)
     _, predicted, _ = train_on_targets(ctx["trained"], ctx["features"][has_box], targets, hand, config)
-    box_annotations = [box_annotation(annotations[pairs[k][0]], *predicted[position[pairs[k][0]]])
+    box_annotations = [box_annotation(annotations[pairs[k][0]], *predicted[position[pairs[k][0]]][:2])
                        if pairs[k][0] in position else annotations[pairs[k][0]] for k in scored]
     box_scores = _score(ctx, box_annotations, [pairs[k][1] for k in scored])
     row = {"hand_boxes": len(chosen), "scored_photos": len(scored),

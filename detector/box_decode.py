@@ -73,7 +73,8 @@ def non_max_suppression(confidence: np.ndarray, coordinates: np.ndarray, *, iou_
     return confidence[index], coordinates[index]
 
 
-def box_agreement(confidence: np.ndarray, coordinates: np.ndarray, *, match_iou: float = AGREEMENT_IOU) -> np.ndarray:
+def box_agreement(confidence: np.ndarray, coordinates: np.ndarray, *, match_iou: float = AGREEMENT_IOU,
+                  rows: np.ndarray | None = None) -> np.ndarray:
     """How much the cells agree on each cell's box: of the confidence of every cell whose box
     overlaps it, the share in cells whose boxes overlap it by at least ``match_iou``.
 
@@ -88,10 +89,12 @@ def box_agreement(confidence: np.ndarray, coordinates: np.ndarray, *, match_iou:
         Each cell's class confidences; a cell weighs its highest.
     coordinates : (N, 4) ndarray
         ``(cx, cy, w, h)`` in [0, 1] of the photo; clipped to it as the boxes written are.
+    rows : (K,) int ndarray, optional
+        The cells whose agreement is wanted (the kept boxes'), each against every cell; default all.
 
     Returns
     -------
-    (N,) float64 ndarray in [0, 1]
+    (N,) or (K,) float64 ndarray in [0, 1]
 
     Examples
     --------
@@ -105,11 +108,12 @@ def box_agreement(confidence: np.ndarray, coordinates: np.ndarray, *, match_iou:
     confidence = np.asarray(confidence, np.float64)
     weight = confidence.reshape(len(confidence), -1).max(axis=1) if confidence.size else np.zeros(len(confidence))
     boxes = np.clip(cxcywh_to_xyxy(np.asarray(coordinates, np.float64).reshape(-1, 4)), 0, 1)
-    if not len(boxes):
+    wanted = boxes if rows is None else boxes[np.asarray(rows, np.int64).reshape(-1)]
+    if not len(wanted):
         return np.zeros(0)
-    iou = box_iou(boxes, boxes)
+    iou = box_iou(wanted, boxes)
     overlapping = (iou > 0) @ weight
-    return np.divide((iou >= match_iou) @ weight, overlapping, out=np.ones(len(boxes)), where=overlapping > 0)
+    return np.divide((iou >= match_iou) @ weight, overlapping, out=np.ones(len(wanted)), where=overlapping > 0)
 
 
 def detector_boxes(confidence: np.ndarray, coordinates: np.ndarray, *, iou_threshold: float = IOU_THRESHOLD,
@@ -137,6 +141,6 @@ def detector_boxes(confidence: np.ndarray, coordinates: np.ndarray, *, iou_thres
                                                        confidence_threshold=confidence_threshold, return_index=True)
     if not len(index):
         return kept, np.zeros(0), np.zeros(0, np.int64)
-    scores = kept_confidence.max(axis=1) * box_agreement(confidence, coordinates)[index]
+    scores = kept_confidence.max(axis=1) * box_agreement(confidence, coordinates, rows=index)
     order = np.argsort(-scores, kind="stable")
     return kept[order], scores[order], kept_confidence.argmax(axis=1)[order]

@@ -25,13 +25,13 @@ from classifier.trained_model import TrainedModel, load_trained_model
 from datasets.annotations import ImageAnnotation, read_annotations, write_annotations
 from datasets.box_folder import load_features
 from datasets.photo_items import find_photos
-from detector.box_decode import non_max_suppression
+from detector.box_decode import box_agreement, non_max_suppression
 from detector.box_model import build_box_model, feature_scale
 from detector.box_model_dir import save_box_model
 from detector.box_train_config import BoxTrainConfig
 from detector.box_views import normalise_boxes, pad_boxes
 from detector.paste_photos import paste_photos
-from detector.split_groups import fuse_box, split_groups
+from detector.split_groups import fuse_box, model_scores, split_groups
 from detector.train_box_head import train_box_head, train_box_heads
 from groundwork.atomic import write_json
 from groundwork.box_geometry import cxcywh_to_xyxy, matched_box_iou
@@ -48,7 +48,9 @@ VALID_SHARE = 0.15
 #: boxes (``BoxTrainConfig.split_inside``) or else averaged with its box of the object
 #: (``fuse_iou``), and the same for the hand-boxed photos' held-out pseudo boxes, refined by the box
 #: models trained without their fold. With several rounds, the boxes the shipped round learned
-#: from (refined by the round before); with one, refined by the shipped model.
+#: from (refined by the round before); with one, refined by the shipped model. Each box is scored
+#: by the model that boxed its photo (the shipped one; a fold's for the held out):
+#: :func:`detector.split_groups.model_scores` of ``detect``'s scores.
 SPLIT_BOXES = "split_boxes.json"
 HELD_OUT_SPLIT_BOXES = "held_out_split_boxes.json"
 #: The shipped box model's confidence in its best box of each photo it learned from (0: no box),
@@ -197,7 +199,7 @@ def train_box_model(
         current, targets = _next_round(current, predicted, hand, refine)
         refinements.append((current, held_refined))
     chosen_round = entry  # the last round ships: box_model, predicted, held are its (BoxTrainConfig.rounds says why)
-    ious = matched_box_iou(cxcywh_to_xyxy(np.stack([_first(b) for b, _ in predicted]), dtype=np.float32),
+    ious = matched_box_iou(cxcywh_to_xyxy(np.stack([_first(b) for b, *_ in predicted]), dtype=np.float32),
                            cxcywh_to_xyxy(np.stack([_first(b) for b in pseudo]), dtype=np.float32))
     metrics = {
         "images": len(names),
@@ -232,6 +234,10 @@ def train_box_model(
                             "min_iou": config.fuse_iou}
         log.info("the box model split %d of %d pseudo boxes into several and refined %d (%s)",
                  metrics["split"]["photos"], len(chosen), metrics["split"]["fused"], SPLIT_BOXES)
+        # Written with the scores of the model that boxed them: the shipped one, a fold's for the held out.
+        scored = {a.image: _model_scored(b, found) for (a, _), b, found in zip(chosen, refined, predicted, strict=True)}
+        split = [scored.get(a.image, a) for a in split]
+        held_split = [_model_scored(b, held[row]) for b, row in zip(held_split, sorted(held), strict=True)]
     path = save_box_model(box_model, out_dir, preprocessing=trained.preprocessing, labels=trained.labels,
                           config=config, metrics=metrics, overwrite=overwrite)
     if held:
@@ -239,7 +245,7 @@ def train_box_model(
     if config.head == "centres":
         write_json(path / PHOTO_CONFIDENCE, [
             {"image": item.name, "confidence": float(scores.max()) if len(scores) else 0.0}
-            for (_, item), (_, scores) in zip(chosen, predicted, strict=True)])
+            for (_, item), (_, scores, _) in zip(chosen, predicted, strict=True)])
     if split is not None:
         write_annotations(split, path / SPLIT_BOXES, "boxes-json", labels=trained.labels)
         if held:
@@ -273,10 +279,12 @@ def train_on_targets(trained: TrainedModel, features: np.ndarray, targets: list[
     Returns
     -------
     box_model : keras.Model
-    predicted : list of (boxes (k, 4), scores (k,)) float32 ndarrays
+    predicted : list of (boxes (k, 4), scores (k,), detect_scores (k,)) float32 ndarrays
         The trained head's boxes for every row, best first: for ``"centres"``, the boxes
-        non-maximum suppression keeps at its defaults with their scores; one per row with a NaN
-        score (none) for the one-box heads.
+        non-maximum suppression keeps at its defaults with their scores (the confidence), and
+        the same boxes' scores as ``detect`` gives them (times the cells' agreement,
+        :func:`detector.box_decode.detector_boxes`); one per row with NaN scores (none) for the
+        one-box heads.
     history : dict
     """
     config = config.for_training(hand_boxes=bool(hand))
@@ -391,12 +399,14 @@ def _predict(head, features: np.ndarray, several: bool) -> list[tuple[np.ndarray
     """A trained head's boxes for every row, best first (see :func:`train_on_targets`)."""
     out = head.predict(features, verbose=0)
     if not several:
-        return [(b[None], np.full(1, np.nan, np.float32)) for b in np.asarray(out, np.float32)]
+        return [(b[None], np.full(1, np.nan, np.float32), np.full(1, np.nan, np.float32))
+                for b in np.asarray(out, np.float32)]
     scores, boxes = (np.asarray(v, np.float32) for v in out)
     predicted = []
     for s, b in zip(scores, boxes, strict=True):
-        kept_scores, kept_boxes = non_max_suppression(s[:, None], b)
-        predicted.append((kept_boxes.astype(np.float32), kept_scores[:, 0].astype(np.float32)))
+        kept_scores, kept_boxes, index = non_max_suppression(s[:, None], b, return_index=True)
+        detect = kept_scores[:, 0] * box_agreement(s[:, None], b, rows=index)
+        predicted.append((kept_boxes.astype(np.float32), kept_scores[:, 0].astype(np.float32), detect.astype(np.float32)))
     return predicted
 
 
@@ -405,13 +415,13 @@ def _first(boxes: np.ndarray) -> np.ndarray:
     return boxes[0] if len(boxes) else np.zeros(4, np.float32)
 
 
-def _next_round(current: list[ImageAnnotation], predicted: list[tuple[np.ndarray, np.ndarray]],
+def _next_round(current: list[ImageAnnotation], predicted: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
                 hand: dict[int, np.ndarray], refine) -> tuple[list[ImageAnnotation], list[np.ndarray]]:
     """The next round's pseudo boxes and targets from this round's boxes (``predicted``): the pseudo
     boxes ``current`` refined by them (``refine``, :func:`_split`), or without ``refine`` the boxes
     themselves (``current`` unchanged); hand boxes kept."""
     if refine is None:
-        targets = [np.clip(b, 0.0, 1.0).astype(np.float32) for b, _ in predicted]
+        targets = [np.clip(b, 0.0, 1.0).astype(np.float32) for b, *_ in predicted]
     else:
         current = refine(current, predicted)
         targets = [_ranked_boxes(a) for a in current]
@@ -518,7 +528,7 @@ def _folds(folder: Path, names: list[str], hand: dict[int, np.ndarray], root: Pa
     return fold_of, held_out
 
 
-def _split(annotations: list[ImageAnnotation], predicted: list[tuple[np.ndarray, np.ndarray]],
+def _split(annotations: list[ImageAnnotation], predicted: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
            min_inside: float | None, min_iou: float | None) -> list[ImageAnnotation]:
     """Each photo's annotation with its one pseudo box replaced by the box model's boxes inside it,
     where there are two or more (:func:`detector.split_groups.split_groups`; ``min_inside`` None:
@@ -526,7 +536,7 @@ def _split(annotations: list[ImageAnnotation], predicted: list[tuple[np.ndarray,
     (:func:`detector.split_groups.fuse_box`; ``min_iou`` None: never); photos with no box or
     several keep theirs (the same object)."""
     out = []
-    for annotation, (found, scores) in zip(annotations, predicted, strict=True):
+    for annotation, (found, scores, _) in zip(annotations, predicted, strict=True):
         if len(annotation.boxes) != 1:
             out.append(annotation)
             continue
@@ -541,7 +551,7 @@ def _split(annotations: list[ImageAnnotation], predicted: list[tuple[np.ndarray,
 
 def _write_held_out(box_dir: Path, held: dict[int, np.ndarray], chosen, rows, labels) -> None:
     """The box model's held-out boxes of the hand-boxed images (boxes JSON), for review."""
-    annotations = [box_annotation(a, *held[row]) for (a, _), row in zip(chosen, rows, strict=True)]
+    annotations = [box_annotation(a, *held[row][:2]) for (a, _), row in zip(chosen, rows, strict=True)]
     write_annotations(annotations, box_dir / "held_out_boxes.json", "boxes-json", labels=labels)
 
 
@@ -562,6 +572,20 @@ def box_annotation(annotation, boxes_cxcywh: np.ndarray, scores: np.ndarray | No
                           * [w, h, w, h])
         out.append(Box(label, x0, y0, max(x1, x0 + 1e-3), max(y1, y0 + 1e-3), score))
     return ImageAnnotation(annotation.image, w, h, tuple(out), label=label)
+
+
+def _model_scored(annotation: ImageAnnotation, found: tuple[np.ndarray, np.ndarray, np.ndarray]) -> ImageAnnotation:
+    """``annotation``'s boxes scored by a box model's boxes of its photo (``found``, one row of
+    :func:`train_on_targets`'s ``predicted``; :func:`detector.split_groups.model_scores` of
+    ``detect``'s scores), best first; its boxes themselves unchanged."""
+    if not annotation.boxes:
+        return annotation
+    boxes, _, detect = found
+    own = normalise_boxes(annotation.xyxy(), [(annotation.width, annotation.height)] * len(annotation.boxes))
+    scores = model_scores(own, boxes, np.nan_to_num(detect, nan=0.0))
+    order = np.argsort(-scores, kind="stable")
+    return dataclasses.replace(annotation, boxes=tuple(dataclasses.replace(annotation.boxes[i], score=float(scores[i]))
+                                                       for i in order))
 
 
 def _ranked_boxes(annotation) -> np.ndarray:

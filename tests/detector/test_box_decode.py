@@ -35,6 +35,16 @@ class TestBoxAgreement:
 
     def test_no_cell_gives_no_agreement(self):
         assert box_agreement(np.zeros((0, 2)), np.zeros((0, 4))).shape == (0,)
+        assert box_agreement(np.full((2, 1), 0.5), np.full((2, 4), 0.5), rows=[]).shape == (0,)
+
+    def test_rows_are_judged_against_every_cell(self):
+        """The agreement of some cells (the kept boxes') is theirs among all the cells, in the order asked."""
+        rng = np.random.default_rng(3)
+        coords = np.vstack([_cells(rng, [(0.3, 0.5, 0.2, 0.3), (0.5, 0.5, 0.2, 0.3)]), [[0.4, 0.5, 0.45, 0.3]]])
+        conf = rng.uniform(0.1, 0.9, (len(coords), 2))
+        every = box_agreement(conf, coords)
+        assert len(np.unique(every.round(6))) > 2  # the cells differ, so the rows' order shows
+        np.testing.assert_allclose(box_agreement(conf, coords, rows=np.array([8, 0, 5])), every[[8, 0, 5]])
 
 
 class TestDetectorBoxes:

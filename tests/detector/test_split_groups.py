@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from datasets.annotations import Box, ImageAnnotation
-from detector.split_groups import fuse_box, split_groups
+from detector.split_groups import fuse_box, model_scores, split_groups
 from detector.train_box_model import _split
 
 GROUP = np.array([0.5, 0.5, 0.8, 0.4])  # x 0.1-0.9, y 0.3-0.7
@@ -73,7 +73,7 @@ class TestSplitAnnotations:
         two = ImageAnnotation("one/b.jpg", 200, 100, (Box("one", 0, 0, 50, 50, score=0.8),
                                                       Box("one", 60, 0, 120, 50, score=0.7)))
         empty = ImageAnnotation("one/c.jpg", 200, 100, (), label="one")
-        found = (np.array([LEFT, RIGHT], np.float32), np.array([0.6, 0.5], np.float32))
+        found = (np.array([LEFT, RIGHT], np.float32), np.array([0.6, 0.5], np.float32), np.array([0.5, 0.4], np.float32))
         out = _split([group, two, empty], [found, found, found], 0.7, None)
         assert out[1] is two and out[2] is empty
         assert [b.score for b in out[0].boxes] == pytest.approx([0.6, 0.5])
@@ -87,7 +87,8 @@ class TestSplitAnnotations:
         # One pseudo box, x 20-100 y 20-80 of a 200 x 100 photo; the box model's box x 40-120 y 20-80
         # (IoU 0.6) and one elsewhere.
         own = ImageAnnotation("one/a.jpg", 200, 100, (Box("one", 20, 20, 100, 80, score=0.8),))
-        found = (np.array([[0.4, 0.5, 0.4, 0.6], [0.9, 0.1, 0.1, 0.1]], np.float32), np.array([0.6, 0.9], np.float32))
+        found = (np.array([[0.4, 0.5, 0.4, 0.6], [0.9, 0.1, 0.1, 0.1]], np.float32), np.array([0.6, 0.9], np.float32),
+                 np.array([0.5, 0.8], np.float32))
         out = _split([own], [found], 0.8, 0.3)[0]
         np.testing.assert_allclose(out.xyxy(), [[30, 20, 110, 80]], atol=1e-3)
         assert out.boxes[0].score == pytest.approx(0.8) and out.boxes[0].label == "one"
@@ -96,5 +97,21 @@ class TestSplitAnnotations:
 
     def test_a_split_wins_over_averaging(self):
         group = ImageAnnotation("one/a.jpg", 200, 100, (Box("one", 20, 30, 180, 70, score=0.8),))
-        found = (np.array([LEFT, RIGHT], np.float32), np.array([0.6, 0.5], np.float32))
+        found = (np.array([LEFT, RIGHT], np.float32), np.array([0.6, 0.5], np.float32), np.array([0.5, 0.4], np.float32))
         assert len(_split([group], [found], 0.7, 0.1)[0].boxes) == 2
+
+
+class TestModelScores:
+    def test_each_box_takes_the_score_of_the_model_box_overlapping_it_most_times_their_iou(self):
+        shifted = [0.55, 0.5, 0.8, 0.4]  # GROUP moved right by 0.05: IoU 0.75 / 0.85 with it, 0.375 with LEFT
+        scores = model_scores(np.array([LEFT, GROUP, [0.9, 0.1, 0.05, 0.05]]), np.array([LEFT, shifted]),
+                              np.array([0.6, 0.9]))
+        assert scores[0] == pytest.approx(0.6)  # its own box, over the larger one's 0.9 x 0.375
+        assert scores[1] == pytest.approx(0.9 * 0.75 / 0.85)
+        assert scores[2] == 0.0  # overlaps no box of the model
+
+    def test_no_box_and_mismatched_scores(self):
+        assert model_scores(np.array([LEFT]), np.zeros((0, 4)), np.zeros(0)).tolist() == [0.0]
+        assert model_scores(np.zeros((0, 4)), np.array([LEFT]), np.array([0.5])).shape == (0,)
+        with pytest.raises(ValueError, match="one score per box"):
+            model_scores(np.array([LEFT]), np.array([LEFT, RIGHT]), np.array([0.5]))

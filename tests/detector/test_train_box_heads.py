@@ -111,9 +111,10 @@ class TestTargetSets:
         assert len({id(model) for model, _, _ in out}) == 3
         # The shipped model is the one train_on_targets trains: the same boxes to the bit.
         _, alone, _ = train_on_targets(trained, features, *sets[0], config)
-        for (b, s), (b2, s2) in zip(out[0][1], alone, strict=True):
+        for (b, s, d), (b2, s2, d2) in zip(out[0][1], alone, strict=True):
             np.testing.assert_array_equal(b, b2)
             np.testing.assert_array_equal(s, s2)
+            np.testing.assert_array_equal(d, d2)
 
     def test_fold_sets_that_share_few_rows_train_one_after_another(self, classifier):
         # Every photo's target differs between the two fold sets: together they would step through
@@ -125,7 +126,7 @@ class TestTargetSets:
         out = train_on_target_sets(trained, features, sets, config)
         for (_, predicted, _), (targets, hand) in zip(out[1:], sets[1:], strict=True):
             _, alone, _ = train_on_targets(trained, features, targets, hand, config)
-            for (b, _), (b2, _) in zip(predicted, alone, strict=True):
+            for (b, *_), (b2, *_) in zip(predicted, alone, strict=True):
                 np.testing.assert_array_equal(b, b2)
 
     @pytest.mark.parametrize("fold_targets", [[LEFT] * 12 + [RIGHT] * 12, [RIGHT] * 24],
