@@ -8,7 +8,7 @@ Stages, each in its own folder of ``RUN`` with its config beside its outputs::
     RUN/verify/       verify_report.json/.txt           verify.verify.verify_model
     RUN/localize/     pseudo boxes, annotations, review localize.localize_photos.localize_photos
     RUN/boxes/model/  the box model                     detector.train_box_model.train_box_model
-    RUN/boxes/        pseudo_boxes.json, annotations/: the pseudo boxes, groups split (or a box averaged) by the box model
+    RUN/boxes/        pseudo_boxes.json, annotations/: the pseudo boxes, groups split (or a box averaged) and scored by the box model
     RUN/boxes-export/ BoxstrapDetector.mlpackage        detector.box_export.export_box_model
     RUN/boxes-verify/ verify_report.json/.txt           verify.box_parity.verify_box_model
     RUN/summary.md, RUN/summary.html

@@ -49,7 +49,7 @@ VALID_SHARE = 0.15
 #: (``fuse_iou``), and the same for the hand-boxed photos' held-out pseudo boxes, refined by the box
 #: models trained without their fold. With several rounds, the boxes the shipped round learned
 #: from (refined by the round before); with one, refined by the shipped model. Each box is scored
-#: by the model that boxed its photo (the shipped one; a fold's for the held out):
+#: by the shipped model (a held-out box by its fold's model of the last round):
 #: :func:`detector.split_groups.model_scores` of ``detect``'s scores.
 SPLIT_BOXES = "split_boxes.json"
 HELD_OUT_SPLIT_BOXES = "held_out_split_boxes.json"
@@ -234,7 +234,7 @@ def train_box_model(
                             "min_iou": config.fuse_iou}
         log.info("the box model split %d of %d pseudo boxes into several and refined %d (%s)",
                  metrics["split"]["photos"], len(chosen), metrics["split"]["fused"], SPLIT_BOXES)
-        # Written with the scores of the model that boxed them: the shipped one, a fold's for the held out.
+        # Scored by the shipped model; a held-out box by its fold's model, which never saw its hand box.
         scored = {a.image: _model_scored(b, found) for (a, _), b, found in zip(chosen, refined, predicted, strict=True)}
         split = [scored.get(a.image, a) for a in split]
         held_split = [_model_scored(b, held[row]) for b, row in zip(held_split, sorted(held), strict=True)]
