@@ -20,7 +20,7 @@ import numpy as np
 from groundwork.box_geometry import box_iou, cxcywh_to_xyxy, matched_box_iou
 
 __all__ = ["AGREEMENT_IOU", "CONFIDENCE_THRESHOLD", "IOU_THRESHOLD", "box_agreement", "detector_boxes",
-           "non_max_suppression"]
+           "non_max_suppression", "scored_suppression"]
 
 #: The exported detector's and ``detect``'s defaults (benchmarks/NOTES.md, "Several boxes per photo").
 IOU_THRESHOLD = 0.45
@@ -116,10 +116,38 @@ def box_agreement(confidence: np.ndarray, coordinates: np.ndarray, *, match_iou:
     return np.divide((iou >= match_iou) @ weight, overlapping, out=np.ones(len(wanted)), where=overlapping > 0)
 
 
+def scored_suppression(confidence: np.ndarray, coordinates: np.ndarray, *, iou_threshold: float = IOU_THRESHOLD,
+                       confidence_threshold: float = CONFIDENCE_THRESHOLD
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The boxes :func:`non_max_suppression` keeps, in its order (highest confidence first), with
+    their scores as boxstrap writes them: each box's confidence times its :func:`box_agreement`.
+
+    Returns
+    -------
+    confidence : (K, C) ndarray, coordinates : (K, 4) ndarray
+        As :func:`non_max_suppression` returns them.
+    scores : (K,) float64 ndarray
+
+    Examples
+    --------
+    >>> conf = np.array([[0.8], [0.6], [0.4]])
+    >>> boxes = np.array([[0.3, 0.5, 0.2, 0.4], [0.31, 0.5, 0.2, 0.4], [0.45, 0.5, 0.5, 0.4]])
+    >>> kept_confidence, kept, scores = scored_suppression(conf, boxes, confidence_threshold=0.35)
+    >>> kept[:, 0].tolist(), scores.round(3).tolist()
+    ([0.3, 0.45], [0.622, 0.089])
+    """
+    kept_confidence, kept, index = non_max_suppression(confidence, coordinates, iou_threshold=iou_threshold,
+                                                       confidence_threshold=confidence_threshold, return_index=True)
+    if not len(index):
+        return kept_confidence, kept, np.zeros(0)
+    return kept_confidence, kept, kept_confidence.max(axis=1) * box_agreement(confidence, coordinates, rows=index)
+
+
 def detector_boxes(confidence: np.ndarray, coordinates: np.ndarray, *, iou_threshold: float = IOU_THRESHOLD,
                    confidence_threshold: float = CONFIDENCE_THRESHOLD) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One photo's boxes as boxstrap writes them: the boxes :func:`non_max_suppression` keeps,
-    each scored by its confidence times its :func:`box_agreement`, best score first.
+    each scored by its confidence times its :func:`box_agreement` (:func:`scored_suppression`),
+    best score first.
 
     Returns
     -------
@@ -137,10 +165,9 @@ def detector_boxes(confidence: np.ndarray, coordinates: np.ndarray, *, iou_thres
     >>> kept[:, 0].tolist(), scores.round(3).tolist()
     ([0.3, 0.65], [0.8, 0.4])
     """
-    kept_confidence, kept, index = non_max_suppression(confidence, coordinates, iou_threshold=iou_threshold,
-                                                       confidence_threshold=confidence_threshold, return_index=True)
-    if not len(index):
-        return kept, np.zeros(0), np.zeros(0, np.int64)
-    scores = kept_confidence.max(axis=1) * box_agreement(confidence, coordinates, rows=index)
+    kept_confidence, kept, scores = scored_suppression(confidence, coordinates, iou_threshold=iou_threshold,
+                                                       confidence_threshold=confidence_threshold)
+    if not len(kept):
+        return kept, scores, np.zeros(0, np.int64)
     order = np.argsort(-scores, kind="stable")
     return kept[order], scores[order], kept_confidence.argmax(axis=1)[order]

@@ -25,7 +25,7 @@ from classifier.trained_model import TrainedModel, load_trained_model
 from datasets.annotations import ImageAnnotation, read_annotations, write_annotations
 from datasets.box_folder import load_features
 from datasets.photo_items import find_photos
-from detector.box_decode import box_agreement, non_max_suppression
+from detector.box_decode import scored_suppression
 from detector.box_model import build_box_model, feature_scale
 from detector.box_model_dir import save_box_model
 from detector.box_train_config import BoxTrainConfig
@@ -283,7 +283,7 @@ def train_on_targets(trained: TrainedModel, features: np.ndarray, targets: list[
         The trained head's boxes for every row, best first: for ``"centres"``, the boxes
         non-maximum suppression keeps at its defaults with their scores (the confidence), and
         the same boxes' scores as ``detect`` gives them (times the cells' agreement,
-        :func:`detector.box_decode.detector_boxes`); one per row with NaN scores (none) for the
+        :func:`detector.box_decode.scored_suppression`); one per row with NaN scores (none) for the
         one-box heads.
     history : dict
     """
@@ -404,8 +404,7 @@ def _predict(head, features: np.ndarray, several: bool) -> list[tuple[np.ndarray
     scores, boxes = (np.asarray(v, np.float32) for v in out)
     predicted = []
     for s, b in zip(scores, boxes, strict=True):
-        kept_scores, kept_boxes, index = non_max_suppression(s[:, None], b, return_index=True)
-        detect = kept_scores[:, 0] * box_agreement(s[:, None], b, rows=index)
+        kept_scores, kept_boxes, detect = scored_suppression(s[:, None], b)
         predicted.append((kept_boxes.astype(np.float32), kept_scores[:, 0].astype(np.float32), detect.astype(np.float32)))
     return predicted
 
