@@ -7,8 +7,9 @@ compares them box by box.
 
 The score boxstrap writes for a kept box is its confidence times its :func:`box_agreement`, the
 share of the confidence of the cells whose boxes overlap it that lies in cells boxing the same
-object (:func:`detector_boxes`): it ranks right boxes above wrong ones better than the
-confidence alone (``benchmarks/NOTES.md``, "The cells' agreement as the box's confidence").
+object, averaged over COCO's IoU thresholds (:func:`detector_boxes`): it ranks right boxes above
+wrong ones better than the confidence alone (``benchmarks/NOTES.md``, "The cells' agreement as
+the box's confidence").
 Vision returns the confidence alone: the agreement needs every cell's box beside the kept one,
 and Core ML's suppression gives back only the kept boxes.
 """
@@ -19,15 +20,16 @@ import numpy as np
 
 from groundwork.box_geometry import box_iou, cxcywh_to_xyxy, matched_box_iou
 
-__all__ = ["AGREEMENT_IOU", "CONFIDENCE_THRESHOLD", "IOU_THRESHOLD", "box_agreement", "detector_boxes",
+__all__ = ["AGREEMENT_IOUS", "CONFIDENCE_THRESHOLD", "IOU_THRESHOLD", "box_agreement", "detector_boxes",
            "non_max_suppression", "scored_suppression"]
 
 #: The exported detector's and ``detect``'s defaults (benchmarks/NOTES.md, "Several boxes per photo").
 IOU_THRESHOLD = 0.45
 CONFIDENCE_THRESHOLD = 0.3
-#: Cells whose boxes overlap by at least this IoU box the same object (:func:`box_agreement`): the
-#: IoU at which a box counts as right.
-AGREEMENT_IOU = 0.5
+#: The IoUs at which two cells' boxes count as boxing the same object (:func:`box_agreement`), its
+#: share averaged over them: COCO's, 0.5 to 0.95 in steps of 0.05, as mAP@[.5:.95] averages over
+#: them, so a cell boxing the object a little apart counts for less than one boxing it alike.
+AGREEMENT_IOUS = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
 
 
 def non_max_suppression(confidence: np.ndarray, coordinates: np.ndarray, *, iou_threshold: float = IOU_THRESHOLD,
@@ -73,10 +75,11 @@ def non_max_suppression(confidence: np.ndarray, coordinates: np.ndarray, *, iou_
     return confidence[index], coordinates[index]
 
 
-def box_agreement(confidence: np.ndarray, coordinates: np.ndarray, *, match_iou: float = AGREEMENT_IOU,
+def box_agreement(confidence: np.ndarray, coordinates: np.ndarray, *, match_ious=AGREEMENT_IOUS,
                   rows: np.ndarray | None = None) -> np.ndarray:
     """How much the cells agree on each cell's box: of the confidence of every cell whose box
-    overlaps it, the share in cells whose boxes overlap it by at least ``match_iou``.
+    overlaps it, the share in cells whose boxes overlap it by at least an IoU of ``match_ious``,
+    averaged over them.
 
     Near 1 where the confident cells around an object all box it alike; lower where they box
     something else as well (a group as one and its animals one by one, a part and the whole), the
@@ -89,6 +92,8 @@ def box_agreement(confidence: np.ndarray, coordinates: np.ndarray, *, match_iou:
         Each cell's class confidences; a cell weighs its highest.
     coordinates : (N, 4) ndarray
         ``(cx, cy, w, h)`` in [0, 1] of the photo; clipped to it as the boxes written are.
+    match_ious : sequence of float
+        The IoUs at which a cell's box matches; one of them gives a plain share.
     rows : (K,) int ndarray, optional
         The cells whose agreement is wanted (the kept boxes'), each against every cell; default all.
 
@@ -98,11 +103,14 @@ def box_agreement(confidence: np.ndarray, coordinates: np.ndarray, *, match_iou:
 
     Examples
     --------
-    Two cells box one object alike, a third boxes it with its neighbour as one:
+    Two cells box one object alike (IoU 0.9: they match at nine of the ten IoUs), a third boxes it
+    with its neighbour as one (IoU 0.4 with each: no match):
 
     >>> conf = np.array([[0.8], [0.6], [0.4]])
     >>> boxes = np.array([[0.3, 0.5, 0.2, 0.4], [0.31, 0.5, 0.2, 0.4], [0.45, 0.5, 0.5, 0.4]])
     >>> box_agreement(conf, boxes).round(3).tolist()
+    [0.744, 0.733, 0.222]
+    >>> box_agreement(conf, boxes, match_ious=[0.5]).round(3).tolist()
     [0.778, 0.778, 0.222]
     """
     confidence = np.asarray(confidence, np.float64)
@@ -113,7 +121,8 @@ def box_agreement(confidence: np.ndarray, coordinates: np.ndarray, *, match_iou:
         return np.zeros(0)
     iou = box_iou(wanted, boxes)
     overlapping = (iou > 0) @ weight
-    return np.divide((iou >= match_iou) @ weight, overlapping, out=np.ones(len(wanted)), where=overlapping > 0)
+    matching = np.mean([(iou >= t) @ weight for t in np.atleast_1d(np.asarray(match_ious, np.float64))], axis=0)
+    return np.divide(matching, overlapping, out=np.ones(len(wanted)), where=overlapping > 0)
 
 
 def scored_suppression(confidence: np.ndarray, coordinates: np.ndarray, *, iou_threshold: float = IOU_THRESHOLD,
@@ -134,7 +143,7 @@ def scored_suppression(confidence: np.ndarray, coordinates: np.ndarray, *, iou_t
     >>> boxes = np.array([[0.3, 0.5, 0.2, 0.4], [0.31, 0.5, 0.2, 0.4], [0.45, 0.5, 0.5, 0.4]])
     >>> kept_confidence, kept, scores = scored_suppression(conf, boxes, confidence_threshold=0.35)
     >>> kept[:, 0].tolist(), scores.round(3).tolist()
-    ([0.3, 0.45], [0.622, 0.089])
+    ([0.3, 0.45], [0.596, 0.089])
     """
     kept_confidence, kept, index = non_max_suppression(confidence, coordinates, iou_threshold=iou_threshold,
                                                        confidence_threshold=confidence_threshold, return_index=True)
@@ -163,7 +172,7 @@ def detector_boxes(confidence: np.ndarray, coordinates: np.ndarray, *, iou_thres
     >>> boxes = np.array([[0.3, 0.5, 0.2, 0.4], [0.31, 0.5, 0.2, 0.4], [0.65, 0.5, 0.2, 0.4]])
     >>> kept, scores, _ = detector_boxes(conf, boxes)
     >>> kept[:, 0].tolist(), scores.round(3).tolist()
-    ([0.3, 0.65], [0.8, 0.4])
+    ([0.3, 0.65], [0.766, 0.4])
     """
     kept_confidence, kept, scores = scored_suppression(confidence, coordinates, iou_threshold=iou_threshold,
                                                        confidence_threshold=confidence_threshold)

@@ -13,22 +13,31 @@ def _cells(rng, boxes, spread=0.01, per_box=4):
 class TestBoxAgreement:
     def test_cells_that_box_one_object_alike_agree(self):
         rng = np.random.default_rng(0)
-        coords = _cells(rng, [(0.3, 0.5, 0.2, 0.3), (0.7, 0.5, 0.2, 0.3)])
+        coords = _cells(rng, [(0.3, 0.5, 0.2, 0.3), (0.7, 0.5, 0.2, 0.3)], spread=0.001)
         agreement = box_agreement(np.full((len(coords), 2), 0.5), coords)
         np.testing.assert_allclose(agreement, 1.0)
+
+    def test_a_cell_boxing_the_object_a_little_apart_counts_for_less(self):
+        """A cell matches at the IoUs up to its box's IoU: at IoU 0.72 five of the ten (0.5-0.7)."""
+        coords = np.array([[0.3, 0.5, 0.2, 0.3], [0.3, 0.5, 0.2, 0.3], [0.3, 0.5, 0.2 / 0.72, 0.3]])
+        agreement = box_agreement(np.array([[0.5], [0.5], [1.0]]), coords)
+        assert agreement[0] == pytest.approx((0.5 + 0.5 + 0.5 * 1.0) / 2.0)
+        assert agreement[2] == pytest.approx((1.0 + 0.5 * 1.0) / 2.0)
+        np.testing.assert_allclose(box_agreement(np.array([[0.5], [0.5], [1.0]]), coords, match_ious=[0.5]), 1.0)
 
     def test_a_box_over_two_objects_disagrees_with_the_cells_that_box_each(self):
         """Two objects boxed alike by their cells, and one confident cell boxing the pair as one:
         the pair's box agrees with nothing but itself, and lowers the others' agreement a little."""
         rng = np.random.default_rng(1)
-        coords = np.vstack([_cells(rng, [(0.3, 0.5, 0.2, 0.3), (0.6, 0.5, 0.2, 0.3)]), [[0.45, 0.5, 0.5, 0.3]]])
+        coords = np.vstack([_cells(rng, [(0.3, 0.5, 0.2, 0.3), (0.6, 0.5, 0.2, 0.3)], spread=0.001),
+                            [[0.45, 0.5, 0.5, 0.3]]])
         conf = np.r_[np.full(8, 0.4), 0.9][:, None]
         agreement = box_agreement(conf, coords)
         assert agreement[-1] == pytest.approx(0.9 / (0.9 + 8 * 0.4))
         assert np.all(agreement[:-1] > 0.6) and np.all(agreement[:-1] < 1)
 
     def test_confidence_weighs_each_cell(self):
-        coords = np.array([[0.3, 0.5, 0.2, 0.3], [0.3, 0.5, 0.2, 0.3], [0.4, 0.5, 0.4, 0.3]])
+        coords = np.array([[0.3, 0.5, 0.2, 0.3], [0.3, 0.5, 0.2, 0.3], [0.45, 0.5, 0.5, 0.3]])  # IoU 0.4
         low = box_agreement(np.array([[0.5], [0.5], [0.1]]), coords)[0]
         high = box_agreement(np.array([[0.5], [0.5], [0.9]]), coords)[0]
         assert low == pytest.approx(1 / 1.1) and high == pytest.approx(1 / 1.9)
