@@ -246,6 +246,7 @@ def _localize(ctx: dict, out: Path) -> dict[str, Any]:
 
 def _boxes(ctx: dict, out: Path) -> dict[str, Any]:
     from datasets.annotations import read_annotations, write_annotations
+    from datasets.box_folder import HELD_OUT_BOXES
     from detector.train_box_model import HELD_OUT_SPLIT_BOXES, SPLIT_BOXES, train_box_model
     from localize.localize_photos import ANNOTATION_PATHS
 
@@ -284,9 +285,9 @@ def _boxes(ctx: dict, out: Path) -> dict[str, Any]:
         if (model_dir / HELD_OUT_SPLIT_BOXES).is_file():
             # The hand-boxed photos' held-out pseudo boxes, split by box models that never saw their hand boxes.
             numbers["split_scores"] = held_out_scores(HELD_OUT_SPLIT_BOXES)
-        if (model_dir / "held_out_boxes.json").is_file():
-            # The hand-boxed photos boxed by box models that never saw their hand boxes.
-            scores = held_out_scores("held_out_boxes.json")
+        if (model_dir / HELD_OUT_BOXES).is_file():
+            # The hand-boxed photos boxed by box models that never saw their hand boxes, scored as detect scores.
+            scores = held_out_scores(HELD_OUT_BOXES)
             scores["scored"] = metrics["held_out"]["scored"]
             (out / "predictions").mkdir(parents=True, exist_ok=True)
             write_json(out / "predictions" / "scores.json", scores)

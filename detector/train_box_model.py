@@ -23,7 +23,7 @@ import numpy as np
 from classifier.forward_photos import forward_photos
 from classifier.trained_model import TrainedModel, load_trained_model
 from datasets.annotations import ImageAnnotation, read_annotations, write_annotations
-from datasets.box_folder import load_features
+from datasets.box_folder import HELD_OUT_BOXES, load_features
 from datasets.photo_items import find_photos
 from detector.box_decode import scored_suppression
 from detector.box_model import build_box_model, feature_scale
@@ -506,7 +506,7 @@ def _folds(folder: Path, names: list[str], hand: dict[int, np.ndarray], root: Pa
     scored out of fold)."""
     import json
 
-    from datasets.box_folder import FOLDS, HELD_OUT_BOXES
+    from datasets.box_folder import FOLDS
 
     try:
         fold_by_name = json.loads((folder / FOLDS).read_text(encoding="utf-8"))
@@ -549,9 +549,15 @@ def _split(annotations: list[ImageAnnotation], predicted: list[tuple[np.ndarray,
 
 
 def _write_held_out(box_dir: Path, held: dict[int, np.ndarray], chosen, rows, labels) -> None:
-    """The box model's held-out boxes of the hand-boxed images (boxes JSON), for review."""
-    annotations = [box_annotation(a, *held[row][:2]) for (a, _), row in zip(chosen, rows, strict=True)]
-    write_annotations(annotations, box_dir / "held_out_boxes.json", "boxes-json", labels=labels)
+    """The box model's held-out boxes of the hand-boxed images (boxes JSON), scored and ordered as
+    ``boxstrap detect`` writes its boxes (:func:`detector.box_decode.detector_boxes`: best score
+    first), for review and for the run's scores of the box model."""
+    annotations = []
+    for (annotation, _), row in zip(chosen, rows, strict=True):
+        boxes, _, detect = held[row]
+        order = np.argsort(-np.nan_to_num(detect, nan=0.0), kind="stable")
+        annotations.append(box_annotation(annotation, boxes[order], detect[order]))
+    write_annotations(annotations, box_dir / HELD_OUT_BOXES, "boxes-json", labels=labels)
 
 
 def box_annotation(annotation, boxes_cxcywh: np.ndarray, scores: np.ndarray | None = None):

@@ -466,6 +466,37 @@ class TestTrainBoxModel:
         scores = [b.score for a in read_annotations(path / tbm.SPLIT_BOXES) if len(a.boxes) == 1 for b in a.boxes]
         assert scores and scores == pytest.approx([0.7 * (0.8 / 0.9) ** 2] * len(scores), abs=0.02)
 
+    def test_held_out_boxes_are_scored_and_ordered_as_detect_writes_them(self, demo, model_dir, tmp_path, monkeypatch):
+        import detector.train_box_model as tbm
+        from detector.box_train_config import BoxTrainConfig
+
+        loc = tmp_path / "loc"
+        localize_photos(model_dir, demo, loc, replace_formats(LocalizeConfig(folds=2)),
+                        ground_truth=demo / "boxes.json", progress=False)
+        # Every model boxes every photo twice: the more confident box (0.9, left) is detect's
+        # second (its score 0.2, against 0.6 for the box on the right).
+        found = (np.array([[0.3, 0.5, 0.2, 0.2], [0.7, 0.5, 0.2, 0.2]], np.float32), np.array([0.9, 0.5], np.float32),
+                 np.array([0.2, 0.6], np.float32))
+
+        def fake_sets(trained, features, sets, config, *, verbose=0, start=None):
+            return [(f"model {k}", [found] * len(targets), {"loss": [1.0]}) for k, (targets, _) in enumerate(sets)]
+
+        def fake_save(model, out_dir, **kwargs):
+            out_dir.mkdir(parents=True)
+            (out_dir / "box_metrics.json").write_text(json.dumps(dict(kwargs["metrics"], model=model)))
+            return out_dir
+
+        monkeypatch.setattr(tbm, "train_on_target_sets", fake_sets)
+        monkeypatch.setattr(tbm, "save_box_model", fake_save)
+        path = tbm.train_box_model(model_dir, loc / "pseudo_boxes.json", demo, tmp_path / "boxes",
+                                   BoxTrainConfig(rounds=1), hand_boxes=demo / "boxes.json", verbose=0)
+        held = read_annotations(path / tbm.HELD_OUT_BOXES)
+        assert sorted(a.image for a in held) == sorted(a.image for a in read_annotations(demo / "boxes.json"))
+        for annotation in held:
+            assert [b.score for b in annotation.boxes] == pytest.approx([0.6, 0.2])
+            centres = (annotation.xyxy()[:, 0] + annotation.xyxy()[:, 2]) / 2 / annotation.width
+            assert centres == pytest.approx([0.7, 0.3], abs=1e-3)
+
     def test_fold_targets_hide_the_folds_hand_boxes(self):
         from detector.train_box_model import _fold_targets, _next_round
 
