@@ -80,7 +80,8 @@ def summary_blocks(run: Path, results: dict) -> list[Block]:
         scores = get.get(stage, {}).get(key)
         if scores:
             box_rows.append([name, _fmt(scores["corloc"]), _fmt(scores["mean_iou"]), _fmt(scores.get("recall50")),
-                             _fmt(scores["map50"]), _fmt(scores["map50_95"]), str(scores["n_scored"])])
+                             _fmt(scores["map50"]), _fmt(scores["map50_95"]), _fmt(scores.get("extra_per_photo")),
+                             _ranking_text(scores), str(scores["n_scored"])])
     if box_rows or "localize" in get:
         loc = get.get("localize", {})
         blocks += [("h2", "Boxes"),
@@ -108,6 +109,7 @@ def summary_blocks(run: Path, results: dict) -> list[Block]:
                                    "into their class's folder and rerun)." if reviewed.get("relabelled") else "")))
         if box_rows:
             blocks.append(("table", (["boxes", "CorLoc", "mean IoU", "recall (all boxes)", "mAP@0.5", "mAP@[.5:.95]",
+                                      "extra boxes a photo", "scores' AUROC, right boxes above wrong",
                                       "photos scored"],
                                      box_rows)))
         blocks += [("p", text) for text in boxes_text(loc.get("scores") or {}, get.get("boxes", {}))]
@@ -274,6 +276,24 @@ def render_html(blocks: list[Block], run: Path) -> str:
 def _inline_code(text: str) -> str:
     parts = html.escape(str(text)).split("`")
     return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+
+
+def _ranking_text(scores: dict[str, Any]) -> str:
+    """How well a row's scores rank its right boxes (IoU >= 0.5) above its wrong ones: their AUROC
+    with the number of wrong boxes it rests on; "-" where there is none to rank (no wrong box, no
+    right one, or a run from before it was recorded).
+
+    Examples
+    --------
+    >>> _ranking_text({"score_auroc": 0.8904, "n_wrong_boxes": 5})
+    '0.890 (5 wrong)'
+    >>> _ranking_text({"score_auroc": float("nan"), "n_wrong_boxes": 0}), _ranking_text({})
+    ('-', '-')
+    """
+    auroc = scores.get("score_auroc")
+    if auroc is None or math.isnan(auroc):
+        return "-"
+    return f"{auroc:.3f} ({scores.get('n_wrong_boxes', 0)} wrong)"
 
 
 def _fmt(value: Any) -> str:

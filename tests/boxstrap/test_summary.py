@@ -112,6 +112,21 @@ class TestBoxesText:
                   "threshold": {"value": 0.3, "source": "ddt", "cut": "cam", "method": "ddt"}}
         assert "not scored" not in summary({"images": 5, "with_box": 5, "flagged": 0, "scores": scored})
 
+    def test_the_boxes_table_counts_extra_boxes_and_how_the_scores_rank(self, tmp_path):
+        def row(**extra):
+            return dict({"corloc": 0.9, "mean_iou": 0.66, "recall50": 0.83, "map50": 0.83, "map50_95": 0.35,
+                         "n_scored": 20}, **extra)
+
+        results = {"localize": StageResult("localize", {"images": 20, "with_box": 20, "flagged": 0,
+                                                        "scores": row(extra_per_photo=0.05)}, 1.0),
+                   "boxes": StageResult("boxes", {"scores": row(extra_per_photo=0.3, score_auroc=0.8904,
+                                                                n_wrong_boxes=5)}, 1.0)}
+        md = render_markdown(summary_blocks(tmp_path, results), tmp_path)
+        assert "| extra boxes a photo | scores' AUROC, right boxes above wrong | photos scored |" in md
+        assert "| box model | 0.900 | 0.660 | 0.830 | 0.830 | 0.350 | 0.300 | 0.890 (5 wrong) | 20 |" in md
+        # A row without a ranking recorded (nothing wrong to rank, or an older run) says so.
+        assert "| pseudo boxes | 0.900 | 0.660 | 0.830 | 0.830 | 0.350 | 0.050 | - | 20 |" in md
+
     def test_the_accuracy_says_what_it_rests_on(self, tmp_path):
         # metrics.json's split entries (classifier.metrics.classification_metrics): 19 of 20 right.
         test = {"accuracy": 0.95, "count": 20, "accuracy_interval": [0.7639, 0.9911]}
