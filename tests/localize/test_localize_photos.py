@@ -394,16 +394,11 @@ class TestTrainBoxModel:
                                         np.ones(min(len(t), 1))) for t in targets], {"loss": [1.0]})
                     for s, (targets, _) in enumerate(sets)]
 
-        def fake_save(model, out_dir, **kwargs):
-            out_dir.mkdir(parents=True)
-            (out_dir / "box_metrics.json").write_text(json.dumps(dict(kwargs["metrics"], model=model)))
-            return out_dir
-
         def shrink(s):
             return 0.9 - 0.05 * s
 
         monkeypatch.setattr(tbm, "train_on_target_sets", fake_sets)
-        monkeypatch.setattr(tbm, "save_box_model", fake_save)
+        monkeypatch.setattr(tbm, "save_box_model", _fake_save_box_model)
         path = tbm.train_box_model(model_dir, loc / "pseudo_boxes.json", demo, tmp_path / "boxes",
                                    BoxTrainConfig(rounds=2), hand_boxes=hand_file, verbose=0)
         metrics = json.loads((path / "box_metrics.json").read_text())
@@ -448,13 +443,8 @@ class TestTrainBoxModel:
             return [("round 1", [(np.asarray(t, np.float32)[:1] * [1, 1, 0.8, 0.8], np.ones(min(len(t), 1)),
                                   np.full(min(len(t), 1), 0.7)) for t in sets[0][0]], {"loss": [1.0]})]
 
-        def fake_save(model, out_dir, **kwargs):
-            out_dir.mkdir(parents=True)
-            (out_dir / "box_metrics.json").write_text(json.dumps(dict(kwargs["metrics"], model=model)))
-            return out_dir
-
         monkeypatch.setattr(tbm, "train_on_target_sets", fake_sets)
-        monkeypatch.setattr(tbm, "save_box_model", fake_save)
+        monkeypatch.setattr(tbm, "save_box_model", _fake_save_box_model)
         path = tbm.train_box_model(model_dir, loc / "pseudo_boxes.json", demo, tmp_path / "boxes",
                                    BoxTrainConfig(rounds=3), verbose=0)
         metrics = json.loads((path / "box_metrics.json").read_text())
@@ -481,13 +471,8 @@ class TestTrainBoxModel:
         def fake_sets(trained, features, sets, config, *, verbose=0, start=None):
             return [(f"model {k}", [found] * len(targets), {"loss": [1.0]}) for k, (targets, _) in enumerate(sets)]
 
-        def fake_save(model, out_dir, **kwargs):
-            out_dir.mkdir(parents=True)
-            (out_dir / "box_metrics.json").write_text(json.dumps(dict(kwargs["metrics"], model=model)))
-            return out_dir
-
         monkeypatch.setattr(tbm, "train_on_target_sets", fake_sets)
-        monkeypatch.setattr(tbm, "save_box_model", fake_save)
+        monkeypatch.setattr(tbm, "save_box_model", _fake_save_box_model)
         path = tbm.train_box_model(model_dir, loc / "pseudo_boxes.json", demo, tmp_path / "boxes",
                                    BoxTrainConfig(rounds=1), hand_boxes=demo / "boxes.json", verbose=0)
         held = read_annotations(path / tbm.HELD_OUT_BOXES)
@@ -524,6 +509,13 @@ class TestTrainBoxModel:
         Image.new("RGB", (8, 8)).save(other / "x.png")
         with pytest.raises(ValueError, match="nothing to train on"):
             train_box_model(model_dir, loc / "pseudo_boxes.json", other, tmp_path / "boxes")
+
+
+def _fake_save_box_model(model, out_dir, **kwargs):
+    """A stand-in for ``save_box_model``: the metrics (and which fake model shipped) in ``box_metrics.json``."""
+    out_dir.mkdir(parents=True)
+    (out_dir / "box_metrics.json").write_text(json.dumps(dict(kwargs["metrics"], model=model)))
+    return out_dir
 
 
 def _same_boxes(a, b) -> bool:
